@@ -1,0 +1,132 @@
+/*
+ * config.h - the one INI file (DESIGN.md, Config), loaded with inih.
+ * An unknown section or key, a bad value or a missing required key stops
+ * start-up with "FILE:LINE: reason". A config is immutable once loaded;
+ * SIGHUP loads a new one and swaps it whole (config_current()).
+ * Every key is documented in config/tern.conf.example.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Services a listener section can start. The order is the section order
+ * in the file's documentation. */
+enum service {
+	SVC_SMTP,
+	SVC_SUBMISSION,
+	SVC_SUBMISSIONS,
+	SVC_LMTP,
+	SVC_IMAP,
+	SVC_IMAPS,
+	SVC_POP3,
+	SVC_POP3S,
+	SVC_ADMIN,
+	SVC_COUNT
+};
+
+struct listener_config {
+	bool present;	    /* the section is in the file */
+	char **addrs;	    /* "host:port" strings; [v6]:port accepted */
+	size_t naddrs;
+	bool implicit_tls;  /* smtps, imaps, pop3s */
+	bool plaintext_auth; /* allow password auth without TLS (loopback tests) */
+	unsigned idle_timeout; /* seconds */
+	size_t max_line;	/* longest command line */
+	unsigned max_connections; /* per listener, across workers (0: none) */
+	int line; /* where the section starts, for messages */
+};
+
+struct directory_config {
+	char *uri;		/* space- or comma-separated list of LDAP URIs */
+	char *base;
+	char *bind_dn;
+	char *bind_password;	/* read from bind_password_file; owned */
+	char *profile;		/* "openldap" (ad comes later) */
+	/* Profile fields; NULL means "the profile's default". After loading,
+	 * config_load() fills every one from the profile, so users of the
+	 * config never see NULL here (an empty string disables an attribute). */
+	char *user_filter;	/* %u = login */
+	char *recipient_filter; /* %a = address */
+	char *disabled_filter;	/* an entry matching it is disabled ("" = never) */
+	char *list_classes;	/* objectClasses that make a matched entry a list,
+				   comma-separated (groupOfNames, groupOfUniqueNames) */
+	char *id_attr;		/* stable id: entryUUID */
+	char *login_attr;	/* uid */
+	char *mail_attr;	/* mail */
+	char *alias_attr;	/* mailLocalAddress */
+	char *routing_attr;	/* mailRoutingAddress */
+	char *member_attr;	/* list member DN attributes, comma-separated */
+	char *quota_attr;	/* mailQuota */
+	uint64_t quota_unit;	/* bytes per unit of quota_attr */
+	unsigned cache_ttl;	/* seconds a positive answer is kept */
+	unsigned negative_ttl;	/* seconds a "no such entry" is kept */
+	unsigned timeout;	/* seconds per operation */
+	unsigned lookup_connections;
+	unsigned auth_connections;
+	unsigned max_list_members; /* expansion bound for one list */
+};
+
+struct config {
+	char *path; /* the file it came from */
+
+	/* [server] */
+	char *hostname;
+	char **domains; /* lower-case */
+	size_t ndomains;
+	char *state_dir;
+	char *user;	/* "" = do not change user */
+	unsigned workers; /* 0 = number of cores */
+	int log_level;	/* enum log_level */
+
+	/* [tls] */
+	char *tls_cert;
+	char *tls_key;
+
+	struct directory_config dir;
+
+	/* [limits] */
+	uint64_t message_size_max; /* bytes, SMTP SIZE and DATA */
+	unsigned max_recipients;
+	unsigned auth_fail_delay_ms; /* first failed-auth delay, doubles per failure */
+	unsigned max_auth_failures;  /* per connection, then disconnect */
+
+	/* [storage] */
+	uint64_t map_size;	  /* LMDB map size (bytes) */
+	bool group_commit;	  /* off: one commit per operation (benchmarks) */
+	unsigned batch_max_ops;
+	uint64_t batch_max_bytes;
+	unsigned batch_max_ms;
+	unsigned zstd_level;
+
+	/* [sasl] */
+	char *sasl_mechanisms; /* extra Cyrus SASL mechanisms ("" = none) */
+
+	struct listener_config listeners[SVC_COUNT];
+};
+
+/* Loads and checks path. On failure returns NULL with *error_r set to a
+ * malloc'd "FILE:LINE: reason" (free it). */
+struct config *config_load(const char *path, char **error_r);
+void config_free(struct config *cfg);
+
+/* Section name of a service ("smtp", "pop3s", ...). */
+const char *config_service_name(enum service svc);
+/* True if the lower-case domain is one of [server] domains. */
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+/* The config in force. Readers take a reference and drop it when done
+ * (a session takes one for its whole life); any thread. */
+struct config *config_acquire(void);
+void config_release(struct config *cfg);
+/* Makes cfg the current config (takes ownership). */
+void config_set_current(struct config *cfg);
+
+/* Parses "10M", "512k", "1G", "1024" as bytes; "5m", "30s", "2h", "1d" as
+ * seconds. 0 on success; -1 on syntax or overflow. */
+int config_parse_size(const char *s, uint64_t *bytes_r);
+int config_parse_duration(const char *s, uint64_t *seconds_r);
+
+#endif

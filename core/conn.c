@@ -1,0 +1,426 @@
+/*
+ * conn.c - the connection object: a bufferevent (plain, or OpenSSL for
+ * implicit TLS and after STARTTLS), line assembly through linereader,
+ * pausing while a session waits for the directory or the store, closing
+ * after output drains, and reference counting for asynchronous callers.
+ *
+ * Failure handling: a peer close, an I/O or TLS error, or a timeout tears
+ * the connection down (socket closed, on_close called once); the session
+ * memory lives until the last reference is dropped (on_free).
+ *
+ * Input is bounded: the bufferevent stops reading when INPUT_HIGH bytes are
+ * buffered and unprocessed, and line processing stops while more than
+ * OUTPUT_HIGH bytes wait to be sent (a client that pipelines RETRs without
+ * reading cannot make us buffer without bound).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "conn.h"
+#include "log.h"
+#include "tls.h"
+#include "worker.h"
+
+#define INPUT_HIGH (256 * 1024)
+#define OUTPUT_HIGH (1024 * 1024)
+#define OUTPUT_LOW (64 * 1024)
+#define CLOSE_DRAIN_SECONDS 10
+
+/* Connections of this worker thread, for shutdown. */
+static __thread struct conn *thread_conns;
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_teardown(struct conn *c, const char *reason);
+
+static void
+conn_setup_bev(struct conn *c)
+{
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_LOW, 0);
+	if (c->idle_timeout > 0) {
+		struct timeval tv = {.tv_sec = c->idle_timeout};
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+task_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->closed)
+		return;
+	if (c->closing) {
+		if (conn_output_pending(c) == 0)
+			conn_teardown(c, c->close_reason);
+		return;
+	}
+	conn_read_cb(c->bev, c);
+}
+
+static void
+schedule_task(struct conn *c)
+{
+	if (c->resume_ev != NULL)
+		event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
+static void
+sockaddr_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port_r)
+{
+	ip[0] = '\0';
+	*port_r = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, iplen);
+		*port_r = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		/* show v4-mapped addresses as plain IPv4 */
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, iplen);
+		else
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, iplen);
+		*port_r = ntohs(in6->sin6_port);
+	}
+}
+
+int
+conn_init(struct conn *c, struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+	  const char *service, const struct conn_ops *ops, const struct conn_params *params)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct event_base *base = worker_base(w);
+
+	(void)salen;
+	c->id = log_new_id();
+	c->service = service;
+	c->worker = w;
+	c->ops = ops;
+	c->refs = 1;
+	c->idle_timeout = params->idle_timeout;
+	sockaddr_text(sa, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+		sockaddr_text((struct sockaddr *)&local, c->local_ip, sizeof(c->local_ip),
+			      &c->local_port);
+	lr_init(&c->lr, params->max_line);
+	evutil_make_socket_nonblocking(fd);
+
+	if (params->implicit_tls) {
+		SSL_CTX *ctx = tls_ctx_acquire();
+		SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+		if (ctx != NULL)
+			SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+		if (ssl == NULL) {
+			log_error(c->id, service, "tls-error reason=\"cannot create TLS session\"");
+			goto fail;
+		}
+		c->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL) {
+			SSL_free(ssl);
+			goto fail;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		c->tls = true;
+	} else {
+		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL)
+			goto fail;
+	}
+	c->resume_ev = event_new(base, -1, 0, task_cb, c);
+	if (c->resume_ev == NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		lr_free(&c->lr);
+		return -1;
+	}
+	conn_setup_bev(c);
+
+	/* link into this thread's list */
+	c->list_next = thread_conns;
+	c->list_prev = NULL;
+	if (thread_conns != NULL)
+		thread_conns->list_prev = c;
+	thread_conns = c;
+	return 0;
+fail:
+	close(fd);
+	lr_free(&c->lr);
+	return -1;
+}
+
+void
+conn_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->closed || c->closing)
+		return;
+	bufferevent_write(c->bev, data, len);
+}
+
+void
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->closed || c->closing)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	va_end(ap);
+}
+
+size_t
+conn_output_pending(const struct conn *c)
+{
+	if (c->closed || c->bev == NULL)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void
+conn_pause(struct conn *c)
+{
+	c->pauses++;
+}
+
+void
+conn_resume(struct conn *c)
+{
+	if (c->pauses <= 0)
+		panic("conn_resume without conn_pause");
+	if (--c->pauses == 0 && !c->closed)
+		schedule_task(c);
+}
+
+void
+conn_set_max_line(struct conn *c, size_t max)
+{
+	lr_set_max(&c->lr, max);
+}
+
+void
+conn_set_idle_timeout(struct conn *c, unsigned seconds)
+{
+	c->idle_timeout = seconds;
+	if (c->closed)
+		return;
+	struct timeval tv = {.tv_sec = seconds};
+	bufferevent_set_timeouts(c->bev, seconds > 0 ? &tv : NULL, NULL);
+}
+
+bool
+conn_input_pending(const struct conn *c)
+{
+	if (c->closed)
+		return false;
+	return lr_pending(&c->lr) > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+}
+
+int
+conn_starttls(struct conn *c)
+{
+	if (c->closed || c->closing || c->tls)
+		return -1;
+	SSL_CTX *ctx = tls_ctx_acquire();
+	if (ctx == NULL)
+		return -1;
+	SSL *ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);
+	if (ssl == NULL)
+		return -1;
+
+	/* Whatever the client sent after the command came in the clear and
+	 * must not be taken as commands inside TLS (CVE-2011-0411). */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	lr_reset(&c->lr);
+
+	/* The filter writes TLS records into the old bufferevent after the
+	 * plaintext reply already queued there, so the reply goes out first. */
+	struct bufferevent *tlsbev = bufferevent_openssl_filter_new(
+		worker_base(c->worker), c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tlsbev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tlsbev, 1);
+	c->bev = tlsbev;
+	c->tls = true;
+	conn_setup_bev(c);
+	return 0;
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	if (c->closed || c->closing)
+		return;
+	c->closing = true;
+	c->close_reason = reason;
+	bufferevent_disable(c->bev, EV_READ);
+	struct timeval tv = {.tv_sec = CLOSE_DRAIN_SECONDS};
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	/* Tear down from the loop, never from inside a caller's handler. */
+	schedule_task(c);
+}
+
+void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (c->refs <= 0)
+		panic("conn_unref: no reference held");
+	if (--c->refs == 0) {
+		lr_free(&c->lr);
+		if (c->ops->on_free != NULL)
+			c->ops->on_free(c);
+	}
+}
+
+static void
+conn_teardown(struct conn *c, const char *reason)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->closing = false;
+	c->close_reason = reason;
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	if (c->resume_ev != NULL) {
+		event_free(c->resume_ev);
+		c->resume_ev = NULL;
+	}
+	if (c->list_prev != NULL)
+		c->list_prev->list_next = c->list_next;
+	else if (thread_conns == c)
+		thread_conns = c->list_next;
+	if (c->list_next != NULL)
+		c->list_next->list_prev = c->list_prev;
+	c->list_next = c->list_prev = NULL;
+	if (c->ops->on_close != NULL)
+		c->ops->on_close(c, reason != NULL ? reason : "closed");
+	conn_unref(c); /* the connection's own reference */
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->in_dispatch)
+		return; /* a handler re-entered the loop; it will continue */
+	conn_ref(c);
+	c->in_dispatch = true;
+	while (!c->closed && !c->closing && c->pauses == 0) {
+		if (conn_output_pending(c) > OUTPUT_HIGH)
+			break; /* resumed by conn_write_cb */
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		size_t avail = evbuffer_get_contiguous_space(in);
+		if (avail == 0)
+			break;
+		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+		size_t used = 0;
+		char *line;
+		size_t len;
+		enum lr_result r = lr_feed(&c->lr, data, avail, &used, &line, &len);
+		evbuffer_drain(in, used);
+		if (r == LR_LINE)
+			c->ops->on_line(c, line, len);
+		else if (r == LR_TOO_LONG)
+			c->ops->on_line_too_long(c);
+	}
+	c->in_dispatch = false;
+	conn_unref(c);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->closed)
+		return;
+	if (c->closing) {
+		if (conn_output_pending(c) == 0)
+			conn_teardown(c, c->close_reason);
+		return;
+	}
+	/* Output fell below the low watermark: carry on with buffered input. */
+	if (c->pauses == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		schedule_task(c);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->closed)
+		return;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && !c->closing) {
+			conn_ref(c);
+			if (c->ops->on_timeout != NULL)
+				c->ops->on_timeout(c);
+			conn_close(c, "idle timeout");
+			conn_unref(c);
+		} else {
+			conn_teardown(c, "write timeout");
+		}
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		conn_teardown(c, c->closing ? c->close_reason : "peer closed");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		if (e != 0) {
+			char detail[256];
+			ERR_error_string_n(e, detail, sizeof(detail));
+			log_info(c->id, c->service, "tls-error ip=%s reason=\"%s\"", c->peer_ip,
+				 detail);
+			conn_teardown(c, "TLS error");
+		} else {
+			conn_teardown(c, c->closing ? c->close_reason : "I/O error");
+		}
+	}
+}
+
+void
+conn_shutdown_all(const char *reason)
+{
+	while (thread_conns != NULL)
+		conn_teardown(thread_conns, reason);
+}

@@ -1,0 +1,89 @@
+/*
+ * dir.h - the directory: every question Tern asks LDAP goes through here.
+ *
+ * One or two directory threads own every LDAP* handle and drive libldap's
+ * asynchronous API (DESIGN.md, Concurrency). Two pools: lookup connections
+ * bound as the service account and pipelined; auth connections that carry
+ * one user bind at a time. Callers on a worker thread start a request and
+ * get the answer through worker_post() on their own worker: nothing here
+ * blocks a worker. Answers are cached (positive and negative TTL).
+ *
+ * Result structs passed to callbacks are valid only during the callback;
+ * copy what you keep (into the session's arena).
+ */
+#ifndef TERN_DIR_H
+#define TERN_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/config.h"
+
+struct worker;
+
+enum dir_status {
+	DIR_OK = 0,
+	DIR_NOTFOUND = -1, /* permanent: no such user/address (or disabled) */
+	DIR_TEMPFAIL = -2, /* directory down, timeout: try again later */
+	DIR_AUTHFAIL = -3, /* wrong password, unknown login, disabled account */
+	DIR_PERMFAIL = -4, /* anything else permanent (e.g. two entries match) */
+};
+const char *dir_strerror(int status);
+
+/* A mailbox owner as the directory describes it. */
+struct dir_user {
+	const char *id;	   /* stable id (entryUUID): the storage key */
+	const char *dn;
+	const char *login; /* login_attr value */
+	const char *mail;  /* primary address, lower-case ("" if none) */
+	uint64_t quota;	   /* bytes, 0 = no quota */
+};
+
+struct dir_rcpt_result {
+	enum dir_status status;
+	/* On DIR_OK: local mailboxes to deliver to (a user, or every enabled
+	 * member of a list), without duplicates; and non-local addresses the
+	 * mail must be forwarded to (mailRoutingAddress). */
+	const struct dir_user *users;
+	size_t nusers;
+	const char *const *forwards;
+	size_t nforwards;
+	const char *error; /* why, for logs (may be NULL) */
+};
+
+struct dir_auth_result {
+	enum dir_status status;
+	const struct dir_user *user; /* on DIR_OK */
+	const char *error;	     /* for logs only, never for the client */
+};
+
+typedef void dir_rcpt_cb(void *arg, const struct dir_rcpt_result *res);
+typedef void dir_auth_cb(void *arg, const struct dir_auth_result *res);
+
+/* Starts the directory threads with cfg's [directory] (cfg must outlive
+ * dir_stop). Connecting happens in the background: a directory that is
+ * down at start-up is not an error. 0 or -1 with a malloc'd *error_r. */
+int dir_start(const struct config *cfg, char **error_r);
+void dir_stop(void);
+
+/* Resolves a lower-case address to its mailboxes. cb runs later on w. */
+void dir_resolve_rcpt(struct worker *w, const char *address, dir_rcpt_cb *cb, void *arg);
+
+/* Checks a login and password by finding the user's entry (exactly one,
+ * not disabled) and binding as it on an auth connection. An empty
+ * password fails without asking the directory. cb runs later on w. The
+ * password is copied and wiped after use. */
+void dir_authenticate(struct worker *w, const char *login, const char *password, size_t pwlen,
+		      dir_auth_cb *cb, void *arg);
+
+/* Forget every cached answer (tests, admin changes). Any thread. */
+void dir_cache_flush(void);
+
+/* RFC 4515 escaping of one value for a filter; appends to out. 0 or -1
+ * (cap reached, or a NUL byte in the value). Pure. */
+int dir_escape_filter_value(const char *value, size_t len, struct buf *out);
+/* Expands a filter template: each "%<key>" becomes the escaped value,
+ * "%%" a percent sign; any other "%x" is an error. 0 or -1. Pure. */
+int dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * ternd.c - the mail daemon: loads the config, opens the store, starts the
+ * directory threads and the workers, binds the listeners of every present
+ * section, drops privileges and serves until SIGTERM.
+ * Fails at start-up (exit 1, one clear line) on a bad config, a port that
+ * cannot be bound, a certificate that does not load or a store that does
+ * not open. A directory that is down at start-up is not fatal.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "core/tls.h"
+#include "core/worker.h"
+#include "directory/dir.h"
+#include "protocols/pop3/pop3_session.h"
+#include "protocols/sasl/mech.h"
+#include "protocols/smtp/smtp_session.h"
+#include "storage/store.h"
+
+#define TERN_VERSION "0.1.0"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: ternd -c FILE [-t]\n"
+		   "  -c FILE  configuration file\n"
+		   "  -t       check the configuration and exit\n"
+		   "  -V       print the version\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool check_only = false;
+	char *err = NULL;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("ternd %s\n", TERN_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	server_block_signals();
+	log_init(LOGL_INFO);
+	struct config *cfg = config_load(path, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "ternd: %s\n", err);
+		free(err);
+		return 1;
+	}
+	log_init((enum log_level)cfg->log_level);
+	if (check_only) {
+		printf("ternd: %s: configuration OK\n", path);
+		config_free(cfg);
+		return 0;
+	}
+	for (int s = 0; s < SVC_COUNT; s++) {
+		if (!cfg->listeners[s].present)
+			continue;
+		if (s == SVC_SMTP || s == SVC_POP3 || s == SVC_POP3S || s == SVC_ADMIN)
+			continue;
+		fatal("%s:%d: [%s]: this service is not available in ternd %s yet", path,
+		      cfg->listeners[s].line, config_service_name((enum service)s), TERN_VERSION);
+	}
+
+	config_set_current(cfg);
+
+	if (cfg->tls_cert[0] != '\0' && tls_init(cfg->tls_cert, cfg->tls_key, &err) < 0)
+		fatal("%s", err);
+	worker_pool_create(cfg->workers);
+	server_accept_fn *accept_fns[SVC_COUNT] = {0};
+	accept_fns[SVC_SMTP] = smtp_accept;
+	accept_fns[SVC_POP3] = pop3_accept;
+	accept_fns[SVC_POP3S] = pop3_accept;
+	if (server_listen(cfg, accept_fns, &err) < 0)
+		fatal("%s", err);
+	/* Ports and the TLS key are root's; everything after runs as [server]
+	 * user, so the store's files belong to that user. */
+	if (server_drop_privileges(cfg, &err) < 0)
+		fatal("%s", err);
+	if (mech_cyrus_init(cfg, &err) < 0)
+		fatal("%s", err);
+	if (store_open(cfg, &err) < 0)
+		fatal("%s", err);
+	if (dir_start(cfg, &err) < 0)
+		fatal("%s", err);
+
+	log_info(0, "ternd", "start version=%s workers=%u config=%s", TERN_VERSION,
+		 worker_pool_size(), path);
+	server_log_listeners();
+	worker_pool_start();
+	server_run(); /* until SIGTERM */
+
+	worker_pool_stop();
+	dir_stop();
+	store_close();
+	mech_cyrus_done();
+	worker_pool_destroy();
+	tls_shutdown();
+	log_info(0, "ternd", "stop");
+	return 0;
+}

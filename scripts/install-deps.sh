@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian packages Tern needs to build, test and run its demo,
+# only those missing, without letting Debian start its own daemons.
+set -eu
+PKGS="build-essential cmake pkg-config openssl
+libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
+libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
+libunistring-dev libcmocka-dev
+slapd ldap-utils python3 python3-pytest swaks isync"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing:$missing"
+# policy-rc.d exit 101 keeps Debian from starting slapd (or anything else)
+# as a system service; removed again afterwards if we created it.
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod 755 /usr/sbin/policy-rc.d
+	created_policy=1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+$SUDO apt-get install -y -qq --no-install-recommends $missing
+[ $created_policy -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+# Debian's slapd package may still have left a system instance configured;
+# we never use it, and make sure it is not running.
+if command -v systemctl >/dev/null 2>&1; then
+	$SUDO systemctl disable --now slapd >/dev/null 2>&1 || true
+fi
+exit 0
