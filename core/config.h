@@ -105,6 +105,16 @@ struct config {
 	char *sasl_mechanisms; /* extra Cyrus SASL mechanisms ("" = none) */
 
 	struct listener_config listeners[SVC_COUNT];
+
+	/* Read and kept as strings for later issues; not used yet. */
+	char *admin_group;	    /* [admin] admin_group: DN of the admins' group */
+	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
+	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
+	char *dns_resolver;	    /* [dns] resolver ("" = the system's) */
+	char *dkim_selector;	    /* [dkim] selector */
+	char *dkim_key_dir;	    /* [dkim] key_dir */
+
+	unsigned refs; /* owned by config_acquire/release/set_current */
 };
 
 /* Loads and checks path. On failure returns NULL with *error_r set to a
@@ -124,8 +134,9 @@ void config_release(struct config *cfg);
 /* Makes cfg the current config (takes ownership). */
 void config_set_current(struct config *cfg);
 
-/* Parses "10M", "512k", "1G", "1024" as bytes; "5m", "30s", "2h", "1d" as
- * seconds. 0 on success; -1 on syntax or overflow. */
+/* Parses "10M", "512k", "1G", "1024" as bytes (1024-based suffixes k, M,
+ * G, T, any case); "5m", "30s", "2h", "1d" or "30" as seconds. 0 on success;
+ * -1 on syntax or overflow. */
 int config_parse_size(const char *s, uint64_t *bytes_r);
 int config_parse_duration(const char *s, uint64_t *seconds_r);
 

@@ -192,7 +192,13 @@ conn_output_pending(const struct conn *c)
 {
 	if (c->closed || c->bev == NULL)
 		return 0;
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	/* Under TLS the filter moves records into the socket bufferevent;
+	 * they are not sent until that one has drained too. */
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
 }
 
 void
@@ -268,6 +274,18 @@ conn_starttls(struct conn *c)
 	return 0;
 }
 
+/* The socket bufferevent under a TLS filter belongs to the filter, so its
+ * callbacks are not ours to set; watch its output buffer instead and
+ * finish closing from the loop once everything has been written. */
+static void
+conn_under_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0 && c->closing)
+		schedule_task(c);
+}
+
 void
 conn_close(struct conn *c, const char *reason)
 {
@@ -278,6 +296,13 @@ conn_close(struct conn *c, const char *reason)
 	bufferevent_disable(c->bev, EV_READ);
 	struct timeval tv = {.tv_sec = CLOSE_DRAIN_SECONDS};
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL) {
+		/* the filter passes the socket's timeout on to conn_event_cb */
+		bufferevent_set_timeouts(under, NULL, &tv);
+		c->under_drain_cb =
+			evbuffer_add_cb(bufferevent_get_output(under), conn_under_drain_cb, c);
+	}
 	/* Tear down from the loop, never from inside a caller's handler. */
 	schedule_task(c);
 }
@@ -309,6 +334,10 @@ conn_teardown(struct conn *c, const char *reason)
 	c->closing = false;
 	c->close_reason = reason;
 	if (c->bev != NULL) {
+		struct bufferevent *under = bufferevent_get_underlying(c->bev);
+		if (under != NULL && c->under_drain_cb != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_output(under), c->under_drain_cb);
+		c->under_drain_cb = NULL;
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}

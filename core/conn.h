@@ -56,6 +56,7 @@ struct conn {
 	/* internal below */
 	struct bufferevent *bev;
 	struct event *resume_ev;
+	struct evbuffer_cb_entry *under_drain_cb; /* TLS close: socket drain watch */
 	struct linereader lr;
 	int refs;
 	int pauses;

@@ -20,6 +20,7 @@ struct linereader {
 	size_t max;	 /* longest line, without its CRLF */
 	bool overflow;	 /* discarding the rest of a too-long line */
 	bool had_cr;	 /* the line ended in CRLF (else bare LF) */
+	bool returned;	 /* line holds the last LR_LINE; dropped on the next call */
 };
 
 void lr_init(struct linereader *lr, size_t max);

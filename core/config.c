@@ -1,0 +1,1232 @@
+/*
+ * config.c - loads the one INI file (config.h) with inih.
+ * Every key is one row of a static table {section, key, type, where,
+ * default}; defaults go through the same parsers as the file's values.
+ * Failure: config_load() returns NULL and a malloc'd message naming the
+ * file and, where there is one, the line: "FILE:LINE: [section] key: why".
+ * The first error wins; parsing stops there.
+ *
+ * inih passes no line numbers to the handler, so the file is fed to inih
+ * through our own reader, which counts lines and also sees section headers
+ * (inih calls the handler only for key = value lines, so an empty or an
+ * unknown section would otherwise go unnoticed).
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/compat.h"
+#include "core/log.h"
+
+/* Longest line of the file we accept (an AD filter can be long). */
+#define CONFIG_LINE_MAX 8192
+
+enum ctype {
+	CT_STRING,	/* char *, "" by default */
+	CT_PROFILE_STR, /* char *, NULL until set; filled from the profile */
+	CT_FILTER,	/* like CT_PROFILE_STR, an LDAP filter template */
+	CT_ATTR,	/* like CT_PROFILE_STR, one attribute name or "" */
+	CT_ATTR_LIST,	/* like CT_PROFILE_STR, comma-separated names */
+	CT_BOOL,
+	CT_UINT,	/* unsigned */
+	CT_SIZE,	/* uint64_t bytes */
+	CT_SIZE_T,	/* size_t bytes */
+	CT_SECONDS,	/* unsigned seconds */
+	CT_MS,		/* unsigned milliseconds */
+	CT_DOMAINS,	/* [server] domains: char ** and ndomains */
+	CT_LOG_LEVEL,	/* int */
+	CT_PROFILE,	/* [directory] profile */
+	CT_URI,		/* [directory] uri */
+	CT_HOSTNAME,	/* [server] hostname */
+	CT_READABLE,	/* char *, a file that must be readable now */
+	CT_SECRET_FILE, /* path of a file whose first line goes to dir.bind_password */
+	CT_LISTEN,	/* a listener's addrs and naddrs */
+};
+
+#define F_REQUIRED 1u
+
+struct key_def {
+	const char *section; /* NULL: every listener section */
+	const char *key;
+	enum ctype type;
+	size_t offset;	 /* into struct config, or struct listener_config */
+	const char *def; /* parsed like a value; NULL: no default */
+	unsigned flags;
+	uint64_t min, max; /* for numbers; max 0 = the type's range */
+};
+
+#define CFG(f) offsetof(struct config, f)
+#define DIRF(f) (offsetof(struct config, dir) + offsetof(struct directory_config, f))
+#define LST(f) offsetof(struct listener_config, f)
+
+static const struct key_def keys[] = {
+    {"server", "hostname", CT_HOSTNAME, CFG(hostname), NULL, F_REQUIRED, 0, 0},
+    {"server", "domains", CT_DOMAINS, CFG(domains), NULL, F_REQUIRED, 0, 0},
+    {"server", "state_dir", CT_STRING, CFG(state_dir), NULL, F_REQUIRED, 0, 0},
+    {"server", "user", CT_STRING, CFG(user), "", 0, 0, 0},
+    {"server", "workers", CT_UINT, CFG(workers), "0", 0, 0, 1024},
+    {"server", "log_level", CT_LOG_LEVEL, CFG(log_level), "info", 0, 0, 0},
+
+    {"tls", "cert", CT_READABLE, CFG(tls_cert), "", 0, 0, 0},
+    {"tls", "key", CT_READABLE, CFG(tls_key), "", 0, 0, 0},
+
+    {"directory", "uri", CT_URI, DIRF(uri), NULL, F_REQUIRED, 0, 0},
+    {"directory", "base", CT_STRING, DIRF(base), NULL, F_REQUIRED, 0, 0},
+    {"directory", "bind_dn", CT_STRING, DIRF(bind_dn), "", 0, 0, 0},
+    {"directory", "bind_password_file", CT_SECRET_FILE, DIRF(bind_password), "", 0, 0, 0},
+    {"directory", "profile", CT_PROFILE, DIRF(profile), "openldap", 0, 0, 0},
+    {"directory", "user_filter", CT_FILTER, DIRF(user_filter), NULL, 0, 0, 0},
+    {"directory", "recipient_filter", CT_FILTER, DIRF(recipient_filter), NULL, 0, 0, 0},
+    {"directory", "disabled_filter", CT_FILTER, DIRF(disabled_filter), NULL, 0, 0, 0},
+    {"directory", "list_classes", CT_ATTR_LIST, DIRF(list_classes), NULL, 0, 0, 0},
+    {"directory", "id_attr", CT_ATTR, DIRF(id_attr), NULL, 0, 0, 0},
+    {"directory", "login_attr", CT_ATTR, DIRF(login_attr), NULL, 0, 0, 0},
+    {"directory", "mail_attr", CT_ATTR, DIRF(mail_attr), NULL, 0, 0, 0},
+    {"directory", "alias_attr", CT_ATTR, DIRF(alias_attr), NULL, 0, 0, 0},
+    {"directory", "routing_attr", CT_ATTR, DIRF(routing_attr), NULL, 0, 0, 0},
+    {"directory", "member_attr", CT_ATTR_LIST, DIRF(member_attr), NULL, 0, 0, 0},
+    {"directory", "quota_attr", CT_ATTR, DIRF(quota_attr), NULL, 0, 0, 0},
+    {"directory", "quota_unit", CT_SIZE, DIRF(quota_unit), NULL, 0, 1, 0},
+    {"directory", "cache_ttl", CT_SECONDS, DIRF(cache_ttl), "60s", 0, 0, 0},
+    {"directory", "negative_ttl", CT_SECONDS, DIRF(negative_ttl), "10s", 0, 0, 0},
+    {"directory", "timeout", CT_SECONDS, DIRF(timeout), "5s", 0, 1, 0},
+    {"directory", "lookup_connections", CT_UINT, DIRF(lookup_connections), "2", 0, 1, 64},
+    {"directory", "auth_connections", CT_UINT, DIRF(auth_connections), "4", 0, 1, 256},
+    {"directory", "max_list_members", CT_UINT, DIRF(max_list_members), "1000", 0, 1, 0},
+
+    {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
+    {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
+    {"limits", "auth_fail_delay", CT_MS, CFG(auth_fail_delay_ms), "2s", 0, 0, 0},
+    {"limits", "max_auth_failures", CT_UINT, CFG(max_auth_failures), "3", 0, 1, 0},
+
+    {"storage", "map_size", CT_SIZE, CFG(map_size), "1T", 0, 1 << 20, 0},
+    {"storage", "group_commit", CT_BOOL, CFG(group_commit), "yes", 0, 0, 0},
+    {"storage", "batch_max_ops", CT_UINT, CFG(batch_max_ops), "64", 0, 1, 0},
+    {"storage", "batch_max_bytes", CT_SIZE, CFG(batch_max_bytes), "8M", 0, 1, 0},
+    {"storage", "batch_max_ms", CT_UINT, CFG(batch_max_ms), "2", 0, 0, 1000},
+    {"storage", "zstd_level", CT_UINT, CFG(zstd_level), "3", 0, 1, 19},
+
+    {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},
+
+    {"admin", "admin_group", CT_STRING, CFG(admin_group), "", 0, 0, 0},
+    {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
+    {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
+    {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},
+    {"dkim", "selector", CT_STRING, CFG(dkim_selector), "", 0, 0, 0},
+    {"dkim", "key_dir", CT_STRING, CFG(dkim_key_dir), "", 0, 0, 0},
+};
+
+/* Keys of every listener section; defaults that differ per service are in
+ * listener_defaults below (def NULL here). */
+static const struct key_def listener_keys[] = {
+    {NULL, "listen", CT_LISTEN, LST(addrs), NULL, F_REQUIRED, 0, 0},
+    {NULL, "plaintext_auth", CT_BOOL, LST(plaintext_auth), "no", 0, 0, 0},
+    {NULL, "idle_timeout", CT_SECONDS, LST(idle_timeout), NULL, 0, 1, 0},
+    {NULL, "max_line", CT_SIZE_T, LST(max_line), NULL, 0, 512, 16 << 20},
+    {NULL, "max_connections", CT_UINT, LST(max_connections), "0", 0, 0, 0},
+};
+
+/* Per service: RFC 5321 wants command lines of 512 and text lines of 1000
+ * octets, RFC 1939 POP3 commands of 255 (but SASL responses run longer),
+ * IMAP has no limit but needs room for long UID sets. */
+static const struct {
+	const char *name;
+	bool implicit_tls;
+	unsigned idle_timeout;
+	size_t max_line;
+} listener_defaults[SVC_COUNT] = {
+    [SVC_SMTP] = {"smtp", false, 300, 2048},
+    [SVC_SUBMISSION] = {"submission", false, 300, 2048},
+    [SVC_SUBMISSIONS] = {"submissions", true, 300, 2048},
+    [SVC_LMTP] = {"lmtp", false, 300, 2048},
+    [SVC_IMAP] = {"imap", false, 1800, 65536},
+    [SVC_IMAPS] = {"imaps", true, 1800, 65536},
+    [SVC_POP3] = {"pop3", false, 600, 1024},
+    [SVC_POP3S] = {"pop3s", true, 600, 1024},
+    [SVC_ADMIN] = {"admin", false, 60, 8192},
+};
+
+/* Sections that only hold keys of the main table. */
+static const char *const plain_sections[] = {
+    "server", "tls", "directory", "limits", "storage", "sasl", "outbound", "dns", "dkim",
+};
+
+/* The openldap profile: what every unset profile field becomes. */
+static const struct {
+	size_t offset;
+	const char *value;
+} openldap_profile[] = {
+    {DIRF(user_filter), "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"},
+    {DIRF(recipient_filter), "(|(mail=%a)(mailLocalAddress=%a))"},
+    /* `usermod -e 1` sets shadowExpire to 1: the shadowAccount way to
+     * disable an account. */
+    {DIRF(disabled_filter), "(shadowExpire=1)"},
+    {DIRF(list_classes), "groupOfNames, groupOfUniqueNames"},
+    {DIRF(id_attr), "entryUUID"},
+    {DIRF(login_attr), "uid"},
+    {DIRF(mail_attr), "mail"},
+    {DIRF(alias_attr), "mailLocalAddress"},
+    {DIRF(routing_attr), "mailRoutingAddress"},
+    {DIRF(member_attr), "member, uniqueMember"},
+    {DIRF(quota_attr), "mailQuota"},
+};
+
+#define NKEYS ARRAY_SIZE(keys)
+#define NLKEYS ARRAY_SIZE(listener_keys)
+
+/* Where a section header was seen. */
+struct section_seen {
+	int line; /* 0: not in the file */
+};
+
+struct loader {
+	struct config *cfg;
+	const char *path;
+	FILE *fp;
+
+	/* the reader */
+	char *line; /* getline's buffer (wiped: a value may be a secret) */
+	size_t line_alloc;
+	size_t line_len;
+	size_t line_off; /* served to inih so far */
+	int lineno;	 /* of the line being served */
+	bool at_eof;
+
+	/* the current section, as the reader last saw its header */
+	char section[64];
+	int section_line;
+
+	int main_line[NKEYS]; /* where each key was set (0: not set) */
+	int lst_line[SVC_COUNT][NLKEYS];
+	int plain_line[ARRAY_SIZE(plain_sections)];
+	int lst_section_line[SVC_COUNT];
+
+	char why[256]; /* set_value's reason, when it has to be formatted */
+	char *error;   /* the first error, malloc'd */
+	int error_line;
+};
+
+static void set_error(struct loader *ld, int line, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Keeps the first error only: later ones are usually its echoes. */
+static void
+set_error(struct loader *ld, int line, const char *fmt, ...)
+{
+	if (ld->error != NULL)
+		return;
+	struct buf b;
+	buf_init(&b, 4096);
+	if (line > 0)
+		(void)buf_printf(&b, "%s:%d: ", ld->path, line);
+	else
+		(void)buf_printf(&b, "%s: ", ld->path);
+	va_list ap;
+	va_start(ap, fmt);
+	if (buf_vprintf(&b, fmt, ap) < 0)
+		(void)buf_append_str(&b, "(message too long)");
+	va_end(ap);
+	ld->error = xstrdup(buf_cstr(&b));
+	ld->error_line = line;
+	buf_free(&b);
+}
+
+const char *
+config_service_name(enum service svc)
+{
+	if ((unsigned)svc >= SVC_COUNT)
+		return "?";
+	return listener_defaults[svc].name;
+}
+
+static int
+service_by_name(const char *name)
+{
+	for (int s = 0; s < SVC_COUNT; s++) {
+		if (strcmp(listener_defaults[s].name, name) == 0)
+			return s;
+	}
+	return -1;
+}
+
+static int
+plain_section_by_name(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(plain_sections); i++) {
+		if (strcmp(plain_sections[i], name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* ---- value parsers ---- */
+
+/* Decimal digits into *n, overflow checked as they are read (STYLE rule
+ * 13). Returns a pointer past the digits, or NULL. */
+static const char *
+parse_u64(const char *s, uint64_t *n_r)
+{
+	uint64_t n = 0;
+	const char *p = s;
+	if (*p < '0' || *p > '9')
+		return NULL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return NULL;
+		n = n * 10 + d;
+	}
+	*n_r = n;
+	return p;
+}
+
+static int
+mul_check(uint64_t n, uint64_t mul, uint64_t *r)
+{
+	if (mul != 0 && n > UINT64_MAX / mul)
+		return -1;
+	*r = n * mul;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes_r)
+{
+	uint64_t n, mul = 1;
+	const char *p = parse_u64(s, &n);
+	if (p == NULL)
+		return -1;
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mul = 1ULL << 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ULL << 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ULL << 30;
+		p++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1ULL << 40;
+		p++;
+		break;
+	default:
+		return -1;
+	}
+	if (*p != '\0')
+		return -1;
+	return mul_check(n, mul, bytes_r);
+}
+
+/* A duration in milliseconds: N, Nms, Ns, Nm, Nh, Nd (plain N = seconds). */
+static int
+parse_duration_ms(const char *s, uint64_t *ms_r)
+{
+	uint64_t n, mul;
+	const char *p = parse_u64(s, &n);
+	if (p == NULL)
+		return -1;
+	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
+		mul = 1000;
+	else if (strcmp(p, "ms") == 0)
+		mul = 1;
+	else if (strcmp(p, "m") == 0)
+		mul = 60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		mul = 3600 * 1000;
+	else if (strcmp(p, "d") == 0)
+		mul = 86400 * 1000;
+	else
+		return -1;
+	return mul_check(n, mul, ms_r);
+}
+
+int
+config_parse_duration(const char *s, uint64_t *seconds_r)
+{
+	uint64_t n, mul;
+	const char *p = parse_u64(s, &n);
+	if (p == NULL)
+		return -1;
+	if (strcmp(p, "") == 0 || strcmp(p, "s") == 0)
+		mul = 1;
+	else if (strcmp(p, "m") == 0)
+		mul = 60;
+	else if (strcmp(p, "h") == 0)
+		mul = 3600;
+	else if (strcmp(p, "d") == 0)
+		mul = 86400;
+	else
+		return -1;
+	return mul_check(n, mul, seconds_r);
+}
+
+static int
+parse_bool(const char *s, bool *b_r)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*b_r = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*b_r = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Splits a comma-separated list into trimmed items; empty items are an
+ * error. Returns the count, or -1. *items_r is a NULL-terminated array of
+ * malloc'd strings. */
+static int
+split_list(const char *s, char ***items_r, size_t *n_r)
+{
+	char **items = NULL;
+	size_t n = 0;
+	const char *p = s;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			goto bad;
+		items = xrealloc(items, (n + 2) * sizeof(*items));
+		items[n++] = xstrndup(p, len);
+		items[n] = NULL;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	*items_r = items;
+	*n_r = n;
+	return 0;
+bad:
+	for (size_t i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
+	return -1;
+}
+
+static void
+free_list(char **items, size_t n)
+{
+	if (items == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(items[i]);
+	free(items);
+}
+
+/* A DNS name: letters, digits, '-', '.', no empty label. */
+static bool
+valid_hostname(const char *s)
+{
+	size_t label = 0;
+	if (*s == '\0' || strlen(s) > 253)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		char c = *p;
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || c == '-' || c == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0;
+}
+
+/* An LDAP attribute description (RFC 4512): keychar or an OID, options
+ * after ';'. */
+static bool
+valid_attr(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == ';'))
+			return false;
+	}
+	return true;
+}
+
+/* Parentheses balance and never close more than they opened; escaped
+ * values (\28, \29) are hex, so no paren hides in a value. */
+static const char *
+check_filter(const char *s)
+{
+	int depth = 0;
+	size_t len = strlen(s);
+	if (len == 0)
+		return NULL;
+	if (s[0] != '(' || s[len - 1] != ')')
+		return "must be enclosed in parentheses";
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth < 0)
+			return "unbalanced parentheses";
+	}
+	if (depth != 0)
+		return "unbalanced parentheses";
+	/* "(a=1)(b=2)" balances but is two filters, not one. */
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth == 0 && p[1] != '\0')
+			return "text after the closing parenthesis";
+	}
+	return NULL;
+}
+
+/* host:port or [v6]:port; host may be empty (every address). */
+static const char *
+check_listen_addr(const char *s)
+{
+	const char *colon;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close == s + 1)
+			return "bad [IPv6]:port";
+		for (const char *p = s + 1; p < close; p++) {
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+			      (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.' || *p == '%'))
+				return "bad IPv6 address";
+		}
+		if (close[1] != ':')
+			return "missing :port";
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return "missing :port";
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return "an IPv6 address needs brackets: [addr]:port";
+		for (const char *p = s; p < colon; p++) {
+			if (*p == ' ' || *p == '\t' || *p == '[' || *p == ']' || *p == '/')
+				return "bad host";
+		}
+	}
+	uint64_t port;
+	const char *end = parse_u64(colon + 1, &port);
+	if (end == NULL || *end != '\0')
+		return "bad port";
+	if (port > 65535)
+		return "port out of range 0..65535";
+	return NULL;
+}
+
+/* Reads the first line of path into a malloc'd string, CR/LF stripped.
+ * Temporaries are wiped: the file holds a password. */
+static int
+read_secret_file(const char *path, char **secret_r, const char **why_r)
+{
+	FILE *fp = fopen(path, "re");
+	if (fp == NULL) {
+		*why_r = strerror(errno);
+		return -1;
+	}
+	char *line = NULL;
+	size_t alloc = 0;
+	errno = 0;
+	ssize_t n = getline(&line, &alloc, fp);
+	int err = errno;
+	bool failed = ferror(fp) != 0;
+	fclose(fp);
+	if (n < 0) {
+		if (line != NULL)
+			explicit_bzero(line, alloc);
+		free(line);
+		*why_r = failed ? strerror(err) : "empty file";
+		return -1;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	if (n == 0) {
+		explicit_bzero(line, alloc);
+		free(line);
+		*why_r = "the first line is empty";
+		return -1;
+	}
+	*secret_r = xstrndup(line, (size_t)n);
+	explicit_bzero(line, alloc);
+	free(line);
+	return 0;
+}
+
+/* Stores value in the field a key describes; on failure returns a reason. */
+static const char *
+set_value(struct loader *ld, const struct key_def *k, void *base, const char *value)
+{
+	void *field = (char *)base + k->offset;
+	uint64_t n;
+	char *why = ld->why;
+
+	switch (k->type) {
+	case CT_STRING:
+	case CT_READABLE: {
+		char **sp = field;
+		if (k->type == CT_READABLE && value[0] != '\0') {
+			int fd = open(value, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				snprintf(why, sizeof(ld->why), "%s: %s", value, strerror(errno));
+				return why;
+			}
+			close(fd);
+		}
+		free(*sp);
+		*sp = xstrdup(value);
+		return NULL;
+	}
+	case CT_HOSTNAME:
+		if (!valid_hostname(value))
+			return "not a host name";
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	case CT_URI: {
+		char **items;
+		size_t ni;
+		/* libldap takes a space-separated list; commas are fine too. */
+		char *copy = xstrdup(value);
+		for (char *p = copy; *p != '\0'; p++) {
+			if (*p == ' ' || *p == '\t')
+				*p = ',';
+		}
+		/* collapse ", ," produced by "a, b" */
+		struct buf b;
+		buf_init(&b, SIZE_MAX);
+		for (char *p = copy; *p != '\0'; p++) {
+			if (*p == ',' && (b.len == 0 || b.data[b.len - 1] == ','))
+				continue;
+			(void)buf_putc(&b, *p);
+		}
+		free(copy);
+		if (b.len > 0 && b.data[b.len - 1] == ',')
+			b.data[--b.len] = '\0';
+		int r = split_list(buf_cstr(&b), &items, &ni);
+		buf_free(&b);
+		if (r < 0)
+			return "empty";
+		for (size_t i = 0; i < ni; i++) {
+			if (strncasecmp(items[i], "ldap://", 7) != 0 &&
+			    strncasecmp(items[i], "ldaps://", 8) != 0 &&
+			    strncasecmp(items[i], "ldapi://", 8) != 0) {
+				snprintf(why, sizeof(ld->why),
+					 "\"%.100s\" is not an ldap://, ldaps:// or ldapi:// URI",
+					 items[i]);
+				free_list(items, ni);
+				return why;
+			}
+		}
+		free_list(items, ni);
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	}
+	case CT_PROFILE_STR:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	case CT_FILTER: {
+		const char *bad = check_filter(value);
+		if (bad != NULL)
+			return bad;
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	}
+	case CT_ATTR:
+		if (value[0] != '\0' && !valid_attr(value))
+			return "not an attribute name";
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	case CT_ATTR_LIST: {
+		char **items;
+		size_t ni;
+		if (split_list(value, &items, &ni) < 0)
+			return "empty item in the list";
+		for (size_t i = 0; i < ni; i++) {
+			if (!valid_attr(items[i])) {
+				free_list(items, ni);
+				return "not a list of names";
+			}
+		}
+		free_list(items, ni);
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	}
+	case CT_BOOL:
+		if (parse_bool(value, field) < 0)
+			return "not a boolean (yes/no, true/false, on/off, 1/0)";
+		return NULL;
+	case CT_UINT:
+	case CT_SIZE:
+	case CT_SIZE_T:
+	case CT_SECONDS:
+	case CT_MS: {
+		uint64_t limit = UINT_MAX;
+		int r;
+		if (k->type == CT_UINT) {
+			const char *end = parse_u64(value, &n);
+			r = end != NULL && *end == '\0' ? 0 : -1;
+			if (r < 0)
+				return "not a number (or too large)";
+		} else if (k->type == CT_SIZE || k->type == CT_SIZE_T) {
+			if (config_parse_size(value, &n) < 0)
+				return "not a size (bytes, or N with k, M, G, T) or too large";
+			limit = k->type == CT_SIZE ? UINT64_MAX : SIZE_MAX;
+		} else if (k->type == CT_SECONDS) {
+			if (config_parse_duration(value, &n) < 0)
+				return "not a duration (N, Ns, Nm, Nh, Nd) or too large";
+		} else {
+			if (parse_duration_ms(value, &n) < 0)
+				return "not a duration (N, Nms, Ns, Nm, Nh, Nd) or too large";
+		}
+		if (k->max != 0 && k->max < limit)
+			limit = k->max;
+		if (n < k->min || n > limit) {
+			snprintf(why, sizeof(ld->why), "out of range %llu..%llu",
+				 (unsigned long long)k->min, (unsigned long long)limit);
+			return why;
+		}
+		if (k->type == CT_SIZE)
+			*(uint64_t *)field = n;
+		else if (k->type == CT_SIZE_T)
+			*(size_t *)field = (size_t)n;
+		else
+			*(unsigned *)field = (unsigned)n;
+		return NULL;
+	}
+	case CT_DOMAINS: {
+		char **items;
+		size_t ni;
+		if (split_list(value, &items, &ni) < 0)
+			return "empty item in the list";
+		for (size_t i = 0; i < ni; i++) {
+			if (!valid_hostname(items[i])) {
+				snprintf(why, sizeof(ld->why), "\"%.100s\" is not a domain",
+					 items[i]);
+				free_list(items, ni);
+				return why;
+			}
+			for (char *p = items[i]; *p != '\0'; p++) {
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p - 'A' + 'a');
+			}
+		}
+		free_list(ld->cfg->domains, ld->cfg->ndomains);
+		ld->cfg->domains = items;
+		ld->cfg->ndomains = ni;
+		return NULL;
+	}
+	case CT_LOG_LEVEL: {
+		enum log_level level;
+		if (log_level_parse(value, &level) < 0)
+			return "not a log level (debug, info, warn, error)";
+		*(int *)field = (int)level;
+		return NULL;
+	}
+	case CT_PROFILE:
+		if (strcmp(value, "ad") == 0)
+			return "profile \"ad\" is not supported yet (only openldap for now)";
+		if (strcmp(value, "openldap") != 0) {
+			snprintf(why, sizeof(ld->why), "unknown profile \"%.100s\" (openldap)",
+				 value);
+			return why;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return NULL;
+	case CT_SECRET_FILE: {
+		char **sp = field;
+		if (value[0] == '\0') {
+			if (*sp == NULL)
+				*sp = xstrdup("");
+			return NULL;
+		}
+		char *secret;
+		const char *reason;
+		if (read_secret_file(value, &secret, &reason) < 0) {
+			snprintf(why, sizeof(ld->why), "%s: %s", value, reason);
+			return why;
+		}
+		if (*sp != NULL) {
+			explicit_bzero(*sp, strlen(*sp));
+			free(*sp);
+		}
+		*sp = secret;
+		return NULL;
+	}
+	case CT_LISTEN: {
+		struct listener_config *lc = base;
+		char **items;
+		size_t ni;
+		if (split_list(value, &items, &ni) < 0)
+			return "empty address in the list";
+		for (size_t i = 0; i < ni; i++) {
+			const char *bad = check_listen_addr(items[i]);
+			if (bad != NULL) {
+				snprintf(why, sizeof(ld->why), "\"%.100s\": %s", items[i], bad);
+				free_list(items, ni);
+				return why;
+			}
+		}
+		free_list(lc->addrs, lc->naddrs);
+		lc->addrs = items;
+		lc->naddrs = ni;
+		return NULL;
+	}
+	}
+	return "internal error: unknown type";
+}
+
+/* ---- inih glue ---- */
+
+/* fgets-style reader: serves the file to inih, counting lines and noting
+ * section headers. Returns NULL (inih's end of file) to stop early. */
+static char *
+config_reader(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+
+	if (ld->error != NULL || num < 2)
+		return NULL;
+	if (ld->line_off >= ld->line_len) {
+		/* a new line */
+		if (ld->at_eof)
+			return NULL;
+		errno = 0;
+		ssize_t n = getline(&ld->line, &ld->line_alloc, ld->fp);
+		if (n < 0) {
+			if (ferror(ld->fp))
+				set_error(ld, ld->lineno + 1, "read error: %s", strerror(errno));
+			ld->at_eof = true;
+			return NULL;
+		}
+		ld->lineno++;
+		ld->line_len = (size_t)n;
+		ld->line_off = 0;
+		if (ld->line_len > CONFIG_LINE_MAX) {
+			set_error(ld, ld->lineno, "line longer than %d characters",
+				  CONFIG_LINE_MAX);
+			return NULL;
+		}
+		if (memchr(ld->line, '\0', ld->line_len) != NULL) {
+			set_error(ld, ld->lineno, "NUL byte in the file");
+			return NULL;
+		}
+		/* A section header as inih sees one: '[' after blanks, the
+		 * name up to ']'. */
+		const char *p = ld->line;
+		if (ld->lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+			p += 3;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			const char *close = strchr(p, ']');
+			if (close != NULL) {
+				size_t len = (size_t)(close - p - 1);
+				if (len >= sizeof(ld->section)) {
+					set_error(ld, ld->lineno, "unknown section [%.*s]",
+						  (int)len, p + 1);
+					return NULL;
+				}
+				memcpy(ld->section, p + 1, len);
+				ld->section[len] = '\0';
+				ld->section_line = ld->lineno;
+				int svc = service_by_name(ld->section);
+				int plain = plain_section_by_name(ld->section);
+				int *seen = svc >= 0	 ? &ld->lst_section_line[svc]
+					    : plain >= 0 ? &ld->plain_line[plain]
+							 : NULL;
+				if (seen == NULL) {
+					set_error(ld, ld->lineno, "unknown section [%s]",
+						  ld->section);
+					return NULL;
+				}
+				if (*seen != 0) {
+					set_error(ld, ld->lineno,
+						  "[%s]: duplicate section (first at line %d)",
+						  ld->section, *seen);
+					return NULL;
+				}
+				*seen = ld->lineno;
+			}
+		}
+	}
+	size_t room = (size_t)num - 1;
+	size_t n = ld->line_len - ld->line_off;
+	if (n > room)
+		n = room; /* inih asks again for the rest (ini_allow_realloc) */
+	memcpy(str, ld->line + ld->line_off, n);
+	str[n] = '\0';
+	ld->line_off += n;
+	return str;
+}
+
+static int
+config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	int line = ld->lineno;
+
+	if (ld->error != NULL)
+		return 0;
+	if (section[0] == '\0') {
+		set_error(ld, line, "%s: key outside any section", name);
+		return 0;
+	}
+	int svc = service_by_name(section);
+	const struct key_def *k = NULL;
+	int *seen = NULL;
+	void *base = ld->cfg;
+	if (svc >= 0) {
+		for (size_t i = 0; i < NLKEYS; i++) {
+			if (strcmp(listener_keys[i].key, name) == 0) {
+				k = &listener_keys[i];
+				seen = &ld->lst_line[svc][i];
+				base = &ld->cfg->listeners[svc];
+				break;
+			}
+		}
+	}
+	if (k == NULL) {
+		for (size_t i = 0; i < NKEYS; i++) {
+			if (strcmp(keys[i].section, section) == 0 &&
+			    strcmp(keys[i].key, name) == 0) {
+				k = &keys[i];
+				seen = &ld->main_line[i];
+				break;
+			}
+		}
+	}
+	if (k == NULL) {
+		set_error(ld, line, "[%s] %s: unknown key", section, name);
+		return 0;
+	}
+	if (*seen != 0) {
+		set_error(ld, line, "[%s] %s: duplicate key (first at line %d)", section, name,
+			  *seen);
+		return 0;
+	}
+	*seen = line;
+	const char *why = set_value(ld, k, base, value);
+	if (why != NULL) {
+		set_error(ld, line, "[%s] %s: %s", section, name, why);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- load, check, free ---- */
+
+static void
+apply_defaults(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (keys[i].def == NULL)
+			continue;
+		const char *why = set_value(ld, &keys[i], cfg, keys[i].def);
+		if (why != NULL)
+			panic("config: default of [%s] %s: %s", keys[i].section, keys[i].key, why);
+	}
+	for (int s = 0; s < SVC_COUNT; s++) {
+		struct listener_config *lc = &cfg->listeners[s];
+		for (size_t i = 0; i < NLKEYS; i++) {
+			if (listener_keys[i].def == NULL)
+				continue;
+			const char *why =
+			    set_value(ld, &listener_keys[i], lc, listener_keys[i].def);
+			if (why != NULL)
+				panic("config: default of %s: %s", listener_keys[i].key, why);
+		}
+		lc->implicit_tls = listener_defaults[s].implicit_tls;
+		lc->idle_timeout = listener_defaults[s].idle_timeout;
+		lc->max_line = listener_defaults[s].max_line;
+	}
+}
+
+static int
+key_index(const char *section, const char *key)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0)
+			return (int)i;
+	}
+	panic("config: no key [%s] %s", section, key);
+}
+
+/* Checks that span keys, after the whole file is read. */
+static void
+check_config(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+
+	for (size_t i = 0; i < NKEYS && ld->error == NULL; i++) {
+		if ((keys[i].flags & F_REQUIRED) && ld->main_line[i] == 0)
+			set_error(ld, 0, "[%s] %s is required", keys[i].section, keys[i].key);
+	}
+	if (ld->error != NULL)
+		return;
+
+	/* Profile fields left unset come from the profile. */
+	for (size_t i = 0; i < ARRAY_SIZE(openldap_profile); i++) {
+		char **f = (char **)((char *)cfg + openldap_profile[i].offset);
+		if (*f == NULL)
+			*f = xstrdup(openldap_profile[i].value);
+	}
+	if (ld->main_line[key_index("directory", "quota_unit")] == 0)
+		cfg->dir.quota_unit = 1;
+
+	int ufl = ld->main_line[key_index("directory", "user_filter")];
+	if (strstr(cfg->dir.user_filter, "%u") == NULL) {
+		set_error(ld, ufl, "[directory] user_filter: must contain %%u (the login)");
+		return;
+	}
+	int rfl = ld->main_line[key_index("directory", "recipient_filter")];
+	if (strstr(cfg->dir.recipient_filter, "%a") == NULL) {
+		set_error(ld, rfl, "[directory] recipient_filter: must contain %%a (the address)");
+		return;
+	}
+	if (cfg->dir.id_attr[0] == '\0') {
+		set_error(ld, ld->main_line[key_index("directory", "id_attr")],
+			  "[directory] id_attr: must not be empty (the stable id of an entry)");
+		return;
+	}
+	int pwl = ld->main_line[key_index("directory", "bind_password_file")];
+	if (cfg->dir.bind_password[0] != '\0' && cfg->dir.bind_dn[0] == '\0') {
+		set_error(ld, pwl, "[directory] bind_password_file: set, but bind_dn is not");
+		return;
+	}
+
+	int certl = ld->main_line[key_index("tls", "cert")];
+	int keyl = ld->main_line[key_index("tls", "key")];
+	bool have_cert = cfg->tls_cert[0] != '\0', have_key = cfg->tls_key[0] != '\0';
+	if (have_cert != have_key) {
+		if (have_cert)
+			set_error(ld, certl, "[tls] key: required when cert is set");
+		else
+			set_error(ld, keyl, "[tls] cert: required when key is set");
+		return;
+	}
+
+	for (int s = 0; s < SVC_COUNT; s++) {
+		struct listener_config *lc = &cfg->listeners[s];
+		lc->line = ld->lst_section_line[s];
+		lc->present = lc->line != 0;
+		if (!lc->present)
+			continue;
+		if (lc->naddrs == 0) {
+			set_error(ld, lc->line, "[%s] listen is required",
+				  listener_defaults[s].name);
+			return;
+		}
+		if (lc->implicit_tls && !have_cert) {
+			set_error(ld, lc->line, "[%s]: implicit TLS needs [tls] cert and key",
+				  listener_defaults[s].name);
+			return;
+		}
+	}
+}
+
+struct config *
+config_load(const char *path, char **error_r)
+{
+	*error_r = NULL;
+	struct loader *ld = xcalloc(1, sizeof(*ld));
+	ld->path = path;
+	ld->cfg = xcalloc(1, sizeof(*ld->cfg));
+	ld->cfg->path = xstrdup(path);
+
+	ld->fp = fopen(path, "re");
+	if (ld->fp == NULL) {
+		set_error(ld, 0, "%s", strerror(errno));
+		goto fail;
+	}
+	apply_defaults(ld);
+
+	/* inih's switches are process-wide; the loader is their only user.
+	 * A heap line buffer that grows lets long filters through (our
+	 * reader bounds the line); continuation lines would read as a
+	 * duplicate key, so they are plain syntax errors instead. */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = CONFIG_LINE_MAX + 3;
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_allow_no_value = false;
+
+	int r = ini_parse_stream(config_reader, ld, config_handler, ld);
+	if (r == -2)
+		set_error(ld, 0, "out of memory");
+	else if (r > 0 && (ld->error == NULL || ld->error_line > r)) {
+		/* inih found a line that is no section header, no key = value
+		 * and no comment, before any error of ours. */
+		free(ld->error);
+		ld->error = NULL;
+		set_error(ld, r, "syntax error (expected [section] or key = value)");
+	}
+	if (ld->error == NULL)
+		check_config(ld);
+	if (ld->error != NULL)
+		goto fail;
+
+	fclose(ld->fp);
+	if (ld->line != NULL)
+		explicit_bzero(ld->line, ld->line_alloc);
+	free(ld->line);
+	struct config *cfg = ld->cfg;
+	free(ld);
+	return cfg;
+fail:
+	if (ld->fp != NULL)
+		fclose(ld->fp);
+	if (ld->line != NULL)
+		explicit_bzero(ld->line, ld->line_alloc);
+	free(ld->line);
+	config_free(ld->cfg);
+	*error_r = ld->error;
+	free(ld);
+	return NULL;
+}
+
+static void
+free_str(char **p)
+{
+	free(*p);
+	*p = NULL;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < NKEYS; i++) {
+		void *f = (char *)cfg + keys[i].offset;
+		switch (keys[i].type) {
+		case CT_STRING:
+		case CT_PROFILE_STR:
+		case CT_FILTER:
+		case CT_ATTR:
+		case CT_ATTR_LIST:
+		case CT_PROFILE:
+		case CT_URI:
+		case CT_HOSTNAME:
+		case CT_READABLE:
+			free_str(f);
+			break;
+		case CT_SECRET_FILE: {
+			char **sp = f;
+			if (*sp != NULL)
+				explicit_bzero(*sp, strlen(*sp));
+			free_str(sp);
+			break;
+		}
+		case CT_DOMAINS:
+			free_list(cfg->domains, cfg->ndomains);
+			cfg->domains = NULL;
+			break;
+		default:
+			break;
+		}
+	}
+	for (int s = 0; s < SVC_COUNT; s++)
+		free_list(cfg->listeners[s].addrs, cfg->listeners[s].naddrs);
+	free(cfg->path);
+	free(cfg);
+}
+
+bool
+config_is_local_domain(const struct config *cfg, const char *domain)
+{
+	if (cfg == NULL || domain == NULL)
+		return false;
+	for (size_t i = 0; i < cfg->ndomains; i++) {
+		if (strcasecmp(cfg->domains[i], domain) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the current config ---- */
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config *current; /* holds one reference; guarded by current_lock */
+
+struct config *
+config_acquire(void)
+{
+	pthread_mutex_lock(&current_lock);
+	struct config *cfg = current;
+	if (cfg != NULL)
+		cfg->refs++;
+	pthread_mutex_unlock(&current_lock);
+	return cfg;
+}
+
+void
+config_release(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	pthread_mutex_lock(&current_lock);
+	if (cfg->refs == 0)
+		panic("config_release: config %p has no reference", (void *)cfg);
+	bool last = --cfg->refs == 0;
+	pthread_mutex_unlock(&current_lock);
+	if (last)
+		config_free(cfg);
+}
+
+void
+config_set_current(struct config *cfg)
+{
+	pthread_mutex_lock(&current_lock);
+	struct config *old = current;
+	if (cfg != NULL)
+		cfg->refs = 1; /* the reference "current" holds */
+	current = cfg;
+	pthread_mutex_unlock(&current_lock);
+	/* Sessions that still hold the old one keep it alive. */
+	config_release(old);
+}
