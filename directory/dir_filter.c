@@ -1,0 +1,76 @@
+/*
+ * dir_filter.c - the one place where values enter LDAP filters (STYLE rule
+ * 17): RFC 4515 escaping and "%u"/"%a" template expansion.
+ *
+ * Both are pure and write into a capped struct buf. They fail (-1) when
+ * the cap is reached, when a value carries a NUL byte (no LDAP string can,
+ * and a C string would silently cut it) or when a template holds a "%x"
+ * we do not know, so a broken template is found at the first request
+ * rather than sending a filter that means something else.
+ */
+#include <string.h>
+
+#include "directory/dir.h"
+
+/* RFC 4515 section 3: in an assertion value, '*', '(', ')', '\' and NUL
+ * must be written as a backslash and two hex digits. Everything else,
+ * UTF-8 included, may pass as it is. */
+int
+dir_escape_filter_value(const char *value, size_t len, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t start = out->len;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)value[i];
+		int rc;
+
+		if (c == '\0')
+			goto fail;
+		if (c == '*' || c == '(' || c == ')' || c == '\\') {
+			char esc[3] = {'\\', hex[c >> 4], hex[c & 0xf]};
+			rc = buf_append(out, esc, sizeof(esc));
+		} else {
+			rc = buf_putc(out, (char)c);
+		}
+		if (rc < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	/* Leave nothing half-escaped behind. */
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
+	return -1;
+}
+
+int
+dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out)
+{
+	size_t start = out->len;
+	size_t vlen = strlen(value);
+
+	for (const char *p = tmpl; *p != '\0'; p++) {
+		int rc;
+
+		if (*p != '%') {
+			rc = buf_putc(out, *p);
+		} else if (p[1] == '%') {
+			rc = buf_putc(out, '%');
+			p++;
+		} else if (p[1] == key && key != '\0' && key != '%') {
+			rc = dir_escape_filter_value(value, vlen, out);
+			p++;
+		} else {
+			rc = -1; /* unknown "%x", or a lone '%' at the end */
+		}
+		if (rc < 0) {
+			out->len = start;
+			if (out->data != NULL)
+				out->data[start] = '\0';
+			return -1;
+		}
+	}
+	return 0;
+}
