@@ -1,0 +1,209 @@
+/*
+ * store_blob.c - message bodies: one copy per distinct body, keyed by its
+ * SHA-256, cut into chunks of STORE_CHUNK_SIZE input bytes, each stored as
+ * one zstd frame, with the reference count in `blobref` so that a count
+ * change never rewrites a body. Writes run on the writer thread inside its
+ * transaction; reads in the caller's read transaction.
+ * Failures: LMDB codes pass through; a record that does not decode or a
+ * chunk that does not decompress to what blobref says is STORE_PERMFAIL;
+ * a compression failure or an output buffer cap is STORE_TEMPFAIL.
+ */
+#include <string.h>
+
+#include "core/log.h"
+#include "storage/store_internal.h"
+
+static int
+blobref_get(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], struct blobref_rec *r)
+{
+	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash}, v;
+	int rc = mdb_get(txn, store_g->blobref, &k, &v);
+
+	if (rc != 0)
+		return rc;
+	return store_blobref_decode(v.mv_data, v.mv_size, r) < 0 ? STORE_PERMFAIL : 0;
+}
+
+static int
+blobref_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const struct blobref_rec *r)
+{
+	uint8_t val[STORE_BLOBREF_LEN];
+	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash};
+	MDB_val v = {.mv_size = sizeof(val), .mv_data = val};
+
+	store_blobref_encode(val, r);
+	return mdb_put(txn, store_g->blobref, &k, &v, 0);
+}
+
+int
+store_blob_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body, size_t len,
+	       uint32_t refs, ZSTD_CCtx *zc, int level, void *scratch, size_t scratch_len)
+{
+	struct blobref_rec r;
+	int rc = blobref_get(txn, hash, &r);
+
+	if (rc == 0) {
+		/* Same hash, different length: not our body (or corruption). */
+		if (r.length != len || r.refcount > UINT32_MAX - refs)
+			return STORE_PERMFAIL;
+		r.refcount += refs;
+		return blobref_put(txn, hash, &r);
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+
+	r.refcount = refs;
+	r.length = len;
+	r.chunk_size = STORE_CHUNK_SIZE;
+	r.nchunks = (uint32_t)((len + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
+	for (uint32_t i = 0; i < r.nchunks; i++) {
+		size_t off = (size_t)i * STORE_CHUNK_SIZE;
+		size_t n = len - off < STORE_CHUNK_SIZE ? len - off : STORE_CHUNK_SIZE;
+		size_t c = ZSTD_compressCCtx(zc, scratch, scratch_len, body + off, n, level);
+		uint8_t key[STORE_BLOB_KEY_LEN];
+		MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+		MDB_val v = {.mv_size = c, .mv_data = scratch};
+
+		if (ZSTD_isError(c)) {
+			log_error(0, "store", "compress-failed error=\"%s\"", ZSTD_getErrorName(c));
+			return STORE_TEMPFAIL;
+		}
+		store_key_blob(key, hash, i);
+		if ((rc = mdb_put(txn, store_g->blob, &k, &v, 0)) != 0)
+			return rc;
+	}
+	return blobref_put(txn, hash, &r);
+}
+
+int
+store_blob_unref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN])
+{
+	struct blobref_rec r;
+	int rc = blobref_get(txn, hash, &r);
+
+	if (rc == MDB_NOTFOUND)
+		return STORE_PERMFAIL; /* a message pointing at no body */
+	if (rc != 0)
+		return rc;
+	if (r.refcount > 1) {
+		r.refcount--;
+		return blobref_put(txn, hash, &r);
+	}
+	for (uint32_t i = 0; i < r.nchunks; i++) {
+		uint8_t key[STORE_BLOB_KEY_LEN];
+		MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+
+		store_key_blob(key, hash, i);
+		rc = mdb_del(txn, store_g->blob, &k, NULL);
+		/* A chunk already gone is harmless here: we are freeing it. */
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash};
+	return mdb_del(txn, store_g->blobref, &k, NULL);
+}
+
+int
+store_blob_read(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expect_len,
+		struct buf *out)
+{
+	struct blobref_rec r;
+	ZSTD_DCtx *dc = NULL;
+	uint64_t total = 0;
+	int rc = blobref_get(txn, hash, &r);
+
+	if (rc == MDB_NOTFOUND)
+		return STORE_PERMFAIL;
+	if (rc != 0)
+		return rc;
+	if (r.length != expect_len)
+		return STORE_PERMFAIL;
+	if (r.nchunks > 0 && (dc = ZSTD_createDCtx()) == NULL)
+		return STORE_TEMPFAIL;
+	for (uint32_t i = 0; i < r.nchunks && rc == 0; i++) {
+		uint8_t key[STORE_BLOB_KEY_LEN];
+		MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+		unsigned long long n;
+		size_t got;
+		char *dst;
+
+		store_key_blob(key, hash, i);
+		if ((rc = mdb_get(txn, store_g->blob, &k, &v)) != 0) {
+			if (rc == MDB_NOTFOUND)
+				rc = STORE_PERMFAIL;
+			break;
+		}
+		n = ZSTD_getFrameContentSize(v.mv_data, v.mv_size);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n == 0 ||
+		    n > r.chunk_size || n > r.length - total) {
+			rc = STORE_PERMFAIL;
+			break;
+		}
+		if ((dst = buf_reserve(out, (size_t)n)) == NULL) {
+			rc = STORE_TEMPFAIL;
+			break;
+		}
+		got = ZSTD_decompressDCtx(dc, dst, (size_t)n, v.mv_data, v.mv_size);
+		if (ZSTD_isError(got) || got != n) {
+			rc = STORE_PERMFAIL;
+			break;
+		}
+		buf_commit(out, got);
+		total += got;
+	}
+	ZSTD_freeDCtx(dc);
+	if (rc == 0 && total != r.length)
+		rc = STORE_PERMFAIL;
+	return rc;
+}
+
+int
+store_blob_refcount(const uint8_t hash[STORE_HASH_LEN], uint32_t *refs_r, uint32_t *chunks_r)
+{
+	struct blobref_rec r;
+	MDB_txn *txn;
+	int rc;
+
+	*refs_r = *chunks_r = 0;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	rc = blobref_get(txn, hash, &r);
+	if (rc == 0)
+		*refs_r = r.refcount;
+	/* Count the chunk records actually present under this hash. */
+	MDB_cursor *cur;
+	if ((rc == 0 || rc == MDB_NOTFOUND) && mdb_cursor_open(txn, store_g->blob, &cur) == 0) {
+		uint8_t key[STORE_BLOB_KEY_LEN];
+		MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+		store_key_blob(key, hash, 0);
+		for (int c = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); c == 0;
+		     c = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != STORE_BLOB_KEY_LEN ||
+			    memcmp(k.mv_data, hash, STORE_HASH_LEN) != 0)
+				break;
+			(*chunks_r)++;
+		}
+		mdb_cursor_close(cur);
+	}
+	store_read_end(txn);
+	return rc == MDB_NOTFOUND ? 0 : store_rc_status(rc);
+}
+
+int
+store_blob_counts(uint64_t *chunks_r, uint64_t *blobs_r)
+{
+	MDB_stat st;
+	MDB_txn *txn;
+	int rc;
+
+	*chunks_r = *blobs_r = 0;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	if ((rc = mdb_stat(txn, store_g->blob, &st)) == 0) {
+		*chunks_r = st.ms_entries;
+		if ((rc = mdb_stat(txn, store_g->blobref, &st)) == 0)
+			*blobs_r = st.ms_entries;
+	}
+	store_read_end(txn);
+	return store_rc_status(rc);
+}

@@ -1,0 +1,193 @@
+/*
+ * store_schema.h - the on-disk layout of the mail store (internal to
+ * storage/). Every integer is big-endian, in keys so that byte order is
+ * numeric order (cursor range scans), and in values so that the file does
+ * not depend on the host. Records carry a version byte; a decoder that
+ * meets a version or a length it does not know reports corruption
+ * (STORE_PERMFAIL), it never guesses.
+ *
+ * Environment: <state_dir>/mail/ (data.mdb, lock.mdb), MDB_NOTLS, full
+ * sync. Named databases (format version 1):
+ *
+ *   meta      "format"            -> u32 format version (STORE_FORMAT)
+ *             "next_user_id"      -> u64 next user_id to allocate
+ *   users     stable id (bytes)   -> u64 user_id (allocated on first use)
+ *   mbox      user_id u64 | mailbox_id u32
+ *                                 -> mbox record (below)
+ *   mboxname  user_id u64 | name  -> u32 mailbox_id ("INBOX" is id 1,
+ *                                    created on first delivery)
+ *   msg       user_id u64 | mailbox_id u32 | uid u32
+ *                                 -> msg record (below)
+ *   modseq    user_id u64 | mailbox_id u32 | modseq u64
+ *                                 -> u32 uid (CONDSTORE CHANGEDSINCE is a
+ *                                    range scan; kept from day one so the
+ *                                    later IMAP work needs no migration)
+ *   blob      sha256[32] | chunk u32
+ *                                 -> one zstd frame of at most
+ *                                    STORE_CHUNK_SIZE input bytes, so a
+ *                                    40 MB body is ~160 small values, not
+ *                                    one huge contiguous overflow run
+ *   blobref   sha256[32]          -> blobref record (below); kept apart
+ *                                    from the chunks so a count change
+ *                                    never rewrites a body
+ *   quota     user_id u64         -> u64 bytes | u64 messages, updated in
+ *                                    the same transaction as the change
+ *
+ * Records (offsets in bytes):
+ *   mbox v1:    0 u8 version=1, 1 u8 0, 2 u16 0 (future flags:
+ *               subscribed, special-use), 4 u32 uidvalidity, 8 u32 uidnext,
+ *               12 u32 messages, 16 u64 highestmodseq, 24 u64 bytes,
+ *               32 u16 name_len, 34 name.
+ *   msg v1:     0 u8 version=1, 1..3 0, 4 u32 flags (STORE_FLAG_*),
+ *               8 u64 modseq, 16 i64 internal date, 24 u64 size (trace +
+ *               body), 32 sha256[32] of the body, 64 u32 trace_len,
+ *               68 trace bytes (per-recipient header lines, never in the
+ *               shared body). Keywords and cached MIME structure come as
+ *               version 2, appended after the trace.
+ *   blobref v1: 0 u8 version=1, 1 u8 encoding (1 = zstd chunks in `blob`;
+ *               room for external files later), 2 u16 0, 4 u32 refcount,
+ *               8 u64 body length, 16 u32 chunk size, 20 u32 chunk count.
+ *
+ * Invariants: UIDs and MODSEQs only grow (allocated by the single writer);
+ * a blob's chunks exist exactly while its blobref exists with refcount > 0;
+ * mbox counts and quota usage equal the sums over the msg records.
+ */
+#ifndef TERN_STORE_SCHEMA_H
+#define TERN_STORE_SCHEMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_FORMAT 1u
+#define STORE_CHUNK_SIZE (256u * 1024u)
+#define STORE_HASH_LEN 32
+#define STORE_INBOX_ID 1u
+/* LMDB keys are at most 511 bytes; leave room for the user_id prefix. */
+#define STORE_MAX_ID_LEN 400
+#define STORE_MAX_NAME_LEN 400
+
+#define STORE_MBOX_FIXED 34
+#define STORE_MSG_FIXED 68
+#define STORE_BLOBREF_LEN 24
+#define STORE_BLOB_ZSTD 1
+
+static inline void
+be_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void
+be_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void
+be_put64(uint8_t *p, uint64_t v)
+{
+	be_put32(p, (uint32_t)(v >> 32));
+	be_put32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t
+be_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t
+be_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t
+be_get64(const uint8_t *p)
+{
+	return ((uint64_t)be_get32(p) << 32) | be_get32(p + 4);
+}
+
+/* Keys: fixed-size ones are filled in caller-provided arrays. */
+#define STORE_MBOX_KEY_LEN 12
+#define STORE_MSG_KEY_LEN 16
+#define STORE_MODSEQ_KEY_LEN 20
+#define STORE_BLOB_KEY_LEN 36
+
+static inline void
+store_key_mbox(uint8_t k[STORE_MBOX_KEY_LEN], uint64_t user, uint32_t mbox)
+{
+	be_put64(k, user);
+	be_put32(k + 8, mbox);
+}
+
+static inline void
+store_key_msg(uint8_t k[STORE_MSG_KEY_LEN], uint64_t user, uint32_t mbox, uint32_t uid)
+{
+	be_put64(k, user);
+	be_put32(k + 8, mbox);
+	be_put32(k + 12, uid);
+}
+
+static inline void
+store_key_modseq(uint8_t k[STORE_MODSEQ_KEY_LEN], uint64_t user, uint32_t mbox, uint64_t modseq)
+{
+	be_put64(k, user);
+	be_put32(k + 8, mbox);
+	be_put64(k + 12, modseq);
+}
+
+static inline void
+store_key_blob(uint8_t k[STORE_BLOB_KEY_LEN], const uint8_t hash[STORE_HASH_LEN], uint32_t chunk)
+{
+	for (int i = 0; i < STORE_HASH_LEN; i++)
+		k[i] = hash[i];
+	be_put32(k + STORE_HASH_LEN, chunk);
+}
+
+struct mbox_rec {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t messages;
+	uint64_t highestmodseq;
+	uint64_t bytes;
+	const char *name; /* borrowed: from the txn (decode) or the caller (encode) */
+	size_t name_len;
+};
+
+struct msg_rec {
+	uint32_t flags;
+	uint64_t modseq;
+	int64_t internal_date;
+	uint64_t size;
+	uint8_t hash[STORE_HASH_LEN];
+	const char *trace; /* borrowed, as above */
+	uint32_t trace_len;
+};
+
+struct blobref_rec {
+	uint32_t refcount;
+	uint64_t length;
+	uint32_t chunk_size;
+	uint32_t nchunks;
+};
+
+/* Encoders write exactly *_size() bytes to p. Decoders return 0, or -1 if
+ * the bytes are not a record they know (corruption). */
+size_t store_mbox_size(const struct mbox_rec *r);
+void store_mbox_encode(uint8_t *p, const struct mbox_rec *r);
+int store_mbox_decode(const void *p, size_t len, struct mbox_rec *r);
+
+size_t store_msg_size(const struct msg_rec *r);
+void store_msg_encode(uint8_t *p, const struct msg_rec *r);
+int store_msg_decode(const void *p, size_t len, struct msg_rec *r);
+
+void store_blobref_encode(uint8_t p[STORE_BLOBREF_LEN], const struct blobref_rec *r);
+int store_blobref_decode(const void *p, size_t len, struct blobref_rec *r);
+
+#endif
