@@ -15,8 +15,8 @@
 #include "core/config.h"
 
 /* Splits a decoded PLAIN message "authzid NUL authcid NUL passwd" in
- * place. 0, or -1 if malformed (not exactly two NULs, empty authcid, a
- * field over 255/1024 bytes). The pointers point into msg. */
+ * place. 0, or -1 if malformed (not exactly two NULs, empty authcid or
+ * passwd, a field over 255/1024 bytes). The pointers point into msg. */
 int mech_plain_parse(char *msg, size_t len, const char **authzid_r, const char **authcid_r,
 		     const char **passwd_r, size_t *pwlen_r);
 
@@ -27,7 +27,8 @@ void mech_cyrus_done(void);
 
 /* The mechanisms to advertise, space-separated ("PLAIN LOGIN" plus any
  * configured Cyrus ones); "" when password mechanisms are not allowed
- * (no TLS on a listener that does not allow plaintext auth). */
+ * (no TLS on a listener that does not allow plaintext auth). Any thread;
+ * the string stays valid until mech_cyrus_done(). */
 const char *mech_advertised(const struct config *cfg, bool tls_or_plain_ok);
 
 /* Failed-auth throttling by peer address, any thread: how many ms to
