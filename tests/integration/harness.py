@@ -1,0 +1,466 @@
+"""harness.py - runs the real ternd against the throwaway slapd for tests.
+
+Everything listens on 127.0.0.1 on ports picked free at run time and
+lives in a temp dir of its own, so two test files may run at once
+(ctest -j2). Every process started here is a direct child, stopped by
+PID: SIGTERM, a bounded wait, then SIGKILL and a failure.
+
+ternd's stderr goes to a file; the pytest hook in conftest.py shows its
+tail when a test fails. With TERN_SANITIZE=ON a sanitizer report in that
+file fails the test. A ternd that does not exit 0 on SIGTERM always fails
+it (DESIGN.md: ternd exits cleanly on SIGTERM).
+
+The client helpers speak the protocols with the standard library
+(smtplib, poplib) and, where the exact bytes matter, raw sockets.
+"""
+import base64
+import os
+import poplib
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+
+import org_ldif  # noqa: E402
+import slapd_fixture  # noqa: E402
+from slapd_fixture import Slapd, free_port  # noqa: E402,F401
+
+HOSTNAME = "mail.example.test"
+SANITIZE = os.environ.get("TERN_SANITIZE", "OFF").upper() in ("ON", "1", "YES", "TRUE")
+SANITIZER_MARKS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer", b"runtime error:")
+TIMEOUT = 20 if SANITIZE else 10  # client socket timeout, seconds
+
+# Every ternd started and not yet cleaned up (conftest shows their logs
+# when a test fails, and kills leftovers at the end of the session).
+INSTANCES = []
+SLAPDS = []
+
+
+def ternd_path():
+    path = os.environ.get("TERND")
+    if not path:
+        for cand in ("build/ternd", "build-it/ternd"):
+            p = os.path.join(ROOT, cand)
+            if os.path.exists(p):
+                path = p
+                break
+    if not path or not os.access(path, os.X_OK):
+        raise RuntimeError("set TERND to the ternd binary (got %r)" % path)
+    return path
+
+
+def password(login):
+    return org_ldif.password_for(login)
+
+
+def make_cert(directory):
+    """A self-signed certificate for CN=localhost; returns (cert, key)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", "/CN=localhost", "-days", "2",
+                        "-keyout", key, "-out", cert],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=60)
+        os.chmod(key, 0o600)
+    return cert, key
+
+
+def client_tls_context():
+    """Clients accept the self-signed test certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def render_config(sections):
+    """sections: list of (name, {key: value}); returns INI text."""
+    out = ["; written by tests/integration/harness.py"]
+    for name, keys in sections:
+        out.append("[%s]" % name)
+        for k, v in keys.items():
+            out.append("%s = %s" % (k, v))
+        out.append("")
+    return "\n".join(out)
+
+
+class Ternd:
+    """One ternd with its own state dir, ports and config.
+
+    overrides: {section: {key: value}} merged into the default config;
+    a section mapped to None is left out, a key mapped to None is dropped.
+    """
+
+    def __init__(self, workdir, ldap_uri, cert, key, overrides=None, name="ternd"):
+        self.workdir = workdir
+        self.name = name
+        self.state_dir = os.path.join(workdir, name + "-state")
+        self.conf_path = os.path.join(workdir, name + ".conf")
+        self.log_path = os.path.join(workdir, name + ".stderr")
+        self.secret_path = os.path.join(workdir, "ldap.secret")
+        self.smtp_port = free_port()
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        self.proc = None
+        self.returncode = None
+        with open(self.secret_path, "w") as f:
+            f.write(org_ldif.SERVICE_PASSWORD + "\n")
+        os.chmod(self.secret_path, 0o600)
+        sections = [
+            ("server", {"hostname": HOSTNAME, "domains": ", ".join(org_ldif.LOCAL_DOMAINS),
+                        "state_dir": self.state_dir, "workers": "2", "log_level": "info"}),
+            ("tls", {"cert": cert, "key": key}),
+            ("directory", {"uri": ldap_uri, "base": org_ldif.SUFFIX,
+                           "bind_dn": org_ldif.SERVICE_DN,
+                           "bind_password_file": self.secret_path,
+                           "profile": "openldap", "cache_ttl": "1s", "negative_ttl": "1s",
+                           "timeout": "3s"}),
+            ("limits", {"message_size_max": "1M", "auth_fail_delay": "100ms",
+                        "max_auth_failures": "3"}),
+            ("storage", {"group_commit": "yes"}),
+            ("smtp", {"listen": "127.0.0.1:%d" % self.smtp_port}),
+            ("pop3", {"listen": "127.0.0.1:%d" % self.pop3_port, "plaintext_auth": "yes"}),
+            ("pop3s", {"listen": "127.0.0.1:%d" % self.pop3s_port}),
+        ]
+        overrides = overrides or {}
+        merged = []
+        seen = set()
+        for sname, keys in sections:
+            seen.add(sname)
+            if sname in overrides:
+                if overrides[sname] is None:
+                    continue
+                keys = dict(keys)
+                for k, v in overrides[sname].items():
+                    if v is None:
+                        keys.pop(k, None)
+                    else:
+                        keys[k] = v
+            merged.append((sname, keys))
+        for sname, keys in overrides.items():
+            if sname not in seen and keys is not None:
+                merged.append((sname, dict(keys)))
+        self.sections = merged
+        with open(self.conf_path, "w") as f:
+            f.write(render_config(merged))
+
+    def listeners(self):
+        names = {s for s, _ in self.sections}
+        ports = []
+        if "smtp" in names:
+            ports.append(self.smtp_port)
+        if "pop3" in names:
+            ports.append(self.pop3_port)
+        # pop3s is bound with the others before any is served; probing it
+        # with a bare connect only puts a TLS error in the log.
+        return ports
+
+    def start(self, timeout=None):
+        timeout = timeout or (30 if SANITIZE else 15)
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([ternd_path(), "-c", self.conf_path],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        finally:
+            log.close()
+        INSTANCES.append(self)
+        deadline = time.monotonic() + timeout
+        pending = list(self.listeners())
+        while pending:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise AssertionError("%s exited with %d during start-up:\n%s"
+                                     % (self.name, rc, self.log_tail()))
+            try:
+                with socket.create_connection(("127.0.0.1", pending[0]), timeout=1):
+                    pending.pop(0)
+                    continue
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("%s did not listen within %ss:\n%s"
+                                     % (self.name, timeout, self.log_tail()))
+            time.sleep(0.02)
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def log_tail(self, nbytes=6000):
+        return self.log()[-nbytes:].decode(errors="replace")
+
+    def sanitizer_report(self):
+        data = self.log()
+        for mark in SANITIZER_MARKS:
+            i = data.find(mark)
+            if i >= 0:
+                return data[max(0, i - 200):i + 4000].decode(errors="replace")
+        return None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self, timeout=None):
+        """SIGTERM and wait; a hang, a non-zero exit or a sanitizer report
+        raises AssertionError (after the process is gone)."""
+        timeout = timeout or (30 if SANITIZE else 10)
+        if self.proc is None:
+            return self.returncode
+        proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.proc = None
+            raise AssertionError("%s did not exit within %ss of SIGTERM:\n%s"
+                                 % (self.name, timeout, self.log_tail()))
+        self.proc = None
+        self.returncode = proc.returncode
+        report = self.sanitizer_report()
+        if report is not None:
+            raise AssertionError("%s: sanitizer report:\n%s" % (self.name, report))
+        if proc.returncode != 0:
+            raise AssertionError("%s exited with %d on SIGTERM:\n%s"
+                                 % (self.name, proc.returncode, self.log_tail()))
+        return 0
+
+    def check_alive(self):
+        assert self.proc is not None and self.proc.poll() is None, \
+            "%s died:\n%s" % (self.name, self.log_tail())
+        report = self.sanitizer_report()
+        assert report is None, report
+
+    # ---- SMTP -----------------------------------------------------------
+    def smtp(self, ehlo=True):
+        s = smtplib.SMTP("127.0.0.1", self.smtp_port, local_hostname="client.example.org",
+                         timeout=TIMEOUT)
+        if ehlo:
+            code, _ = s.ehlo()
+            assert code == 250
+        return s
+
+    def send(self, rcpts, msg, sender="sender@example.org"):
+        """One transaction; every recipient must be accepted. Returns the
+        final reply (code, text)."""
+        if isinstance(rcpts, str):
+            rcpts = [rcpts]
+        if isinstance(msg, str):
+            msg = msg.encode()
+        s = self.smtp()
+        try:
+            code, text = s.mail(sender)
+            assert code == 250, (code, text)
+            for r in rcpts:
+                code, text = s.rcpt(r)
+                assert code == 250, (r, code, text)
+            code, text = s.data(msg)
+            s.quit()
+            return code, text
+        finally:
+            s.close()
+
+    # ---- POP3 -----------------------------------------------------------
+    def pop3(self):
+        return poplib.POP3("127.0.0.1", self.pop3_port, timeout=TIMEOUT)
+
+    def pop3s(self):
+        return poplib.POP3_SSL("127.0.0.1", self.pop3s_port, timeout=TIMEOUT,
+                               context=client_tls_context())
+
+    def pop3_login(self, login, pw=None):
+        p = self.pop3()
+        p.user(login)
+        p.pass_(pw if pw is not None else password(login))
+        return p
+
+    def mailbox(self, login, pw=None):
+        """Every message of login's mailbox as bytes (CRLF line ends,
+        byte-stuffing removed by poplib). The session ends with QUIT."""
+        p = self.pop3_login(login, pw)
+        try:
+            count, _ = p.stat()
+            msgs = []
+            for i in range(1, count + 1):
+                _, lines, _ = p.retr(i)
+                msgs.append(b"".join(l + b"\r\n" for l in lines))
+            p.quit()
+            return msgs
+        except BaseException:
+            p.close()
+            raise
+
+
+def unique_token(prefix="t"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex)
+
+
+def make_message(token, body=None, sender="sender@example.org", to="someone@example.test",
+                 subject=None, extra_headers=()):
+    """A small RFC 5322 message (bytes, CRLF) with Message-ID <token@test>."""
+    if body is None:
+        body = b"Hello from the integration tests.\r\nSecond line.\r\n"
+    if isinstance(body, str):
+        body = body.encode()
+    hdrs = [
+        "From: <%s>" % sender,
+        "To: <%s>" % to,
+        "Subject: %s" % (subject or token),
+        "Message-ID: <%s@test.example.org>" % token,
+        "Date: Thu, 01 Jan 2026 00:00:00 +0000",
+    ]
+    hdrs.extend(extra_headers)
+    return ("\r\n".join(hdrs) + "\r\n\r\n").encode() + body
+
+
+def count_token(msgs, token):
+    t = token.encode()
+    return sum(1 for m in msgs if t in m)
+
+
+def find_token(msgs, token):
+    t = token.encode()
+    found = [m for m in msgs if t in m]
+    assert len(found) == 1, "expected one message with %s, found %d" % (token, len(found))
+    return found[0]
+
+
+def split_message(raw):
+    """(header bytes, body bytes) split at the first empty line."""
+    i = raw.find(b"\r\n\r\n")
+    assert i >= 0, raw[:200]
+    return raw[:i + 2], raw[i + 4:]
+
+
+def header_names(header_bytes):
+    names = []
+    for line in header_bytes.split(b"\r\n"):
+        if line and line[:1] not in (b" ", b"\t") and b":" in line:
+            names.append(line.split(b":", 1)[0].decode().lower())
+    return names
+
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s).decode()
+
+
+class RawLines:
+    """A raw line-oriented client for tests that check the wire bytes."""
+
+    def __init__(self, port, tls=False, timeout=TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = client_tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def readline(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; have %r" % self.buf[:200])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def smtp_reply(self):
+        """(code, [text lines]) of one possibly multi-line SMTP reply."""
+        lines = []
+        while True:
+            line = self.readline()
+            lines.append(line[4:].decode(errors="replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def read_multiline(self):
+        """A POP3 multi-line body after its +OK line, still byte-stuffed,
+        up to and without the terminating '.' line, CRLF line ends."""
+        out = b""
+        while True:
+            line = self.readline()
+            if line == b".":
+                return out
+            out += line + b"\r\n"
+
+    def start_tls(self):
+        self.sock = client_tls_context().wrap_socket(self.sock)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Env:
+    """A slapd and a ternd in one temp dir, with helpers to stop both."""
+
+    def __init__(self, overrides=None, start_ternd=True):
+        self.tmp = tempfile.mkdtemp(prefix="tern-it-")
+        self.slapd = Slapd(os.path.join(self.tmp, "ldap"))
+        SLAPDS.append(self.slapd)
+        self.slapd.start()
+        self.cert, self.key = make_cert(self.tmp)
+        self.ternds = []
+        self.ternd = None
+        try:
+            if start_ternd:
+                self.ternd = self.new_ternd(overrides)
+        except BaseException:
+            self.slapd.stop()
+            raise
+
+    def new_ternd(self, overrides=None, name=None, start=True, ldap_uri=None):
+        name = name or "ternd%d" % len(self.ternds)
+        t = Ternd(self.tmp, ldap_uri or self.slapd.uri, self.cert, self.key, overrides, name)
+        self.ternds.append(t)
+        if start:
+            t.start()
+        return t
+
+    def close(self):
+        errors = []
+        for t in self.ternds:
+            try:
+                t.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        self.slapd.stop()
+        for t in self.ternds:
+            if t in INSTANCES:
+                INSTANCES.remove(t)
+        if self.slapd in SLAPDS:
+            SLAPDS.remove(self.slapd)
+        if not errors:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if errors:
+            raise AssertionError("\n".join(errors))
