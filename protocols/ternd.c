@@ -91,6 +91,9 @@ main(int argc, char **argv)
 	}
 
 	config_set_current(cfg);
+	/* The directory and storage threads keep the start-up config (their
+	 * settings need a restart); pin it so a SIGHUP reload cannot free it. */
+	struct config *boot = config_acquire();
 
 	if (cfg->tls_cert[0] != '\0' && tls_init(cfg->tls_cert, cfg->tls_key, &err) < 0)
 		fatal("%s", err);
@@ -124,6 +127,7 @@ main(int argc, char **argv)
 	mech_cyrus_done();
 	worker_pool_destroy();
 	tls_shutdown();
+	config_release(boot);
 	log_info(0, "ternd", "stop");
 	return 0;
 }
