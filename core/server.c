@@ -274,6 +274,7 @@ reload(void)
 		return;
 	}
 	config_release(cur);
+	log_init((enum log_level)cfg->log_level);
 	config_set_current(cfg);
 	log_info(0, "ternd", "reload config=%s", cfg->path);
 }

@@ -278,5 +278,18 @@ def test_sighup_reload(workdir):
         t.send(["user59@example.test"], make_message(token))
         assert harness.count_token(t.mailbox("user59"), token) == 1
         t.check_alive()
+
+        # log_level applies at once: at "warn", an EHLO logs nothing.
+        rewrite("log_level = info", "log_level = warn")
+        t.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while t.log().count(b"ternd reload") < 3:
+            assert time.monotonic() < deadline, t.log_tail()
+            time.sleep(0.1)
+        before = t.log().count(b" helo name=")
+        assert before > 0
+        _ehlo_size(t)
+        time.sleep(0.3)
+        assert t.log().count(b" helo name=") == before
     finally:
         env.close()
