@@ -35,8 +35,21 @@ demo: build
 bench: build
 	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd
 
+# Every fuzz target (clang, libFuzzer), each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y clang
+	@CC=clang cmake -S . -B build-fuzz -DTERN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@for f in build-fuzz/fuzz_*; do \
+		n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
+		echo "== $$n"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$n > build-fuzz/$$n.log 2>&1 \
+			|| { tail -30 build-fuzz/$$n.log; exit 1; }; tail -1 build-fuzz/$$n.log; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
