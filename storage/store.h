@@ -29,26 +29,80 @@ enum store_status {
 	STORE_PERMFAIL = -3,  /* will never work (corrupt data, bad argument) */
 	STORE_OVERQUOTA = -4, /* temporary: the user is over quota */
 	STORE_TOOBIG = -5,    /* permanent: the message alone exceeds the quota */
+	STORE_EXISTS = -6,    /* a mailbox of that name exists already */
+	STORE_NOTALLOWED = -7, /* not for this mailbox (delete INBOX, \Noselect...) */
+	STORE_LIMIT = -8,     /* a store limit (keywords, name length, depth) */
 };
 const char *store_strerror(int status);
 
 /* Opens (creating if needed) the environment in cfg->state_dir, clears
- * stale readers, starts the writer thread. 0 or -1 with a malloc'd
- * *error_r. Main thread, before the workers start. */
+ * stale readers, migrates an older on-disk format (only after the check
+ * passes; one transaction, so a crash rolls it back), refuses a newer one,
+ * starts the writer thread. 0 or -1 with a malloc'd *error_r. Main
+ * thread, before the workers start. */
 int store_open(const struct config *cfg, char **error_r);
 /* Finishes queued writes, stops the writer, closes the environment. */
 void store_close(void);
 
-/* ---- delivery ---- */
+/* ---- common ---- */
+
+/* System flags (STORE_FLAG_*). \Recent is not stored (it is per session). */
+#define STORE_FLAG_SEEN 0x01
+#define STORE_FLAG_ANSWERED 0x02
+#define STORE_FLAG_FLAGGED 0x04
+#define STORE_FLAG_DELETED 0x08
+#define STORE_FLAG_DRAFT 0x10
+#define STORE_FLAGS_ALL 0x1f
+
+/* Special-use attributes (RFC 6154), bits of store_mailbox.special_use. */
+#define STORE_SPECIAL_ALL 0x01
+#define STORE_SPECIAL_ARCHIVE 0x02
+#define STORE_SPECIAL_DRAFTS 0x04
+#define STORE_SPECIAL_FLAGGED 0x08
+#define STORE_SPECIAL_JUNK 0x10
+#define STORE_SPECIAL_SENT 0x20
+#define STORE_SPECIAL_TRASH 0x40
+
+/* Limits the store enforces (STORE_LIMIT). */
+#define STORE_MAILBOX_NAME_MAX 400 /* bytes of UTF-8, whole path */
+#define STORE_MAILBOX_DEPTH_MAX 32 /* levels of '/' hierarchy */
+#define STORE_KEYWORD_MAX 100	   /* bytes of one keyword */
+#define STORE_KEYWORDS_PER_MESSAGE 64
+#define STORE_KEYWORDS_PER_MAILBOX 256
+
+/* Every write request starts with this head. done(req, arg) runs on
+ * worker (or on the writer thread when worker is NULL: tools and tests)
+ * after the transaction holding the change has been synced, or failed;
+ * status is then a STORE_* code. Everything the request points to is
+ * borrowed until done() has run, and results the writer allocates go
+ * into `a` (the caller must not touch `a` meanwhile). */
+struct store_req {
+	struct worker *worker;
+	void (*done)(void *req, void *arg);
+	void *arg;
+	struct arena *a; /* for results; may be NULL when the op returns none */
+	int status;	 /* out */
+};
+
+/* Mailbox names: UTF-8, '/' as the hierarchy separator, "INBOX" matched
+ * case-insensitively and always spelt "INBOX"; other names are
+ * case-sensitive. A name is refused (STORE_PERMFAIL) when it is empty,
+ * starts or ends with '/', has "//", a control character, or invalid
+ * UTF-8; STORE_LIMIT when over the length or depth limit. */
+
+/* ---- delivery (SMTP, LMTP) ---- */
 
 struct store_rcpt {
 	const char *user_id;  /* in: stable id */
+	const char *mailbox;  /* in: target folder, NULL = INBOX; a missing
+				 one (or \Noselect) falls back to INBOX */
+	uint32_t flags;	      /* in: STORE_FLAG_* set on arrival (usually 0) */
 	const char *trace;    /* in: per-recipient header lines (Return-Path,
 				 Delivered-To...), CRLF-terminated; may be NULL */
 	size_t trace_len;
 	uint64_t quota;	      /* in: bytes, 0 = unlimited */
 	int status;	      /* out: enum store_status */
-	uint32_t uid;	      /* out: UID in the user's INBOX */
+	uint32_t uid;	      /* out: UID in the target mailbox */
 };
 
 struct store_delivery {
@@ -65,24 +119,82 @@ struct store_delivery {
 };
 
 /* Queues d for the writer: one copy of the body however many recipients,
- * each recipient's INBOX gets a message record. done() runs on d->worker
- * after the commit has been synced (or failed). Any worker thread. */
+ * each recipient's mailbox gets a message record. A user seen for the
+ * first time gets INBOX and the special-use folders (Sent, Drafts, Trash,
+ * Junk, Archive), subscribed. The MIME structure is parsed once per body.
+ * done() runs on d->worker after the commit has been synced (or failed).
+ * Any worker thread. */
 void store_deliver(struct store_delivery *d);
 
-/* ---- reading (POP3 now, IMAP later) ---- */
+/* ---- mailboxes ---- */
+
+struct store_mailbox {
+	uint32_t id;	      /* stable for the mailbox's life, kept by RENAME */
+	const char *name;     /* in the result arena */
+	uint32_t special_use; /* STORE_SPECIAL_* */
+	bool noselect;	      /* a placeholder kept for its children */
+	bool subscribed;
+	bool has_children;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t messages;
+	uint32_t unseen;  /* messages without \Seen */
+	uint32_t deleted; /* messages with \Deleted */
+	uint64_t highestmodseq;
+	uint64_t bytes; /* sum of message sizes (STATUS SIZE) */
+	const char *const *keywords; /* keywords in use in this mailbox */
+	size_t nkeywords;
+	char objectid[40]; /* RFC 8474 MAILBOXID */
+};
+
+/* One mailbox by name, allocated in a. STORE_NOTFOUND if absent; INBOX of
+ * a user never seen is reported as existing and empty (uidvalidity 0).
+ * Any thread; short read txn. */
+int store_mailbox_get(const char *user_id, const char *name, struct arena *a,
+		      struct store_mailbox *r);
+
+/* Every mailbox of the user (placeholders included), sorted by name
+ * (bytewise; INBOX first), allocated in a; *subs_r the subscribed names,
+ * existing or not. A user never seen has just INBOX. Any thread. */
+int store_mailbox_list_all(const char *user_id, struct arena *a, struct store_mailbox **boxes_r,
+			   size_t *count_r, const char ***subs_r, size_t *nsubs_r);
+
+enum store_mailbox_op {
+	STORE_MBOX_CREATE,    /* name (+ special_use); creates missing parents */
+	STORE_MBOX_DELETE,    /* name; INBOX refused; with children it becomes
+				 \Noselect, a \Noselect one with children is
+				 refused (RFC 9051 6.3.5) */
+	STORE_MBOX_RENAME,    /* name -> new_name, children follow; INBOX moves
+				 its messages to new_name and stays, empty */
+	STORE_MBOX_SUBSCRIBE, /* name; need not exist */
+	STORE_MBOX_UNSUBSCRIBE,
+};
+
+struct store_mailbox_change {
+	struct store_req req;
+	enum store_mailbox_op op;
+	const char *user_id;
+	const char *name;
+	const char *new_name;
+	uint32_t special_use;
+	uint32_t id; /* out: the mailbox id (CREATE) */
+};
+
+void store_mailbox_change(struct store_mailbox_change *m);
+
+/* ---- reading messages ---- */
 
 struct store_msg_info {
 	uint32_t uid;
 	uint64_t size;	   /* bytes of the whole message: trace + body, CRLF */
 	time_t internal_date;
+	time_t save_date;  /* when it entered this mailbox */
 	uint32_t flags;	   /* STORE_FLAG_* */
+	uint64_t modseq;
+	uint64_t email_id; /* RFC 8474 EMAILID, kept by COPY and MOVE */
+	const char *const *keywords; /* NULL when nkeywords is 0 */
+	size_t nkeywords;
 };
-
-#define STORE_FLAG_SEEN 0x01
-#define STORE_FLAG_ANSWERED 0x02
-#define STORE_FLAG_FLAGGED 0x04
-#define STORE_FLAG_DELETED 0x08
-#define STORE_FLAG_DRAFT 0x10
 
 struct store_mailbox_info {
 	uint32_t uidvalidity;
@@ -92,18 +204,111 @@ struct store_mailbox_info {
 	uint64_t bytes;
 };
 
-/* Lists the messages of a user's mailbox ("INBOX" for now) in UID order,
- * allocated in a. A user who never got mail has an empty INBOX (STORE_OK,
- * zero messages, *info_r uidvalidity 0). Any thread; short read txn. */
+/* Lists the messages of a user's mailbox in UID order, allocated in a. A
+ * user who never got mail has an empty INBOX (STORE_OK, zero messages,
+ * *info_r uidvalidity 0). Any thread; short read txn. */
 int store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 		       struct store_mailbox_info *info_r, struct store_msg_info **msgs_r,
 		       size_t *count_r);
+
+/* What changed after `since` (CONDSTORE/QRESYNC): messages whose MODSEQ is
+ * above it, in UID order, and UIDs expunged after it. *complete_r is false
+ * when expunges that old are no longer remembered (QRESYNC then reports
+ * every UID it cannot prove present as vanished). Any thread. */
+int store_changes_since(const char *user_id, const char *mailbox, uint64_t since,
+			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
+			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r);
 
 /* Appends the whole message (trace + body) to out. STORE_NOTFOUND if the
  * UID is gone; STORE_TEMPFAIL if out's cap is hit. Any thread. */
 int store_message_read(const char *user_id, const char *mailbox, uint32_t uid, struct buf *out);
 
-/* ---- changes ---- */
+/* Appends bytes [offset, offset + len) of the whole message (trace +
+ * body) to out, decompressing only the chunks that hold them; len is cut
+ * at the end of the message. Any thread. */
+int store_message_read_range(const char *user_id, const char *mailbox, uint32_t uid,
+			     uint64_t offset, uint64_t len, struct buf *out);
+
+/* The MIME structure stored at delivery (storage/mime.h encoding, offsets
+ * relative to the body) copied into a, and the length of the trace
+ * prefix, which the caller adds to body offsets. Any thread. */
+int store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struct arena *a,
+		       const void **mime_r, size_t *mime_len_r, size_t *trace_len_r);
+
+/* ---- changing messages ---- */
+
+struct store_append_msg {
+	const char *body; /* the whole message, CRLF */
+	size_t body_len;
+	uint32_t flags;
+	const char *const *keywords;
+	size_t nkeywords;
+	time_t internal_date; /* 0 = now */
+	uint32_t uid;	      /* out */
+};
+
+/* IMAP APPEND and MULTIAPPEND (RFC 3502): every message or none.
+ * STORE_NOTFOUND when the mailbox does not exist (TRYCREATE),
+ * STORE_OVERQUOTA / STORE_TOOBIG against quota. */
+struct store_append {
+	struct store_req req;
+	const char *user_id;
+	const char *mailbox;
+	struct store_append_msg *msgs;
+	size_t nmsgs;
+	uint64_t quota;	      /* bytes, 0 = unlimited */
+	uint32_t uidvalidity; /* out: for APPENDUID */
+};
+
+void store_append(struct store_append *ap);
+
+enum store_flags_mode { STORE_FLAGS_ADD, STORE_FLAGS_REMOVE, STORE_FLAGS_SET };
+
+/* STORE: change flags and keywords of the listed UIDs (absent ones are
+ * skipped). With unchangedsince > 0 (CONDSTORE), a message whose MODSEQ
+ * is above it is left alone and listed in modified. Every message that
+ * actually changed gets a new MODSEQ and is listed in changed (with its
+ * new flags, keywords and MODSEQ) for the untagged FETCH replies. */
+struct store_flags {
+	struct store_req req;
+	const char *user_id;
+	const char *mailbox;
+	const uint32_t *uids; /* ascending */
+	size_t nuids;
+	enum store_flags_mode mode;
+	uint32_t flags;
+	const char *const *keywords;
+	size_t nkeywords;
+	uint64_t unchangedsince;
+	struct store_msg_info *changed; /* out, in req.a */
+	size_t nchanged;
+	uint32_t *modified; /* out, in req.a */
+	size_t nmodified;
+};
+
+void store_flags(struct store_flags *f);
+
+/* COPY and MOVE (RFC 6851) within one user's mailboxes: bodies are shared,
+ * not copied; flags, keywords, internal date and EMAILID go along, the
+ * destination gives new UIDs and MODSEQs. MOVE expunges the sources in
+ * the same transaction. STORE_NOTFOUND when the destination does not
+ * exist (TRYCREATE); quota applies to COPY. */
+struct store_copy {
+	struct store_req req;
+	const char *user_id;
+	const char *mailbox;
+	const char *dest;
+	const uint32_t *uids; /* ascending */
+	size_t nuids;
+	bool move;
+	uint64_t quota;		   /* bytes, 0 = unlimited */
+	uint32_t dest_uidvalidity; /* out: for COPYUID */
+	uint32_t *src_uids;	   /* out, in req.a: those that existed */
+	uint32_t *dest_uids;	   /* out, in req.a: their new UIDs */
+	size_t ncopied;
+};
+
+void store_copy(struct store_copy *c);
 
 struct store_expunge {
 	const char *user_id;  /* borrowed until done() */
@@ -118,10 +323,35 @@ struct store_expunge {
 };
 
 /* Removes those messages (bodies freed when no mailbox references them
- * any more, quota usage updated) in one transaction. done() after sync. */
+ * any more, quota usage updated) in one transaction, remembering each
+ * expunged UID with the MODSEQ of its removal for QRESYNC. done() after
+ * sync. */
 void store_expunge(struct store_expunge *e);
 
 /* Quota usage of a user (0s for a user who never got mail). */
 int store_usage(const char *user_id, uint64_t *bytes_r, uint64_t *messages_r);
+
+/* ---- change notification ---- */
+
+struct store_watch;
+typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq);
+
+/* Calls fn(arg, ...) on w after any committed change to that user's
+ * mailbox (mailbox_id 0: any of the user's mailboxes), so IMAP IDLE and
+ * NOTIFY sessions learn of deliveries and of other sessions' changes.
+ * Several changes may be coalesced into one call. Any worker thread; the
+ * handle is freed by store_watch_remove(), after which fn is not called. */
+struct store_watch *store_watch_add(const char *user_id, uint32_t mailbox_id, struct worker *w,
+				    store_watch_fn *fn, void *arg);
+void store_watch_remove(struct store_watch *watch);
+
+/* ---- maintenance (ternd store ...) ---- */
+
+/* Verifies every reference count, mailbox counter, quota total and index
+ * of the environment in state_dir (opened by this process alone or beside
+ * a running ternd). Each problem is reported through report(); returns the
+ * number of problems, or -1 with *error_r if it could not run. */
+int store_check(const char *state_dir, void (*report)(void *arg, const char *problem),
+		void *arg, char **error_r);
 
 #endif

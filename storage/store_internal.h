@@ -99,8 +99,51 @@ int store_blob_refcount(const uint8_t hash[STORE_HASH_LEN], uint32_t *refs_r, ui
 /* Number of records in `blob` and `blobref`: for tests. */
 int store_blob_counts(uint64_t *chunks_r, uint64_t *blobs_r);
 
-/* The writer (store_writer.c). */
+/* ---- the writer (store_writer.c) ---- */
+
 int store_writer_start(char **error_r);
 void store_writer_stop(void);
+
+/* A mailbox changed by the operation being applied. */
+struct store_touched {
+	char *user_id; /* owned */
+	uint32_t mbox;
+	uint64_t highestmodseq;
+};
+
+/* What an operation may use on the writer thread. */
+struct store_wctx {
+	ZSTD_CCtx *zc; /* owned */
+	void *scratch; /* owned: one compressed chunk */
+	size_t scratch_len;
+	int level; /* zstd level */
+	struct store_touched *touches; /* owned; this batch's changes */
+	size_t ntouches, touch_cap;
+	size_t op_touch_start; /* first touch of the operation being applied */
+};
+
+/* Applies one request inside its own child transaction: returns 0 (the
+ * writer commits the child), a STORE_* decision or an LMDB/errno code
+ * (the child is aborted, and that becomes req->status). It may run twice
+ * for one request (a batch retried after growing the map), so it sets
+ * every output afresh; results go into req->a. */
+typedef int store_apply_fn(MDB_txn *txn, struct store_req *req, struct store_wctx *wc);
+
+/* Queues a request for the writer; bytes counts against batch_max_bytes. */
+void store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes);
+
+/* From inside an apply function: that mailbox changed; its watchers are
+ * told once the batch is committed (nothing is told if it aborts). */
+void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox,
+		 uint64_t highestmodseq);
+
+/* The two operations with their own request types (store_message.c). */
+int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],
+			int64_t internal_date, struct store_wctx *wc);
+int store_apply_expunge(MDB_txn *txn, struct store_expunge *e, struct store_wctx *wc);
+
+/* Tells the watchers of those mailboxes (store_watch.c); writer thread,
+ * after a commit. */
+void store_watch_notify(const struct store_touched *t, size_t n);
 
 #endif

@@ -11,13 +11,13 @@
 size_t
 store_mbox_size(const struct mbox_rec *r)
 {
-	return STORE_MBOX_FIXED + r->name_len;
+	return STORE_MBOX_FIXED_V1 + r->name_len;
 }
 
 void
 store_mbox_encode(uint8_t *p, const struct mbox_rec *r)
 {
-	memset(p, 0, STORE_MBOX_FIXED);
+	memset(p, 0, STORE_MBOX_FIXED_V1);
 	p[0] = 1;
 	be_put32(p + 4, r->uidvalidity);
 	be_put32(p + 8, r->uidnext);
@@ -26,7 +26,7 @@ store_mbox_encode(uint8_t *p, const struct mbox_rec *r)
 	be_put64(p + 24, r->bytes);
 	be_put16(p + 32, (uint16_t)r->name_len);
 	if (r->name_len > 0)
-		memcpy(p + STORE_MBOX_FIXED, r->name, r->name_len);
+		memcpy(p + STORE_MBOX_FIXED_V1, r->name, r->name_len);
 }
 
 int
@@ -34,7 +34,7 @@ store_mbox_decode(const void *v, size_t len, struct mbox_rec *r)
 {
 	const uint8_t *p = v;
 
-	if (len < STORE_MBOX_FIXED || p[0] != 1)
+	if (len < STORE_MBOX_FIXED_V1 || p[0] != 1)
 		return -1;
 	r->uidvalidity = be_get32(p + 4);
 	r->uidnext = be_get32(p + 8);
@@ -42,22 +42,22 @@ store_mbox_decode(const void *v, size_t len, struct mbox_rec *r)
 	r->highestmodseq = be_get64(p + 16);
 	r->bytes = be_get64(p + 24);
 	r->name_len = be_get16(p + 32);
-	if (r->name_len != len - STORE_MBOX_FIXED)
+	if (r->name_len != len - STORE_MBOX_FIXED_V1)
 		return -1;
-	r->name = (const char *)p + STORE_MBOX_FIXED;
+	r->name = (const char *)p + STORE_MBOX_FIXED_V1;
 	return 0;
 }
 
 size_t
 store_msg_size(const struct msg_rec *r)
 {
-	return STORE_MSG_FIXED + (size_t)r->trace_len;
+	return STORE_MSG_FIXED_V1 + (size_t)r->trace_len;
 }
 
 void
 store_msg_encode(uint8_t *p, const struct msg_rec *r)
 {
-	memset(p, 0, STORE_MSG_FIXED);
+	memset(p, 0, STORE_MSG_FIXED_V1);
 	p[0] = 1;
 	be_put32(p + 4, r->flags);
 	be_put64(p + 8, r->modseq);
@@ -66,7 +66,7 @@ store_msg_encode(uint8_t *p, const struct msg_rec *r)
 	memcpy(p + 32, r->hash, STORE_HASH_LEN);
 	be_put32(p + 64, r->trace_len);
 	if (r->trace_len > 0)
-		memcpy(p + STORE_MSG_FIXED, r->trace, r->trace_len);
+		memcpy(p + STORE_MSG_FIXED_V1, r->trace, r->trace_len);
 }
 
 int
@@ -74,7 +74,7 @@ store_msg_decode(const void *v, size_t len, struct msg_rec *r)
 {
 	const uint8_t *p = v;
 
-	if (len < STORE_MSG_FIXED || p[0] != 1)
+	if (len < STORE_MSG_FIXED_V1 || p[0] != 1)
 		return -1;
 	r->flags = be_get32(p + 4);
 	r->modseq = be_get64(p + 8);
@@ -82,9 +82,9 @@ store_msg_decode(const void *v, size_t len, struct msg_rec *r)
 	r->size = be_get64(p + 24);
 	memcpy(r->hash, p + 32, STORE_HASH_LEN);
 	r->trace_len = be_get32(p + 64);
-	if ((size_t)r->trace_len != len - STORE_MSG_FIXED || r->size < r->trace_len)
+	if ((size_t)r->trace_len != len - STORE_MSG_FIXED_V1 || r->size < r->trace_len)
 		return -1;
-	r->trace = (const char *)p + STORE_MSG_FIXED;
+	r->trace = (const char *)p + STORE_MSG_FIXED_V1;
 	return 0;
 }
 

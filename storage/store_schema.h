@@ -4,24 +4,32 @@
  * numeric order (cursor range scans), and in values so that the file does
  * not depend on the host. Records carry a version byte; a decoder that
  * meets a version or a length it does not know reports corruption
- * (STORE_PERMFAIL), it never guesses.
+ * (STORE_PERMFAIL), it never guesses. Decoders read every version this
+ * build has written (1 and 2); encoders write the current one.
  *
  * Environment: <state_dir>/mail/ (data.mdb, lock.mdb), MDB_NOTLS, full
- * sync. Named databases (format version 1):
+ * sync. Named databases (format version 2; version 1 had no subs, mime,
+ * and v1 records only):
  *
  *   meta      "format"            -> u32 format version (STORE_FORMAT)
  *             "next_user_id"      -> u64 next user_id to allocate
- *   users     stable id (bytes)   -> u64 user_id (allocated on first use)
+ *             "next_email_id"     -> u64 next EMAILID to allocate (v2)
+ *   users     stable id (bytes)   -> user record (below); v1: u64 user_id
  *   mbox      user_id u64 | mailbox_id u32
  *                                 -> mbox record (below)
- *   mboxname  user_id u64 | name  -> u32 mailbox_id ("INBOX" is id 1,
- *                                    created on first delivery)
+ *   mboxname  user_id u64 | name  -> u32 mailbox_id ("INBOX" is id 1)
+ *   subs      user_id u64 | name  -> empty (subscriptions, RFC 9051
+ *                                    LSUB/LIST (SUBSCRIBED): independent
+ *                                    of the mailbox existing) (v2)
  *   msg       user_id u64 | mailbox_id u32 | uid u32
  *                                 -> msg record (below)
  *   modseq    user_id u64 | mailbox_id u32 | modseq u64
- *                                 -> u32 uid (CONDSTORE CHANGEDSINCE is a
- *                                    range scan; kept from day one so the
- *                                    later IMAP work needs no migration)
+ *                                 -> u32 uid [| u8 kind] (kind 0 or
+ *                                    absent: the message's current MODSEQ;
+ *                                    kind 1: the UID was expunged at this
+ *                                    MODSEQ, a tombstone for QRESYNC
+ *                                    VANISHED). Exactly one kind-0 entry
+ *                                    per message.
  *   blob      sha256[32] | chunk u32
  *                                 -> one zstd frame of at most
  *                                    STORE_CHUNK_SIZE input bytes, so a
@@ -30,27 +38,50 @@
  *   blobref   sha256[32]          -> blobref record (below); kept apart
  *                                    from the chunks so a count change
  *                                    never rewrites a body
+ *   mime      sha256[32]          -> the body's MIME structure
+ *                                    (storage/mime.h encoding), written
+ *                                    with the blob, deleted with it (v2)
  *   quota     user_id u64         -> u64 bytes | u64 messages, updated in
  *                                    the same transaction as the change
  *
  * Records (offsets in bytes):
- *   mbox v1:    0 u8 version=1, 1 u8 0, 2 u16 0 (future flags:
- *               subscribed, special-use), 4 u32 uidvalidity, 8 u32 uidnext,
+ *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
+ *               8 u64 user_id. (v1 is the bare u64 user_id; its next
+ *               mailbox_id is one past the highest in `mbox`.)
+ *   mbox v1:    0 u8 version=1, 1 u8 0, 2 u16 0, 4 u32 uidvalidity,
+ *               8 u32 uidnext, 12 u32 messages, 16 u64 highestmodseq,
+ *               24 u64 bytes, 32 u16 name_len, 34 name.
+ *   mbox v2:    0 u8 version=2, 1 u8 special_use (STORE_SPECIAL_*),
+ *               2 u16 flags (MBOX_F_*), 4 u32 uidvalidity, 8 u32 uidnext,
  *               12 u32 messages, 16 u64 highestmodseq, 24 u64 bytes,
- *               32 u16 name_len, 34 name.
+ *               32 u32 unseen, 36 u32 deleted, 40 u64 vanished_floor
+ *               (tombstones of expunges with MODSEQ above it are all
+ *               kept), 48 u16 name_len, 50 u16 nkeywords, 52 name, then
+ *               nkeywords x (u8 len, bytes): the keywords in use.
  *   msg v1:     0 u8 version=1, 1..3 0, 4 u32 flags (STORE_FLAG_*),
  *               8 u64 modseq, 16 i64 internal date, 24 u64 size (trace +
  *               body), 32 sha256[32] of the body, 64 u32 trace_len,
  *               68 trace bytes (per-recipient header lines, never in the
- *               shared body). Keywords and cached MIME structure come as
- *               version 2, appended after the trace.
+ *               shared body).
+ *   msg v2:     0 u8 version=2, 1 u8 0, 2 u16 nkeywords, 4 u32 flags,
+ *               8 u64 modseq, 16 i64 internal date, 24 u64 size,
+ *               32 sha256[32], 64 u32 trace_len, 68 i64 save date,
+ *               76 u64 email_id, 84 trace bytes, then nkeywords x
+ *               (u8 len, bytes). (A v1 record reads as save date =
+ *               internal date, email_id 0 = "derive from the hash".)
  *   blobref v1: 0 u8 version=1, 1 u8 encoding (1 = zstd chunks in `blob`;
  *               room for external files later), 2 u16 0, 4 u32 refcount,
  *               8 u64 body length, 16 u32 chunk size, 20 u32 chunk count.
  *
- * Invariants: UIDs and MODSEQs only grow (allocated by the single writer);
- * a blob's chunks exist exactly while its blobref exists with refcount > 0;
- * mbox counts and quota usage equal the sums over the msg records.
+ * Invariants (what store_check verifies): UIDs and MODSEQs only grow
+ * (allocated by the single writer) and uidnext is above every UID of the
+ * mailbox; a blob's chunks (and its mime record) exist exactly while its
+ * blobref exists, and its refcount equals the number of msg records with
+ * its hash; mbox messages/bytes/unseen/deleted equal the sums over its msg
+ * records; quota usage equals the sums over all the user's mailboxes; each
+ * msg has exactly one kind-0 modseq entry with its MODSEQ, and every
+ * kind-0 entry points at such a message; highestmodseq is at least every
+ * MODSEQ of the mailbox; mboxname and mbox agree both ways.
  */
 #ifndef TERN_STORE_SCHEMA_H
 #define TERN_STORE_SCHEMA_H
@@ -59,7 +90,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_FORMAT 1u
+#define STORE_FORMAT 2u
 #define STORE_CHUNK_SIZE (256u * 1024u)
 #define STORE_HASH_LEN 32
 #define STORE_INBOX_ID 1u
@@ -67,8 +98,18 @@
 #define STORE_MAX_ID_LEN 400
 #define STORE_MAX_NAME_LEN 400
 
-#define STORE_MBOX_FIXED 34
-#define STORE_MSG_FIXED 68
+#define STORE_MBOX_FIXED_V1 34
+#define STORE_MBOX_FIXED 52
+#define STORE_MSG_FIXED_V1 68
+#define STORE_MSG_FIXED 84
+#define STORE_USER_LEN 16
+
+/* mbox record flags */
+#define MBOX_F_NOSELECT 0x0001 /* a placeholder: holds children, no messages */
+
+/* modseq entry kinds */
+#define STORE_MODSEQ_LIVE 0
+#define STORE_MODSEQ_EXPUNGED 1
 #define STORE_BLOBREF_LEN 24
 #define STORE_BLOB_ZSTD 1
 
@@ -150,24 +191,48 @@ store_key_blob(uint8_t k[STORE_BLOB_KEY_LEN], const uint8_t hash[STORE_HASH_LEN]
 	be_put32(k + STORE_HASH_LEN, chunk);
 }
 
+struct user_rec {
+	uint64_t user_id;
+	uint32_t next_mbox; /* 0 in a v1 record: the caller derives it */
+};
+
+/* Keywords inside a record are a packed run of (u8 len, bytes); they are
+ * walked with store_kw_next(), never copied into arrays by the decoder. */
+struct kw_run {
+	const uint8_t *p; /* borrowed, as the record */
+	size_t len;	  /* bytes of the run */
+	uint32_t n;	  /* how many keywords */
+};
+
 struct mbox_rec {
+	uint8_t special_use;
+	uint16_t flags; /* MBOX_F_* */
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint32_t messages;
 	uint64_t highestmodseq;
 	uint64_t bytes;
+	uint32_t unseen;
+	uint32_t deleted;
+	uint64_t vanished_floor;
 	const char *name; /* borrowed: from the txn (decode) or the caller (encode) */
 	size_t name_len;
+	struct kw_run kw;
+	/* v1 records decode with unseen = messages, deleted = 0 (the
+	 * migration recounts them), vanished_floor = highestmodseq. */
 };
 
 struct msg_rec {
 	uint32_t flags;
 	uint64_t modseq;
 	int64_t internal_date;
+	int64_t save_date;
 	uint64_t size;
+	uint64_t email_id;
 	uint8_t hash[STORE_HASH_LEN];
 	const char *trace; /* borrowed, as above */
 	uint32_t trace_len;
+	struct kw_run kw;
 };
 
 struct blobref_rec {
@@ -177,8 +242,15 @@ struct blobref_rec {
 	uint32_t nchunks;
 };
 
+/* The next keyword of a run: 1 with *kw_r and *len_r set and *pos advanced,
+ * 0 at the end, -1 if the run is malformed. *pos starts at 0. */
+int store_kw_next(const struct kw_run *run, size_t *pos, const char **kw_r, size_t *len_r);
+
 /* Encoders write exactly *_size() bytes to p. Decoders return 0, or -1 if
  * the bytes are not a record they know (corruption). */
+void store_user_encode(uint8_t p[STORE_USER_LEN], const struct user_rec *r);
+int store_user_decode(const void *p, size_t len, struct user_rec *r);
+
 size_t store_mbox_size(const struct mbox_rec *r);
 void store_mbox_encode(uint8_t *p, const struct mbox_rec *r);
 int store_mbox_decode(const void *p, size_t len, struct mbox_rec *r);

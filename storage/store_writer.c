@@ -41,26 +41,21 @@
 #define READER_CHECK_NS (60ull * 1000000000ull)
 #define NS_PER_MS 1000000ull
 
-enum op_type { OP_DELIVER, OP_EXPUNGE };
+enum op_type { OP_DELIVER, OP_EXPUNGE, OP_REQ };
 
 struct store_op {
 	struct store_op *next;
 	enum op_type type;
 	struct store_delivery *d; /* borrowed from the caller until done() */
 	struct store_expunge *e;  /* same */
+	struct store_req *req;	  /* same (OP_REQ) */
+	store_apply_fn *apply;	  /* OP_REQ */
 	uint64_t bytes;		  /* counted against batch_max_bytes */
 	uint64_t queued_ns;	  /* CLOCK_MONOTONIC, when queued */
 	uint8_t hash[STORE_HASH_LEN];
 	bool hash_failed;
 	int64_t internal_date; /* the delivery's, or the time it was queued */
 	int rc;		       /* the operation's result (see store_internal.h) */
-};
-
-/* Things only the writer thread touches. */
-struct writer_ctx {
-	ZSTD_CCtx *zc; /* owned */
-	void *scratch; /* owned: one compressed chunk */
-	size_t scratch_len;
 };
 
 static uint64_t
@@ -83,6 +78,8 @@ timedwait_until(struct store_state *s, uint64_t when_ns)
 
 /* ---- queueing (any thread) ---- */
 
+static void fail_delivery(struct store_delivery *d, int status);
+
 static void
 complete_op(void *arg)
 {
@@ -90,15 +87,39 @@ complete_op(void *arg)
 
 	if (op->type == OP_DELIVER)
 		op->d->done(op->d, op->d->arg);
-	else
+	else if (op->type == OP_EXPUNGE)
 		op->e->done(op->e, op->e->arg);
+	else
+		op->req->done(op->req, op->req->arg);
 	free(op);
+}
+
+static struct worker *
+op_worker(const struct store_op *op)
+{
+	if (op->type == OP_DELIVER)
+		return op->d->worker;
+	if (op->type == OP_EXPUNGE)
+		return op->e->worker;
+	return op->req->worker;
+}
+
+/* Sets the outcome of a request that was not (or not fully) applied. */
+static void
+set_status(struct store_op *op, int status)
+{
+	if (op->type == OP_DELIVER)
+		fail_delivery(op->d, status);
+	else if (op->type == OP_EXPUNGE)
+		op->e->status = status;
+	else
+		op->req->status = status;
 }
 
 static void
 post_op(struct store_op *op)
 {
-	struct worker *w = op->type == OP_DELIVER ? op->d->worker : op->e->worker;
+	struct worker *w = op_worker(op);
 
 	/* No worker (tools, tests without a loop): complete right here. */
 	if (w == NULL)
@@ -128,10 +149,7 @@ enqueue(struct store_op *op)
 
 	if (s == NULL) {
 		/* Not open (or closing): nothing can be written. */
-		if (op->type == OP_DELIVER)
-			fail_delivery(op->d, STORE_TEMPFAIL);
-		else
-			op->e->status = STORE_TEMPFAIL;
+		set_status(op, STORE_TEMPFAIL);
 		post_op(op);
 		return;
 	}
@@ -177,277 +195,49 @@ store_expunge(struct store_expunge *e)
 	enqueue(op);
 }
 
-/* ---- operations (writer thread, inside a child transaction) ---- */
-
-static int
-put_quota(MDB_txn *txn, uint64_t user, uint64_t bytes, uint64_t messages)
+void
+store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes)
 {
-	uint8_t key[8], val[16];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = sizeof(val), .mv_data = val};
+	struct store_op *op = xcalloc(1, sizeof(*op));
 
-	be_put64(key, user);
-	be_put64(val, bytes);
-	be_put64(val + 8, messages);
-	return mdb_put(txn, store_g->quota, &k, &v, 0);
+	op->type = OP_REQ;
+	op->req = req;
+	op->apply = apply;
+	op->bytes = bytes;
+	req->status = STORE_OK;
+	enqueue(op);
 }
 
-static int
-put_mbox(MDB_txn *txn, uint64_t user, uint32_t mbox, const struct mbox_rec *r)
+/* ---- change notification, collected per batch ---- */
+
+void
+store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq)
 {
-	uint8_t key[STORE_MBOX_KEY_LEN];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = store_mbox_size(r), .mv_data = NULL};
-	int rc;
-
-	store_key_mbox(key, user, mbox);
-	if ((rc = mdb_put(txn, store_g->mbox, &k, &v, MDB_RESERVE)) != 0)
-		return rc;
-	store_mbox_encode(v.mv_data, r);
-	return 0;
-}
-
-/* Allocates the next user_id (meta "next_user_id") for a new stable id. */
-static int
-user_create(MDB_txn *txn, const char *id, uint64_t *user_r)
-{
-	MDB_val mk = {.mv_size = 12, .mv_data = (void *)"next_user_id"}, mv;
-	uint8_t cnt[8], uval[8];
-	uint64_t next = 1;
-	int rc = mdb_get(txn, store_g->meta, &mk, &mv);
-
-	if (rc == 0) {
-		if (mv.mv_size != 8)
-			return STORE_PERMFAIL;
-		next = be_get64(mv.mv_data);
-	} else if (rc != MDB_NOTFOUND) {
-		return rc;
-	}
-	be_put64(cnt, next + 1);
-	mv.mv_size = sizeof(cnt);
-	mv.mv_data = cnt;
-	if ((rc = mdb_put(txn, store_g->meta, &mk, &mv, 0)) != 0)
-		return rc;
-
-	MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id};
-	MDB_val v = {.mv_size = sizeof(uval), .mv_data = uval};
-	be_put64(uval, next);
-	if ((rc = mdb_put(txn, store_g->users, &k, &v, MDB_NOOVERWRITE)) != 0)
-		return rc;
-	*user_r = next;
-	return 0;
-}
-
-/* Creates the user's INBOX (mailbox_id 1, UIDVALIDITY from the clock). */
-static int
-inbox_create(MDB_txn *txn, uint64_t user, struct mbox_rec *r)
-{
-	uint8_t key[8 + 5], val[4];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = sizeof(val), .mv_data = val};
-	time_t now = time(NULL);
-	int rc;
-
-	be_put64(key, user);
-	memcpy(key + 8, "INBOX", 5);
-	be_put32(val, STORE_INBOX_ID);
-	if ((rc = mdb_put(txn, store_g->mboxname, &k, &v, MDB_NOOVERWRITE)) != 0)
-		return rc;
-	memset(r, 0, sizeof(*r));
-	r->uidvalidity = (uint32_t)now != 0 ? (uint32_t)now : 1;
-	r->uidnext = 1;
-	r->name = "INBOX";
-	r->name_len = 5;
-	return 0;
-}
-
-/* Checks and quota for one recipient; returns a STORE_* decision for this
- * recipient alone, or an LMDB code that must abort the delivery. Nothing
- * is written before every check has passed. */
-static int
-deliver_one(MDB_txn *txn, struct store_op *op, struct store_rcpt *r)
-{
-	struct store_delivery *d = op->d;
-	uint64_t size = (uint64_t)r->trace_len + d->body_len;
-	uint64_t user = 0, qbytes = 0, qmsgs = 0;
-	bool new_user = false;
-	struct mbox_rec mr;
-	uint32_t mbox = STORE_INBOX_ID;
-	int rc;
-
-	if (r->user_id == NULL || r->user_id[0] == '\0' || strlen(r->user_id) > STORE_MAX_ID_LEN ||
-	    (r->trace == NULL && r->trace_len > 0) || r->trace_len > UINT32_MAX)
-		return STORE_PERMFAIL;
-	rc = store_user_lookup(txn, r->user_id, &user);
-	if (rc == MDB_NOTFOUND)
-		new_user = true;
-	else if (rc != 0)
-		return rc;
-	if (!new_user && (rc = store_quota_get(txn, user, &qbytes, &qmsgs)) != 0)
-		return rc;
-	if (r->quota != 0) {
-		if (size > r->quota)
-			return STORE_TOOBIG;
-		if (qbytes + size > r->quota)
-			return STORE_OVERQUOTA;
-	}
-	if (!new_user) {
-		rc = store_mbox_lookup(txn, user, "INBOX", &mbox);
-		if (rc == 0) {
-			rc = store_mbox_get(txn, user, mbox, &mr);
-			if (rc == MDB_NOTFOUND)
-				rc = STORE_PERMFAIL; /* a name without its mailbox */
-		} else if (rc == MDB_NOTFOUND) {
-			rc = inbox_create(txn, user, &mr);
-			mbox = STORE_INBOX_ID;
+	for (size_t i = wc->op_touch_start; i < wc->ntouches; i++) {
+		struct store_touched *t = &wc->touches[i];
+		if (t->mbox == mbox && strcmp(t->user_id, user_id) == 0) {
+			if (highestmodseq > t->highestmodseq)
+				t->highestmodseq = highestmodseq;
+			return;
 		}
-		if (rc != 0)
-			return rc;
-	} else {
-		if ((rc = user_create(txn, r->user_id, &user)) != 0)
-			return rc;
-		if ((rc = inbox_create(txn, user, &mr)) != 0)
-			return rc;
 	}
-	if (mr.uidnext == UINT32_MAX)
-		return STORE_PERMFAIL; /* XXX: needs a new UIDVALIDITY */
-
-	struct msg_rec m = {
-	    .flags = 0,
-	    .modseq = ++mr.highestmodseq,
-	    .internal_date = op->internal_date,
-	    .size = size,
-	    .trace = r->trace,
-	    .trace_len = (uint32_t)r->trace_len,
-	};
-	uint32_t uid = mr.uidnext++;
-	memcpy(m.hash, op->hash, STORE_HASH_LEN);
-	mr.messages++;
-	mr.bytes += size;
-	mr.name = "INBOX"; /* the decoded name pointed into a page */
-	mr.name_len = 5;
-
-	uint8_t key[STORE_MODSEQ_KEY_LEN], uval[4];
-	MDB_val k = {.mv_size = STORE_MSG_KEY_LEN, .mv_data = key};
-	MDB_val v = {.mv_size = store_msg_size(&m), .mv_data = NULL};
-	store_key_msg(key, user, mbox, uid);
-	if ((rc = mdb_put(txn, store_g->msg, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE)) != 0)
-		return rc == MDB_KEYEXIST ? STORE_PERMFAIL : rc;
-	store_msg_encode(v.mv_data, &m);
-
-	store_key_modseq(key, user, mbox, m.modseq);
-	k.mv_size = STORE_MODSEQ_KEY_LEN;
-	be_put32(uval, uid);
-	v.mv_size = sizeof(uval);
-	v.mv_data = uval;
-	if ((rc = mdb_put(txn, store_g->modseq, &k, &v, 0)) != 0)
-		return rc;
-	if ((rc = put_mbox(txn, user, mbox, &mr)) != 0)
-		return rc;
-	if ((rc = put_quota(txn, user, qbytes + size, qmsgs + 1)) != 0)
-		return rc;
-	r->uid = uid;
-	return 0;
+	if (wc->ntouches == wc->touch_cap) {
+		wc->touch_cap = wc->touch_cap == 0 ? 64 : wc->touch_cap * 2;
+		wc->touches = xrealloc(wc->touches, wc->touch_cap * sizeof(*wc->touches));
+	}
+	struct store_touched *t = &wc->touches[wc->ntouches++];
+	t->user_id = xstrdup(user_id);
+	t->mbox = mbox;
+	t->highestmodseq = highestmodseq;
 }
 
-static bool
-is_decision(int rc)
+/* Forgets the touches from index `from` on (an aborted operation). */
+static void
+touches_truncate(struct store_wctx *wc, size_t from)
 {
-	return rc <= STORE_NOTFOUND && rc >= STORE_TOOBIG;
-}
-
-static int
-apply_deliver(MDB_txn *txn, struct store_op *op, struct writer_ctx *wc)
-{
-	struct store_delivery *d = op->d;
-	uint32_t ok = 0;
-
-	if (d->body == NULL && d->body_len > 0)
-		return STORE_PERMFAIL;
-	for (size_t i = 0; i < d->nrcpts; i++) {
-		struct store_rcpt *r = &d->rcpts[i];
-		int rc = deliver_one(txn, op, r);
-
-		if (is_decision(rc)) {
-			/* This recipient only; nothing of it was written. */
-			r->status = rc;
-			r->uid = 0;
-			continue;
-		}
-		if (rc != 0)
-			return rc;
-		r->status = STORE_OK;
-		ok++;
-	}
-	if (ok == 0)
-		return 0;
-	return store_blob_put(txn, op->hash, d->body, d->body_len, ok, wc->zc, store_g->zstd_level,
-			      wc->scratch, wc->scratch_len);
-}
-
-static int
-apply_expunge(MDB_txn *txn, struct store_op *op)
-{
-	struct store_expunge *e = op->e;
-	const char *name = store_mbox_canon(e->mailbox);
-	uint64_t user, qbytes, qmsgs;
-	struct mbox_rec mr;
-	uint32_t mbox;
-	int rc;
-
-	e->expunged = 0;
-	rc = store_user_lookup(txn, e->user_id, &user);
-	if (rc == 0)
-		rc = store_mbox_lookup(txn, user, name, &mbox);
-	if (rc == MDB_NOTFOUND)
-		/* Nobody's INBOX exists before the first delivery. */
-		return strcmp(name, "INBOX") == 0 ? 0 : STORE_NOTFOUND;
-	if (rc == 0)
-		rc = store_mbox_get(txn, user, mbox, &mr);
-	if (rc == 0)
-		rc = store_quota_get(txn, user, &qbytes, &qmsgs);
-	if (rc != 0)
-		return rc == MDB_NOTFOUND ? STORE_PERMFAIL : rc;
-	mr.name = name;
-	mr.name_len = strlen(name);
-
-	for (size_t i = 0; i < e->nuids; i++) {
-		uint8_t key[STORE_MODSEQ_KEY_LEN];
-		MDB_val k = {.mv_size = STORE_MSG_KEY_LEN, .mv_data = key}, v;
-		struct msg_rec m;
-
-		store_key_msg(key, user, mbox, e->uids[i]);
-		rc = mdb_get(txn, store_g->msg, &k, &v);
-		if (rc == MDB_NOTFOUND)
-			continue; /* already gone (or listed twice) */
-		if (rc != 0)
-			return rc;
-		/* m's hash is copied; its trace pointer is not used after
-		 * the delete below invalidates it. */
-		if (store_msg_decode(v.mv_data, v.mv_size, &m) < 0)
-			return STORE_PERMFAIL;
-		if ((rc = mdb_del(txn, store_g->msg, &k, NULL)) != 0)
-			return rc;
-		store_key_modseq(key, user, mbox, m.modseq);
-		k.mv_size = STORE_MODSEQ_KEY_LEN;
-		rc = mdb_del(txn, store_g->modseq, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
-		if ((rc = store_blob_unref(txn, m.hash)) != 0)
-			return rc;
-		mr.messages = mr.messages > 0 ? mr.messages - 1 : 0;
-		mr.bytes = mr.bytes > m.size ? mr.bytes - m.size : 0;
-		qmsgs = qmsgs > 0 ? qmsgs - 1 : 0;
-		qbytes = qbytes > m.size ? qbytes - m.size : 0;
-		e->expunged++;
-	}
-	if (e->expunged == 0)
-		return 0;
-	/* The mailbox changed: CONDSTORE clients must see a new MODSEQ. */
-	mr.highestmodseq++;
-	if ((rc = put_mbox(txn, user, mbox, &mr)) != 0)
-		return rc;
-	return put_quota(txn, user, qbytes, qmsgs);
+	for (size_t i = from; i < wc->ntouches; i++)
+		free(wc->touches[i].user_id);
+	wc->ntouches = from;
 }
 
 /* ---- batches ---- */
@@ -527,16 +317,18 @@ reset_op(struct store_op *op)
 			op->d->rcpts[i].status = STORE_OK;
 			op->d->rcpts[i].uid = 0;
 		}
-	} else {
+	} else if (op->type == OP_EXPUNGE) {
 		op->e->status = STORE_OK;
 		op->e->expunged = 0;
+	} else {
+		op->req->status = STORE_OK;
 	}
 }
 
 /* Runs the batch; leaves each operation's result in op->rc (and in its
  * request for the parts that committed). Returns the commit's rc. */
 static int
-run_batch(struct store_state *s, struct writer_ctx *wc, struct store_op *batch, uint64_t bytes)
+run_batch(struct store_state *s, struct store_wctx *wc, struct store_op *batch, uint64_t bytes)
 {
 	int rc = 0;
 
@@ -554,6 +346,7 @@ run_batch(struct store_state *s, struct writer_ctx *wc, struct store_op *batch, 
 		MDB_txn *parent;
 		bool map_full = false;
 
+		touches_truncate(wc, 0);
 		for (struct store_op *op = batch; op != NULL; op = op->next) {
 			reset_op(op);
 			if (op->hash_failed)
@@ -570,14 +363,20 @@ run_batch(struct store_state *s, struct writer_ctx *wc, struct store_op *batch, 
 				op->rc = rc;
 				continue;
 			}
+			wc->op_touch_start = wc->ntouches;
 			if (op->type == OP_DELIVER)
-				rc = apply_deliver(child, op, wc);
+				rc = store_apply_deliver(child, op->d, op->hash, op->internal_date,
+							 wc);
+			else if (op->type == OP_EXPUNGE)
+				rc = store_apply_expunge(child, op->e, wc);
 			else
-				rc = apply_expunge(child, op);
+				rc = op->apply(child, op->req, wc);
 			if (rc == 0)
 				rc = mdb_txn_commit(child);
 			else
 				mdb_txn_abort(child);
+			if (rc != 0)
+				touches_truncate(wc, wc->op_touch_start);
 			op->rc = rc;
 			if (is_map_full(rc) && attempt == 0) {
 				map_full = true;
@@ -618,6 +417,16 @@ op_user(const struct store_op *op)
 	return u != NULL ? u : "-";
 }
 
+static const char *
+op_name(const struct store_op *op)
+{
+	if (op->type == OP_DELIVER)
+		return "deliver";
+	if (op->type == OP_EXPUNGE)
+		return "expunge";
+	return "change";
+}
+
 /* Fills in each request's outcome after the batch's commit (commit_rc). */
 static void
 finish_op(struct store_op *op, int commit_rc)
@@ -625,18 +434,19 @@ finish_op(struct store_op *op, int commit_rc)
 	int status = store_rc_status(op->rc != 0 ? op->rc : commit_rc);
 
 	if (op->rc != 0 && (status == STORE_TEMPFAIL || status == STORE_PERMFAIL))
-		log_error(0, "store", "%s-failed user=%s error=\"%s\"",
-			  op->type == OP_DELIVER ? "deliver" : "expunge", op_user(op),
+		log_error(0, "store", "%s-failed user=%s error=\"%s\"", op_name(op), op_user(op),
 			  store_rc_str(op->rc));
 	if (op->type == OP_DELIVER) {
 		if (status != STORE_OK)
 			fail_delivery(op->d, status);
 		else
 			op->d->status = STORE_OK;
-	} else {
+	} else if (op->type == OP_EXPUNGE) {
 		op->e->status = status;
 		if (status != STORE_OK)
 			op->e->expunged = 0;
+	} else {
+		op->req->status = status;
 	}
 }
 
@@ -659,7 +469,8 @@ static void *
 writer_main(void *arg)
 {
 	struct store_state *s = arg;
-	struct writer_ctx wc = {.scratch_len = ZSTD_compressBound(STORE_CHUNK_SIZE)};
+	struct store_wctx wc = {.scratch_len = ZSTD_compressBound(STORE_CHUNK_SIZE),
+				.level = s->zstd_level};
 	uint64_t next_check = mono_ns() + READER_CHECK_NS;
 	unsigned max_ops = s->group_commit ? s->batch_max_ops : 1;
 
@@ -713,6 +524,10 @@ writer_main(void *arg)
 		pthread_mutex_lock(&s->qlock);
 		s->stats.ops += n;
 		pthread_mutex_unlock(&s->qlock);
+		/* Watchers hear of a change only once it is durable. */
+		if (rc == 0)
+			store_watch_notify(wc.touches, wc.ntouches);
+		touches_truncate(&wc, 0);
 		struct store_op *op = batch;
 		while (op != NULL) {
 			struct store_op *next = op->next;
@@ -726,6 +541,7 @@ writer_main(void *arg)
 	pthread_mutex_unlock(&s->qlock);
 	ZSTD_freeCCtx(wc.zc);
 	free(wc.scratch);
+	free(wc.touches);
 	return NULL;
 }
 

@@ -1,0 +1,173 @@
+/*
+ * store_watch.c - who wants to hear of changes to which mailbox, and
+ * telling them after a commit (store.h, change notification).
+ *
+ * A registry of watches hashed by user id, under one mutex. The writer
+ * calls store_watch_notify() after each synced batch; for every watch of a
+ * touched mailbox it posts one event to the watch's worker, or, when an
+ * event is already on its way, only raises the MODSEQ that event will
+ * report (changes coalesce; a slow session never queues more than one).
+ *
+ * Lifetimes: a watch is referenced by the registry and by its pending
+ * event. store_watch_remove() runs on the watch's own worker, marks it
+ * dead and drops the registry's reference; an event that is still queued
+ * then finds it dead, calls nothing, and frees it. So fn is never called
+ * after remove returns, and nothing is freed under a queued event.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/compat.h"
+#include "core/worker.h"
+#include "storage/store_internal.h"
+
+#define WATCH_BUCKETS 1024
+
+struct store_watch {
+	struct store_watch *next; /* bucket chain; protected by wlock */
+	char *user_id;		  /* owned */
+	uint32_t mbox;		  /* 0 = every mailbox of the user */
+	struct worker *worker;
+	store_watch_fn *fn;
+	void *arg;
+	/* protected by wlock: */
+	int refs;
+	bool dead;
+	bool pending;		 /* an event is queued on worker */
+	uint32_t pending_mbox;	 /* what it will report (0: several) */
+	uint64_t pending_modseq; /* highest seen since it was queued */
+};
+
+static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+static struct store_watch *buckets[WATCH_BUCKETS];
+
+static size_t
+bucket_of(const char *user_id)
+{
+	/* FNV-1a: spreads ids; nothing here is secret or attacker-timed. */
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)user_id; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h % WATCH_BUCKETS;
+}
+
+/* Drops one reference; wlock held. Returns the watch if it must be freed
+ * (outside the lock). */
+static struct store_watch *
+unref_locked(struct store_watch *w)
+{
+	return --w->refs == 0 ? w : NULL;
+}
+
+static void
+watch_free(struct store_watch *w)
+{
+	if (w == NULL)
+		return;
+	free(w->user_id);
+	free(w);
+}
+
+struct store_watch *
+store_watch_add(const char *user_id, uint32_t mailbox_id, struct worker *worker, store_watch_fn *fn,
+		void *arg)
+{
+	struct store_watch *w = xcalloc(1, sizeof(*w));
+
+	w->user_id = xstrdup(user_id);
+	w->mbox = mailbox_id;
+	w->worker = worker;
+	w->fn = fn;
+	w->arg = arg;
+	w->refs = 1; /* the registry's */
+	size_t b = bucket_of(user_id);
+	pthread_mutex_lock(&wlock);
+	w->next = buckets[b];
+	buckets[b] = w;
+	pthread_mutex_unlock(&wlock);
+	return w;
+}
+
+void
+store_watch_remove(struct store_watch *w)
+{
+	if (w == NULL)
+		return;
+	size_t b = bucket_of(w->user_id);
+	pthread_mutex_lock(&wlock);
+	for (struct store_watch **pp = &buckets[b]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	w->next = NULL;
+	w->dead = true;
+	struct store_watch *f = unref_locked(w);
+	pthread_mutex_unlock(&wlock);
+	watch_free(f);
+}
+
+/* Runs on the watch's worker. */
+static void
+deliver_event(void *arg)
+{
+	struct store_watch *w = arg;
+
+	pthread_mutex_lock(&wlock);
+	bool dead = w->dead;
+	uint32_t mbox = w->pending_mbox;
+	uint64_t modseq = w->pending_modseq;
+	w->pending = false;
+	struct store_watch *f = unref_locked(w);
+	pthread_mutex_unlock(&wlock);
+	if (!dead)
+		w->fn(w->arg, mbox, modseq);
+	watch_free(f);
+}
+
+void
+store_watch_notify(const struct store_touched *t, size_t n)
+{
+	struct store_watch **post = NULL;
+	size_t npost = 0, cap = 0;
+
+	pthread_mutex_lock(&wlock);
+	for (size_t i = 0; i < n; i++) {
+		size_t b = bucket_of(t[i].user_id);
+		for (struct store_watch *w = buckets[b]; w != NULL; w = w->next) {
+			if (w->dead || strcmp(w->user_id, t[i].user_id) != 0 ||
+			    (w->mbox != 0 && w->mbox != t[i].mbox))
+				continue;
+			if (w->pending) {
+				if (w->pending_mbox != t[i].mbox)
+					w->pending_mbox = 0;
+				if (t[i].highestmodseq > w->pending_modseq)
+					w->pending_modseq = t[i].highestmodseq;
+				continue;
+			}
+			w->pending = true;
+			w->pending_mbox = t[i].mbox;
+			w->pending_modseq = t[i].highestmodseq;
+			w->refs++; /* the event's */
+			if (npost == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				post = xrealloc(post, cap * sizeof(*post));
+			}
+			post[npost++] = w;
+		}
+	}
+	pthread_mutex_unlock(&wlock);
+	/* worker_post() takes the worker's lock: not under ours. */
+	for (size_t j = 0; j < npost; j++) {
+		if (post[j]->worker != NULL)
+			worker_post(post[j]->worker, deliver_event, post[j]);
+		else
+			deliver_event(post[j]); /* tools and tests: no loop */
+	}
+	free(post);
+}
