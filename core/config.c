@@ -114,7 +114,7 @@ static const struct key_def keys[] = {
     {"storage", "group_commit", CT_BOOL, CFG(group_commit), "yes", 0, 0, 0},
     {"storage", "batch_max_ops", CT_UINT, CFG(batch_max_ops), "64", 0, 1, 0},
     {"storage", "batch_max_bytes", CT_SIZE, CFG(batch_max_bytes), "8M", 0, 1, 0},
-    {"storage", "batch_max_ms", CT_UINT, CFG(batch_max_ms), "2", 0, 0, 1000},
+    {"storage", "batch_max_ms", CT_UINT, CFG(batch_max_ms), "0", 0, 0, 1000},
     {"storage", "zstd_level", CT_UINT, CFG(zstd_level), "3", 0, 1, 19},
 
     {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},

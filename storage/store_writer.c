@@ -2,10 +2,14 @@
  * store_writer.c - the writer thread: owns every write transaction of the
  * store and commits in groups (DESIGN.md, Concurrency).
  *
- * Callers queue operations (deliveries, expunges) on a mutex+condvar
- * queue. The writer takes them in batches, closed at batch_max_ops
- * operations, batch_max_bytes bytes or batch_max_ms after the first
- * operation was queued; a batch is one parent transaction with one nested
+ * Callers queue operations (deliveries, expunges, generic requests) on a
+ * mutex+condvar queue. The writer takes them in batches of what is queued,
+ * closed at batch_max_ops operations or batch_max_bytes bytes; with
+ * batch_max_ms > 0 it also waits that long after the first operation for
+ * more to join. The default 0 waits for nothing: operations that arrive
+ * while one batch is being synced form the next (leader/follower group
+ * commit), which keeps a lone delivery's latency at one fsync and still
+ * fills batches under load. A batch is one parent transaction with one nested
  * transaction per operation (a failing operation aborts only its child and
  * gets its own error), then one mdb_txn_commit with full sync, and only
  * then is each caller completed by worker_post() to its worker, so a

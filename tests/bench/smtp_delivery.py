@@ -13,6 +13,7 @@ by PID before it exits, also on Ctrl-C or an error. A run stops at
 --max-seconds and reports what it has (marked "partial").
 
 Usage: smtp_delivery.py --ternd build/ternd [-n 2000] [-c 50] [--size 10240]
+       smtp_delivery.py -c 1,10,50 --modes yes   (one row per concurrency)
 """
 import argparse
 import os
@@ -61,9 +62,9 @@ def make_body(size, n):
     return head + body + b"\r\n"
 
 
-def run_once(ternd_path, group_commit, total, conns, size, max_seconds):
+def run_once(ternd_path, group_commit, total, conns, size, max_seconds, storage=None):
     os.environ["TERND"] = ternd_path
-    env = harness.Env({"storage": {"group_commit": group_commit},
+    env = harness.Env({"storage": dict(storage or {}, group_commit=group_commit),
                        "limits": {"message_size_max": "10M"},
                        "server": {"log_level": "warn"}})
     try:
@@ -141,29 +142,37 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ternd", default=os.environ.get("TERND", "build/ternd"))
     ap.add_argument("-n", "--messages", type=int, default=2000)
-    ap.add_argument("-c", "--connections", type=int, default=50)
+    ap.add_argument("-c", "--connections", default="50",
+                    help="concurrent connections; a comma list runs each")
     ap.add_argument("--size", type=int, default=10 * 1024, help="message size in bytes")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="bound per run")
     ap.add_argument("--modes", default="yes,no", help="group_commit values to run")
+    ap.add_argument("--storage", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra [storage] settings, e.g. batch_max_ms=0")
     args = ap.parse_args()
     ternd = os.path.abspath(args.ternd)
 
+    conn_counts = [int(c) for c in args.connections.split(",")]
     results = []
-    for mode in args.modes.split(","):
-        r = run_once(ternd, mode, args.messages, args.connections, args.size, args.max_seconds)
-        results.append(r)
-        for e in r["errors"][:5]:
-            print("  error (group_commit=%s): %s" % (mode, e), file=sys.stderr)
+    for conns in conn_counts:
+        for mode in args.modes.split(","):
+            r = run_once(ternd, mode, args.messages, conns, args.size, args.max_seconds,
+                         dict(kv.split("=", 1) for kv in args.storage))
+            r["conns"] = conns
+            results.append(r)
+            for e in r["errors"][:5]:
+                print("  error (group_commit=%s): %s" % (mode, e), file=sys.stderr)
 
     print()
-    print("%d messages of %d bytes over %d connections, 127.0.0.1, %d cores"
-          % (args.messages, args.size, args.connections, os.cpu_count() or 0))
+    print("%d messages of %d bytes, 127.0.0.1, %d cores"
+          % (args.messages, args.size, os.cpu_count() or 0))
     print()
-    print("| group_commit | delivered | messages/s | DATA→250 p50 (ms) | DATA→250 p99 (ms) |")
-    print("|---|---|---|---|---|")
+    print("| connections | group_commit | delivered | messages/s | DATA→250 p50 (ms) "
+          "| DATA→250 p99 (ms) |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print("| %s | %d%s | %.0f | %.1f | %.1f |"
-              % (r["group_commit"], r["done"], " (partial)" if r["partial"] else "",
+        print("| %d | %s | %d%s | %.0f | %.1f | %.1f |"
+              % (r["conns"], r["group_commit"], r["done"], " (partial)" if r["partial"] else "",
                  r["rate"], r["p50"], r["p99"]))
     return 1 if any(r["errors"] for r in results) else 0
 

@@ -167,7 +167,7 @@ test_minimal_defaults(void **state)
 	assert_true(cfg->group_commit);
 	assert_int_equal(cfg->batch_max_ops, 64);
 	assert_int_equal(cfg->batch_max_bytes, 8ULL << 20);
-	assert_int_equal(cfg->batch_max_ms, 2);
+	assert_int_equal(cfg->batch_max_ms, 0);
 	assert_int_equal(cfg->zstd_level, 3);
 	assert_string_equal(cfg->sasl_mechanisms, "");
 	assert_string_equal(cfg->outbound_relayhost, "");
