@@ -217,6 +217,14 @@ conn_resume(struct conn *c)
 }
 
 void
+conn_read_bytes(struct conn *c, uint64_t n)
+{
+	if (c->ops->on_data == NULL)
+		panic("conn_read_bytes: the protocol has no on_data handler");
+	c->raw_left += n;
+}
+
+void
 conn_set_max_line(struct conn *c, size_t max)
 {
 	lr_set_max(&c->lr, max);
@@ -258,11 +266,12 @@ conn_starttls(struct conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	lr_reset(&c->lr);
+	c->raw_left = 0;
 
 	/* The filter writes TLS records into the old bufferevent after the
 	 * plaintext reply already queued there, so the reply goes out first. */
 	struct bufferevent *tlsbev = bufferevent_openssl_filter_new(
-		worker_base(c->worker), c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    worker_base(c->worker), c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tlsbev == NULL) {
 		SSL_free(ssl);
 		return -1;
@@ -301,7 +310,7 @@ conn_close(struct conn *c, const char *reason)
 		/* the filter passes the socket's timeout on to conn_event_cb */
 		bufferevent_set_timeouts(under, NULL, &tv);
 		c->under_drain_cb =
-			evbuffer_add_cb(bufferevent_get_output(under), conn_under_drain_cb, c);
+		    evbuffer_add_cb(bufferevent_get_output(under), conn_under_drain_cb, c);
 	}
 	/* Tear down from the loop, never from inside a caller's handler. */
 	schedule_task(c);
@@ -375,6 +384,19 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		if (avail == 0)
 			break;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+		if (c->raw_left > 0) {
+			/* The line reader holds nothing here: it stops at each
+			 * LF, and raw reads are only asked for from a handler. */
+			size_t take = avail < c->raw_left ? avail : (size_t)c->raw_left;
+			struct bufferevent *bev_before = c->bev;
+			c->raw_left -= take;
+			/* data points into the input buffer: drain it only after
+			 * the handler (a STARTTLS inside it drains everything). */
+			c->ops->on_data(c, data, take, c->raw_left == 0);
+			if (!c->closed && c->bev == bev_before)
+				evbuffer_drain(in, take);
+			continue;
+		}
 		size_t used = 0;
 		char *line;
 		size_t len;

@@ -40,19 +40,23 @@ struct conn_ops {
 	void (*on_close)(struct conn *c, const char *reason);
 	/* Last reference dropped: free the session that embeds the conn. */
 	void (*on_free)(struct conn *c);
+	/* Raw bytes asked for with conn_read_bytes(), in one or more pieces
+	 * (last is true on the final one); valid until the handler returns.
+	 * Not called while paused. Needed only by protocols that use it. */
+	void (*on_data)(struct conn *c, const char *data, size_t len, bool last);
 };
 
 struct conn {
-	uint64_t id;		/* random, printed in every log line */
-	const char *service;	/* "smtp", "pop3", ... (static string) */
-	struct worker *worker;	/* borrowed: the loop this conn runs on */
+	uint64_t id;	       /* random, printed in every log line */
+	const char *service;   /* "smtp", "pop3", ... (static string) */
+	struct worker *worker; /* borrowed: the loop this conn runs on */
 	const struct conn_ops *ops;
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;
 	char local_ip[INET6_ADDRSTRLEN];
 	int local_port;
-	bool tls;		/* TLS is up */
-	bool closed;		/* socket gone; on_close has run */
+	bool tls;    /* TLS is up */
+	bool closed; /* socket gone; on_close has run */
 	/* internal below */
 	struct bufferevent *bev;
 	struct event *resume_ev;
@@ -60,7 +64,8 @@ struct conn {
 	struct linereader lr;
 	int refs;
 	int pauses;
-	bool closing;		/* close once output drains */
+	uint64_t raw_left; /* bytes still to deliver through on_data */
+	bool closing;	   /* close once output drains */
 	bool in_dispatch;
 	unsigned idle_timeout;
 	const char *close_reason;
@@ -90,6 +95,11 @@ size_t conn_output_pending(const struct conn *c);
  * are delivered again from the event loop (not recursively). */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+
+/* The next n input bytes (after the line being handled) go to
+ * ops->on_data instead of being split into lines; line delivery resumes
+ * after them (IMAP literals, SMTP BDAT chunks). n = 0 does nothing. */
+void conn_read_bytes(struct conn *c, uint64_t n);
 
 /* Change the line limit (e.g. SMTP DATA allows longer lines). */
 void conn_set_max_line(struct conn *c, size_t max);
