@@ -45,6 +45,7 @@
 #include "core/tls.h"
 #include "core/worker.h"
 #include "directory/dir.h"
+#include "protocols/sasl/auth.h"
 #include "protocols/sasl/mech.h"
 #include "storage/store.h"
 #include "pop3_parser.h"
@@ -54,8 +55,6 @@
 #define POP3_DEFAULT_MAX_LINE 1024
 #define POP3_REPLY_MAX 4096
 #define POP3_LOGIN_MAX 256
-/* Decoded SASL responses: PLAIN is at most 255 + 255 + 1024 + 2. */
-#define POP3_SASL_MAX 4096
 /* RETR reads into a buffer capped at the listed size plus this, so a
  * message that changed size cannot make us allocate without bound. */
 #define POP3_READ_HEADROOM (64 * 1024)
@@ -64,13 +63,6 @@
 enum pop3_state {
 	ST_AUTHZ = 1 << 0, /* AUTHORIZATION */
 	ST_TRANS = 1 << 1, /* TRANSACTION */
-};
-
-enum sasl_step {
-	SASL_NONE = 0,
-	SASL_PLAIN,	 /* sent "+ ", waiting for the PLAIN message */
-	SASL_LOGIN_USER, /* sent "Username:" */
-	SASL_LOGIN_PASS, /* sent "Password:" */
 };
 
 struct pop3_msg {
@@ -88,14 +80,11 @@ struct pop3_session {
 	unsigned errors;	/* peer mistakes */
 	unsigned auth_failures; /* wrong passwords on this connection */
 	struct buf reply;	/* formatting scratch for one reply */
-	struct buf user;	/* USER argument / LOGIN username */
+	struct buf user;	/* USER argument */
 	bool have_user;		/* USER accepted, PASS may follow */
-	enum sasl_step sasl;
-	struct buf secret;	/* decoded SASL response; wiped after use */
-	const char *mech;	/* static: "USER", "PLAIN", "LOGIN" (logs) */
-	struct buf login;	/* the login being checked (logs) */
+	struct auth_sasl sasl;	/* an AUTH exchange (protocols/sasl/auth.h) */
+	bool in_sasl;		/* lines are SASL responses */
 	struct buf logname;	/* scratch for log_safe() */
-	struct event *delay_ev; /* owned: failed-auth delay timer */
 
 	/* The maildrop, from login until the end of the session. */
 	char *user_id;	  /* owned: stable id, the lock key */
@@ -269,74 +258,14 @@ reply_plaintext_disallowed(struct pop3_session *s)
 
 /* ---- authentication ---- */
 
-/* The end of an authentication attempt started by auth_begin(). May free
- * the session: nothing may touch s afterwards. */
-static void
-auth_end(struct pop3_session *s)
-{
-	conn_resume(&s->conn);
-	conn_unref(&s->conn);
-}
-
-static void
-auth_fail_finish(struct pop3_session *s)
-{
-	if (!s->conn.closed) {
-		reply(s, "-ERR [AUTH] Authentication failed");
-		unsigned max = s->cfg->max_auth_failures;
-		if (max > 0 && s->auth_failures >= max) {
-			log_info(s->conn.id, s->conn.service,
-				 "too-many-auth-failures ip=%s failures=%u", s->conn.peer_ip,
-				 s->auth_failures);
-			conn_close(&s->conn, "too many authentication failures");
-		}
-	}
-	auth_end(s);
-}
-
-static void
-delay_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	auth_fail_finish(arg);
-}
-
-/* A failed attempt: counted, logged, answered after the throttle delay
- * (the conn stays paused meanwhile, so pipelined guesses wait too). */
-static void
-auth_fail(struct pop3_session *s, const char *why)
-{
-	s->auth_failures++;
-	unsigned delay = mech_fail_delay_ms(s->cfg, s->conn.peer_ip);
-	mech_record_result(s->conn.peer_ip, false);
-	log_info(s->conn.id, s->conn.service,
-		 "login user=\"%s\" result=fail mech=%s ip=%s tls=%s delay_ms=%u reason=\"%s\"",
-		 log_safe(s, buf_cstr(&s->login)), s->mech, s->conn.peer_ip,
-		 s->conn.tls ? "yes" : "no", delay, why);
-	if (delay == 0 || s->conn.closed) {
-		auth_fail_finish(s);
-		return;
-	}
-	if (s->delay_ev == NULL)
-		s->delay_ev = evtimer_new(worker_base(s->conn.worker), delay_cb, s);
-	if (s->delay_ev == NULL) {
-		auth_fail_finish(s);
-		return;
-	}
-	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-	evtimer_add(s->delay_ev, &tv);
-}
-
 static void
 login_ok(struct pop3_session *s, const struct dir_user *u)
 {
-	const char *who = u->login != NULL && u->login[0] != '\0' ? u->login : buf_cstr(&s->login);
+	const char *who = u->login != NULL && u->login[0] != '\0' ? u->login : u->id;
 
 	if (maildrop_lock(u->id) < 0) {
-		log_info(s->conn.id, s->conn.service,
-			 "login user=\"%s\" result=in-use mech=%s ip=%s tls=%s", log_safe(s, who),
-			 s->mech, s->conn.peer_ip, s->conn.tls ? "yes" : "no");
+		log_info(s->conn.id, s->conn.service, "maildrop user=\"%s\" result=in-use ip=%s",
+			 log_safe(s, who), s->conn.peer_ip);
 		reply(s, "-ERR [IN-USE] Mailbox locked by another session");
 		return;
 	}
@@ -349,8 +278,8 @@ login_ok(struct pop3_session *s, const struct dir_user *u)
 	int r = store_mailbox_list(s->user_id, POP3_MAILBOX, s->mbox, &info, &m, &n);
 	if (r != STORE_OK) {
 		log_warn(s->conn.id, s->conn.service,
-			 "login user=\"%s\" result=tempfail mech=%s ip=%s reason=\"store: %s\"",
-			 log_safe(s, who), s->mech, s->conn.peer_ip, store_strerror(r));
+			 "maildrop user=\"%s\" result=tempfail ip=%s reason=\"store: %s\"",
+			 log_safe(s, who), s->conn.peer_ip, store_strerror(r));
 		maildrop_release(s);
 		free(s->user_id);
 		s->user_id = NULL;
@@ -371,161 +300,67 @@ login_ok(struct pop3_session *s, const struct dir_user *u)
 	}
 	s->state = ST_TRANS;
 	log_info(s->conn.id, s->conn.service,
-		 "login user=\"%s\" result=ok mech=%s ip=%s tls=%s messages=%zu octets=%" PRIu64,
-		 log_safe(s, who), s->mech, s->conn.peer_ip, s->conn.tls ? "yes" : "no", n,
+		 "maildrop user=\"%s\" result=ok messages=%zu octets=%" PRIu64, log_safe(s, who), n,
 		 s->live_bytes);
 	reply(s, "+OK Logged in, %zu messages (%" PRIu64 " octets)", s->nlive, s->live_bytes);
 }
 
 static void
-auth_done(void *arg, const struct dir_auth_result *res)
+auth_done(struct conn *c, enum auth_outcome outcome, const struct dir_user *u)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = (struct pop3_session *)c;
 
-	if (s->conn.closed) {
-		/* The peer left; a wrong guess still counts for its address. */
-		if (res->status == DIR_AUTHFAIL)
-			mech_record_result(s->conn.peer_ip, false);
-		auth_end(s);
+	if (outcome == AUTH_OK) {
+		login_ok(s, u);
 		return;
 	}
-	switch (res->status) {
-	case DIR_OK:
-		mech_record_result(s->conn.peer_ip, true);
-		login_ok(s, res->user);
-		auth_end(s);
-		return;
-	case DIR_TEMPFAIL:
-		log_warn(s->conn.id, s->conn.service,
-			 "login user=\"%s\" result=tempfail mech=%s ip=%s reason=\"%s\"",
-			 log_safe(s, buf_cstr(&s->login)), s->mech, s->conn.peer_ip,
-			 res->error != NULL ? res->error : "directory unavailable");
+	if (outcome == AUTH_TEMPFAIL) {
 		reply(s, "-ERR [SYS/TEMP] Directory temporarily unavailable, try again later");
-		auth_end(s);
 		return;
-	default:
-		auth_fail(s, res->error != NULL ? res->error : dir_strerror(res->status));
-		return;
+	}
+	reply(s, "-ERR [AUTH] Authentication failed");
+	unsigned max = s->cfg->max_auth_failures;
+	if (max > 0 && ++s->auth_failures >= max) {
+		log_info(c->id, c->service, "too-many-auth-failures ip=%s failures=%u", c->peer_ip,
+			 s->auth_failures);
+		conn_close(c, "too many authentication failures");
 	}
 }
 
-/* Starts a check: pauses input and holds a reference until auth_end(). */
+/* Acts on one step of an AUTH exchange. */
 static void
-auth_begin(struct pop3_session *s, const char *mech, const char *login)
+sasl_step(struct pop3_session *s, enum auth_sasl_step step, const char *challenge)
 {
-	s->mech = mech;
-	buf_reset(&s->login);
-	if (buf_append_str(&s->login, login) < 0)
-		buf_append_str(&s->login, "(too long)");
-	conn_pause(&s->conn);
-	conn_ref(&s->conn);
-}
-
-static void
-auth_check(struct pop3_session *s, const char *mech, const char *login, const char *pw,
-	   size_t pwlen)
-{
-	auth_begin(s, mech, login);
-	dir_authenticate(s->conn.worker, login, pw, pwlen, auth_done, s);
-}
-
-/* Decodes a SASL response into s->secret; "=" (initial response only)
- * is the empty response. 0 or -1. */
-static int
-sasl_decode(struct pop3_session *s, const char *text, size_t len, bool initial)
-{
-	buf_wipe(&s->secret);
-	if (initial && len == 1 && text[0] == '=')
-		return 0;
-	return base64_decode(text, len, &s->secret);
-}
-
-static void
-reply_invalid_sasl(struct pop3_session *s)
-{
-	buf_wipe(&s->secret);
-	buf_wipe(&s->user);
-	reply(s, "-ERR [AUTH] Invalid SASL response");
-	bad_command(s);
-}
-
-static void
-plain_response(struct pop3_session *s, const char *text, size_t len, bool initial)
-{
-	const char *authzid, *authcid, *passwd;
 	size_t pwlen;
+	const char *pw;
 
-	if (sasl_decode(s, text, len, initial) < 0 || s->secret.len == 0 ||
-	    mech_plain_parse(s->secret.data, s->secret.len, &authzid, &authcid, &passwd, &pwlen) <
-		0) {
-		reply_invalid_sasl(s);
-		return;
-	}
-	if (authzid[0] != '\0' && strcmp(authzid, authcid) != 0) {
-		/* No proxy authorisation (yet): acting as someone else fails
-		 * like a wrong password, with the same delay. */
-		auth_begin(s, "PLAIN", authcid);
-		buf_wipe(&s->secret);
-		auth_fail(s, "authzid differs from authcid");
-		return;
-	}
-	auth_check(s, "PLAIN", authcid, passwd, pwlen);
-	buf_wipe(&s->secret);
-}
-
-static void
-login_username(struct pop3_session *s, const char *text, size_t len, bool initial)
-{
-	if (sasl_decode(s, text, len, initial) < 0 || s->secret.len == 0 ||
-	    s->secret.len > POP3_LOGIN_MAX || memchr(s->secret.data, '\0', s->secret.len) != NULL) {
-		reply_invalid_sasl(s);
-		return;
-	}
-	buf_wipe(&s->user);
-	buf_append(&s->user, s->secret.data, s->secret.len);
-	buf_wipe(&s->secret);
-	s->sasl = SASL_LOGIN_PASS;
-	write_str(s, "+ UGFzc3dvcmQ6\r\n"); /* "Password:" */
-}
-
-static void
-login_password(struct pop3_session *s, const char *text, size_t len)
-{
-	if (sasl_decode(s, text, len, false) < 0) {
-		reply_invalid_sasl(s);
-		return;
-	}
-	/* An empty password fails in dir_authenticate without a bind. */
-	auth_check(s, "LOGIN", buf_cstr(&s->user), buf_cstr(&s->secret), s->secret.len);
-	buf_wipe(&s->secret);
-	buf_wipe(&s->user);
-}
-
-/* A line while an AUTH exchange waits for the client's response. */
-static void
-sasl_continue(struct pop3_session *s, char *line, size_t len)
-{
-	enum sasl_step step = s->sasl;
-
-	s->sasl = SASL_NONE;
-	if (len == 1 && line[0] == '*') {
-		buf_wipe(&s->user);
-		reply(s, "-ERR [AUTH] Authentication cancelled");
-		return;
-	}
+	s->in_sasl = false;
 	switch (step) {
-	case SASL_PLAIN:
-		plain_response(s, line, len, false);
+	case AUTH_SASL_CHALLENGE:
+		s->in_sasl = true;
+		conn_printf(&s->conn, "+ %s\r\n", challenge);
+		return;
+	case AUTH_SASL_CHECK:
+		pw = auth_sasl_password(&s->sasl, &pwlen);
+		auth_check(&s->conn, s->cfg, s->sasl.mech, auth_sasl_login(&s->sasl), pw, pwlen,
+			   s->sasl.authzid_differs, auth_done);
+		auth_sasl_reset(&s->sasl);
+		return;
+	case AUTH_SASL_CANCEL:
+		reply(s, "-ERR [AUTH] Authentication cancelled");
 		break;
-	case SASL_LOGIN_USER:
-		login_username(s, line, len, false);
+	case AUTH_SASL_UNKNOWN:
+		/* XXX: Cyrus mechanisms (SCRAM) wait for directory-held
+		 * verifiers (issue 7); none is run here yet. */
+		reply(s, "-ERR [AUTH] Unsupported mechanism");
+		bad_command(s);
 		break;
-	case SASL_LOGIN_PASS:
-		login_password(s, line, len);
-		break;
-	case SASL_NONE:
+	case AUTH_SASL_BAD:
+		reply(s, "-ERR [AUTH] Invalid SASL response");
+		bad_command(s);
 		break;
 	}
+	auth_sasl_reset(&s->sasl);
 }
 
 /* ---- AUTHORIZATION commands ---- */
@@ -562,7 +397,8 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *cmd)
 	}
 	/* RFC 1939: after PASS, right or wrong, USER starts over. */
 	s->have_user = false;
-	auth_check(s, "USER", buf_cstr(&s->user), cmd->args[0], strlen(cmd->args[0]));
+	auth_check(&s->conn, s->cfg, "USER", buf_cstr(&s->user), cmd->args[0],
+		   strlen(cmd->args[0]), false, auth_done);
 	buf_wipe(&s->user);
 }
 
@@ -591,28 +427,11 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 		write_str(s, ".\r\n");
 		return;
 	}
-	const char *mech = cmd->args[0];
 	const char *ir = cmd->nargs > 1 ? cmd->args[1] : NULL;
-	if (strcasecmp(mech, "PLAIN") == 0) {
-		if (ir != NULL) {
-			plain_response(s, ir, strlen(ir), true);
-			return;
-		}
-		s->sasl = SASL_PLAIN;
-		write_str(s, "+ \r\n");
-	} else if (strcasecmp(mech, "LOGIN") == 0) {
-		if (ir != NULL) {
-			login_username(s, ir, strlen(ir), true);
-			return;
-		}
-		s->sasl = SASL_LOGIN_USER;
-		write_str(s, "+ VXNlcm5hbWU6\r\n"); /* "Username:" */
-	} else {
-		/* XXX: Cyrus mechanisms (SCRAM) wait for directory-held
-		 * verifiers and a login-to-id lookup; none is run here yet. */
-		reply(s, "-ERR [AUTH] Unsupported mechanism");
-		bad_command(s);
-	}
+	const char *challenge;
+	enum auth_sasl_step step = auth_sasl_start(&s->sasl, cmd->args[0], ir,
+						   ir != NULL ? strlen(ir) : 0, &challenge);
+	sasl_step(s, step, challenge);
 }
 
 static void
@@ -930,9 +749,11 @@ pop3_on_line(struct conn *c, char *line, size_t len)
 	struct pop3_session *s = (struct pop3_session *)c;
 	struct pop3_command cmd;
 
-	if (s->sasl != SASL_NONE) {
-		sasl_continue(s, line, len);
+	if (s->in_sasl) {
+		const char *challenge;
+		enum auth_sasl_step step = auth_sasl_continue(&s->sasl, line, len, &challenge);
 		explicit_bzero(line, len);
+		sasl_step(s, step, challenge);
 		return;
 	}
 	int r = pop3_parse(line, len, &cmd);
@@ -965,9 +786,9 @@ pop3_on_line_too_long(struct conn *c)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
 
-	if (s->sasl != SASL_NONE) {
-		s->sasl = SASL_NONE;
-		buf_wipe(&s->user);
+	if (s->in_sasl) {
+		s->in_sasl = false;
+		auth_sasl_reset(&s->sasl);
 	}
 	reply(s, "-ERR Line too long");
 	bad_command(s);
@@ -999,14 +820,11 @@ session_free(struct pop3_session *s)
 	struct arena *a = s->arena;
 
 	maildrop_release(s);
-	if (s->delay_ev != NULL)
-		event_free(s->delay_ev);
+	auth_sasl_reset(&s->sasl); /* leaves nothing allocated */
 	free(s->user_id);
 	free(s->user_login);
 	buf_free(&s->reply);
 	buf_wipe(&s->user);
-	buf_wipe(&s->secret);
-	buf_free(&s->login);
 	buf_free(&s->logname);
 	arena_destroy(&s->mbox);
 	config_release(s->cfg);
@@ -1039,12 +857,10 @@ pop3_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	s->cfg = cfg;
 	s->svc = svc;
 	s->state = ST_AUTHZ;
-	s->mech = "USER";
 	s->mbox = arena_new(0);
 	buf_init(&s->reply, POP3_REPLY_MAX);
 	buf_init(&s->user, POP3_LOGIN_MAX + 1);
-	buf_init(&s->secret, POP3_SASL_MAX);
-	buf_init(&s->login, POP3_LOGIN_MAX + 1);
+	auth_sasl_init(&s->sasl);
 	buf_init(&s->logname, 256);
 
 	struct conn_params params = {
