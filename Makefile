@@ -33,7 +33,9 @@ demo: build
 	@sh scripts/demo.sh $(BUILD)/ternd
 
 bench: build
-	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd
+	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd -c 1,10,50 --modes yes
+	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd -c 50 --modes no
+	$(BUILD)/bench_store
 
 # Every fuzz target (clang, libFuzzer), each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

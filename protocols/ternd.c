@@ -23,6 +23,7 @@
 #include "protocols/sasl/mech.h"
 #include "protocols/smtp/smtp_session.h"
 #include "storage/store.h"
+#include "storage/store_tool.h"
 
 #define TERN_VERSION "0.1.0"
 
@@ -30,9 +31,11 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: ternd -c FILE [-t]\n"
+		   "       ternd store check|dump|backup|restore -c FILE [ARG]\n"
 		   "  -c FILE  configuration file\n"
 		   "  -t       check the configuration and exit\n"
-		   "  -V       print the version\n");
+		   "  -V       print the version\n"
+		   "  store    mail store maintenance (docs/store-tool.md)\n");
 }
 
 int
@@ -43,6 +46,9 @@ main(int argc, char **argv)
 	char *err = NULL;
 	int ch;
 
+	/* The maintenance tool: its own options, never the daemon's. */
+	if (argc >= 2 && strcmp(argv[1], "store") == 0)
+		return store_tool_main(argc - 1, argv + 1);
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -1,6 +1,7 @@
 /*
  * store.c - opening and closing the mail store, and the read side
- * (mailbox listing, message reads, quota usage).
+ * (mailbox listing, CONDSTORE/QRESYNC changes, whole and ranged message
+ * reads, the stored MIME structure, quota usage).
  *
  * Reads run on the caller's thread in a short read transaction (MDB_NOTLS,
  * so any thread may hold one) taken under the shared map lock, copy out
@@ -11,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "storage/mime.h"
 #include "storage/store_internal.h"
 
 struct store_state *store_g;
@@ -44,6 +47,12 @@ store_strerror(int status)
 		return "mailbox is over quota";
 	case STORE_TOOBIG:
 		return "message exceeds the mailbox quota";
+	case STORE_EXISTS:
+		return "mailbox already exists";
+	case STORE_NOTALLOWED:
+		return "not allowed for this mailbox";
+	case STORE_LIMIT:
+		return "a storage limit was reached";
 	default:
 		return "unknown storage status";
 	}
@@ -54,7 +63,7 @@ store_rc_status(int rc)
 {
 	if (rc == 0)
 		return STORE_OK;
-	if (rc <= STORE_NOTFOUND && rc >= STORE_TOOBIG)
+	if (rc <= STORE_NOTFOUND && rc >= STORE_LIMIT)
 		return rc;
 	switch (rc) {
 	case MDB_NOTFOUND:
@@ -76,7 +85,7 @@ store_rc_status(int rc)
 const char *
 store_rc_str(int rc)
 {
-	if (rc <= STORE_NOTFOUND && rc >= STORE_TOOBIG)
+	if (rc <= STORE_NOTFOUND && rc >= STORE_LIMIT)
 		return store_strerror(rc);
 	return mdb_strerror(rc);
 }
@@ -128,6 +137,8 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"blob", offsetof(struct store_state, blob)},
 	    {"blobref", offsetof(struct store_state, blobref)},
 	    {"quota", offsetof(struct store_state, quota)},
+	    {"subs", offsetof(struct store_state, subs)},
+	    {"mime", offsetof(struct store_state, mime)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -175,7 +186,32 @@ open_dbs(struct store_state *s, char **error_r)
 					  s->path, ver, STORE_FORMAT);
 			goto fail;
 		}
-		/* XXX: older formats get migrated here once there are any. */
+		if (ver < 1) {
+			*error_r =
+			    errorf("store: %s: unknown store format version %u", s->path, ver);
+			goto fail;
+		}
+		if (ver == 1) {
+			/* In this transaction: a crash or a failed check leaves
+			 * the format-1 store as it was. */
+			char *merr = NULL;
+			uint8_t nv[4];
+			log_info(0, "store", "migrate path=%s from=1 to=%u", s->path, STORE_FORMAT);
+			if (store_migrate_v1(txn, &merr) < 0) {
+				*error_r = errorf("store: %s: cannot migrate from format 1: %s",
+						  s->path, merr != NULL ? merr : "unknown error");
+				free(merr);
+				goto fail;
+			}
+			be_put32(nv, STORE_FORMAT);
+			v.mv_size = sizeof(nv);
+			v.mv_data = nv;
+			if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0) {
+				*error_r = errorf("store: %s: cannot write the format version: %s",
+						  s->path, mdb_strerror(rc));
+				goto fail;
+			}
+		}
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
@@ -273,11 +309,15 @@ store_open(const struct config *cfg, char **error_r)
 	}
 	if (dead > 0)
 		log_warn(0, "store", "stale-readers path=%s cleared=%d", s->path, dead);
-	if (open_dbs(s, error_r) < 0)
+	/* The migration uses the shared helpers, which find the databases
+	 * through store_g; nothing else runs before the writer starts. */
+	store_g = s;
+	if (open_dbs(s, error_r) < 0) {
+		store_g = NULL;
 		goto fail;
+	}
 	s->stats.map_size = s->map_size;
 
-	store_g = s;
 	if (store_writer_start(error_r) < 0) {
 		store_g = NULL;
 		goto fail;
@@ -358,12 +398,14 @@ store_user_lookup(MDB_txn *txn, const char *id, uint64_t *user_r)
 
 	if (n == 0 || n > STORE_MAX_ID_LEN)
 		return STORE_PERMFAIL;
+	struct user_rec r;
+
 	rc = mdb_get(txn, store_g->users, &k, &v);
 	if (rc != 0)
 		return rc;
-	if (v.mv_size != 8)
+	if (store_user_decode(v.mv_data, v.mv_size, &r) < 0)
 		return STORE_PERMFAIL;
-	*user_r = be_get64(v.mv_data);
+	*user_r = r.user_id;
 	return 0;
 }
 
@@ -388,6 +430,9 @@ store_mbox_lookup(MDB_txn *txn, uint64_t user, const char *name, uint32_t *mbox_
 		return STORE_NOTFOUND;
 	be_put64(key, user);
 	memcpy(key + 8, name, n);
+	/* "inbox/x" is "INBOX/x": the first component is case-insensitive. */
+	if (n >= 5 && strncasecmp(name, "INBOX", 5) == 0 && (n == 5 || name[5] == '/'))
+		memcpy(key + 8, "INBOX", 5);
 	k.mv_size = 8 + n;
 	k.mv_data = key;
 	rc = mdb_get(txn, store_g->mboxname, &k, &v);
@@ -449,13 +494,38 @@ resolve(MDB_txn *txn, const char *user_id, const char *mailbox, uint64_t *user_r
 	return store_mbox_lookup(txn, *user_r, store_mbox_canon(mailbox), mbox_r);
 }
 
+void
+store_info_fill(struct arena *a, uint32_t uid, const struct msg_rec *r, struct store_msg_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->uid = uid;
+	info->size = r->size;
+	info->internal_date = (time_t)r->internal_date;
+	info->save_date = (time_t)r->save_date;
+	info->flags = r->flags;
+	info->modseq = r->modseq;
+	/* v1 records have none: one derived from the body, stable across
+	 * reads and the same for every copy (top bit set so it never meets
+	 * an allocated one). */
+	info->email_id = r->email_id != 0 ? r->email_id : (be_get64(r->hash) | (1ull << 63));
+	if (r->kw.n > 0 && a != NULL) {
+		const char **kws = arena_alloc(a, r->kw.n * sizeof(*kws));
+		size_t pos = 0, kl, i = 0;
+		const char *k;
+		while (i < r->kw.n && store_kw_next(&r->kw, &pos, &k, &kl) == 1)
+			kws[i++] = arena_strndup(a, k, kl);
+		info->keywords = kws;
+		info->nkeywords = i;
+	}
+}
+
 int
 store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 		   struct store_mailbox_info *info_r, struct store_msg_info **msgs_r,
 		   size_t *count_r)
 {
 	struct store_msg_info *list = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	struct mbox_rec mr;
 	uint64_t user;
 	uint32_t mbox;
@@ -486,6 +556,9 @@ store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 	info_r->messages = mr.messages;
 	info_r->bytes = mr.bytes;
 
+	/* Straight into the arena: the count is known (and checked). */
+	if (mr.messages > 0)
+		list = arena_alloc(a, (size_t)mr.messages * sizeof(*list));
 	uint8_t key[STORE_MSG_KEY_LEN];
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
 	store_key_msg(key, user, mbox, 0);
@@ -496,18 +569,11 @@ store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 		struct msg_rec r;
 		if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, key, 12) != 0)
 			break;
-		if (store_msg_decode(v.mv_data, v.mv_size, &r) < 0) {
-			rc = STORE_PERMFAIL;
+		if (store_msg_decode(v.mv_data, v.mv_size, &r) < 0 || n >= mr.messages) {
+			rc = STORE_PERMFAIL; /* undecodable, or more than counted */
 			goto out;
 		}
-		if (n == cap) {
-			cap = cap == 0 ? (mr.messages > 0 ? mr.messages : 16) : cap * 2;
-			list = xrealloc(list, cap * sizeof(*list));
-		}
-		list[n].uid = be_get32((const uint8_t *)k.mv_data + 12);
-		list[n].size = r.size;
-		list[n].internal_date = (time_t)r.internal_date;
-		list[n].flags = r.flags;
+		store_info_fill(a, be_get32((const uint8_t *)k.mv_data + 12), &r, &list[n]);
 		n++;
 	}
 	if (rc == MDB_NOTFOUND)
@@ -517,10 +583,9 @@ out:
 		mdb_cursor_close(cur);
 	store_read_end(txn);
 	if (rc == 0 && n > 0) {
-		*msgs_r = arena_memdup(a, list, n * sizeof(*list));
+		*msgs_r = list;
 		*count_r = n;
 	}
-	free(list);
 	if (rc != 0) {
 		memset(info_r, 0, sizeof(*info_r));
 		log_error(0, "store", "list-failed user=%s error=\"%s\"", user_id,
@@ -529,39 +594,183 @@ out:
 	return store_rc_status(rc);
 }
 
-int
-store_message_read(const char *user_id, const char *mailbox, uint32_t uid, struct buf *out)
+static int
+cmp_info_uid(const void *x, const void *y)
 {
-	size_t len0 = out->len;
-	uint8_t key[STORE_MSG_KEY_LEN];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
-	struct msg_rec r;
+	const struct store_msg_info *a = x, *b = y;
+
+	return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+static int
+cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+int
+store_changes_since(const char *user_id, const char *mailbox, uint64_t since, struct arena *a,
+		    struct store_msg_info **changed_r, size_t *nchanged_r, uint32_t **vanished_r,
+		    size_t *nvanished_r, bool *complete_r)
+{
+	struct store_msg_info *changed = NULL;
+	uint32_t *vanished = NULL;
+	size_t nc = 0, cc = 0, nv = 0, vc = 0;
+	struct mbox_rec mr;
 	uint64_t user;
 	uint32_t mbox;
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	int rc;
+
+	*changed_r = NULL;
+	*nchanged_r = 0;
+	*vanished_r = NULL;
+	*nvanished_r = 0;
+	*complete_r = true;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	rc = resolve(txn, user_id, mailbox, &user, &mbox);
+	if (rc == MDB_NOTFOUND) {
+		store_read_end(txn);
+		return strcmp(store_mbox_canon(mailbox), "INBOX") == 0 ? STORE_OK : STORE_NOTFOUND;
+	}
+	if (rc == 0)
+		rc = store_mbox_get(txn, user, mbox, &mr);
+	if (rc == MDB_NOTFOUND)
+		rc = STORE_PERMFAIL;
+	if (rc != 0)
+		goto out;
+	*complete_r = since >= mr.vanished_floor;
+	if (since == UINT64_MAX)
+		goto out;
+
+	uint8_t key[STORE_MODSEQ_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	store_key_modseq(key, user, mbox, since + 1);
+	if ((rc = mdb_cursor_open(txn, store_g->modseq, &cur)) != 0)
+		goto out;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *vp = v.mv_data;
+		if (k.mv_size != STORE_MODSEQ_KEY_LEN || memcmp(k.mv_data, key, 12) != 0)
+			break;
+		if (v.mv_size != 4 && v.mv_size != 5) {
+			rc = STORE_PERMFAIL;
+			break;
+		}
+		uint32_t uid = be_get32(vp);
+		int kind = v.mv_size == 5 ? vp[4] : STORE_MODSEQ_LIVE;
+		if (kind == STORE_MODSEQ_EXPUNGED) {
+			if (nv == vc) {
+				vc = vc == 0 ? 64 : vc * 2;
+				vanished = xrealloc(vanished, vc * sizeof(*vanished));
+			}
+			vanished[nv++] = uid;
+			continue;
+		}
+		if (kind != STORE_MODSEQ_LIVE) {
+			rc = STORE_PERMFAIL;
+			break;
+		}
+		uint8_t mkey[STORE_MSG_KEY_LEN];
+		MDB_val mk = {.mv_size = sizeof(mkey), .mv_data = mkey}, mv;
+		struct msg_rec r;
+		store_key_msg(mkey, user, mbox, uid);
+		if ((rc = mdb_get(txn, store_g->msg, &mk, &mv)) != 0) {
+			if (rc == MDB_NOTFOUND)
+				rc = STORE_PERMFAIL; /* an entry without its message */
+			break;
+		}
+		if (store_msg_decode(mv.mv_data, mv.mv_size, &r) < 0) {
+			rc = STORE_PERMFAIL;
+			break;
+		}
+		if (nc == cc) {
+			cc = cc == 0 ? 64 : cc * 2;
+			changed = xrealloc(changed, cc * sizeof(*changed));
+		}
+		store_info_fill(a, uid, &r, &changed[nc++]);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	store_read_end(txn);
+	if (rc == 0) {
+		if (nc > 0) {
+			qsort(changed, nc, sizeof(*changed), cmp_info_uid);
+			*changed_r = arena_memdup(a, changed, nc * sizeof(*changed));
+			*nchanged_r = nc;
+		}
+		if (nv > 0) {
+			qsort(vanished, nv, sizeof(*vanished), cmp_u32);
+			*vanished_r = arena_memdup(a, vanished, nv * sizeof(*vanished));
+			*nvanished_r = nv;
+		}
+	} else {
+		log_error(0, "store", "changes-failed user=%s error=\"%s\"", user_id,
+			  store_rc_str(rc));
+	}
+	free(changed);
+	free(vanished);
+	return store_rc_status(rc);
+}
+
+/* The message's record (borrowed from txn). */
+static int
+msg_lookup(MDB_txn *txn, const char *user_id, const char *mailbox, uint32_t uid, struct msg_rec *r)
+{
+	uint8_t key[STORE_MSG_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	uint64_t user;
+	uint32_t mbox;
+	int rc = resolve(txn, user_id, mailbox, &user, &mbox);
+
+	if (rc != 0)
+		return rc;
+	store_key_msg(key, user, mbox, uid);
+	if ((rc = mdb_get(txn, store_g->msg, &k, &v)) != 0)
+		return rc;
+	return store_msg_decode(v.mv_data, v.mv_size, r) < 0 ? STORE_PERMFAIL : 0;
+}
+
+int
+store_message_read_range(const char *user_id, const char *mailbox, uint32_t uid, uint64_t offset,
+			 uint64_t len, struct buf *out)
+{
+	size_t len0 = out->len;
+	struct msg_rec r;
 	MDB_txn *txn;
 	int rc;
 
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	rc = resolve(txn, user_id, mailbox, &user, &mbox);
-	if (rc != 0)
+	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) != 0)
 		goto out;
-	store_key_msg(key, user, mbox, uid);
-	if ((rc = mdb_get(txn, store_g->msg, &k, &v)) != 0)
+	if (offset >= r.size)
 		goto out;
-	if (store_msg_decode(v.mv_data, v.mv_size, &r) < 0) {
-		rc = STORE_PERMFAIL;
-		goto out;
+	if (len > r.size - offset)
+		len = r.size - offset;
+	/* The trace prefix first, then the body's part of the range. */
+	if (offset < r.trace_len) {
+		uint64_t t = r.trace_len - offset < len ? r.trace_len - offset : len;
+		if (buf_append(out, r.trace + offset, (size_t)t) < 0) {
+			rc = STORE_TEMPFAIL;
+			goto out;
+		}
+		offset += t;
+		len -= t;
 	}
-	if (buf_append(out, r.trace, r.trace_len) < 0) {
-		rc = STORE_TEMPFAIL;
-		goto out;
-	}
-	rc = store_blob_read(txn, r.hash, r.size - r.trace_len, out);
+	if (len > 0)
+		rc = store_blob_read_range(txn, r.hash, r.size - r.trace_len, offset - r.trace_len,
+					   len, out);
 out:
 	store_read_end(txn);
 	if (rc != 0 && out->len != len0) {
-		/* Leave out as it was: no half message. */
 		out->len = len0;
 		out->data[len0] = '\0';
 	}
@@ -569,6 +778,68 @@ out:
 		log_error(0, "store", "read-failed user=%s uid=%u error=\"%s\"", user_id, uid,
 			  store_rc_str(rc));
 	return store_rc_status(rc);
+}
+
+int
+store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struct arena *a,
+		   const void **mime_r, size_t *mime_len_r, size_t *trace_len_r)
+{
+	struct msg_rec r;
+	const void *p;
+	size_t plen;
+	MDB_txn *txn;
+	struct buf body;
+	int rc;
+
+	*mime_r = NULL;
+	*mime_len_r = 0;
+	*trace_len_r = 0;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) != 0)
+		goto out;
+	*trace_len_r = r.trace_len;
+	rc = store_blob_mime(txn, r.hash, &p, &plen);
+	if (rc == 0) {
+		*mime_r = arena_memdup(a, p, plen);
+		*mime_len_r = plen;
+		goto out;
+	}
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	/* A body stored before format 2 (or whose structure was too big to
+	 * keep): parse it now rather than fail the FETCH. */
+	buf_init(&body, SIZE_MAX);
+	rc = store_blob_read(txn, r.hash, r.size - r.trace_len, &body);
+	if (rc == 0) {
+		struct arena *pa = arena_new(0);
+		struct mime_part *root;
+		struct buf enc;
+		buf_init(&enc, 64u << 20);
+		mime_parse(pa, NULL, body.data != NULL ? body.data : "", body.len, &root);
+		if (mime_encode(root, &enc) != 0) {
+			rc = STORE_TEMPFAIL;
+		} else {
+			*mime_r = arena_memdup(a, enc.data, enc.len);
+			*mime_len_r = enc.len;
+		}
+		buf_free(&enc);
+		arena_destroy(&pa);
+	}
+	buf_free(&body);
+out:
+	store_read_end(txn);
+	if (rc != 0) {
+		*mime_r = NULL;
+		*mime_len_r = 0;
+	}
+	return store_rc_status(rc);
+}
+
+int
+store_message_read(const char *user_id, const char *mailbox, uint32_t uid, struct buf *out)
+{
+	return store_message_read_range(user_id, mailbox, uid, 0, UINT64_MAX, out);
 }
 
 int

@@ -2,13 +2,17 @@
  * store_blob.c - message bodies: one copy per distinct body, keyed by its
  * SHA-256, cut into chunks of STORE_CHUNK_SIZE input bytes, each stored as
  * one zstd frame, with the reference count in `blobref` so that a count
- * change never rewrites a body. Writes run on the writer thread inside its
+ * change never rewrites a body. A new body's MIME structure is parsed once
+ * and kept in `mime` beside it, deleted with it. Writes run on the writer thread inside its
  * transaction; reads in the caller's read transaction.
  * Failures: LMDB codes pass through; a record that does not decode or a
  * chunk that does not decompress to what blobref says is STORE_PERMFAIL;
  * a compression failure or an output buffer cap is STORE_TEMPFAIL.
  */
+#include <stdlib.h>
 #include <string.h>
+
+#include "core/compat.h"
 
 #include "core/log.h"
 #include "storage/store_internal.h"
@@ -72,7 +76,38 @@ store_blob_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *bod
 		if ((rc = mdb_put(txn, store_g->blob, &k, &v, 0)) != 0)
 			return rc;
 	}
+	if ((rc = store_txn_mime_put(txn, hash, body, len)) != 0)
+		return rc;
 	return blobref_put(txn, hash, &r);
+}
+
+int
+store_blob_addref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint32_t refs)
+{
+	struct blobref_rec r;
+	int rc = blobref_get(txn, hash, &r);
+
+	if (rc == MDB_NOTFOUND)
+		return STORE_PERMFAIL; /* a message pointing at no body */
+	if (rc != 0)
+		return rc;
+	if (r.refcount > UINT32_MAX - refs)
+		return STORE_LIMIT;
+	r.refcount += refs;
+	return blobref_put(txn, hash, &r);
+}
+
+int
+store_blob_mime(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const void **p_r, size_t *len_r)
+{
+	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash}, v;
+	int rc = mdb_get(txn, store_g->mime, &k, &v);
+
+	if (rc != 0)
+		return rc;
+	*p_r = v.mv_data;
+	*len_r = v.mv_size;
+	return 0;
 }
 
 int
@@ -100,6 +135,9 @@ store_blob_unref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN])
 			return rc;
 	}
 	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash};
+	rc = mdb_del(txn, store_g->mime, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) /* none for a pre-format-2 body */
+		return rc;
 	return mdb_del(txn, store_g->blobref, &k, NULL);
 }
 
@@ -107,25 +145,41 @@ int
 store_blob_read(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expect_len,
 		struct buf *out)
 {
+	return store_blob_read_range(txn, hash, expect_len, 0, expect_len, out);
+}
+
+int
+store_blob_read_range(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expect_len,
+		      uint64_t off, uint64_t len, struct buf *out)
+{
 	struct blobref_rec r;
 	ZSTD_DCtx *dc = NULL;
-	uint64_t total = 0;
+	char *tmp = NULL;
 	int rc = blobref_get(txn, hash, &r);
 
 	if (rc == MDB_NOTFOUND)
 		return STORE_PERMFAIL;
 	if (rc != 0)
 		return rc;
-	if (r.length != expect_len)
+	/* Chunks are STORE_CHUNK_SIZE today; a corrupt size must not make
+	 * us allocate or trust anything huge. */
+	if (r.length != expect_len || r.chunk_size > (64u << 20))
 		return STORE_PERMFAIL;
-	if (r.nchunks > 0 && (dc = ZSTD_createDCtx()) == NULL)
+	if (off >= r.length || len == 0)
+		return 0;
+	if (len > r.length - off)
+		len = r.length - off;
+	uint32_t first = (uint32_t)(off / r.chunk_size);
+	uint32_t last = (uint32_t)((off + len - 1) / r.chunk_size);
+	if ((dc = ZSTD_createDCtx()) == NULL)
 		return STORE_TEMPFAIL;
-	for (uint32_t i = 0; i < r.nchunks && rc == 0; i++) {
+	for (uint32_t i = first; i <= last && rc == 0; i++) {
 		uint8_t key[STORE_BLOB_KEY_LEN];
 		MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
-		unsigned long long n;
-		size_t got;
-		char *dst;
+		uint64_t cstart = (uint64_t)i * r.chunk_size;
+		uint64_t clen = r.length - cstart < r.chunk_size ? r.length - cstart : r.chunk_size;
+		uint64_t from = off > cstart ? off - cstart : 0;
+		uint64_t to = off + len - cstart < clen ? off + len - cstart : clen;
 
 		store_key_blob(key, hash, i);
 		if ((rc = mdb_get(txn, store_g->blob, &k, &v)) != 0) {
@@ -133,27 +187,31 @@ store_blob_read(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expec
 				rc = STORE_PERMFAIL;
 			break;
 		}
-		n = ZSTD_getFrameContentSize(v.mv_data, v.mv_size);
-		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n == 0 ||
-		    n > r.chunk_size || n > r.length - total) {
+		/* A whole chunk decompresses straight into out; a partial
+		 * one goes through a chunk-sized scratch buffer. */
+		char *dst;
+		if (from == 0 && to == clen) {
+			if ((dst = buf_reserve(out, (size_t)clen)) == NULL) {
+				rc = STORE_TEMPFAIL;
+				break;
+			}
+		} else {
+			if (tmp == NULL)
+				tmp = xmalloc(r.chunk_size);
+			dst = tmp;
+		}
+		size_t got = ZSTD_decompressDCtx(dc, dst, (size_t)clen, v.mv_data, v.mv_size);
+		if (ZSTD_isError(got) || got != clen) {
 			rc = STORE_PERMFAIL;
 			break;
 		}
-		if ((dst = buf_reserve(out, (size_t)n)) == NULL) {
+		if (dst != tmp)
+			buf_commit(out, got);
+		else if (buf_append(out, tmp + from, (size_t)(to - from)) < 0)
 			rc = STORE_TEMPFAIL;
-			break;
-		}
-		got = ZSTD_decompressDCtx(dc, dst, (size_t)n, v.mv_data, v.mv_size);
-		if (ZSTD_isError(got) || got != n) {
-			rc = STORE_PERMFAIL;
-			break;
-		}
-		buf_commit(out, got);
-		total += got;
 	}
+	free(tmp);
 	ZSTD_freeDCtx(dc);
-	if (rc == 0 && total != r.length)
-		rc = STORE_PERMFAIL;
 	return rc;
 }
 

@@ -6,7 +6,7 @@
  * environment and one writer thread per process, as in DESIGN.md.
  * Return codes inside storage/ are "rc" values: 0, an LMDB code
  * (MDB_NOTFOUND, MDB_MAP_FULL...), a positive errno, or a STORE_* status
- * (-1..-5); store_rc_status() turns any of them into a STORE_* status.
+ * (-1..-8); store_rc_status() turns any of them into a STORE_* status.
  */
 #ifndef TERN_STORE_INTERNAL_H
 #define TERN_STORE_INTERNAL_H
@@ -39,6 +39,7 @@ struct store_state {
 	MDB_env *env; /* owned */
 	char *path;   /* owned: the environment directory, for messages */
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
+	MDB_dbi subs, mime; /* format 2 */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -83,6 +84,35 @@ int store_mbox_lookup(MDB_txn *txn, uint64_t user, const char *name, uint32_t *m
 int store_mbox_get(MDB_txn *txn, uint64_t user, uint32_t mbox, struct mbox_rec *r);
 int store_quota_get(MDB_txn *txn, uint64_t user, uint64_t *bytes_r, uint64_t *messages_r);
 
+/* A format-1 environment is rewritten to format 2 inside the open
+ * transaction (storage/store_migrate.c): every record to its v2 form,
+ * unseen/deleted recounted. It verifies the environment before rewriting
+ * anything and fails (-1, malloc'd *error_r) rather than migrate a store
+ * that does not check out; store_open() then refuses to open. */
+int store_migrate_v1(MDB_txn *txn, char **error_r);
+
+/* ---- maintenance (store_check.c; used by store_migrate.c, store_tool.c) ---- */
+
+struct store_check_stats {
+	uint32_t format;
+	uint64_t users, mailboxes, messages, bodies, body_bytes;
+};
+typedef void store_report_fn(void *arg, const char *problem);
+
+/* Verifies every invariant of store_schema.h in txn (read or write; the
+ * databases are opened by name, so no store_g is needed). Returns the
+ * number of problems reported, or -1 with a malloc'd *error_r when it
+ * could not run (LMDB error, newer format). st may be NULL. */
+int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg,
+		    struct store_check_stats *st, char **error_r);
+/* Opens the environment directory `path` read-only beside a possibly
+ * running ternd (nolock: for a private copy nobody else uses). Never
+ * creates data.mdb. 0 or -1 with *error_r naming the path. */
+int store_env_open_rdonly(const char *path, bool nolock, MDB_env **env_r, char **error_r);
+/* store_check() on an environment directory, with statistics. */
+int store_check_path(const char *path, bool nolock, store_report_fn *report, void *arg,
+		     struct store_check_stats *st, char **error_r);
+
 /* Blobs (store_blob.c). put: if the blob exists add refs to its count,
  * else write its chunks with refcount refs; zc/scratch are the writer's
  * compression context and a buffer of ZSTD_compressBound(CHUNK) bytes.
@@ -91,6 +121,16 @@ int store_quota_get(MDB_txn *txn, uint64_t user, uint64_t *bytes_r, uint64_t *me
 int store_blob_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body, size_t len,
 		   uint32_t refs, ZSTD_CCtx *zc, int level, void *scratch, size_t scratch_len);
 int store_blob_unref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN]);
+/* Adds refs references to a blob that must exist (COPY). */
+int store_blob_addref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint32_t refs);
+/* Appends bytes [off, off + len) of the body (already cut to its length)
+ * decompressing only the chunks that hold them. */
+int store_blob_read_range(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expect_len,
+			  uint64_t off, uint64_t len, struct buf *out);
+/* The body's stored MIME encoding (`mime` db), borrowed from txn;
+ * MDB_NOTFOUND for a body stored before format 2. */
+int store_blob_mime(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const void **p_r,
+		    size_t *len_r);
 int store_blob_read(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t expect_len,
 		    struct buf *out);
 /* Reference count of a blob (0 if absent), and how many chunk records it
@@ -98,6 +138,90 @@ int store_blob_read(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t e
 int store_blob_refcount(const uint8_t hash[STORE_HASH_LEN], uint32_t *refs_r, uint32_t *chunks_r);
 /* Number of records in `blob` and `blobref`: for tests. */
 int store_blob_counts(uint64_t *chunks_r, uint64_t *blobs_r);
+
+/* ---- write helpers shared by the operations (store_txn.c) ----
+ * All run on the writer thread inside an operation's transaction. The
+ * *_w structures own copies of what they decoded (a record's bytes in a
+ * write transaction may move when anything else is written). */
+
+struct store_user_w {
+	const char *id; /* borrowed stable id */
+	uint64_t user;
+	uint32_t next_mbox;
+};
+
+struct store_mbox_w {
+	uint32_t id;
+	struct mbox_rec r; /* name and kw point into the owned copies below */
+	char *name;	   /* owned, NUL-terminated */
+	uint8_t *kw;	   /* owned keyword run */
+};
+
+struct store_msg_w {
+	uint32_t uid;
+	struct msg_rec r; /* trace and kw point into the owned copies below */
+	char *trace;	  /* owned */
+	uint8_t *kw;	  /* owned */
+};
+
+/* Looks up the user; with create, a new one is made with INBOX and the
+ * special-use folders, subscribed (*created_r set). MDB_NOTFOUND when
+ * absent and !create. */
+int store_txn_user(MDB_txn *txn, const char *id, bool create, struct store_user_w *u,
+		   bool *created_r);
+/* Name validity (store.h): 0, STORE_PERMFAIL or STORE_LIMIT. */
+int store_name_check(const char *name);
+/* Copies name into a malloc'd string with a leading "inbox" component
+ * spelt "INBOX". */
+char *store_name_canon(const char *name);
+/* Loads a mailbox by id or by name (MDB_NOTFOUND when absent). */
+int store_txn_mbox_load(MDB_txn *txn, uint64_t user, uint32_t id, struct store_mbox_w *m);
+int store_txn_mbox_find(MDB_txn *txn, uint64_t user, const char *name, struct store_mbox_w *m);
+int store_txn_mbox_save(MDB_txn *txn, uint64_t user, const struct store_mbox_w *m);
+void store_mbox_w_free(struct store_mbox_w *m);
+/* Creates a mailbox (new id, new UIDVALIDITY) and saves the user record;
+ * STORE_EXISTS if the name is taken. m may be NULL. */
+int store_txn_mbox_create(MDB_txn *txn, struct store_user_w *u, const char *name,
+			  uint32_t special_use, uint16_t flags, bool subscribe,
+			  struct store_mbox_w *m);
+/* Whether any mailbox has a name below name + "/". */
+int store_txn_has_children(MDB_txn *txn, uint64_t user, const char *name, bool *r);
+int store_txn_subscribe(MDB_txn *txn, uint64_t user, const char *name, bool on);
+int store_txn_quota_put(MDB_txn *txn, uint64_t user, uint64_t bytes, uint64_t messages);
+/* Allocates the next EMAILID (meta next_email_id). */
+int store_txn_email_id(MDB_txn *txn, uint64_t *id_r);
+
+int store_txn_msg_load(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid,
+		       struct store_msg_w *m);
+void store_msg_w_free(struct store_msg_w *m);
+/* Stores m->r as a new message of mb: next UID, next MODSEQ, counters of
+ * mb updated (the caller saves mb); the body's reference is the caller's. */
+int store_txn_msg_add(MDB_txn *txn, uint64_t user, struct store_mbox_w *mb, struct msg_rec *r,
+		      uint32_t *uid_r);
+/* Rewrites an existing message with a new MODSEQ (flags changed). */
+int store_txn_msg_update(MDB_txn *txn, uint64_t user, struct store_mbox_w *mb,
+			 struct store_msg_w *m, uint32_t new_flags, const struct kw_run *kw);
+/* Expunges uid from mb: record and live modseq entry removed, tombstone
+ * at a new MODSEQ, body unreferenced, counters of mb updated; *size_r its
+ * size (0 and no change when absent). */
+int store_txn_msg_expunge(MDB_txn *txn, uint64_t user, struct store_mbox_w *mb, uint32_t uid,
+			  bool *found_r, uint64_t *size_r);
+/* Whether kw is a valid flag keyword (RFC 9051 atom, length limit). */
+bool store_keyword_valid(const char *kw, size_t len);
+/* Index of kw in run (ASCII case-insensitive), or -1. */
+int store_kw_index(const struct kw_run *run, const char *kw, size_t len);
+/* Adds keywords to the mailbox's list (STORE_LIMIT past its cap). */
+int store_txn_mbox_kw_add(struct store_mbox_w *mb, const struct kw_run *kw);
+/* The next MODSEQ of a mailbox (raises highestmodseq). */
+uint64_t store_txn_modseq_next(struct store_mbox_w *mb);
+/* Parses body's MIME structure and writes it to the `mime` db. */
+int store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body,
+		       size_t len);
+
+/* Fills a message's info from its record, keywords copied into a (and
+ * EMAILID derived from the hash for a v1 record) (store.c). */
+void store_info_fill(struct arena *a, uint32_t uid, const struct msg_rec *r,
+		     struct store_msg_info *info);
 
 /* ---- the writer (store_writer.c) ---- */
 

@@ -1,95 +1,53 @@
 /*
- * store_message.c - the writer-side operations on messages: delivery and
- * expunge (run by store_writer.c inside one child transaction each).
+ * store_message.c - the writer-side operations on messages: delivery,
+ * APPEND, STORE (flags and keywords), COPY/MOVE and expunge. Each runs
+ * inside one child transaction of the writer's batch (store_writer.c), so
+ * a failure rolls that operation back whole; results go into the
+ * request (and its arena). Delivery alone makes per-recipient decisions:
+ * a recipient refused for quota or a bad id is skipped before anything of
+ * it is written, and the others still get the message.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
+#include "core/arena.h"
 #include "core/compat.h"
 #include "core/log.h"
 #include "storage/store_internal.h"
 
-static int
-put_quota(MDB_txn *txn, uint64_t user, uint64_t bytes, uint64_t messages)
+static bool
+is_decision(int rc)
 {
-	uint8_t key[8], val[16];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = sizeof(val), .mv_data = val};
-
-	be_put64(key, user);
-	be_put64(val, bytes);
-	be_put64(val + 8, messages);
-	return mdb_put(txn, store_g->quota, &k, &v, 0);
+	return rc <= STORE_NOTFOUND && rc >= STORE_LIMIT;
 }
 
+/* ---- delivery ---- */
+
+/* The folder a recipient's copy goes to: rcpt->mailbox when it exists and
+ * holds messages, else INBOX (created if a v1 user lacks it). */
 static int
-put_mbox(MDB_txn *txn, uint64_t user, uint32_t mbox, const struct mbox_rec *r)
+delivery_target(MDB_txn *txn, struct store_user_w *u, const char *mailbox, struct store_mbox_w *mb)
 {
-	uint8_t key[STORE_MBOX_KEY_LEN];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = store_mbox_size(r), .mv_data = NULL};
 	int rc;
 
-	store_key_mbox(key, user, mbox);
-	if ((rc = mdb_put(txn, store_g->mbox, &k, &v, MDB_RESERVE)) != 0)
-		return rc;
-	store_mbox_encode(v.mv_data, r);
-	return 0;
-}
-
-/* Allocates the next user_id (meta "next_user_id") for a new stable id. */
-static int
-user_create(MDB_txn *txn, const char *id, uint64_t *user_r)
-{
-	MDB_val mk = {.mv_size = 12, .mv_data = (void *)"next_user_id"}, mv;
-	uint8_t cnt[8], uval[8];
-	uint64_t next = 1;
-	int rc = mdb_get(txn, store_g->meta, &mk, &mv);
-
-	if (rc == 0) {
-		if (mv.mv_size != 8)
-			return STORE_PERMFAIL;
-		next = be_get64(mv.mv_data);
-	} else if (rc != MDB_NOTFOUND) {
-		return rc;
+	if (mailbox != NULL) {
+		char *name = store_name_canon(mailbox);
+		rc = store_txn_mbox_find(txn, u->user, name, mb);
+		free(name);
+		if (rc == 0 && !(mb->r.flags & MBOX_F_NOSELECT))
+			return 0;
+		store_mbox_w_free(mb);
+		if (rc != 0 && rc != MDB_NOTFOUND && rc != STORE_NOTFOUND)
+			return rc;
 	}
-	be_put64(cnt, next + 1);
-	mv.mv_size = sizeof(cnt);
-	mv.mv_data = cnt;
-	if ((rc = mdb_put(txn, store_g->meta, &mk, &mv, 0)) != 0)
-		return rc;
-
-	MDB_val k = {.mv_size = strlen(id), .mv_data = (void *)id};
-	MDB_val v = {.mv_size = sizeof(uval), .mv_data = uval};
-	be_put64(uval, next);
-	if ((rc = mdb_put(txn, store_g->users, &k, &v, MDB_NOOVERWRITE)) != 0)
-		return rc;
-	*user_r = next;
-	return 0;
-}
-
-/* Creates the user's INBOX (mailbox_id 1, UIDVALIDITY from the clock). */
-static int
-inbox_create(MDB_txn *txn, uint64_t user, struct mbox_rec *r)
-{
-	uint8_t key[8 + 5], val[4];
-	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
-	MDB_val v = {.mv_size = sizeof(val), .mv_data = val};
-	time_t now = time(NULL);
-	int rc;
-
-	be_put64(key, user);
-	memcpy(key + 8, "INBOX", 5);
-	be_put32(val, STORE_INBOX_ID);
-	if ((rc = mdb_put(txn, store_g->mboxname, &k, &v, MDB_NOOVERWRITE)) != 0)
-		return rc;
-	memset(r, 0, sizeof(*r));
-	r->uidvalidity = (uint32_t)now != 0 ? (uint32_t)now : 1;
-	r->uidnext = 1;
-	r->name = "INBOX";
-	r->name_len = 5;
-	return 0;
+	rc = store_txn_mbox_find(txn, u->user, "INBOX", mb);
+	if (rc == MDB_NOTFOUND)
+		rc = store_txn_mbox_create(txn, u, "INBOX", 0, 0, true, mb);
+	return rc;
 }
 
 /* Checks and quota for one recipient; returns a STORE_* decision for this
@@ -97,24 +55,26 @@ inbox_create(MDB_txn *txn, uint64_t user, struct mbox_rec *r)
  * is written before every check has passed. */
 static int
 deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
-	    const uint8_t hash[STORE_HASH_LEN], struct store_rcpt *r, struct store_wctx *wc)
+	    const uint8_t hash[STORE_HASH_LEN], uint64_t *email_id, struct store_rcpt *r,
+	    struct store_wctx *wc, bool *wrote_r)
 {
 	uint64_t size = (uint64_t)r->trace_len + d->body_len;
-	uint64_t user = 0, qbytes = 0, qmsgs = 0;
-	bool new_user = false;
-	struct mbox_rec mr;
-	uint32_t mbox = STORE_INBOX_ID;
+	uint64_t qbytes = 0, qmsgs = 0;
+	struct store_user_w u;
+	struct store_mbox_w mb;
 	int rc;
 
 	if (r->user_id == NULL || r->user_id[0] == '\0' || strlen(r->user_id) > STORE_MAX_ID_LEN ||
 	    (r->trace == NULL && r->trace_len > 0) || r->trace_len > UINT32_MAX)
 		return STORE_PERMFAIL;
-	rc = store_user_lookup(txn, r->user_id, &user);
-	if (rc == MDB_NOTFOUND)
-		new_user = true;
-	else if (rc != 0)
+	rc = store_txn_user(txn, r->user_id, false, &u, NULL);
+	if (rc == 0)
+		rc = store_quota_get(txn, u.user, &qbytes, &qmsgs);
+	else if (rc != MDB_NOTFOUND)
 		return rc;
-	if (!new_user && (rc = store_quota_get(txn, user, &qbytes, &qmsgs)) != 0)
+	else
+		rc = 0;
+	if (rc != 0)
 		return rc;
 	if (r->quota != 0) {
 		if (size > r->quota)
@@ -122,85 +82,56 @@ deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
 		if (qbytes + size > r->quota)
 			return STORE_OVERQUOTA;
 	}
-	if (!new_user) {
-		rc = store_mbox_lookup(txn, user, "INBOX", &mbox);
-		if (rc == 0) {
-			rc = store_mbox_get(txn, user, mbox, &mr);
-			if (rc == MDB_NOTFOUND)
-				rc = STORE_PERMFAIL; /* a name without its mailbox */
-		} else if (rc == MDB_NOTFOUND) {
-			rc = inbox_create(txn, user, &mr);
-			mbox = STORE_INBOX_ID;
-		}
-		if (rc != 0)
-			return rc;
-	} else {
-		if ((rc = user_create(txn, r->user_id, &user)) != 0)
-			return rc;
-		if ((rc = inbox_create(txn, user, &mr)) != 0)
-			return rc;
-	}
-	if (mr.uidnext == UINT32_MAX)
-		return STORE_PERMFAIL; /* XXX: needs a new UIDVALIDITY */
+	/* Every check passed: from here on, writes. */
+	*wrote_r = true;
+	if ((rc = store_txn_user(txn, r->user_id, true, &u, NULL)) != 0)
+		return rc;
+	if ((rc = delivery_target(txn, &u, r->mailbox, &mb)) != 0)
+		return rc;
+	if (*email_id == 0 && (rc = store_txn_email_id(txn, email_id)) != 0)
+		goto out;
 
 	struct msg_rec m = {
-	    .flags = 0,
-	    .modseq = ++mr.highestmodseq,
+	    .flags = r->flags & STORE_FLAGS_ALL,
 	    .internal_date = internal_date,
+	    .save_date = (int64_t)time(NULL),
 	    .size = size,
+	    .email_id = *email_id,
 	    .trace = r->trace,
 	    .trace_len = (uint32_t)r->trace_len,
+	    .kw = {.p = (const uint8_t *)"", .len = 0, .n = 0},
 	};
-	uint32_t uid = mr.uidnext++;
 	memcpy(m.hash, hash, STORE_HASH_LEN);
-	mr.messages++;
-	mr.bytes += size;
-	mr.name = "INBOX"; /* the decoded name pointed into a page */
-	mr.name_len = 5;
-
-	uint8_t key[STORE_MODSEQ_KEY_LEN], uval[4];
-	MDB_val k = {.mv_size = STORE_MSG_KEY_LEN, .mv_data = key};
-	MDB_val v = {.mv_size = store_msg_size(&m), .mv_data = NULL};
-	store_key_msg(key, user, mbox, uid);
-	if ((rc = mdb_put(txn, store_g->msg, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE)) != 0)
-		return rc == MDB_KEYEXIST ? STORE_PERMFAIL : rc;
-	store_msg_encode(v.mv_data, &m);
-
-	store_key_modseq(key, user, mbox, m.modseq);
-	k.mv_size = STORE_MODSEQ_KEY_LEN;
-	be_put32(uval, uid);
-	v.mv_size = sizeof(uval);
-	v.mv_data = uval;
-	if ((rc = mdb_put(txn, store_g->modseq, &k, &v, 0)) != 0)
-		return rc;
-	if ((rc = put_mbox(txn, user, mbox, &mr)) != 0)
-		return rc;
-	if ((rc = put_quota(txn, user, qbytes + size, qmsgs + 1)) != 0)
-		return rc;
-	store_touch(wc, r->user_id, mbox, mr.highestmodseq);
+	uint32_t uid;
+	if ((rc = store_txn_msg_add(txn, u.user, &mb, &m, &uid)) != 0)
+		goto out;
+	if ((rc = store_txn_mbox_save(txn, u.user, &mb)) != 0)
+		goto out;
+	if ((rc = store_txn_quota_put(txn, u.user, qbytes + size, qmsgs + 1)) != 0)
+		goto out;
+	store_touch(wc, r->user_id, mb.id, mb.r.highestmodseq);
 	r->uid = uid;
-	return 0;
-}
-
-static bool
-is_decision(int rc)
-{
-	return rc <= STORE_NOTFOUND && rc >= STORE_TOOBIG;
+out:
+	store_mbox_w_free(&mb);
+	return rc;
 }
 
 int
 store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],
 		    int64_t internal_date, struct store_wctx *wc)
 {
+	uint64_t email_id = 0;
 	uint32_t ok = 0;
 
 	if (d->body == NULL && d->body_len > 0)
 		return STORE_PERMFAIL;
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		struct store_rcpt *r = &d->rcpts[i];
-		int rc = deliver_one(txn, d, internal_date, hash, r, wc);
+		bool wrote = false;
+		int rc = deliver_one(txn, d, internal_date, hash, &email_id, r, wc, &wrote);
 
-		if (is_decision(rc)) {
+		/* After writes, any failure aborts the whole delivery. */
+		if (is_decision(rc) && !wrote) {
 			/* This recipient only; nothing of it was written. */
 			r->status = rc;
 			r->uid = 0;
@@ -217,67 +148,507 @@ store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[S
 			      wc->scratch_len);
 }
 
+/* ---- expunge ---- */
+
 int
 store_apply_expunge(MDB_txn *txn, struct store_expunge *e, struct store_wctx *wc)
 {
-	const char *name = store_mbox_canon(e->mailbox);
-	uint64_t user, qbytes, qmsgs;
-	struct mbox_rec mr;
-	uint32_t mbox;
+	struct store_user_w u;
+	struct store_mbox_w mb;
+	uint64_t qbytes, qmsgs;
+	char *name;
 	int rc;
 
 	e->expunged = 0;
-	rc = store_user_lookup(txn, e->user_id, &user);
-	if (rc == 0)
-		rc = store_mbox_lookup(txn, user, name, &mbox);
+	if (e->mailbox == NULL)
+		return STORE_PERMFAIL;
+	rc = store_txn_user(txn, e->user_id, false, &u, NULL);
 	if (rc == MDB_NOTFOUND)
 		/* Nobody's INBOX exists before the first delivery. */
-		return strcmp(name, "INBOX") == 0 ? 0 : STORE_NOTFOUND;
-	if (rc == 0)
-		rc = store_mbox_get(txn, user, mbox, &mr);
-	if (rc == 0)
-		rc = store_quota_get(txn, user, &qbytes, &qmsgs);
+		return strcasecmp(e->mailbox, "INBOX") == 0 ? 0 : STORE_NOTFOUND;
 	if (rc != 0)
-		return rc == MDB_NOTFOUND ? STORE_PERMFAIL : rc;
-	mr.name = name;
-	mr.name_len = strlen(name);
-
+		return rc;
+	name = store_name_canon(e->mailbox);
+	rc = store_txn_mbox_find(txn, u.user, name, &mb);
+	free(name);
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	if (rc != 0)
+		return rc;
+	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)
+		goto out;
 	for (size_t i = 0; i < e->nuids; i++) {
-		uint8_t key[STORE_MODSEQ_KEY_LEN];
-		MDB_val k = {.mv_size = STORE_MSG_KEY_LEN, .mv_data = key}, v;
-		struct msg_rec m;
+		bool found;
+		uint64_t size;
 
-		store_key_msg(key, user, mbox, e->uids[i]);
-		rc = mdb_get(txn, store_g->msg, &k, &v);
-		if (rc == MDB_NOTFOUND)
-			continue; /* already gone (or listed twice) */
-		if (rc != 0)
-			return rc;
-		/* m's hash is copied; its trace pointer is not used after
-		 * the delete below invalidates it. */
-		if (store_msg_decode(v.mv_data, v.mv_size, &m) < 0)
-			return STORE_PERMFAIL;
-		if ((rc = mdb_del(txn, store_g->msg, &k, NULL)) != 0)
-			return rc;
-		store_key_modseq(key, user, mbox, m.modseq);
-		k.mv_size = STORE_MODSEQ_KEY_LEN;
-		rc = mdb_del(txn, store_g->modseq, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
-		if ((rc = store_blob_unref(txn, m.hash)) != 0)
-			return rc;
-		mr.messages = mr.messages > 0 ? mr.messages - 1 : 0;
-		mr.bytes = mr.bytes > m.size ? mr.bytes - m.size : 0;
+		if ((rc = store_txn_msg_expunge(txn, u.user, &mb, e->uids[i], &found, &size)) != 0)
+			goto out;
+		if (!found)
+			continue;
 		qmsgs = qmsgs > 0 ? qmsgs - 1 : 0;
-		qbytes = qbytes > m.size ? qbytes - m.size : 0;
+		qbytes = qbytes > size ? qbytes - size : 0;
 		e->expunged++;
 	}
 	if (e->expunged == 0)
-		return 0;
-	/* The mailbox changed: CONDSTORE clients must see a new MODSEQ. */
-	mr.highestmodseq++;
-	if ((rc = put_mbox(txn, user, mbox, &mr)) != 0)
+		goto out;
+	if ((rc = store_txn_mbox_save(txn, u.user, &mb)) != 0)
+		goto out;
+	if ((rc = store_txn_quota_put(txn, u.user, qbytes, qmsgs)) != 0)
+		goto out;
+	store_touch(wc, e->user_id, mb.id, mb.r.highestmodseq);
+out:
+	store_mbox_w_free(&mb);
+	if (rc != 0)
+		e->expunged = 0;
+	return rc;
+}
+
+/* ---- keywords of a request ---- */
+
+/* A run of the request's keywords, deduplicated (first spelling kept):
+ * STORE_PERMFAIL for one that is not an atom, STORE_LIMIT past the
+ * per-message cap or the length limit. *buf_r is malloc'd. */
+static int
+kw_run_build(const char *const *kws, size_t n, uint8_t **buf_r, struct kw_run *run)
+{
+	size_t total = 0;
+
+	*buf_r = NULL;
+	memset(run, 0, sizeof(*run));
+	if (n > 0 && kws == NULL)
+		return STORE_PERMFAIL;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = kws[i] != NULL ? strlen(kws[i]) : 0;
+		if (l > STORE_KEYWORD_MAX)
+			return STORE_LIMIT;
+		if (!store_keyword_valid(kws[i], l))
+			return STORE_PERMFAIL;
+		total += 1 + l;
+	}
+	*buf_r = xmalloc(total + 1);
+	run->p = *buf_r;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(kws[i]);
+		if (store_kw_index(run, kws[i], l) >= 0)
+			continue;
+		if (run->n >= STORE_KEYWORDS_PER_MESSAGE)
+			return STORE_LIMIT;
+		(*buf_r)[run->len] = (uint8_t)l;
+		memcpy(*buf_r + run->len + 1, kws[i], l);
+		run->len += 1 + l;
+		run->n++;
+	}
+	return 0;
+}
+
+/* Appends a's keywords that b lacks (ADD) into out, or keeps a's keywords
+ * b lacks (REMOVE). out->p must have room for a.len + b.len bytes. */
+static void
+kw_merge(const struct kw_run *a, const struct kw_run *b, bool add, uint8_t *obuf,
+	 struct kw_run *out)
+{
+	size_t pos = 0, kl;
+	const char *k;
+
+	out->p = obuf;
+	out->len = 0;
+	out->n = 0;
+	while (store_kw_next(a, &pos, &k, &kl) == 1) {
+		if (!add && store_kw_index(b, k, kl) >= 0)
+			continue;
+		obuf[out->len] = (uint8_t)kl;
+		memcpy(obuf + out->len + 1, k, kl);
+		out->len += 1 + kl;
+		out->n++;
+	}
+	if (!add)
+		return;
+	pos = 0;
+	while (store_kw_next(b, &pos, &k, &kl) == 1) {
+		if (store_kw_index(a, k, kl) >= 0)
+			continue;
+		obuf[out->len] = (uint8_t)kl;
+		memcpy(obuf + out->len + 1, k, kl);
+		out->len += 1 + kl;
+		out->n++;
+	}
+}
+
+/* Same set of keywords (ignoring case and order)? */
+static bool
+kw_same(const struct kw_run *a, const struct kw_run *b)
+{
+	size_t pos = 0, kl;
+	const char *k;
+
+	if (a->n != b->n)
+		return false;
+	while (store_kw_next(a, &pos, &k, &kl) == 1)
+		if (store_kw_index(b, k, kl) < 0)
+			return false;
+	return true;
+}
+
+/* ---- requests that find a user's mailbox ---- */
+
+/* User (created when create) and mailbox by name; STORE_NOTFOUND when
+ * absent, STORE_NOTALLOWED for a \Noselect one. */
+static int
+find_box(MDB_txn *txn, const char *user_id, const char *mailbox, bool create,
+	 struct store_user_w *u, struct store_mbox_w *mb)
+{
+	int rc;
+
+	memset(mb, 0, sizeof(*mb));
+	if (mailbox == NULL)
+		return STORE_PERMFAIL;
+	rc = store_txn_user(txn, user_id, create, u, NULL);
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	if (rc != 0)
 		return rc;
-	store_touch(wc, e->user_id, mbox, mr.highestmodseq);
-	return put_quota(txn, user, qbytes, qmsgs);
+	char *name = store_name_canon(mailbox);
+	rc = store_txn_mbox_find(txn, u->user, name, mb);
+	free(name);
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	if (rc == 0 && (mb->r.flags & MBOX_F_NOSELECT)) {
+		store_mbox_w_free(mb);
+		return STORE_NOTALLOWED;
+	}
+	return rc;
+}
+
+/* ---- STORE ---- */
+
+static int
+apply_flags(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
+{
+	struct store_flags *f = (struct store_flags *)req;
+	struct store_msg_info *changed = NULL;
+	uint32_t *modified = NULL;
+	size_t nchanged = 0, nmodified = 0, nupdated = 0;
+	struct store_user_w u;
+	struct store_mbox_w mb;
+	struct kw_run req_kw;
+	uint8_t *req_kw_buf = NULL, *nbuf = NULL;
+	int rc;
+
+	f->changed = NULL;
+	f->nchanged = 0;
+	f->modified = NULL;
+	f->nmodified = 0;
+	if (f->mode != STORE_FLAGS_ADD && f->mode != STORE_FLAGS_REMOVE &&
+	    f->mode != STORE_FLAGS_SET)
+		return STORE_PERMFAIL;
+	if ((f->flags & ~(uint32_t)STORE_FLAGS_ALL) != 0 || (f->nuids > 0 && f->uids == NULL))
+		return STORE_PERMFAIL;
+	if ((rc = kw_run_build(f->keywords, f->nkeywords, &req_kw_buf, &req_kw)) != 0) {
+		free(req_kw_buf);
+		return rc;
+	}
+	if ((rc = find_box(txn, f->user_id, f->mailbox, true, &u, &mb)) != 0)
+		goto done;
+	if (f->nuids > 0) {
+		changed = xcalloc(f->nuids, sizeof(*changed));
+		modified = xcalloc(f->nuids, sizeof(*modified));
+	}
+	for (size_t i = 0; i < f->nuids; i++) {
+		struct store_msg_w m;
+		struct kw_run nkw;
+		uint32_t nflags;
+
+		rc = store_txn_msg_load(txn, u.user, mb.id, f->uids[i], &m);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc != 0)
+			goto done;
+		if (f->unchangedsince > 0 && m.r.modseq > f->unchangedsince) {
+			modified[nmodified++] = m.uid;
+			store_msg_w_free(&m);
+			continue;
+		}
+		free(nbuf);
+		nbuf = xmalloc(m.r.kw.len + req_kw.len + 1);
+		if (f->mode == STORE_FLAGS_ADD) {
+			nflags = m.r.flags | f->flags;
+			kw_merge(&m.r.kw, &req_kw, true, nbuf, &nkw);
+		} else if (f->mode == STORE_FLAGS_REMOVE) {
+			nflags = m.r.flags & ~f->flags;
+			kw_merge(&m.r.kw, &req_kw, false, nbuf, &nkw);
+		} else {
+			nflags = f->flags;
+			nkw = req_kw;
+		}
+		if (nflags == m.r.flags && kw_same(&nkw, &m.r.kw)) {
+			store_msg_w_free(&m); /* no change: no new MODSEQ */
+			continue;
+		}
+		if (nkw.n > STORE_KEYWORDS_PER_MESSAGE)
+			rc = STORE_LIMIT;
+		else
+			rc = store_txn_msg_update(txn, u.user, &mb, &m, nflags, &nkw);
+		if (rc == 0)
+			nupdated++;
+		if (rc == 0 && req->a != NULL)
+			store_info_fill(req->a, m.uid, &m.r, &changed[nchanged++]);
+		store_msg_w_free(&m);
+		if (rc != 0)
+			goto done;
+	}
+	if (nupdated > 0) {
+		if ((rc = store_txn_mbox_save(txn, u.user, &mb)) != 0)
+			goto done;
+		store_touch(wc, f->user_id, mb.id, mb.r.highestmodseq);
+	}
+	if (req->a != NULL && nchanged > 0) {
+		f->changed = arena_memdup(req->a, changed, nchanged * sizeof(*changed));
+		f->nchanged = nchanged;
+	}
+	if (req->a != NULL && nmodified > 0) {
+		f->modified = arena_memdup(req->a, modified, nmodified * sizeof(*modified));
+		f->nmodified = nmodified;
+	}
+done:
+	store_mbox_w_free(&mb);
+	free(changed);
+	free(modified);
+	free(req_kw_buf);
+	free(nbuf);
+	if (rc != 0) {
+		f->changed = NULL;
+		f->nchanged = 0;
+		f->modified = NULL;
+		f->nmodified = 0;
+	}
+	return rc;
+}
+
+void
+store_flags(struct store_flags *f)
+{
+	f->nchanged = f->nmodified = 0;
+	store_submit(&f->req, apply_flags, 64 * (uint64_t)f->nuids);
+}
+
+/* ---- COPY / MOVE ---- */
+
+static int
+apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
+{
+	struct store_copy *c = (struct store_copy *)req;
+	struct store_user_w u;
+	struct store_mbox_w src, dst_own, *dst = &dst_own;
+	struct store_msg_w *msgs = NULL;
+	uint32_t *dest_uids = NULL;
+	size_t n = 0;
+	uint64_t add_bytes = 0, qbytes, qmsgs;
+	int rc;
+
+	c->dest_uidvalidity = 0;
+	c->src_uids = c->dest_uids = NULL;
+	c->ncopied = 0;
+	memset(&dst_own, 0, sizeof(dst_own));
+	if ((c->nuids > 0 && c->uids == NULL) || c->dest == NULL)
+		return STORE_PERMFAIL;
+	if ((rc = find_box(txn, c->user_id, c->mailbox, true, &u, &src)) != 0)
+		return rc;
+	char *dname = store_name_canon(c->dest);
+	rc = store_txn_mbox_find(txn, u.user, dname, &dst_own);
+	free(dname);
+	if (rc == MDB_NOTFOUND)
+		rc = STORE_NOTFOUND;
+	else if (rc == 0 && (dst_own.r.flags & MBOX_F_NOSELECT))
+		rc = STORE_NOTALLOWED;
+	if (rc != 0)
+		goto out;
+	if (dst_own.id == src.id)
+		dst = &src; /* one record: both sides change it */
+	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)
+		goto out;
+
+	if (c->nuids > 0)
+		msgs = xcalloc(c->nuids, sizeof(*msgs));
+	for (size_t i = 0; i < c->nuids; i++) {
+		if (i > 0 && c->uids[i] <= c->uids[i - 1])
+			continue; /* not ascending: a repeat at best */
+		rc = store_txn_msg_load(txn, u.user, src.id, c->uids[i], &msgs[n]);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			goto out;
+		add_bytes += msgs[n].r.size;
+		n++;
+	}
+	if (!c->move && c->quota != 0) {
+		if (add_bytes > c->quota) {
+			rc = STORE_TOOBIG;
+			goto out;
+		}
+		if (qbytes + add_bytes > c->quota) {
+			rc = STORE_OVERQUOTA;
+			goto out;
+		}
+	}
+	if (n > 0)
+		dest_uids = xcalloc(n, sizeof(*dest_uids));
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct msg_rec r = msgs[i].r;
+		bool found;
+		uint64_t size;
+
+		r.save_date = now;
+		if ((rc = store_blob_addref(txn, r.hash, 1)) != 0)
+			goto out;
+		if ((rc = store_txn_msg_add(txn, u.user, dst, &r, &dest_uids[i])) != 0)
+			goto out;
+		if (c->move) {
+			rc = store_txn_msg_expunge(txn, u.user, &src, msgs[i].uid, &found, &size);
+			if (rc != 0)
+				goto out;
+		}
+	}
+	if (n > 0) {
+		if ((rc = store_txn_mbox_save(txn, u.user, &src)) != 0)
+			goto out;
+		if (dst != &src && (rc = store_txn_mbox_save(txn, u.user, dst)) != 0)
+			goto out;
+		if (!c->move &&
+		    (rc = store_txn_quota_put(txn, u.user, qbytes + add_bytes, qmsgs + n)) != 0)
+			goto out;
+		if (c->move)
+			store_touch(wc, c->user_id, src.id, src.r.highestmodseq);
+		store_touch(wc, c->user_id, dst->id, dst->r.highestmodseq);
+	}
+	c->dest_uidvalidity = dst->r.uidvalidity;
+	if (n > 0 && req->a != NULL) {
+		uint32_t *s = arena_alloc(req->a, n * sizeof(*s));
+		for (size_t i = 0; i < n; i++)
+			s[i] = msgs[i].uid;
+		c->src_uids = s;
+		c->dest_uids = arena_memdup(req->a, dest_uids, n * sizeof(*dest_uids));
+	}
+	c->ncopied = n;
+out:
+	for (size_t i = 0; i < n; i++)
+		store_msg_w_free(&msgs[i]);
+	free(msgs);
+	free(dest_uids);
+	store_mbox_w_free(&src);
+	store_mbox_w_free(&dst_own);
+	if (rc != 0) {
+		c->src_uids = c->dest_uids = NULL;
+		c->ncopied = 0;
+	}
+	return rc;
+}
+
+void
+store_copy(struct store_copy *c)
+{
+	c->ncopied = 0;
+	store_submit(&c->req, apply_copy, 64 * (uint64_t)c->nuids);
+}
+
+/* ---- APPEND ---- */
+
+static int
+apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
+{
+	struct store_append *ap = (struct store_append *)req;
+	struct store_user_w u;
+	struct store_mbox_w mb;
+	uint64_t total = 0, qbytes, qmsgs;
+	uint8_t *kwbuf = NULL;
+	int rc;
+
+	ap->uidvalidity = 0;
+	for (size_t i = 0; i < ap->nmsgs; i++)
+		ap->msgs[i].uid = 0;
+	if (ap->nmsgs == 0 || ap->msgs == NULL)
+		return STORE_PERMFAIL;
+	for (size_t i = 0; i < ap->nmsgs; i++) {
+		const struct store_append_msg *m = &ap->msgs[i];
+		struct kw_run run;
+		if (m->body == NULL && m->body_len > 0)
+			return STORE_PERMFAIL;
+		if ((m->flags & ~(uint32_t)STORE_FLAGS_ALL) != 0)
+			return STORE_PERMFAIL;
+		rc = kw_run_build(m->keywords, m->nkeywords, &kwbuf, &run);
+		free(kwbuf);
+		kwbuf = NULL;
+		if (rc != 0)
+			return rc;
+		total += m->body_len;
+	}
+	if ((rc = find_box(txn, ap->user_id, ap->mailbox, true, &u, &mb)) != 0)
+		return rc;
+	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)
+		goto out;
+	if (ap->quota != 0) {
+		if (total > ap->quota) {
+			rc = STORE_TOOBIG;
+			goto out;
+		}
+		if (qbytes + total > ap->quota) {
+			rc = STORE_OVERQUOTA;
+			goto out;
+		}
+	}
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < ap->nmsgs; i++) {
+		struct store_append_msg *am = &ap->msgs[i];
+		const char *body = am->body != NULL ? am->body : "";
+		struct msg_rec r = {
+		    .flags = am->flags,
+		    .internal_date = am->internal_date != 0 ? (int64_t)am->internal_date : now,
+		    .save_date = now,
+		    .size = am->body_len,
+		    .trace = "",
+		};
+		if (EVP_Digest(body, am->body_len, r.hash, NULL, EVP_sha256(), NULL) != 1) {
+			rc = STORE_TEMPFAIL;
+			goto out;
+		}
+		if ((rc = kw_run_build(am->keywords, am->nkeywords, &kwbuf, &r.kw)) != 0)
+			goto out;
+		if ((rc = store_txn_email_id(txn, &r.email_id)) != 0)
+			goto out;
+		rc = store_blob_put(txn, r.hash, body, am->body_len, 1, wc->zc, wc->level,
+				    wc->scratch, wc->scratch_len);
+		if (rc != 0)
+			goto out;
+		if ((rc = store_txn_msg_add(txn, u.user, &mb, &r, &am->uid)) != 0)
+			goto out;
+		free(kwbuf);
+		kwbuf = NULL;
+	}
+	if ((rc = store_txn_mbox_save(txn, u.user, &mb)) != 0)
+		goto out;
+	if ((rc = store_txn_quota_put(txn, u.user, qbytes + total, qmsgs + ap->nmsgs)) != 0)
+		goto out;
+	store_touch(wc, ap->user_id, mb.id, mb.r.highestmodseq);
+	ap->uidvalidity = mb.r.uidvalidity;
+out:
+	free(kwbuf);
+	store_mbox_w_free(&mb);
+	if (rc != 0) {
+		ap->uidvalidity = 0;
+		for (size_t i = 0; i < ap->nmsgs; i++)
+			ap->msgs[i].uid = 0;
+	}
+	return rc;
+}
+
+void
+store_append(struct store_append *ap)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < ap->nmsgs; i++)
+		bytes += ap->msgs[i].body_len;
+	store_submit(&ap->req, apply_append, bytes);
 }
