@@ -19,6 +19,7 @@
 #include "core/tls.h"
 #include "core/worker.h"
 #include "directory/dir.h"
+#include "protocols/imap/imap_session.h"
 #include "protocols/pop3/pop3_session.h"
 #include "protocols/sasl/mech.h"
 #include "protocols/smtp/smtp_session.h"
@@ -90,7 +91,8 @@ main(int argc, char **argv)
 	for (int s = 0; s < SVC_COUNT; s++) {
 		if (!cfg->listeners[s].present)
 			continue;
-		if (s == SVC_SMTP || s == SVC_POP3 || s == SVC_POP3S || s == SVC_ADMIN)
+		if (s == SVC_SMTP || s == SVC_POP3 || s == SVC_POP3S || s == SVC_IMAP ||
+		    s == SVC_IMAPS || s == SVC_ADMIN)
 			continue;
 		fatal("%s:%d: [%s]: this service is not available in ternd %s yet", path,
 		      cfg->listeners[s].line, config_service_name((enum service)s), TERN_VERSION);
@@ -108,6 +110,8 @@ main(int argc, char **argv)
 	accept_fns[SVC_SMTP] = smtp_accept;
 	accept_fns[SVC_POP3] = pop3_accept;
 	accept_fns[SVC_POP3S] = pop3_accept;
+	accept_fns[SVC_IMAP] = imap_accept;
+	accept_fns[SVC_IMAPS] = imap_accept;
 	if (server_listen(cfg, accept_fns, &err) < 0)
 		fatal("%s", err);
 	/* Ports and the TLS key are root's; everything after runs as [server]

@@ -14,6 +14,7 @@ The client helpers speak the protocols with the standard library
 (smtplib, poplib) and, where the exact bytes matter, raw sockets.
 """
 import base64
+import imaplib
 import os
 import poplib
 import shutil
@@ -113,6 +114,8 @@ class Ternd:
         self.smtp_port = free_port()
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.proc = None
         self.returncode = None
         with open(self.secret_path, "w") as f:
@@ -133,6 +136,8 @@ class Ternd:
             ("smtp", {"listen": "127.0.0.1:%d" % self.smtp_port}),
             ("pop3", {"listen": "127.0.0.1:%d" % self.pop3_port, "plaintext_auth": "yes"}),
             ("pop3s", {"listen": "127.0.0.1:%d" % self.pop3s_port}),
+            ("imap", {"listen": "127.0.0.1:%d" % self.imap_port, "plaintext_auth": "yes"}),
+            ("imaps", {"listen": "127.0.0.1:%d" % self.imaps_port}),
         ]
         overrides = overrides or {}
         merged = []
@@ -163,6 +168,8 @@ class Ternd:
             ports.append(self.smtp_port)
         if "pop3" in names:
             ports.append(self.pop3_port)
+        if "imap" in names:
+            ports.append(self.imap_port)
         # pop3s is bound with the others before any is served; probing it
         # with a bare connect only puts a TLS error in the log.
         return ports
@@ -291,6 +298,19 @@ class Ternd:
         return poplib.POP3_SSL("127.0.0.1", self.pop3s_port, timeout=TIMEOUT,
                                context=client_tls_context())
 
+    # ---- IMAP -----------------------------------------------------------
+    def imap(self):
+        return imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=TIMEOUT)
+
+    def imaps(self):
+        return imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port, timeout=TIMEOUT,
+                                 ssl_context=client_tls_context())
+
+    def imap_login(self, login, pw=None):
+        m = self.imap()
+        m.login(login, pw if pw is not None else password(login))
+        return m
+
     def pop3_login(self, login, pw=None):
         p = self.pop3()
         p.user(login)
@@ -410,6 +430,19 @@ class RawLines:
             if line == b".":
                 return out
             out += line + b"\r\n"
+
+    def imap(self, tag, command=None):
+        """Sends "tag command" (unless command is None: just reads) and
+        returns (untagged lines, tagged line) up to tag's completion."""
+        if command is not None:
+            self.send("%s %s\r\n" % (tag, command))
+        untagged = []
+        prefix = tag.encode() + b" "
+        while True:
+            line = self.readline()
+            if line.startswith(prefix):
+                return untagged, line
+            untagged.append(line)
 
     def start_tls(self):
         self.sock = client_tls_context().wrap_socket(self.sock)

@@ -1,0 +1,207 @@
+/*
+ * imap_internal.h - what the IMAP server's files share (internal to
+ * protocols/imap/): the session, the command table entry, replies, the
+ * selected-mailbox view, sequence sets and string output.
+ *
+ * Life of a command: imap_session.c assembles it with imap_parser (lines
+ * and literals from the conn), looks it up in the command table (which
+ * states allow it), and calls its handler with the command's arena. A
+ * handler either answers at once (imap_tagged) or starts asynchronous
+ * work with imap_async_begin() (the conn is paused and referenced, the
+ * command and its arena stay alive) and answers from the completion,
+ * then calls imap_async_end(). The arena is cleared after the tagged
+ * reply of each command. Everything runs on the session's worker.
+ */
+#ifndef TERN_IMAP_INTERNAL_H
+#define TERN_IMAP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/conn.h"
+#include "protocols/imap/imap_parser.h"
+#include "protocols/sasl/auth.h"
+#include "storage/store.h"
+
+#define IMAP_ST_NOTAUTH 0x1
+#define IMAP_ST_AUTH 0x2
+#define IMAP_ST_SELECTED 0x4
+#define IMAP_ST_LOGOUT 0x8
+#define IMAP_ST_ANY (IMAP_ST_NOTAUTH | IMAP_ST_AUTH | IMAP_ST_SELECTED)
+#define IMAP_ST_AUTHED (IMAP_ST_AUTH | IMAP_ST_SELECTED)
+
+/* Limits not (yet) in the config. */
+#define IMAP_LITERAL_MAX (64u * 1024u)	/* any literal but APPEND's message */
+#define IMAP_MAX_DEPTH 32		/* nested lists in one command */
+#define IMAP_MAX_ARGS 100000		/* arguments in one command */
+#define IMAP_MAX_ERRORS 20		/* BADs before the session is closed */
+
+struct imap_view;
+
+struct imap_session {
+	struct conn conn;     /* first: the conn pointer is the session pointer */
+	struct arena *arena;  /* owns this struct */
+	struct arena *cmd_arena; /* owned: the current command; cleared after it */
+	struct config *cfg;   /* owned reference, released on free */
+	enum service svc;
+	unsigned state;	      /* one IMAP_ST_* */
+	struct imap_parser *parser; /* owned */
+	uint64_t skip;	      /* input bytes to throw away (after a BAD) */
+	bool in_literal;      /* feeding a literal to the parser */
+	unsigned errors;      /* BADs so far */
+	unsigned auth_failures;
+
+	/* The command being run (valid until its tagged reply). */
+	const struct imap_cmd *cmd;
+	bool async;	      /* a handler is waiting for directory/store */
+
+	/* AUTHENTICATE in progress: lines are SASL responses. */
+	struct auth_sasl sasl;
+	bool in_sasl;
+
+	/* After login. */
+	char *user_id;	      /* owned: the directory's stable id */
+	char *login;	      /* owned: for logs */
+	uint64_t quota;	      /* bytes, 0 = none (from the directory at login) */
+
+	/* ENABLEd (RFC 5161). */
+	bool rev2;	      /* IMAP4rev2 */
+	bool utf8;	      /* UTF8=ACCEPT: mailbox names and strings in UTF-8 */
+	bool condstore;
+	bool qresync;
+
+	struct imap_view *view; /* owned: the selected mailbox, or NULL */
+	/* SEARCHRES (RFC 5182) "$": UIDs saved by SEARCH RETURN (SAVE),
+	 * ascending; emptied when the view is closed (imap_view_close). */
+	uint32_t *search_saved; /* owned (malloc), or NULL */
+	size_t nsearch_saved;
+	bool idling;		/* between IDLE's "+" and DONE */
+
+	struct buf out;		/* formatting scratch for one response */
+};
+
+/* ---- the command table ---- */
+
+typedef void imap_cmd_fn(struct imap_session *s, const struct imap_cmd *cmd);
+
+struct imap_command {
+	const char *name;     /* upper case */
+	unsigned states;      /* IMAP_ST_* where it is allowed */
+	bool uid_ok;	      /* may come as "UID <name>" */
+	imap_cmd_fn *fn;
+};
+
+/* Each file of commands has its own table, ended by a NULL name; the
+ * session looks in its own table, then in these. */
+extern const struct imap_command imap_mailbox_cmds[]; /* imap_mailbox.c */
+extern const struct imap_command imap_fetch_cmds[];   /* imap_fetch.c */
+extern const struct imap_command imap_search_cmds[];  /* imap_search.c */
+extern const struct imap_command imap_msg_cmds[];     /* imap_msg.c */
+
+/* NOOP (and CHECK, which RFC 9051 folds into it). */
+imap_cmd_fn imap_cmd_noop;
+
+/* ---- replies ---- */
+
+/* Queues "<tag> <status> <text>\r\n" for the current command and ends it
+ * (the arena is cleared once the handler or imap_async_end returns).
+ * status is "OK", "NO" or "BAD"; text may start with a response code. */
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+/* Queues "* <text>\r\n". */
+void imap_untagged(struct imap_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Queues raw bytes (a literal's content, a prepared response). */
+void imap_write(struct imap_session *s, const void *data, size_t len);
+/* A BAD for a malformed command (counts towards IMAP_MAX_ERRORS). */
+void imap_bad(struct imap_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+/* Starts / ends asynchronous work of the current command (pause + ref). */
+void imap_async_begin(struct imap_session *s);
+void imap_async_end(struct imap_session *s);
+
+/* A store status as a tagged NO (or OK for STORE_OK) with the right
+ * response code: [TRYCREATE], [OVERQUOTA], [LIMIT], [UNAVAILABLE],
+ * [NONEXISTENT], [ALREADYEXISTS], [CANNOT]... */
+void imap_tagged_store_status(struct imap_session *s, int status, const char *what);
+
+/* ---- strings ---- */
+
+/* Appends s as an IMAP string: an atom is never produced; a quoted string
+ * when it is short and safe, else a literal ({n}\r\n...). 8-bit bytes are
+ * allowed in a quoted string only when utf8 is true. */
+int imap_append_string(struct buf *out, const char *str, size_t len, bool utf8);
+/* A mailbox name: UTF-8 as stored, converted to modified UTF-7 unless the
+ * session has UTF8=ACCEPT enabled. */
+int imap_append_mailbox(struct imap_session *s, struct buf *out, const char *name);
+/* Decodes a mailbox name argument into UTF-8 (from modified UTF-7 unless
+ * UTF8=ACCEPT; "INBOX" in any case becomes "INBOX"), into the command
+ * arena. NULL (after a BAD reply) if it is not a valid name. */
+const char *imap_arg_mailbox(struct imap_session *s, const struct imap_arg *arg);
+
+/* ---- sequence sets ---- */
+
+struct imap_range {
+	uint32_t lo, hi; /* inclusive, lo <= hi; UINT32_MAX stands for "*" */
+};
+
+struct imap_seqset {
+	struct imap_range *r; /* sorted, merged */
+	size_t n;
+	bool saved;	      /* "$" (SEARCHRES) */
+};
+
+/* Parses a sequence-set atom ("1:4,7,9:*", "$"). 0, or -1 (not one). */
+int imap_seqset_parse(struct arena *a, const char *str, struct imap_seqset *set_r);
+/* The UIDs of the view that a set names: as message numbers or as UIDs
+ * (uid_mode), "*" meaning the last message, in ascending order, in a.
+ * Message numbers past the end fail (-1: BAD); UIDs that do not exist are
+ * simply not in the result (RFC 9051 6.4.8). */
+int imap_seqset_uids(const struct imap_session *s, const struct imap_seqset *set, bool uid_mode,
+		     struct arena *a, uint32_t **uids_r, size_t *n_r);
+
+/* ---- the selected mailbox (imap_view.c) ---- */
+
+struct imap_view {
+	char *name;	     /* owned: UTF-8 */
+	uint32_t id;	     /* store mailbox id */
+	bool readonly;	     /* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;    /* as last reported */
+	uint64_t modseq;     /* HIGHESTMODSEQ the view is in sync with */
+	uint32_t *uids;	     /* owned: message number i+1 is uids[i] */
+	size_t count, cap;
+	uint32_t recent_from; /* UIDs at or above it are \Recent here */
+	struct store_watch *watch; /* owned */
+	bool changed;	     /* the store said something changed */
+	uint32_t *pending_expunge; /* owned: expunged, not yet reported */
+	size_t npending, pending_cap;
+};
+
+/* Opens the view of a mailbox for SELECT/EXAMINE: lists it, registers a
+ * watch. 0 or a STORE_* status. */
+int imap_view_open(struct imap_session *s, const char *name, bool readonly,
+		   struct store_mailbox *box_r);
+void imap_view_close(struct imap_session *s);
+/* Brings the view up to date and tells the client: new messages (EXISTS,
+ * RECENT), flag changes (FETCH), and, if expunge_ok, expunges (EXPUNGE or
+ * VANISHED). Call before a tagged OK where RFC 9051 7 allows updates;
+ * with expunge_ok false (FETCH, STORE, SEARCH: no EXPUNGE may be sent)
+ * expunges are held until a later call allows them. */
+void imap_view_sync(struct imap_session *s, bool expunge_ok);
+/* The same, but flag changes the current command has already reported
+ * itself (STORE's FETCH replies: own, ascending UIDs, with the MODSEQ
+ * each got) are not reported again. */
+void imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_msg_info *own,
+			size_t nown);
+/* Message number of uid in the view (1-based), or 0. */
+uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
+
+/* Flags as IMAP text: "\Seen \Flagged $Label"; recent adds \Recent. */
+int imap_append_flags(struct buf *out, uint32_t flags, const char *const *kw, size_t nkw,
+		      bool recent);
+
+#endif
