@@ -303,7 +303,11 @@ capabilities(struct imap_session *s)
 			buf_append_str(b, " LOGINDISABLED");
 		}
 	} else {
-		buf_append_str(b, " IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE UTF8=ACCEPT");
+		/* Only what is implemented in full (docs/compliance.md). */
+		buf_append_str(b, " IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE MULTIAPPEND"
+				  " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE"
+				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
+		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
 	return text;

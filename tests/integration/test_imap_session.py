@@ -57,7 +57,13 @@ def test_login_ok_and_capability_after(t):
         untagged, tagged = c.imap("a1", 'LOGIN alice "alice-pw-1"')
         assert tagged.startswith(b"a1 OK [CAPABILITY IMAP4rev1 IMAP4rev2 ")
         cs = caps(tagged)
-        assert "IDLE" in cs and "NAMESPACE" in cs
+        for need in ("IDLE", "NAMESPACE", "UNSELECT", "CHILDREN", "UIDPLUS", "MOVE",
+                     "MULTIAPPEND", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE",
+                     "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "BINARY", "STATUS=SIZE",
+                     "UTF8=ACCEPT", "APPENDLIMIT=1048576"):
+            assert need in cs, (need, cs)
+        # Not yet complete, so not advertised.
+        assert "CONDSTORE" not in cs and "QRESYNC" not in cs
         assert "STARTTLS" not in cs and "AUTH=PLAIN" not in cs
         # LOGIN again: only valid before authentication.
         _, tagged = c.imap("a2", "LOGIN alice alice-pw-1")
