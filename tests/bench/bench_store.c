@@ -224,7 +224,7 @@ main(int argc, char **argv)
 	double t0 = now_s();
 	for (unsigned i = 0; i < nmsgs; i++) {
 		struct buf *b = &bodies[i];
-		buf_init(b, 0);
+		buf_init(b, 64u << 20);
 		make_message(b, i);
 		/* One message in ten goes to 10 users (list mail). */
 		size_t nr = rnd() % 10 == 0 ? 10 : 1;
@@ -290,7 +290,7 @@ main(int argc, char **argv)
 		struct store_msg_info *msgs;
 		size_t count;
 		struct buf out;
-		buf_init(&out, 0);
+		buf_init(&out, SIZE_MAX);
 		double f0 = now_s();
 		if (store_mailbox_list(fetch_user, "INBOX", a, &info, &msgs, &count) != STORE_OK ||
 		    count != nfetch) {
