@@ -6,11 +6,13 @@
  * cannot be bound, a certificate that does not load or a store that does
  * not open. A directory that is down at start-up is not fatal.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -27,6 +29,26 @@
 #include "storage/store_tool.h"
 
 #define TERN_VERSION "0.1.0"
+
+/* One descriptor per connection: thousands of idle IMAP clients need far
+ * more than the usual soft limit of 1024, so take what the hard limit
+ * allows (raising the hard limit is the admin's call: LimitNOFILE=). */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn(0, "ternd", "fd-limit error=\"%s\" soft=%llu", strerror(errno),
+			 (unsigned long long)was);
+	else
+		log_info(0, "ternd", "fd-limit soft=%llu was=%llu", (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)was);
+}
 
 static void
 usage(FILE *f)
@@ -98,6 +120,7 @@ main(int argc, char **argv)
 		      cfg->listeners[s].line, config_service_name((enum service)s), TERN_VERSION);
 	}
 
+	raise_fd_limit();
 	config_set_current(cfg);
 	/* The directory and storage threads keep the start-up config (their
 	 * settings need a restart); pin it so a SIGHUP reload cannot free it. */
