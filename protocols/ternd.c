@@ -105,6 +105,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_init((enum log_level)cfg->log_level);
+	if (mech_check_config(cfg, &err) < 0)
+		fatal("%s: %s", path, err);
 	if (check_only) {
 		printf("ternd: %s: configuration OK\n", path);
 		config_free(cfg);

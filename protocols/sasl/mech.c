@@ -222,6 +222,35 @@ cyrus_list_from_config(const char *s)
 }
 
 int
+mech_check_config(const struct config *cfg, char **error_r)
+{
+	const char *p = cfg->sasl_mechanisms != NULL ? cfg->sasl_mechanisms : "";
+
+	while (*p != '\0') {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		const char *e = p;
+		while (*e != '\0' && *e != ' ' && *e != ',' && *e != '\t')
+			e++;
+		size_t n = (size_t)(e - p);
+		/* XXX SCRAM, GSSAPI and EXTERNAL need the enterprise directory
+		 * work (issue 7); until then advertising them would offer a
+		 * login that can never succeed. */
+		if (n > 0 && !(n == 5 && strncasecmp(p, "PLAIN", 5) == 0) &&
+		    !(n == 5 && strncasecmp(p, "LOGIN", 5) == 0)) {
+			if (asprintf(error_r,
+				     "[sasl] mechanisms: %.*s is not available in this release "
+				     "(only PLAIN and LOGIN)",
+				     (int)n, p) < 0)
+				*error_r = NULL;
+			return -1;
+		}
+		p = e;
+	}
+	return 0;
+}
+
+int
 mech_cyrus_init(const struct config *cfg, char **error_r)
 {
 	int r;

@@ -20,6 +20,12 @@
 int mech_plain_parse(char *msg, size_t len, const char **authzid_r, const char **authcid_r,
 		     const char **passwd_r, size_t *pwlen_r);
 
+/* Start-up check of [sasl] mechanisms: every name must be one this build
+ * can run (PLAIN and LOGIN; the Cyrus mechanisms that need directory-held
+ * secrets, a keytab or client certificates are not wired to a protocol
+ * yet). 0, or -1 with a malloc'd *error_r naming the mechanism. */
+int mech_check_config(const struct config *cfg, char **error_r);
+
 /* Once per process, main thread: sasl_server_init() with Tern's options.
  * 0, or -1 with a malloc'd *error_r. */
 int mech_cyrus_init(const struct config *cfg, char **error_r);

@@ -117,6 +117,30 @@ test_advertised(void **state)
 }
 
 static void
+test_check_config(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char *err = NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.sasl_mechanisms = "";
+	assert_int_equal(mech_check_config(&cfg, &err), 0);
+	cfg.sasl_mechanisms = " plain, LOGIN ";
+	assert_int_equal(mech_check_config(&cfg, &err), 0);
+	/* Advertising a mechanism no protocol can run would offer a login
+	 * that never succeeds: refused at start-up, naming it. */
+	cfg.sasl_mechanisms = "PLAIN, scram-sha-256";
+	assert_int_equal(mech_check_config(&cfg, &err), -1);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "scram-sha-256"));
+	free(err);
+	err = NULL;
+	cfg.sasl_mechanisms = "PLAINX";
+	assert_int_equal(mech_check_config(&cfg, &err), -1);
+	free(err);
+}
+
+static void
 test_throttle(void **state)
 {
 	(void)state;
@@ -237,9 +261,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_table),	      cmocka_unit_test(test_plain_limits),
-	    cmocka_unit_test(test_advertised),	      cmocka_unit_test(test_throttle),
-	    cmocka_unit_test(test_cyrus_no_fallback),
+	    cmocka_unit_test(test_plain_table), cmocka_unit_test(test_plain_limits),
+	    cmocka_unit_test(test_advertised),	cmocka_unit_test(test_check_config),
+	    cmocka_unit_test(test_throttle),	cmocka_unit_test(test_cyrus_no_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
