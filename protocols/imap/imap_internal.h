@@ -51,6 +51,7 @@ struct imap_session {
 	unsigned state;	      /* one IMAP_ST_* */
 	struct imap_parser *parser; /* owned */
 	uint64_t skip;	      /* input bytes to throw away (after a BAD) */
+	bool skip_rest;	      /* then the failed command's further lines */
 	bool in_literal;      /* feeding a literal to the parser */
 	unsigned errors;      /* BADs so far */
 	unsigned auth_failures;
@@ -179,6 +180,11 @@ struct imap_view {
 	bool changed;	     /* the store said something changed */
 	uint32_t *pending_expunge; /* owned: expunged, not yet reported */
 	size_t npending, pending_cap;
+	/* Keywords the client was told in FLAGS: a FETCH may only show a
+	 * keyword announced there first (RFC 9051 7.3.5), so a new one is
+	 * announced (imap_view_keywords) before the FETCH that shows it. */
+	char **keywords; /* owned, each owned */
+	size_t nkeywords;
 };
 
 /* Opens the view of a mailbox for SELECT/EXAMINE: lists it, registers a
@@ -197,6 +203,15 @@ void imap_view_sync(struct imap_session *s, bool expunge_ok);
  * each got) are not reported again. */
 void imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_msg_info *own,
 			size_t nown);
+/* Writes "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" for box (the
+ * selected mailbox) and remembers its keywords as announced. */
+void imap_view_flags(struct imap_session *s, const struct store_mailbox *box);
+/* Before a FETCH response showing keywords kw: announces FLAGS and
+ * PERMANENTFLAGS again if one of them is new to the client. */
+void imap_view_keywords(struct imap_session *s, const char *const *kw, size_t nkw);
+/* The same for keywords another session may have added: rereads the
+ * mailbox's keyword list when the store reported a change. */
+void imap_view_keywords_refresh(struct imap_session *s);
 /* Message number of uid in the view (1-based), or 0. */
 uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
 

@@ -304,17 +304,6 @@ cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 
 /* ---- SELECT / EXAMINE ---- */
 
-static void
-append_flag_list(struct buf *b, const struct store_mailbox *box, bool permanent)
-{
-	buf_append_str(b, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t i = 0; i < box->nkeywords; i++)
-		buf_printf(b, " %s", box->keywords[i]);
-	/* \* while the mailbox can take another keyword. */
-	if (permanent && box->nkeywords < STORE_KEYWORDS_PER_MAILBOX)
-		buf_append_str(b, " \\*");
-}
-
 /* The rev1 [UNSEEN n]: the number of the first message without \Seen. */
 static uint32_t
 first_unseen(struct imap_session *s)
@@ -410,19 +399,7 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 	struct imap_view *v = s->view;
 	struct buf b;
 	buf_init(&b, LINE_MAX_BYTES);
-	buf_append_str(&b, "* FLAGS (");
-	append_flag_list(&b, &box, false);
-	buf_append_str(&b, ")");
-	write_line(s, &b);
-	buf_reset(&b);
-	if (readonly) {
-		buf_append_str(&b, "* OK [PERMANENTFLAGS ()] Read-only mailbox");
-	} else {
-		buf_append_str(&b, "* OK [PERMANENTFLAGS (");
-		append_flag_list(&b, &box, true);
-		buf_append_str(&b, ")] Flags permitted");
-	}
-	write_line(s, &b);
+	imap_view_flags(s, &box); /* FLAGS, PERMANENTFLAGS */
 	imap_untagged(s, "%zu EXISTS", v->count);
 	if (!s->rev2) {
 		imap_untagged(s, "%zu RECENT", view_recent(s));
@@ -987,6 +964,10 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 	}
 	char **full = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*full));
 	bool *percent = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*percent));
+	/* INBOX is case-insensitive (RFC 9051 5.1) also where a wildcard
+	 * follows it ("inbox*"): the pattern with that prefix in upper case,
+	 * tried on INBOX and its children only. */
+	char **inbox_alt = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*inbox_alt));
 	bool want_root = false;
 	for (size_t k = 0; k < npa; k++) {
 		if (!arg_list_mailbox(&pats[k], &str, &len))
@@ -1002,6 +983,11 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 		if (f == NULL)
 			continue;
 		percent[npat] = f[strlen(f) - 1] == '%';
+		inbox_alt[npat] = NULL;
+		if (strncasecmp(f, "INBOX", 5) == 0 && strncmp(f, "INBOX", 5) != 0) {
+			inbox_alt[npat] = arena_strdup(s->cmd_arena, f);
+			memcpy(inbox_alt[npat], "INBOX", 5);
+		}
 		full[npat++] = f;
 	}
 
@@ -1048,7 +1034,9 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 			continue;
 		bool match = false, pct = false;
 		for (size_t q = 0; q < npat; q++) {
-			if (pattern_match(full[q], nd->name, row, next)) {
+			if (pattern_match(full[q], nd->name, row, next) ||
+			    (inbox_alt[q] != NULL && strncmp(nd->name, "INBOX", 5) == 0 &&
+			     pattern_match(inbox_alt[q], nd->name, row, next))) {
 				match = true;
 				pct |= percent[q];
 			}

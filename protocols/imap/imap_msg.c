@@ -286,6 +286,8 @@ store_done(void *req, void *arg)
 			if (m == NULL)
 				continue; /* expunged meanwhile */
 		}
+		if (!op->silent)
+			imap_view_keywords(s, m->keywords, m->nkeywords);
 		store_fetch_line(s, op, seq, m);
 	}
 	/* Our own changes are told above; the sync reports the others'. */

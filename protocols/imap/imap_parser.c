@@ -467,8 +467,8 @@ parse_args(struct imap_parser *p, const char *line, size_t len, size_t i)
 /* The size of a non-synchronizing literal announced at the end of the
  * line (whatever else the line holds), IMAP_PARSER_SKIP_CLOSE if its size
  * overflows, or 0. */
-static uint64_t
-trailing_nonsync(const char *line, size_t len)
+uint64_t
+imap_parser_trailing_nonsync(const char *line, size_t len)
 {
 	if (len < 4 || line[len - 1] != '}' || line[len - 2] != '+')
 		return 0;
@@ -541,7 +541,7 @@ imap_parser_feed_line(struct imap_parser *p, const char *line, size_t len)
 	if (r == 0)
 		r = parse_args(p, line, len, i);
 	if (r == IMAP_PARSE_BAD || r == IMAP_PARSE_TOOBIG)
-		p->skip = trailing_nonsync(line, len);
+		p->skip = imap_parser_trailing_nonsync(line, len);
 	return r;
 }
 

@@ -30,8 +30,9 @@
  *              a synchronizing literal; for a non-synchronizing one the
  *              bytes follow anyway: skip them as for BAD (or close: RFC
  *              7888 section 4 allows it).
- * After a BAD or TOOBIG, the lines the client still sends for the failed
- * command are parsed as new commands and normally get a BAD of their own
+ * After a BAD or TOOBIG, the session throws away the lines that continue
+ * the failed command after a skipped literal (imap_session.c skip_line);
+ * other lines the client still sends for it are parsed as new commands and normally get a BAD of their own
  * (again with their trailing non-synchronizing literal skipped), so literal
  * data is never mistaken for commands.
  */
@@ -134,6 +135,10 @@ void imap_parser_literal(const struct imap_parser *p, uint64_t *size_r, bool *no
 			 bool *binary_r);
 /* After BAD or TOOBIG: bytes to read and discard before the next line. */
 uint64_t imap_parser_skip(const struct imap_parser *p);
+/* The size of the non-synchronizing literal "{n+}" (or "~{n+}") that ends
+ * line, IMAP_PARSER_SKIP_CLOSE if it overflows, or 0: for skipping the
+ * rest of a failed command. */
+uint64_t imap_parser_trailing_nonsync(const char *line, size_t len);
 /* After BAD or TOOBIG: a short human message (static or in the arena). */
 const char *imap_parser_error(const struct imap_parser *p);
 /* The tag, once the first line got that far; else NULL. */

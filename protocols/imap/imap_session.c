@@ -8,7 +8,8 @@
  *
  * How it fails: a malformed command gets "<tag> BAD" (or "* BAD" without a
  * tag), and any non-synchronizing literal that was announced for it is
- * read and thrown away so that literal data never runs as commands;
+ * read and thrown away, with the rest of the command after it, so that
+ * literal data never runs as commands;
  * IMAP_MAX_ERRORS of them, an over-long line or an unframeable literal end
  * the session with "* BYE". A literal over the limit gets "NO [TOOBIG]"
  * and, for a synchronizing one, no "+", as RFC 9051 7.5 and RFC 7888 ask.
@@ -658,6 +659,10 @@ dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 			imap_bad(s, "%s is not valid in this state", cmd->name);
 		return;
 	}
+	/* A keyword another session added must be in FLAGS before this
+	 * command's FETCH responses can show it. */
+	if (s->view != NULL)
+		imap_view_keywords_refresh(s);
 	c->fn(s, cmd);
 	if (s->cmd == cmd && !s->async) {
 		/* A handler that neither answered nor went asynchronous. */
@@ -693,9 +698,36 @@ parse_failed(struct imap_session *s, int r)
 		imap_untagged(s, "BYE Cannot follow the command's framing");
 		conn_close(&s->conn, "unframeable literal");
 	} else if (skip > 0) {
+		/* The literal, then the rest of the command it was in: none
+		 * of it may run as a command (RFC 7888 4). */
 		s->skip = skip;
+		s->skip_rest = true;
 		conn_read_bytes(&s->conn, skip);
 	}
+}
+
+/* The line after a skipped literal: if it continues the failed command
+ * (after a literal comes SP, ")" or the end of the command; a new
+ * command starts with its tag), it is thrown away with the next
+ * non-synchronizing literal it announces. false: a command of its own. */
+static bool
+skip_line(struct imap_session *s, const char *line, size_t len)
+{
+	s->skip_rest = false;
+	if (len > 0 && line[0] != ' ' && line[0] != ')')
+		return false;
+	uint64_t n = imap_parser_trailing_nonsync(line, len);
+	if (n == IMAP_PARSER_SKIP_CLOSE) {
+		imap_untagged(s, "BYE Cannot follow the command's framing");
+		conn_close(&s->conn, "unframeable literal");
+	} else if (n > 0) {
+		s->skip = n;
+		s->skip_rest = true;
+		conn_read_bytes(&s->conn, n);
+	} else if (len >= 4 && memcmp(line + len - 4, "{0+}", 4) == 0) {
+		s->skip_rest = true;
+	}
+	return true;
 }
 
 static void
@@ -751,6 +783,8 @@ imap_on_line(struct conn *c, char *line, size_t len)
 		return;
 	}
 	if (s->state == IMAP_ST_LOGOUT)
+		return;
+	if (s->skip_rest && skip_line(s, line, len))
 		return;
 	handle_result(s, imap_parser_feed_line(s->parser, line, len));
 	/* LOGIN's password was in the line. */

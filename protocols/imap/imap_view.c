@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/compat.h"
 #include "core/log.h"
@@ -58,6 +59,108 @@ uid_cmp(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* ---- keywords announced in FLAGS ---- */
+
+#define FLAGS_LINES_MAX (128u * 1024u) /* STORE_KEYWORDS_PER_MAILBOX of 100 bytes, twice */
+
+static bool
+kw_known(const struct imap_view *v, const char *kw)
+{
+	for (size_t i = 0; i < v->nkeywords; i++)
+		if (strcasecmp(v->keywords[i], kw) == 0)
+			return true;
+	return false;
+}
+
+static void
+kw_add(struct imap_view *v, const char *kw)
+{
+	if (kw_known(v, kw))
+		return;
+	v->keywords = xrealloc(v->keywords, (v->nkeywords + 1) * sizeof(*v->keywords));
+	v->keywords[v->nkeywords++] = xstrdup(kw);
+}
+
+/* FLAGS and PERMANENTFLAGS from v->keywords. */
+static void
+announce_flags(struct imap_session *s)
+{
+	const struct imap_view *v = s->view;
+	struct buf b;
+
+	buf_init(&b, FLAGS_LINES_MAX);
+	buf_append_str(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t i = 0; i < v->nkeywords; i++)
+		buf_printf(&b, " %s", v->keywords[i]);
+	buf_append_str(&b, ")\r\n");
+	if (v->readonly) {
+		buf_append_str(&b, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+	} else {
+		buf_append_str(
+		    &b, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		for (size_t i = 0; i < v->nkeywords; i++)
+			buf_printf(&b, " %s", v->keywords[i]);
+		/* \* while the mailbox can take another keyword. */
+		if (v->nkeywords < STORE_KEYWORDS_PER_MAILBOX)
+			buf_append_str(&b, " \\*");
+		buf_append_str(&b, ")] Flags permitted\r\n");
+	}
+	imap_write(s, b.data, b.len);
+	buf_free(&b);
+}
+
+void
+imap_view_flags(struct imap_session *s, const struct store_mailbox *box)
+{
+	struct imap_view *v = s->view;
+
+	for (size_t i = 0; i < v->nkeywords; i++)
+		free(v->keywords[i]);
+	v->nkeywords = 0;
+	for (size_t i = 0; i < box->nkeywords; i++)
+		kw_add(v, box->keywords[i]);
+	announce_flags(s);
+}
+
+/* Adds the mailbox's current keywords and kw; announces if any was new. */
+static void
+keywords_update(struct imap_session *s, const char *const *kw, size_t nkw)
+{
+	struct imap_view *v = s->view;
+	struct store_mailbox box;
+	size_t before = v->nkeywords;
+	struct arena *a = arena_new(0);
+
+	if (store_mailbox_get(s->user_id, v->name, a, &box) == STORE_OK)
+		for (size_t i = 0; i < box.nkeywords; i++)
+			kw_add(v, box.keywords[i]);
+	arena_destroy(&a);
+	for (size_t i = 0; i < nkw; i++)
+		kw_add(v, kw[i]);
+	if (v->nkeywords != before)
+		announce_flags(s);
+}
+
+void
+imap_view_keywords(struct imap_session *s, const char *const *kw, size_t nkw)
+{
+	if (s->view == NULL)
+		return;
+	for (size_t i = 0; i < nkw; i++) {
+		if (!kw_known(s->view, kw[i])) {
+			keywords_update(s, kw, nkw);
+			return;
+		}
+	}
+}
+
+void
+imap_view_keywords_refresh(struct imap_session *s)
+{
+	if (s->view != NULL && s->view->changed)
+		keywords_update(s, NULL, 0);
 }
 
 /* The store says the mailbox changed: during IDLE, tell the client now;
@@ -105,6 +208,8 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly, struct s
 	/* XXX: \Recent is per session here (messages that arrive while this
 	 * session has the mailbox selected); RFC 3501 wants it shared. */
 	v->recent_from = info.uidnext;
+	for (size_t i = 0; i < box_r->nkeywords; i++)
+		kw_add(v, box_r->keywords[i]);
 	s->view = v;
 	v->watch = store_watch_add(s->user_id, v->id, s->conn.worker, watch_cb, s);
 	/* The snapshot may predate uidnext/highestmodseq by a delivery that
@@ -126,6 +231,9 @@ imap_view_close(struct imap_session *s)
 	s->nsearch_saved = 0;
 	free(v->uids);
 	free(v->pending_expunge);
+	for (size_t i = 0; i < v->nkeywords; i++)
+		free(v->keywords[i]);
+	free(v->keywords);
 	free(v->name);
 	free(v);
 	s->view = NULL;
@@ -213,6 +321,8 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 	for (size_t i = 0; i < nchanged; i++) {
 		if (changed[i].modseq > top)
 			top = changed[i].modseq;
+		/* Before EXISTS: the client may FETCH the new ones next. */
+		imap_view_keywords(s, changed[i].keywords, changed[i].nkeywords);
 		if (changed[i].uid >= old_uidnext)
 			view_push(v, changed[i].uid);
 	}

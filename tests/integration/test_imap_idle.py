@@ -127,7 +127,11 @@ def test_idle_rev2_and_repeated(env):
     other.select()
     start_idle(idler, "i9")
     assert other.cmd("STORE 4 FLAGS.SILENT ($Done)")[1] == "OK STORE completed"
-    expect(idler, ["4 FETCH (UID 4 FLAGS ($Done))"])
+    # A keyword new to the mailbox: FLAGS and PERMANENTFLAGS come first.
+    expect(idler, ["FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)",
+                   "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)] "
+                   "Flags permitted",
+                   "4 FETCH (UID 4 FLAGS ($Done))"])
     idler.send("DONE\r\n")
     assert idler.readline() == b"i9 OK IDLE terminated"
     idler.close()

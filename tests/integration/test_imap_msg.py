@@ -114,13 +114,22 @@ def test_store_flag_forms(env):
     assert c.cmd("STORE 4 FLAGS.SILENT ()") == ([], "OK STORE completed")
     assert c.cmd("store 4 +flags (\\SEEN)") == (["4 FETCH (FLAGS (\\Seen))"], "OK STORE completed")
     # Keywords, matched without regard to case.
+    # Keywords new to the mailbox are announced in FLAGS and PERMANENTFLAGS
+    # before the FETCH that shows them.
     assert c.cmd("STORE 1 +FLAGS ($Label1 Junk)") == (
-        ["1 FETCH (FLAGS (\\Seen \\Flagged $Label1 Junk))"], "OK STORE completed")
+        ["FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 Junk)",
+         "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 Junk \\*)] "
+         "Flags permitted",
+         "1 FETCH (FLAGS (\\Seen \\Flagged $Label1 Junk))"], "OK STORE completed")
     assert c.cmd("STORE 1 +FLAGS ($label1)") == (
         ["1 FETCH (FLAGS (\\Seen \\Flagged $Label1 Junk))"], "OK STORE completed")
     assert c.cmd("STORE 1 -FLAGS ($LABEL1)") == (
         ["1 FETCH (FLAGS (\\Seen \\Flagged Junk))"], "OK STORE completed")
-    assert c.cmd("STORE 1 FLAGS (NonJunk)") == (["1 FETCH (FLAGS (NonJunk))"], "OK STORE completed")
+    assert c.cmd("STORE 1 FLAGS (NonJunk)") == (
+        ["FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 Junk NonJunk)",
+         "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 Junk NonJunk "
+         "\\*)] Flags permitted",
+         "1 FETCH (FLAGS (NonJunk))"], "OK STORE completed")
     # UID STORE: UID in every FETCH; UIDs that do not exist are skipped.
     assert c.cmd("UID STORE 2,3,999 +FLAGS (\\Seen)") == (
         ["2 FETCH (UID 2 FLAGS (\\Seen))", "3 FETCH (UID 3 FLAGS (\\Seen \\Answered \\Deleted \\Draft))"],
@@ -220,8 +229,11 @@ def test_store_rev1_recent_and_rev2(env):
     c = Imap(env.ternd, "user04", rev2=True)
     assert c.select() == 4
     assert c.cmd("STORE 3 +FLAGS (\\Seen)") == (["3 FETCH (FLAGS (\\Seen))"], "OK STORE completed")
-    assert c.cmd("UID STORE 4 +FLAGS ($Work)") == (["4 FETCH (UID 4 FLAGS ($Work))"],
-                                                 "OK STORE completed")
+    assert c.cmd("UID STORE 4 +FLAGS ($Work)") == (
+        ["FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)",
+         "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] "
+         "Flags permitted",
+         "4 FETCH (UID 4 FLAGS ($Work))"], "OK STORE completed")
     # .SILENT means silent in rev2 too (RFC 9051 6.4.6).
     assert c.cmd("UID STORE 1:* +FLAGS.SILENT (\\Flagged)") == ([], "OK STORE completed")
     c.close()
