@@ -139,6 +139,11 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"quota", offsetof(struct store_state, quota)},
 	    {"subs", offsetof(struct store_state, subs)},
 	    {"mime", offsetof(struct store_state, mime)},
+	    /* The outbound queue: created empty in an older format-2
+	     * environment, an absent database being an empty queue. */
+	    {"queue", offsetof(struct store_state, queue)},
+	    {"queue_rcpt", offsetof(struct store_state, queue_rcpt)},
+	    {"queue_due", offsetof(struct store_state, queue_due)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

@@ -105,6 +105,8 @@ struct store_rcpt {
 	uint32_t uid;	      /* out: UID in the target mailbox */
 };
 
+struct queue_envelope;
+
 struct store_delivery {
 	/* All in-fields are borrowed until done() has run. */
 	const char *body; /* the message as received (headers + body), CRLF */
@@ -112,6 +114,9 @@ struct store_delivery {
 	time_t internal_date;
 	struct store_rcpt *rcpts;
 	size_t nrcpts;
+	/* Remote recipients queued in the same transaction (storage/queue.h),
+	 * or NULL. A delivery may have only these (nrcpts 0). */
+	struct queue_envelope *outbound;
 	struct worker *worker; /* where done() runs */
 	void (*done)(struct store_delivery *d, void *arg);
 	void *arg;
@@ -210,6 +215,14 @@ struct store_mailbox_info {
 int store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 		       struct store_mailbox_info *info_r, struct store_msg_info **msgs_r,
 		       size_t *count_r);
+
+/* The messages of uids (ascending) that exist, in UID order, allocated in
+ * a; UIDs that do not exist are left out. One short read txn whose cost
+ * follows the UIDs asked for, not the mailbox: a single UID is one
+ * lookup, a whole range one pass. STORE_NOTFOUND if the mailbox does not
+ * exist (a user who never got mail has an empty INBOX). Any thread. */
+int store_message_infos(const char *user_id, const char *mailbox, const uint32_t *uids, size_t n,
+			struct arena *a, struct store_msg_info **infos_r, size_t *count_r);
 
 /* What changed after `since` (CONDSTORE/QRESYNC): messages whose MODSEQ is
  * above it, in UID order, and UIDs expunged after it. *complete_r is false

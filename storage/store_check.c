@@ -4,7 +4,9 @@
  * body, every chunk of every body, mailbox counters against their
  * messages, quota totals against the mailboxes, the MODSEQ index both
  * ways, mboxname against mbox both ways, UIDs below UIDNEXT, MODSEQs at
- * most HIGHESTMODSEQ. Records of format 1 and 2 are both understood.
+ * most HIGHESTMODSEQ, and the outbound queue (its body references count
+ * with the messages', its due index exact both ways). Records of format 1
+ * and 2 are both understood.
  *
  * It reads inside one transaction (a consistent snapshot even beside a
  * running ternd, whose writer it never blocks) and holds in memory one
@@ -26,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "core/compat.h"
+#include "storage/queue.h"
 #include "storage/store_internal.h"
 
 /* Past this many lines the rest are counted, not listed. */
@@ -57,18 +60,20 @@ struct ck_ref {
 	uint64_t body_len;
 	uint64_t user;
 	uint32_t mbox, uid;
+	uint64_t qid; /* non-zero: the reference of a queue entry */
 };
 
 struct check {
 	MDB_txn *txn;
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota, subs, mime;
-	bool has_subs, has_mime;
+	MDB_dbi queue, queue_rcpt, queue_due;
+	bool has_subs, has_mime, has_queue;
 	store_report_fn *report;
 	void *arg;
 	int problems;
 	uint32_t format;
-	uint64_t next_user_id, next_email_id;
-	bool have_next_user, have_next_email;
+	uint64_t next_user_id, next_email_id, next_queue_id;
+	bool have_next_user, have_next_email, have_next_queue;
 
 	struct ck_user *u;
 	size_t nu, cu;
@@ -210,6 +215,10 @@ open_dbs(struct check *c, char **error_r)
 	    {"quota", offsetof(struct check, quota), false},
 	    {"subs", offsetof(struct check, subs), true},
 	    {"mime", offsetof(struct check, mime), true},
+	    /* absent in a store no ternd with a queue has opened: empty */
+	    {"queue", offsetof(struct check, queue), true},
+	    {"queue_rcpt", offsetof(struct check, queue_rcpt), true},
+	    {"queue_due", offsetof(struct check, queue_due), true},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
@@ -227,6 +236,13 @@ open_dbs(struct check *c, char **error_r)
 			c->has_subs = true;
 		if (dbi == &c->mime)
 			c->has_mime = true;
+		if (dbi == &c->queue_due)
+			c->has_queue = true;
+	}
+	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
+		/* All three are created together; one alone is not a queue. */
+		*error_r = errorf("the queue databases are incomplete");
+		return -1;
 	}
 	return 0;
 }
@@ -281,7 +297,8 @@ check_meta(struct check *c, char **error_r)
 	}
 	c->st.format = c->format;
 	if ((rc = meta_u64(c, "next_user_id", &c->next_user_id, &c->have_next_user)) != 0 ||
-	    (rc = meta_u64(c, "next_email_id", &c->next_email_id, &c->have_next_email)) != 0) {
+	    (rc = meta_u64(c, "next_email_id", &c->next_email_id, &c->have_next_email)) != 0 ||
+	    (rc = meta_u64(c, "next_queue_id", &c->next_queue_id, &c->have_next_queue)) != 0) {
 		*error_r = errorf("cannot read meta: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -336,7 +353,8 @@ scan_users(struct check *c)
 		return rc;
 	if (c->nu > 0 && !c->have_next_user)
 		problem(c, "meta: no next_user_id although there are users");
-	qsort(c->u, c->nu, sizeof(*c->u), cmp_user);
+	if (c->nu > 0) /* qsort(NULL, 0) is undefined: a store of only a queue */
+		qsort(c->u, c->nu, sizeof(*c->u), cmp_user);
 	for (size_t i = 1; i < c->nu; i++)
 		if (c->u[i].user == c->u[i - 1].user)
 			problem(c, "users \"%s\" and \"%s\" share user id %llu", c->u[i - 1].id,
@@ -594,6 +612,7 @@ scan_msgs(struct check *c)
 		ref->user = user;
 		ref->mbox = id;
 		ref->uid = uid;
+		ref->qid = 0;
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -798,9 +817,13 @@ scan_blobs(struct check *c)
 				       : memcmp(c->r[j].hash, k.mv_data, STORE_HASH_LEN);
 		if (cmp < 0) {
 			/* Messages whose body is gone. */
-			problem(c, WHERE_MBOX " uid %u: its body %s does not exist",
-				ARGS_MBOX(c, c->r[j].user, c->r[j].mbox), c->r[j].uid,
-				hexhash(c->r[j].hash, hx));
+			if (c->r[j].qid != 0)
+				problem(c, "queue entry %016llx: its body %s does not exist",
+					(unsigned long long)c->r[j].qid, hexhash(c->r[j].hash, hx));
+			else
+				problem(c, WHERE_MBOX " uid %u: its body %s does not exist",
+					ARGS_MBOX(c, c->r[j].user, c->r[j].mbox), c->r[j].uid,
+					hexhash(c->r[j].hash, hx));
 			j++;
 			continue;
 		}
@@ -815,7 +838,14 @@ scan_blobs(struct check *c)
 				hexhash(hash, hx));
 		for (; j < c->nr && memcmp(c->r[j].hash, hash, STORE_HASH_LEN) == 0; j++) {
 			refs++;
-			if (!bad && c->r[j].body_len != br.length)
+			if (!bad && c->r[j].body_len != br.length && c->r[j].qid != 0)
+				problem(c,
+					"queue entry %016llx: body %s is %llu bytes, the entry "
+					"says %llu",
+					(unsigned long long)c->r[j].qid, hexhash(hash, hx),
+					(unsigned long long)br.length,
+					(unsigned long long)c->r[j].body_len);
+			else if (!bad && c->r[j].body_len != br.length)
 				problem(c,
 					WHERE_MBOX " uid %u: body %s is %llu bytes, the message "
 						   "says %llu",
@@ -826,7 +856,9 @@ scan_blobs(struct check *c)
 		if (!bad) {
 			c->st.body_bytes += br.length;
 			if (br.refcount != refs)
-				problem(c, "body %s: reference count %u, but %u messages use it",
+				problem(c,
+					"body %s: reference count %u, but %u messages use it "
+					"(queue entries counted)",
 					hexhash(hash, hx), br.refcount, refs);
 			if (br.chunk_size != STORE_CHUNK_SIZE)
 				problem(c, "body %s: chunk size %u, not %u", hexhash(hash, hx),
@@ -895,6 +927,190 @@ scan_blobs(struct check *c)
 			rc = brc;
 			break;
 		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static struct ck_ref *
+ref_add(struct check *c)
+{
+	if (c->nr == c->cr) {
+		c->cr = c->cr == 0 ? 256 : c->cr * 2;
+		c->r = xrealloc(c->r, c->cr * sizeof(*c->r));
+	}
+	struct ck_ref *ref = &c->r[c->nr++];
+	memset(ref, 0, sizeof(*ref));
+	return ref;
+}
+
+/* One queue entry: its recipients idx 0..nrcpts-1, each pending one with
+ * its queue_due entry; at least one pending. */
+static int
+check_queue_entry(struct check *c, uint64_t qid, const struct queue_msg_rec *m)
+{
+	uint32_t pending = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < m->nrcpts; i++) {
+		uint8_t rk[QUEUE_RCPT_KEY_LEN], dk[QUEUE_DUE_KEY_LEN];
+		MDB_val k = {.mv_size = sizeof(rk), .mv_data = rk}, v;
+		struct queue_rcpt_rec r;
+
+		queue_key_rcpt(rk, qid, i);
+		rc = mdb_get(c->txn, c->queue_rcpt, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			problem(c, "queue entry %016llx: recipient %u of %u is missing",
+				(unsigned long long)qid, i, m->nrcpts);
+			continue;
+		}
+		if (rc != 0)
+			return rc;
+		if (queue_rcpt_decode(v.mv_data, v.mv_size, &r) < 0) {
+			problem(c, "queue entry %016llx: recipient %u does not decode",
+				(unsigned long long)qid, i);
+			continue;
+		}
+		if (r.state != QUEUE_R_PENDING)
+			continue;
+		pending++;
+		queue_key_due(dk, r.next_attempt, qid, i);
+		k.mv_size = sizeof(dk);
+		k.mv_data = dk;
+		rc = mdb_get(c->txn, c->queue_due, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			problem(c,
+				"queue entry %016llx: recipient %u is pending but not in "
+				"queue_due at %lld",
+				(unsigned long long)qid, i, (long long)r.next_attempt);
+		else if (rc != 0)
+			return rc;
+	}
+	if (pending == 0)
+		problem(c, "queue entry %016llx: every recipient is final but the entry remains",
+			(unsigned long long)qid);
+	return 0;
+}
+
+/* The outbound queue: entries, their recipients and the due index, and
+ * each entry's reference to its body (added to c->r for scan_blobs). */
+static int
+scan_queue(struct check *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t last_qid = 0;
+	uint32_t last_n = 0;
+	int rc;
+
+	if (!c->has_queue)
+		return 0;
+	if ((rc = mdb_cursor_open(c->txn, c->queue, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct queue_msg_rec m;
+
+		if (k.mv_size != QUEUE_KEY_LEN) {
+			problem(c, "queue: a key of %zu bytes, not %d", k.mv_size, QUEUE_KEY_LEN);
+			continue;
+		}
+		uint64_t qid = be_get64(k.mv_data);
+		if (qid == 0 || !c->have_next_queue || qid >= c->next_queue_id)
+			problem(c, "queue entry %016llx: id not below next_queue_id %llu",
+				(unsigned long long)qid, (unsigned long long)c->next_queue_id);
+		if (queue_msg_decode(v.mv_data, v.mv_size, &m) < 0) {
+			problem(c, "queue entry %016llx: the record does not decode",
+				(unsigned long long)qid);
+			continue;
+		}
+		struct ck_ref *ref = ref_add(c);
+		memcpy(ref->hash, m.hash, STORE_HASH_LEN);
+		ref->body_len = m.size;
+		ref->qid = qid;
+		if ((rc = check_queue_entry(c, qid, &m)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+
+	/* Recipient records of no entry, or beyond its count (both dbs are in
+	 * queue id order). */
+	if ((rc = mdb_cursor_open(c->txn, c->queue_rcpt, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != QUEUE_RCPT_KEY_LEN) {
+			problem(c, "queue_rcpt: a key of %zu bytes, not %d", k.mv_size,
+				QUEUE_RCPT_KEY_LEN);
+			continue;
+		}
+		uint64_t qid = be_get64(k.mv_data);
+		uint32_t idx = be_get32((const uint8_t *)k.mv_data + 8);
+		if (qid != last_qid) {
+			uint8_t qk[QUEUE_KEY_LEN];
+			MDB_val qkv = {.mv_size = sizeof(qk), .mv_data = qk}, qv;
+			struct queue_msg_rec m;
+			be_put64(qk, qid);
+			int grc = mdb_get(c->txn, c->queue, &qkv, &qv);
+			if (grc != 0 && grc != MDB_NOTFOUND) {
+				rc = grc;
+				break;
+			}
+			last_qid = qid;
+			last_n = grc == 0 && queue_msg_decode(qv.mv_data, qv.mv_size, &m) == 0
+				     ? m.nrcpts
+				     : 0;
+			if (grc == MDB_NOTFOUND)
+				problem(c, "queue entry %016llx: recipients without the entry",
+					(unsigned long long)qid);
+		}
+		if (last_n != 0 && idx >= last_n)
+			problem(c, "queue entry %016llx: recipient %u beyond its %u",
+				(unsigned long long)qid, idx, last_n);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+
+	/* Every due entry is a pending recipient due at that time. */
+	if ((rc = mdb_cursor_open(c->txn, c->queue_due, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct queue_rcpt_rec r;
+
+		if (k.mv_size != QUEUE_DUE_KEY_LEN || v.mv_size != 0) {
+			problem(c, "queue_due: a malformed entry (key %zu bytes, value %zu bytes)",
+				k.mv_size, v.mv_size);
+			continue;
+		}
+		uint64_t when = be_get64(k.mv_data);
+		uint64_t qid = be_get64((const uint8_t *)k.mv_data + 8);
+		uint32_t idx = be_get32((const uint8_t *)k.mv_data + 16);
+		uint8_t rk[QUEUE_RCPT_KEY_LEN];
+		MDB_val rkv = {.mv_size = sizeof(rk), .mv_data = rk}, rv;
+		queue_key_rcpt(rk, qid, idx);
+		int grc = mdb_get(c->txn, c->queue_rcpt, &rkv, &rv);
+		if (grc != 0 && grc != MDB_NOTFOUND) {
+			rc = grc;
+			break;
+		}
+		if (grc == MDB_NOTFOUND || queue_rcpt_decode(rv.mv_data, rv.mv_size, &r) < 0)
+			problem(c,
+				"queue_due at %llu: queue entry %016llx recipient %u does not "
+				"exist",
+				(unsigned long long)when, (unsigned long long)qid, idx);
+		else if (r.state != QUEUE_R_PENDING)
+			problem(c, "queue_due at %llu: queue entry %016llx recipient %u is final",
+				(unsigned long long)when, (unsigned long long)qid, idx);
+		else if ((uint64_t)(r.next_attempt < 0 ? 0 : r.next_attempt) != when)
+			problem(c,
+				"queue_due at %llu: queue entry %016llx recipient %u is due at "
+				"%lld",
+				(unsigned long long)when, (unsigned long long)qid, idx,
+				(long long)r.next_attempt);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -991,8 +1207,8 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	}
 	if ((rc = scan_users(&c)) != 0 || (rc = scan_mboxes(&c)) != 0 ||
 	    (rc = scan_names(&c)) != 0 || (rc = scan_msgs(&c)) != 0 ||
-	    (rc = scan_modseq(&c)) != 0 || (rc = scan_blobs(&c)) != 0 ||
-	    (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0) {
+	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
+	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0) {
 		*error_r = errorf("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}

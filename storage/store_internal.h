@@ -40,6 +40,7 @@ struct store_state {
 	char *path;   /* owned: the environment directory, for messages */
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
 	MDB_dbi subs, mime; /* format 2 */
+	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -188,6 +189,8 @@ int store_txn_mbox_create(MDB_txn *txn, struct store_user_w *u, const char *name
 int store_txn_has_children(MDB_txn *txn, uint64_t user, const char *name, bool *r);
 int store_txn_subscribe(MDB_txn *txn, uint64_t user, const char *name, bool on);
 int store_txn_quota_put(MDB_txn *txn, uint64_t user, uint64_t bytes, uint64_t messages);
+/* Allocates the next number of the counter named name in meta (from 1). */
+int store_txn_counter(MDB_txn *txn, const char *name, uint64_t *id_r);
 /* Allocates the next EMAILID (meta next_email_id). */
 int store_txn_email_id(MDB_txn *txn, uint64_t *id_r);
 
@@ -244,6 +247,7 @@ struct store_wctx {
 	struct store_touched *touches; /* owned; this batch's changes */
 	size_t ntouches, touch_cap;
 	size_t op_touch_start; /* first touch of the operation being applied */
+	bool queued; /* this batch added recipients to the outbound queue */
 };
 
 /* Applies one request inside its own child transaction: returns 0 (the
@@ -265,6 +269,61 @@ void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox,
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],
 			int64_t internal_date, struct store_wctx *wc);
 int store_apply_expunge(MDB_txn *txn, struct store_expunge *e, struct store_wctx *wc);
+
+/* ---- the outbound queue (queue.c, queue_schema.c) ---- */
+
+struct queue_envelope;
+
+/* Queues env's recipients (if any) for the body with that hash, which the
+ * caller stores: adds one reference to the blob when it queued anything
+ * (*refs_r 1, else 0) and sets env->queue_id (0 when nothing queued). */
+int store_queue_put(MDB_txn *txn, struct queue_envelope *env, const uint8_t hash[STORE_HASH_LEN],
+		    uint64_t body_len, int64_t created, struct store_wctx *wc, uint32_t *refs_r);
+/* Writer thread, after a commit of a batch with wc->queued: tells the
+ * runner (queue_set_notify). */
+void store_queue_notify(void);
+
+/* Queue records (layout in store_schema.h). Strings are borrowed from the
+ * record's bytes, NOT NUL-terminated; a zero length means "none". */
+#define QUEUE_MSG_FIXED 64
+#define QUEUE_RCPT_FIXED 24
+#define QUEUE_KEY_LEN 8
+#define QUEUE_RCPT_KEY_LEN 12
+#define QUEUE_DUE_KEY_LEN 20
+#define QUEUE_F_SMTPUTF8 0x01
+#define QUEUE_F_8BIT 0x02
+#define QUEUE_F_REQUIRETLS 0x04
+#define QUEUE_RF_DELAY_WARNED 0x01
+enum queue_rstate { QUEUE_R_PENDING = 0, QUEUE_R_DELIVERED = 1, QUEUE_R_FAILED = 2 };
+
+struct queue_msg_rec {
+	uint8_t ret, origin, flags;
+	uint32_t nrcpts;
+	int64_t created;
+	uint64_t size; /* body length */
+	uint8_t hash[STORE_HASH_LEN];
+	const char *sender, *envid, *auth_user, *client;
+	uint16_t sender_len, envid_len, auth_user_len, client_len;
+};
+
+struct queue_rcpt_rec {
+	uint8_t state; /* enum queue_rstate */
+	uint8_t notify, flags;
+	uint32_t attempts;
+	int64_t next_attempt;
+	const char *address, *orcpt, *last_error;
+	uint16_t address_len, orcpt_len, last_error_len;
+};
+
+size_t queue_msg_size(const struct queue_msg_rec *r);
+void queue_msg_encode(uint8_t *p, const struct queue_msg_rec *r);
+int queue_msg_decode(const void *p, size_t len, struct queue_msg_rec *r);
+size_t queue_rcpt_size(const struct queue_rcpt_rec *r);
+void queue_rcpt_encode(uint8_t *p, const struct queue_rcpt_rec *r);
+int queue_rcpt_decode(const void *p, size_t len, struct queue_rcpt_rec *r);
+void queue_key_rcpt(uint8_t k[QUEUE_RCPT_KEY_LEN], uint64_t qid, uint32_t idx);
+/* next_attempt below 0 is kept as 0: the key is unsigned. */
+void queue_key_due(uint8_t k[QUEUE_DUE_KEY_LEN], int64_t when, uint64_t qid, uint32_t idx);
 
 /* Tells the watchers of those mailboxes (store_watch.c); writer thread,
  * after a commit. */

@@ -17,6 +17,7 @@
 #include "core/arena.h"
 #include "core/compat.h"
 #include "core/log.h"
+#include "storage/queue.h"
 #include "storage/store_internal.h"
 
 static bool
@@ -121,8 +122,10 @@ store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[S
 		    int64_t internal_date, struct store_wctx *wc)
 {
 	uint64_t email_id = 0;
-	uint32_t ok = 0;
+	uint32_t ok = 0, queued = 0;
 
+	if (d->outbound != NULL)
+		d->outbound->queue_id = 0;
 	if (d->body == NULL && d->body_len > 0)
 		return STORE_PERMFAIL;
 	for (size_t i = 0; i < d->nrcpts; i++) {
@@ -142,10 +145,18 @@ store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[S
 		r->status = STORE_OK;
 		ok++;
 	}
-	if (ok == 0)
+	/* Remote recipients in the same child txn: the queue entry holds one
+	 * more reference to the same blob (storage/queue.c). */
+	if (d->outbound != NULL) {
+		int rc = store_queue_put(txn, d->outbound, hash, d->body_len, (int64_t)time(NULL),
+					 wc, &queued);
+		if (rc != 0)
+			return rc;
+	}
+	if (ok + queued == 0)
 		return 0;
-	return store_blob_put(txn, hash, d->body, d->body_len, ok, wc->zc, wc->level, wc->scratch,
-			      wc->scratch_len);
+	return store_blob_put(txn, hash, d->body, d->body_len, ok + queued, wc->zc, wc->level,
+			      wc->scratch, wc->scratch_len);
 }
 
 /* ---- expunge ---- */

@@ -43,6 +43,17 @@
  *                                    with the blob, deleted with it (v2)
  *   quota     user_id u64         -> u64 bytes | u64 messages, updated in
  *                                    the same transaction as the change
+ *   queue     queue_id u64        -> queue message record (below): the
+ *                                    outbound queue (storage/queue.h)
+ *   queue_rcpt queue_id u64 | idx u32
+ *                                 -> queue recipient record (below), one
+ *                                    per remote recipient, idx from 0
+ *   queue_due next_attempt u64 | queue_id u64 | idx u32
+ *                                 -> empty: the pending recipients in the
+ *                                    order they are due, kept exact
+ *   meta      "next_queue_id"     -> u64 next queue_id to allocate
+ *   (The three queue databases are created empty when a format-2
+ *   environment without them is opened: no migration, no version bump.)
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -72,16 +83,34 @@
  *   blobref v1: 0 u8 version=1, 1 u8 encoding (1 = zstd chunks in `blob`;
  *               room for external files later), 2 u16 0, 4 u32 refcount,
  *               8 u64 body length, 16 u32 chunk size, 20 u32 chunk count.
+ *   queue v1:   0 u8 version=1, 1 u8 ret (enum queue_ret), 2 u8 origin
+ *               (enum queue_origin), 3 u8 flags (1 SMTPUTF8, 2 8-bit,
+ *               4 REQUIRETLS), 4 u32 nrcpts, 8 i64 created, 16 u64 body
+ *               length, 24 sha256[32] of the body, 56 u16 sender_len,
+ *               58 u16 envid_len, 60 u16 auth_user_len, 62 u16 client_len,
+ *               64 sender, envid, auth_user, client bytes (length 0 = none;
+ *               the null sender is an empty sender).
+ *   queue_rcpt v1: 0 u8 version=1, 1 u8 state (0 pending, 1 delivered,
+ *               2 failed), 2 u8 notify (QUEUE_NOTIFY_*), 3 u8 flags
+ *               (1 delay DSN sent), 4 u32 attempts, 8 i64 next_attempt,
+ *               16 u16 address_len, 18 u16 orcpt_len, 20 u16
+ *               last_error_len, 22 u16 0, 24 address, orcpt, last_error.
  *
  * Invariants (what store_check verifies): UIDs and MODSEQs only grow
  * (allocated by the single writer) and uidnext is above every UID of the
  * mailbox; a blob's chunks (and its mime record) exist exactly while its
  * blobref exists, and its refcount equals the number of msg records with
- * its hash; mbox messages/bytes/unseen/deleted equal the sums over its msg
+ * its hash plus the number of queue entries with it; mbox
+ * messages/bytes/unseen/deleted equal the sums over its msg
  * records; quota usage equals the sums over all the user's mailboxes; each
  * msg has exactly one kind-0 modseq entry with its MODSEQ, and every
  * kind-0 entry points at such a message; highestmodseq is at least every
- * MODSEQ of the mailbox; mboxname and mbox agree both ways.
+ * MODSEQ of the mailbox; mboxname and mbox agree both ways. Queue: every
+ * entry has exactly nrcpts recipient records (idx 0..nrcpts-1) and at
+ * least one of them pending (an entry whose recipients are all final has
+ * left the queue); each pending recipient has exactly one queue_due entry,
+ * at its next_attempt, and every queue_due entry is such a one; queue ids
+ * are below next_queue_id.
  */
 #ifndef TERN_STORE_SCHEMA_H
 #define TERN_STORE_SCHEMA_H

@@ -413,9 +413,9 @@ store_txn_quota_put(MDB_txn *txn, uint64_t user, uint64_t bytes, uint64_t messag
 }
 
 int
-store_txn_email_id(MDB_txn *txn, uint64_t *id_r)
+store_txn_counter(MDB_txn *txn, const char *name, uint64_t *id_r)
 {
-	MDB_val k = {.mv_size = 13, .mv_data = (void *)"next_email_id"}, v;
+	MDB_val k = {.mv_size = strlen(name), .mv_data = (void *)name}, v;
 	uint8_t cnt[8];
 	uint64_t next = 1;
 	int rc = mdb_get(txn, store_g->meta, &k, &v);
@@ -427,6 +427,8 @@ store_txn_email_id(MDB_txn *txn, uint64_t *id_r)
 	} else if (rc != MDB_NOTFOUND) {
 		return rc;
 	}
+	if (next == 0 || next == UINT64_MAX)
+		return STORE_PERMFAIL;
 	be_put64(cnt, next + 1);
 	v.mv_size = sizeof(cnt);
 	v.mv_data = cnt;
@@ -434,6 +436,12 @@ store_txn_email_id(MDB_txn *txn, uint64_t *id_r)
 		return rc;
 	*id_r = next;
 	return 0;
+}
+
+int
+store_txn_email_id(MDB_txn *txn, uint64_t *id_r)
+{
+	return store_txn_counter(txn, "next_email_id", id_r);
 }
 
 /* ---- messages ---- */

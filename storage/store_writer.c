@@ -40,6 +40,7 @@
 #include "core/compat.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "storage/queue.h"
 #include "storage/store_internal.h"
 
 #define READER_CHECK_NS (60ull * 1000000000ull)
@@ -136,6 +137,8 @@ static void
 fail_delivery(struct store_delivery *d, int status)
 {
 	d->status = status;
+	if (d->outbound != NULL)
+		d->outbound->queue_id = 0; /* nothing was queued */
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		struct store_rcpt *r = &d->rcpts[i];
 		/* Per-recipient answers (quota, bad id) were decided without
@@ -351,6 +354,7 @@ run_batch(struct store_state *s, struct store_wctx *wc, struct store_op *batch, 
 		bool map_full = false;
 
 		touches_truncate(wc, 0);
+		wc->queued = false;
 		for (struct store_op *op = batch; op != NULL; op = op->next) {
 			reset_op(op);
 			if (op->hash_failed)
@@ -531,6 +535,9 @@ writer_main(void *arg)
 		/* Watchers hear of a change only once it is durable. */
 		if (rc == 0)
 			store_watch_notify(wc.touches, wc.ntouches);
+		if (rc == 0 && wc.queued)
+			store_queue_notify(); /* the outbound runner */
+		wc.queued = false;
 		touches_truncate(&wc, 0);
 		struct store_op *op = batch;
 		while (op != NULL) {

@@ -1,0 +1,158 @@
+/*
+ * queue.h - the outbound queue: mail for non-local recipients (submitted
+ * mail, forwards, bounces), kept in the store's LMDB environment so that
+ * one synced transaction holds both the local deliveries and the queued
+ * remote recipients of a message (a 250 covers both), and the body is the
+ * same refcounted blob the mailboxes use.
+ *
+ * This file is the contract between the SMTP front end (which fills a
+ * queue_envelope and hangs it on its store_delivery) and the outbound
+ * engine (outbound/: the runner, DNS, the SMTP client, bounces), which
+ * reads due recipients and records what happened to them.
+ *
+ * Each recipient has its own state; a message leaves the queue (and drops
+ * its body reference) when every recipient is final (delivered, failed
+ * and bounced, or expired). Times are Unix seconds.
+ *
+ * How it fails: every call returns a STORE_* status; a queue whose records
+ * cannot be decoded reports STORE_PERMFAIL and the entry is left for
+ * `ternd store check`, never silently dropped.
+ */
+#ifndef TERN_QUEUE_H
+#define TERN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "storage/store.h"
+
+/* DSN NOTIFY (RFC 3461 4.1) bits; 0 means "not given" (default rules:
+ * failure notices only). */
+#define QUEUE_NOTIFY_NEVER 0x01
+#define QUEUE_NOTIFY_SUCCESS 0x02
+#define QUEUE_NOTIFY_FAILURE 0x04
+#define QUEUE_NOTIFY_DELAY 0x08
+
+/* DSN RET (RFC 3461 4.3). */
+enum queue_ret {
+	QUEUE_RET_DEFAULT = 0, /* not given: the server chooses (HDRS) */
+	QUEUE_RET_FULL,
+	QUEUE_RET_HDRS,
+};
+
+/* Where the mail came from, for logs, rate limits and bounces. */
+enum queue_origin {
+	QUEUE_ORIGIN_SUBMISSION = 1, /* an authenticated user */
+	QUEUE_ORIGIN_FORWARD,	     /* mailRoutingAddress of a local user */
+	QUEUE_ORIGIN_BOUNCE,	     /* a DSN Tern generated (null sender) */
+	QUEUE_ORIGIN_LIST,	     /* expansion of a list with remote members */
+};
+
+/* One remote recipient, as accepted at RCPT. */
+struct queue_rcpt_in {
+	const char *address; /* the envelope address (UTF-8 allowed when
+				envelope->smtputf8), domain lower-cased */
+	const char *orcpt;   /* DSN ORCPT as given ("rfc822;x@y"), or NULL */
+	uint8_t notify;	     /* QUEUE_NOTIFY_* or 0 */
+};
+
+/* Hung on a store_delivery (its `outbound` field) by the front end: the
+ * remote recipients of that message, queued in the same transaction as
+ * its local deliveries. Everything is borrowed until done() has run. */
+struct queue_envelope {
+	const char *sender;	 /* reverse path without <>; "" = null sender */
+	enum queue_origin origin;
+	const char *auth_user;	 /* stable id of the submitting user, or NULL */
+	const char *envid;	 /* DSN ENVID (xtext-decoded), or NULL */
+	enum queue_ret ret;
+	bool smtputf8;		 /* SMTPUTF8 was given (RFC 6531) */
+	bool eightbit;		 /* BODY=8BITMIME or 8-bit content */
+	bool requiretls;	 /* REQUIRETLS (RFC 8689): deliver only over
+				    verified TLS, else bounce */
+	const char *client;	 /* "[ip] (helo)" of the submitter, for the
+				    DSN's Received-From-MTA / logs */
+	const struct queue_rcpt_in *rcpts;
+	size_t nrcpts;
+	uint64_t queue_id;	 /* out: the id the message got (0 if none) */
+};
+
+/* ---- the runner's side (outbound/) ---- */
+
+/* One recipient whose next attempt is due, copied out of the queue. */
+struct queue_item {
+	uint64_t queue_id;
+	uint32_t rcpt_idx;	/* index among the message's remote recipients */
+	const char *sender;	/* "" = null sender */
+	const char *address;
+	const char *orcpt;	/* or NULL */
+	const char *envid;	/* or NULL */
+	uint8_t notify;
+	enum queue_ret ret;
+	enum queue_origin origin;
+	bool smtputf8, eightbit, requiretls;
+	bool delay_warned;	/* a delay DSN was already sent */
+	time_t created;		/* when the message was queued */
+	time_t next_attempt;
+	uint32_t attempts;
+	const char *last_error; /* the last attempt's reason, or NULL */
+	uint64_t size;		/* bytes of the message */
+};
+
+/* Up to max recipients due at `now` (next_attempt <= now), oldest due
+ * first, skipping those whose (queue_id, rcpt_idx) the runner says are
+ * in flight. Short read txn; results in a. */
+int queue_due(time_t now, size_t max, bool (*in_flight)(void *arg, uint64_t id, uint32_t idx),
+	      void *arg, struct arena *a, struct queue_item **items_r, size_t *n_r);
+
+/* The earliest next_attempt of any pending recipient (STORE_NOTFOUND when
+ * the queue is empty), for the runner's timer. */
+int queue_next_due(time_t *when_r);
+
+/* Appends the message as it will be sent (the stored body; the queue keeps
+ * no per-recipient trace) to out. STORE_NOTFOUND if the entry is gone. */
+int queue_message_read(uint64_t queue_id, struct buf *out);
+
+/* What happened to one recipient. */
+enum queue_outcome {
+	QUEUE_DELIVERED = 1, /* final: the far side said 250 */
+	QUEUE_DEFERRED,	     /* try again at next_attempt */
+	QUEUE_FAILED,	     /* final: permanent failure or lifetime over */
+	QUEUE_DELAY_WARNED,  /* still pending; a delay DSN went out */
+};
+
+struct queue_result {
+	uint64_t queue_id;
+	uint32_t rcpt_idx;
+	enum queue_outcome outcome;
+	time_t next_attempt;	/* QUEUE_DEFERRED / QUEUE_DELAY_WARNED */
+	const char *reason;	/* the remote reply or Tern's reason, one line */
+};
+
+/* Records results and, in the same transaction, queues or delivers the
+ * DSN messages the runner composed for them (outbound/dsn.c), so a crash
+ * can neither lose a bounce nor send it twice. A message whose recipients
+ * are all final leaves the queue and drops its body reference. */
+struct queue_update {
+	struct store_req req; /* head: worker, done, arg, a, status */
+	const struct queue_result *results;
+	size_t nresults;
+	/* Optional DSNs: each is a full store_delivery (local sender: rcpts
+	 * set; remote sender: outbound set with a null sender and
+	 * QUEUE_ORIGIN_BOUNCE); their own worker/done fields are ignored. */
+	struct store_delivery *dsns;
+	size_t ndsns;
+};
+void queue_update(struct queue_update *u);
+
+/* Called on the writer thread after a commit that added recipients to the
+ * queue, so the runner does not wait for its timer. Set once at start-up
+ * by the runner; NULL (default) means nobody is told. */
+void queue_set_notify(void (*fn)(void *arg), void *arg);
+
+/* Counts for health and metrics (issue 6): pending recipients and the age
+ * of the oldest message. */
+int queue_stats(uint64_t *recipients_r, uint64_t *messages_r, time_t *oldest_r);
+
+#endif
