@@ -1,7 +1,10 @@
 /*
  * arena.c - region allocator: a list of chunks carved from the front.
  * Requests bigger than a quarter of the chunk size get a chunk of their own
- * so one big allocation does not waste the rest of a normal chunk.
+ * so one big allocation does not waste the rest of a normal chunk. The
+ * first chunk is made by the first allocation, not by arena_new, so an
+ * arena that is never used (an idle connection's per-command arena after
+ * arena_trim) costs only its header.
  * Failure: out of memory aborts (through xmalloc); sizes that would wrap
  * around are a caller bug and panic.
  */
@@ -28,7 +31,7 @@ struct chunk {
 
 struct arena {
 	struct chunk *head;  /* the chunk being carved; older ones follow */
-	struct chunk *first; /* the arena_new chunk, kept by arena_clear */
+	struct chunk *first; /* the first usual-size chunk, kept by arena_clear */
 	size_t chunk_size;
 };
 
@@ -49,8 +52,8 @@ arena_new(size_t chunk)
 {
 	struct arena *a = xmalloc(sizeof(*a));
 	a->chunk_size = chunk > 0 ? chunk : ARENA_DEFAULT_CHUNK;
-	a->head = chunk_new(a->chunk_size);
-	a->first = a->head;
+	a->head = NULL;
+	a->first = NULL;
 	return a;
 }
 
@@ -70,20 +73,36 @@ arena_destroy(struct arena **ap)
 	*ap = NULL;
 }
 
-void
-arena_clear(struct arena *a)
+static void
+free_chunks_but(struct arena *a, struct chunk *keep)
 {
-	/* Keep the chunk arena_new made (of the usual size), free the rest. */
 	struct chunk *c = a->head;
 	while (c != NULL) {
 		struct chunk *next = c->next;
-		if (c != a->first)
+		if (c != keep)
 			free(c);
 		c = next;
 	}
-	a->first->next = NULL;
-	a->first->used = 0;
+}
+
+void
+arena_clear(struct arena *a)
+{
+	/* Keep the first chunk of the usual size for reuse, free the rest. */
+	free_chunks_but(a, a->first);
+	if (a->first != NULL) {
+		a->first->next = NULL;
+		a->first->used = 0;
+	}
 	a->head = a->first;
+}
+
+void
+arena_trim(struct arena *a)
+{
+	free_chunks_but(a, NULL);
+	a->head = NULL;
+	a->first = NULL;
 }
 
 void *
@@ -95,20 +114,26 @@ arena_alloc(struct arena *a, size_t n)
 		panic("arena: allocation of %zu bytes", n);
 	size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 	struct chunk *c = a->head;
-	if (c->size - c->used < need) {
+	if (c == NULL || c->size - c->used < need) {
 		if (need > a->chunk_size / 4) {
 			/* Its own chunk, linked behind the current one so the
 			 * current chunk's free space stays in use. */
 			struct chunk *big = chunk_new(need);
 			big->used = need;
-			big->next = c->next;
-			c->next = big;
+			if (c != NULL) {
+				big->next = c->next;
+				c->next = big;
+			} else {
+				a->head = big;
+			}
 			memset(big->data, 0, need);
 			return big->data;
 		}
 		c = chunk_new(a->chunk_size);
 		c->next = a->head;
 		a->head = c;
+		if (a->first == NULL)
+			a->first = c;
 	}
 	void *p = c->data + c->used;
 	c->used += need;

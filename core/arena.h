@@ -18,6 +18,9 @@ struct arena *arena_new(size_t chunk);
 void arena_destroy(struct arena **a);
 /* Frees every allocation but keeps the first chunk for reuse. */
 void arena_clear(struct arena *a);
+/* Frees every allocation and every chunk: for an arena that will sit
+ * unused for a while (an idle connection's). Still usable after. */
+void arena_trim(struct arena *a);
 
 /* 16-byte aligned, zero-filled. */
 void *arena_alloc(struct arena *a, size_t n);

@@ -11,7 +11,8 @@
  * Input is bounded: the bufferevent stops reading when INPUT_HIGH bytes are
  * buffered and unprocessed, and line processing stops while more than
  * OUTPUT_HIGH bytes wait to be sent (a client that pipelines RETRs without
- * reading cannot make us buffer without bound).
+ * reading cannot make us buffer without bound). Output of one long
+ * response is bounded by its producer with conn_on_drain().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_teardown(struct conn *c, const char *reason);
+static void drain_fire(struct conn *c);
 
 static void
 conn_setup_bev(struct conn *c)
@@ -70,6 +72,14 @@ task_cb(evutil_socket_t fd, short what, void *arg)
 		if (conn_output_pending(c) == 0)
 			conn_teardown(c, c->close_reason);
 		return;
+	}
+	if (c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low) {
+		conn_ref(c);
+		drain_fire(c);
+		bool gone = c->closed;
+		conn_unref(c);
+		if (gone)
+			return;
 	}
 	conn_read_cb(c->bev, c);
 }
@@ -199,6 +209,68 @@ conn_output_pending(const struct conn *c)
 	if (under != NULL)
 		n += evbuffer_get_length(bufferevent_get_output(under));
 	return n;
+}
+
+/* Under a TLS filter the records wait in the socket bufferevent, whose
+ * callbacks belong to the filter: watch its output buffer and look again
+ * from the loop (this runs inside libevent's buffer operations). */
+static void
+conn_under_wait_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0 && c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low)
+		schedule_task(c);
+}
+
+static void
+drain_unwatch(struct conn *c)
+{
+	if (c->under_wait_cb == NULL)
+		return;
+	struct bufferevent *under = c->bev != NULL ? bufferevent_get_underlying(c->bev) : NULL;
+	if (under != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(under), c->under_wait_cb);
+	c->under_wait_cb = NULL;
+}
+
+/* Runs the drain waiter once and drops its reference. From the loop
+ * only (task_cb, teardown), never from inside a conn_write. */
+static void
+drain_fire(struct conn *c)
+{
+	void (*fn)(struct conn *, void *) = c->drain_fn;
+	void *arg = c->drain_arg;
+
+	c->drain_fn = NULL;
+	c->drain_arg = NULL;
+	drain_unwatch(c);
+	/* The peer is reading: that is activity, not idleness (a big FETCH
+	 * to a slow client may outlast the idle timeout). */
+	if (!c->closed && !c->closing && c->idle_timeout > 0)
+		conn_set_idle_timeout(c, c->idle_timeout);
+	fn(c, arg);
+	conn_unref(c);
+}
+
+int
+conn_on_drain(struct conn *c, size_t low, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	if (c->closed || c->drain_fn != NULL)
+		return -1;
+	c->drain_fn = fn;
+	c->drain_arg = arg;
+	c->drain_low = low;
+	conn_ref(c);
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under != NULL)
+		c->under_wait_cb =
+		    evbuffer_add_cb(bufferevent_get_output(under), conn_under_wait_cb, c);
+	/* Maybe below low already: the loop looks at once, and fn never
+	 * runs inside the caller. */
+	schedule_task(c);
+	return 0;
 }
 
 void
@@ -347,6 +419,7 @@ conn_teardown(struct conn *c, const char *reason)
 		if (under != NULL && c->under_drain_cb != NULL)
 			evbuffer_remove_cb_entry(bufferevent_get_output(under), c->under_drain_cb);
 		c->under_drain_cb = NULL;
+		drain_unwatch(c);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -363,6 +436,9 @@ conn_teardown(struct conn *c, const char *reason)
 	c->list_next = c->list_prev = NULL;
 	if (c->ops->on_close != NULL)
 		c->ops->on_close(c, reason != NULL ? reason : "closed");
+	/* A producer waiting for output to drain learns it never will. */
+	if (c->drain_fn != NULL)
+		drain_fire(c);
 	conn_unref(c); /* the connection's own reference */
 }
 
@@ -424,8 +500,10 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 			conn_teardown(c, c->close_reason);
 		return;
 	}
-	/* Output fell below the low watermark: carry on with buffered input. */
-	if (c->pauses == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	/* Output fell below the low watermark: carry on with buffered input,
+	 * or with a producer waiting in conn_on_drain (run from the loop). */
+	if ((c->pauses == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) ||
+	    (c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low))
 		schedule_task(c);
 }
 

@@ -60,7 +60,11 @@ struct conn {
 	/* internal below */
 	struct bufferevent *bev;
 	struct event *resume_ev;
-	struct evbuffer_cb_entry *under_drain_cb; /* TLS close: socket drain watch */
+	struct evbuffer_cb_entry *under_drain_cb;    /* TLS close: socket drain watch */
+	struct evbuffer_cb_entry *under_wait_cb;     /* TLS: conn_on_drain's socket watch */
+	void (*drain_fn)(struct conn *c, void *arg); /* conn_on_drain waiter, or NULL */
+	void *drain_arg;
+	size_t drain_low;
 	struct linereader lr;
 	int refs;
 	int pauses;
@@ -89,6 +93,14 @@ void conn_write(struct conn *c, const void *data, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Bytes queued for sending but not yet sent. */
 size_t conn_output_pending(const struct conn *c);
+
+/* Output flow control for a producer of much data (IMAP FETCH): calls
+ * fn(c, arg) once, from the event loop, when conn_output_pending() is at
+ * most low, or when the connection is torn down before that (c->closed
+ * is then true, and fn must only clean up). A reference is held while
+ * waiting; write progress restarts the idle timer. One waiter at a time:
+ * -1 if one is set already or the conn is closed (fn is not called). */
+int conn_on_drain(struct conn *c, size_t low, void (*fn)(struct conn *c, void *arg), void *arg);
 
 /* Pause line delivery (an asynchronous step is running); input keeps
  * buffering. Each pause needs one resume; after the last, buffered lines

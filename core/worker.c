@@ -8,6 +8,7 @@
  * whole queue. Posts never fail; a post made after the loop stopped still
  * runs, from the worker's thread, just before the thread exits.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,56 @@ worker_pool_destroy(void)
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+}
+
+struct worker *
+worker_solo_create(void)
+{
+	if (evthread_use_pthreads() < 0)
+		fatal("libevent: no pthreads support");
+	struct worker *w = xcalloc(1, sizeof(*w));
+	w->index = UINT_MAX; /* not in the pool */
+	pthread_mutex_init(&w->lock, NULL);
+	w->base = event_base_new();
+	if (w->base == NULL)
+		fatal("libevent: cannot create an event base");
+	w->post_ev = event_new(w->base, -1, EV_PERSIST, post_cb, w);
+	if (w->post_ev == NULL)
+		fatal("libevent: cannot create an event");
+	return w;
+}
+
+void
+worker_solo_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc != 0)
+		fatal("cannot start a service thread: %s", strerror(rc));
+	w->started = true;
+}
+
+void
+worker_solo_stop(struct worker *w)
+{
+	if (w == NULL || !w->started)
+		return;
+	worker_post(w, loopbreak, w);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+void
+worker_solo_destroy(struct worker **wp)
+{
+	struct worker *w = *wp;
+	if (w == NULL)
+		return;
+	run_posts(w);
+	event_free(w->post_ev);
+	event_base_free(w->base);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+	*wp = NULL;
 }
 
 unsigned

@@ -33,6 +33,16 @@ void worker_pool_run_everywhere(worker_fn *fn, void *arg);
  * requests. */
 void worker_post(struct worker *w, worker_fn *fn, void *arg);
 
+/* A worker outside the pool, for a service thread with a loop of its own
+ * (the outbound runner): worker_post() to it works like to any worker, so
+ * directory and storage completions can come back to that thread. Create
+ * and start from the main thread; stop joins the thread; destroy runs
+ * late posts and frees it (sets *w to NULL). */
+struct worker *worker_solo_create(void);
+void worker_solo_start(struct worker *w);
+void worker_solo_stop(struct worker *w);
+void worker_solo_destroy(struct worker **w);
+
 struct event_base *worker_base(struct worker *w);
 /* The worker whose loop runs on this thread, or NULL. */
 struct worker *worker_current(void);

@@ -71,6 +71,42 @@ test_small_chunk(void **state)
 }
 
 static void
+test_lazy_and_trim(void **state)
+{
+	(void)state;
+	struct arena *a = arena_new(256);
+	arena_clear(a); /* nothing allocated yet */
+	arena_trim(a);
+	/* A big request first: its own chunk, with no usual chunk yet. */
+	char *big = arena_alloc(a, 1000);
+	memset(big, 'b', 1000);
+	char *s1 = arena_strdup(a, "after the big one");
+	assert_string_equal(s1, "after the big one");
+	assert_int_equal(big[999], 'b');
+	arena_clear(a);
+	for (int round = 0; round < 4; round++) {
+		char *p[20];
+		for (int i = 0; i < 20; i++)
+			p[i] = arena_printf(a, "r%d-i%d", round, i);
+		for (int i = 0; i < 20; i++) {
+			char want[32];
+			snprintf(want, sizeof(want), "r%d-i%d", round, i);
+			assert_string_equal(p[i], want);
+		}
+		/* Alternate: keep the first chunk, or give every chunk back. */
+		if (round % 2 == 0)
+			arena_clear(a);
+		else
+			arena_trim(a);
+		unsigned char *z = arena_alloc(a, 40);
+		for (int k = 0; k < 40; k++)
+			assert_int_equal(z[k], 0);
+	}
+	arena_trim(a);
+	arena_destroy(&a); /* ASan: nothing leaked, nothing freed twice */
+}
+
+static void
 test_strings(void **state)
 {
 	(void)state;
@@ -97,6 +133,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_alloc_table),
 	    cmocka_unit_test(test_small_chunk),
+	    cmocka_unit_test(test_lazy_and_trim),
 	    cmocka_unit_test(test_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

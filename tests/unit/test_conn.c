@@ -2,7 +2,10 @@
  * test_conn.c - the connection object's input modes (core/conn.c) over a
  * real socketpair and a real libevent loop: lines, raw byte runs asked
  * for with conn_read_bytes() (IMAP literals, BDAT), pausing in the middle
- * of a run, and the way back to lines, with the input split in every way.
+ * of a run, and the way back to lines, with the input split in every way;
+ * and output flow control (conn_on_drain): the waiter runs once, from the
+ * loop, only when the peer has read the output down to the low mark, or
+ * when the peer goes away first, and its reference keeps the conn alive.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -219,6 +224,143 @@ test_pause_inside_raw(void **state)
 	}
 }
 
+/* ---- conn_on_drain ---- */
+
+struct drain_seen {
+	struct tconn *t;
+	int calls;
+	bool closed;	/* c->closed when fn ran */
+	bool freed;	/* the conn's owner freed before fn ran (must not) */
+	size_t pending; /* conn_output_pending() when fn ran */
+};
+
+static void
+drained(struct conn *c, void *arg)
+{
+	struct drain_seen *d = arg;
+
+	d->calls++;
+	d->closed = c->closed;
+	d->freed = d->t->freed;
+	d->pending = conn_output_pending(c);
+}
+
+#define BIG (4u << 20)
+#define LOW (64u << 10)
+
+/* A conn on one end of a socketpair with BIG bytes of a known pattern
+ * queued and as much of it sent as the kernel takes. */
+static struct tconn *
+queued_conn(int sv[2], char **data_r)
+{
+	struct tconn *t = calloc(1, sizeof(*t));
+	struct conn_params params = {.max_line = 64, .idle_timeout = 0};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char *data = malloc(BIG);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	buf_init(&t->log, 1 << 16);
+	assert_int_equal(conn_init(&t->conn, w, sv[0], (struct sockaddr *)&sa, sizeof(sa), "test",
+				   &t_ops, &params),
+			 0);
+	for (size_t i = 0; i < BIG; i++)
+		data[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+	conn_write(&t->conn, data, BIG);
+	spin(worker_base(w), 10);
+	*data_r = data;
+	return t;
+}
+
+static void
+test_drain_waits_for_reader(void **state)
+{
+	(void)state;
+	struct event_base *base = worker_base(w);
+	int sv[2];
+	char *data;
+	struct tconn *t = queued_conn(sv, &data);
+	struct drain_seen d = {.t = t};
+	char *got = malloc(BIG);
+	size_t have = 0;
+
+	/* Nobody reads: most of it is still queued, and nothing fires. */
+	assert_true(conn_output_pending(&t->conn) > BIG / 2);
+	assert_int_equal(conn_on_drain(&t->conn, LOW, drained, &d), 0);
+	assert_int_equal(conn_on_drain(&t->conn, LOW, drained, &d), -1); /* one waiter */
+	spin(base, 20);
+	assert_int_equal(d.calls, 0);
+	/* The peer reads slowly: it fires once, below the mark, not before. */
+	while (d.calls == 0 && have < BIG) {
+		ssize_t n = read(sv[1], got + have, 16384);
+		if (n > 0)
+			have += (size_t)n;
+		if (d.calls == 0)
+			assert_true(conn_output_pending(&t->conn) > 0);
+		spin(base, 2);
+	}
+	assert_int_equal(d.calls, 1);
+	assert_false(d.closed);
+	assert_true(d.pending <= LOW);
+	assert_true(have >= BIG - LOW - 512 * 1024); /* it waited for the reader */
+	/* The rest arrives intact, and the waiter does not fire again. */
+	for (int idle = 0; have < BIG && idle < 1000;) {
+		ssize_t n = read(sv[1], got + have, BIG - have);
+		if (n > 0)
+			have += (size_t)n;
+		else
+			idle++;
+		spin(base, 2);
+	}
+	assert_int_equal(have, BIG);
+	assert_memory_equal(got, data, BIG);
+	assert_int_equal(d.calls, 1);
+	/* Already drained: it runs from the loop, never inside the call. */
+	assert_int_equal(conn_on_drain(&t->conn, LOW, drained, &d), 0);
+	assert_int_equal(d.calls, 1);
+	spin(base, 3);
+	assert_int_equal(d.calls, 2);
+	assert_false(d.closed);
+
+	conn_close(&t->conn, "done");
+	close(sv[1]);
+	spin(base, 10);
+	assert_true(t->freed);
+	buf_free(&t->log);
+	free(t);
+	free(got);
+	free(data);
+}
+
+static void
+test_drain_peer_gone(void **state)
+{
+	(void)state;
+	struct event_base *base = worker_base(w);
+	int sv[2];
+	char *data;
+	struct tconn *t = queued_conn(sv, &data);
+	struct drain_seen d = {.t = t};
+
+	assert_int_equal(conn_on_drain(&t->conn, LOW, drained, &d), 0);
+	spin(base, 5);
+	assert_int_equal(d.calls, 0);
+	/* The peer goes away with megabytes unread: the waiter learns it
+	 * (closed), while the conn is still alive, and is not left behind
+	 * holding the conn (its reference is dropped: the conn is freed). */
+	close(sv[1]);
+	for (int i = 0; i < 50 && !t->freed; i++)
+		spin(base, 2);
+	assert_int_equal(d.calls, 1);
+	assert_true(d.closed);
+	assert_false(d.freed);
+	assert_true(t->freed);
+	assert_int_equal(conn_on_drain(&t->conn, LOW, drained, &d), -1); /* closed */
+	buf_free(&t->log);
+	free(t);
+	free(data);
+}
+
 int
 main(void)
 {
@@ -226,6 +368,9 @@ main(void)
 	    cmocka_unit_test(test_lines_and_raw),
 	    cmocka_unit_test(test_raw_longer_than_line_limit),
 	    cmocka_unit_test(test_pause_inside_raw),
+	    cmocka_unit_test(test_drain_waits_for_reader),
+	    cmocka_unit_test(test_drain_peer_gone),
 	};
+	signal(SIGPIPE, SIG_IGN); /* the peer-gone test writes to a closed socket */
 	return cmocka_run_group_tests(tests, setup_pool, teardown_pool);
 }
