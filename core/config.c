@@ -24,6 +24,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include "core/buf.h"
 #include "core/compat.h"
@@ -52,6 +54,8 @@ enum ctype {
 	CT_READABLE,	/* char *, a file that must be readable now */
 	CT_SECRET_FILE, /* path of a file whose first line goes to dir.bind_password */
 	CT_LISTEN,	/* a listener's addrs and naddrs */
+	CT_AUTH_FILE,	/* char *, "user:password" from a file only its owner reads */
+	CT_TLS_POLICY,	/* int, enum config_tls_policy */
 };
 
 #define F_REQUIRED 1u
@@ -104,11 +108,21 @@ static const struct key_def keys[] = {
     {"directory", "lookup_connections", CT_UINT, DIRF(lookup_connections), "2", 0, 1, 64},
     {"directory", "auth_connections", CT_UINT, DIRF(auth_connections), "4", 0, 1, 256},
     {"directory", "max_list_members", CT_UINT, DIRF(max_list_members), "1000", 0, 1, 0},
+    {"directory", "sendas_attr", CT_ATTR, DIRF(sendas_attr), NULL, 0, 0, 0},
+    {"directory", "list_post", CT_STRING, DIRF(list_post), "anyone", 0, 0, 0},
 
     {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
     {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
     {"limits", "auth_fail_delay", CT_MS, CFG(auth_fail_delay_ms), "2s", 0, 0, 0},
     {"limits", "max_auth_failures", CT_UINT, CFG(max_auth_failures), "3", 0, 1, 0},
+    {"limits", "imap_literal_max", CT_SIZE, CFG(imap_literal_max), "64K", 0, 1024, 1ull << 30},
+    {"limits", "imap_max_depth", CT_UINT, CFG(imap_max_depth), "32", 0, 1, 1000},
+    {"limits", "imap_command_rate", CT_UINT, CFG(imap_command_rate), "1000", 0, 0, 1000000},
+    {"limits", "imap_flood_time", CT_SECONDS, CFG(imap_flood_time), "30s", 0, 1, 0},
+    {"limits", "user_messages_per_hour", CT_UINT, CFG(user_messages_per_hour), "0", 0, 0, 0},
+    {"limits", "user_recipients_per_hour", CT_UINT, CFG(user_recipients_per_hour), "0", 0, 0, 0},
+    {"limits", "ip_messages_per_hour", CT_UINT, CFG(ip_messages_per_hour), "0", 0, 0, 0},
+    {"limits", "ip_recipients_per_hour", CT_UINT, CFG(ip_recipients_per_hour), "0", 0, 0, 0},
 
     {"storage", "map_size", CT_SIZE, CFG(map_size), "1T", 0, 1 << 20, 0},
     {"storage", "group_commit", CT_BOOL, CFG(group_commit), "yes", 0, 0, 0},
@@ -123,6 +137,20 @@ static const struct key_def keys[] = {
     {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
     {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
     {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},
+    {"outbound", "retry_max", CT_SECONDS, CFG(outbound_retry_max), "1h", 0, 1, 0},
+    {"outbound", "lifetime", CT_SECONDS, CFG(outbound_lifetime), "5d", 0, 1, 0},
+    {"outbound", "delay_warning", CT_SECONDS, CFG(outbound_delay_warning), "4h", 0, 0, 0},
+    {"outbound", "max_received", CT_UINT, CFG(outbound_max_received), "50", 0, 1, 1000},
+    {"outbound", "port", CT_UINT, CFG(outbound_port), "25", 0, 1, 65535},
+    {"outbound", "relayhost_auth_file", CT_AUTH_FILE, CFG(outbound_relayhost_auth), "", 0, 0, 0},
+    {"outbound", "relayhost_tls", CT_TLS_POLICY, CFG(outbound_relayhost_tls), "may", 0, 0, 0},
+    {"outbound", "tls_ca_file", CT_READABLE, CFG(outbound_tls_ca_file), "", 0, 0, 0},
+    {"outbound", "connect_timeout", CT_SECONDS, CFG(outbound_connect_timeout), "30s", 0, 1, 0},
+    {"outbound", "command_timeout", CT_SECONDS, CFG(outbound_command_timeout), "5m", 0, 1, 0},
+    {"outbound", "data_timeout", CT_SECONDS, CFG(outbound_data_timeout), "10m", 0, 1, 0},
+    {"outbound", "max_connections", CT_UINT, CFG(outbound_max_connections), "100", 0, 1, 10000},
+    {"outbound", "max_per_destination", CT_UINT, CFG(outbound_max_per_destination), "5", 0, 1,
+     1000},
     {"dkim", "selector", CT_STRING, CFG(dkim_selector), "", 0, 0, 0},
     {"dkim", "key_dir", CT_STRING, CFG(dkim_key_dir), "", 0, 0, 0},
 };
@@ -159,7 +187,8 @@ static const struct {
 
 /* Sections that only hold keys of the main table. */
 static const char *const plain_sections[] = {
-    "server", "tls", "directory", "limits", "storage", "sasl", "outbound", "dns", "dkim",
+    /* [routes] holds domain = host[:port] lines, not keys of the table. */
+    "server", "tls", "directory", "limits", "storage", "sasl", "outbound", "dns", "dkim", "routes",
 };
 
 /* The openldap profile: what every unset profile field becomes. */
@@ -180,6 +209,7 @@ static const struct {
     {DIRF(routing_attr), "mailRoutingAddress"},
     {DIRF(member_attr), "member, uniqueMember"},
     {DIRF(quota_attr), "mailQuota"},
+    {DIRF(sendas_attr), "owner"},
 };
 
 #define NKEYS ARRAY_SIZE(keys)
@@ -795,6 +825,57 @@ set_value(struct loader *ld, const struct key_def *k, void *base, const char *va
 		*sp = secret;
 		return NULL;
 	}
+	case CT_AUTH_FILE: {
+		char **sp = field;
+		if (value[0] == '\0') {
+			if (*sp == NULL)
+				*sp = xstrdup("");
+			return NULL;
+		}
+		/* The password of the smarthost account: a file anyone else
+		 * can read is refused rather than used. */
+		struct stat st;
+		if (stat(value, &st) < 0) {
+			snprintf(why, sizeof(ld->why), "%s: %s", value, strerror(errno));
+			return why;
+		}
+		if ((st.st_mode & 077) != 0) {
+			snprintf(why, sizeof(ld->why),
+				 "%s: readable by others (mode %03o); chmod 600 it", value,
+				 (unsigned)(st.st_mode & 0777));
+			return why;
+		}
+		char *secret;
+		const char *reason;
+		if (read_secret_file(value, &secret, &reason) < 0) {
+			snprintf(why, sizeof(ld->why), "%s: %s", value, reason);
+			return why;
+		}
+		char *colon = strchr(secret, ':');
+		if (colon == NULL || colon == secret || colon[1] == '\0') {
+			explicit_bzero(secret, strlen(secret));
+			free(secret);
+			snprintf(why, sizeof(ld->why), "%s: the first line must be user:password",
+				 value);
+			return why;
+		}
+		if (*sp != NULL) {
+			explicit_bzero(*sp, strlen(*sp));
+			free(*sp);
+		}
+		*sp = secret;
+		return NULL;
+	}
+	case CT_TLS_POLICY: {
+		static const char *const names[] = {"none", "may", "require", "verify"};
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			if (strcmp(value, names[i]) == 0) {
+				*(int *)field = (int)i;
+				return NULL;
+			}
+		}
+		return "not a TLS policy (none, may, require, verify)";
+	}
 	case CT_LISTEN: {
 		struct listener_config *lc = base;
 		char **items;
@@ -902,6 +983,43 @@ config_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* One [routes] line: "domain = host[:port]" (the port defaults to
+ * [outbound] port, filled in by check_config). */
+static int
+route_line(struct loader *ld, int line, const char *name, const char *value)
+{
+	struct config *cfg = ld->cfg;
+
+	if (!valid_hostname(name)) {
+		set_error(ld, line, "[routes] %s: not a domain", name);
+		return 0;
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (strcasecmp(cfg->routes[i].domain, name) == 0) {
+			set_error(ld, line, "[routes] %s: duplicate route (first at line %d)", name,
+				  cfg->routes[i].line);
+			return 0;
+		}
+	}
+	char *host;
+	unsigned port;
+	if (config_parse_hostport(value, 0, &host, &port) < 0) {
+		set_error(ld, line, "[routes] %s: \"%.100s\" is not host[:port]", name, value);
+		return 0;
+	}
+	cfg->routes = xrealloc(cfg->routes, (cfg->nroutes + 1) * sizeof(*cfg->routes));
+	struct config_route *r = &cfg->routes[cfg->nroutes++];
+	r->domain = xstrdup(name);
+	for (char *p = r->domain; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	r->host = host;
+	r->port = port;
+	r->line = line;
+	return 1;
+}
+
 static int
 config_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -914,6 +1032,8 @@ config_handler(void *user, const char *section, const char *name, const char *va
 		set_error(ld, line, "%s: key outside any section", name);
 		return 0;
 	}
+	if (strcmp(section, "routes") == 0)
+		return route_line(ld, line, name, value);
 	int svc = service_by_name(section);
 	const struct key_def *k = NULL;
 	int *seen = NULL;
@@ -995,6 +1115,64 @@ key_index(const char *section, const char *key)
 	panic("config: no key [%s] %s", section, key);
 }
 
+/* [outbound], [routes] and [dns]: the string keys parsed into their
+ * working forms. */
+static int
+check_outbound(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	uint64_t secs;
+
+	int ril = ld->main_line[key_index("outbound", "retry_initial")];
+	if (config_parse_duration(cfg->outbound_retry_initial, &secs) < 0 || secs == 0 ||
+	    secs > UINT_MAX) {
+		set_error(ld, ril,
+			  "[outbound] retry_initial: not a duration (N, Ns, Nm, Nh, Nd) "
+			  "of at least 1s");
+		return -1;
+	}
+	cfg->outbound_retry_initial_s = (unsigned)secs;
+	if (cfg->outbound_retry_max < cfg->outbound_retry_initial_s) {
+		set_error(ld, ld->main_line[key_index("outbound", "retry_max")],
+			  "[outbound] retry_max: shorter than retry_initial");
+		return -1;
+	}
+	int rhl = ld->main_line[key_index("outbound", "relayhost")];
+	if (config_parse_hostport(cfg->outbound_relayhost, cfg->outbound_port,
+				  &cfg->outbound_relay_host, &cfg->outbound_relay_port) < 0) {
+		set_error(ld, rhl, "[outbound] relayhost: \"%.100s\" is not host[:port]",
+			  cfg->outbound_relayhost);
+		return -1;
+	}
+	if (cfg->outbound_relayhost_auth[0] != '\0' && cfg->outbound_relay_host[0] == '\0') {
+		set_error(ld, ld->main_line[key_index("outbound", "relayhost_auth_file")],
+			  "[outbound] relayhost_auth_file: set, but relayhost is not");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (cfg->routes[i].port == 0)
+			cfg->routes[i].port = cfg->outbound_port;
+	}
+	int rsl = ld->main_line[key_index("dns", "resolver")];
+	if (config_parse_hostport(cfg->dns_resolver, 53, &cfg->dns_resolver_host,
+				  &cfg->dns_resolver_port) < 0) {
+		set_error(ld, rsl, "[dns] resolver: \"%.100s\" is not address[:port]",
+			  cfg->dns_resolver);
+		return -1;
+	}
+	/* libunbound forwards to an address, never to a name (which it
+	 * would have to resolve first). */
+	unsigned char addr[16];
+	if (cfg->dns_resolver_host[0] != '\0' &&
+	    inet_pton(AF_INET, cfg->dns_resolver_host, addr) != 1 &&
+	    inet_pton(AF_INET6, cfg->dns_resolver_host, addr) != 1) {
+		set_error(ld, rsl, "[dns] resolver: \"%.100s\" is not an IP address",
+			  cfg->dns_resolver_host);
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static void
 check_config(struct loader *ld)
@@ -1027,6 +1205,13 @@ check_config(struct loader *ld)
 		set_error(ld, rfl, "[directory] recipient_filter: must contain %%a (the address)");
 		return;
 	}
+	if (strcmp(cfg->dir.list_post, "anyone") != 0 &&
+	    strcmp(cfg->dir.list_post, "members") != 0 &&
+	    strcmp(cfg->dir.list_post, "owners") != 0) {
+		set_error(ld, ld->main_line[key_index("directory", "list_post")],
+			  "[directory] list_post: must be anyone, members or owners");
+		return;
+	}
 	if (cfg->dir.id_attr[0] == '\0') {
 		set_error(ld, ld->main_line[key_index("directory", "id_attr")],
 			  "[directory] id_attr: must not be empty (the stable id of an entry)");
@@ -1048,6 +1233,9 @@ check_config(struct loader *ld)
 			set_error(ld, keyl, "[tls] cert: required when key is set");
 		return;
 	}
+
+	if (check_outbound(ld) < 0)
+		return;
 
 	for (int s = 0; s < SVC_COUNT; s++) {
 		struct listener_config *lc = &cfg->listeners[s];
@@ -1155,7 +1343,8 @@ config_free(struct config *cfg)
 		case CT_READABLE:
 			free_str(f);
 			break;
-		case CT_SECRET_FILE: {
+		case CT_SECRET_FILE:
+		case CT_AUTH_FILE: {
 			char **sp = f;
 			if (*sp != NULL)
 				explicit_bzero(*sp, strlen(*sp));
@@ -1172,8 +1361,65 @@ config_free(struct config *cfg)
 	}
 	for (int s = 0; s < SVC_COUNT; s++)
 		free_list(cfg->listeners[s].addrs, cfg->listeners[s].naddrs);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		free(cfg->routes[i].domain);
+		free(cfg->routes[i].host);
+	}
+	free(cfg->routes);
+	free(cfg->outbound_relay_host);
+	free(cfg->dns_resolver_host);
 	free(cfg->path);
 	free(cfg);
+}
+
+int
+config_parse_hostport(const char *s, unsigned default_port, char **host_r, unsigned *port_r)
+{
+	const char *host = s, *host_end, *rest;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close == s + 1)
+			return -1;
+		host = s + 1;
+		host_end = close;
+		rest = close + 1;
+	} else {
+		const char *colon = strchr(s, ':');
+		host_end = colon != NULL ? colon : s + strlen(s);
+		rest = host_end;
+		if (colon != NULL && strchr(colon + 1, ':') != NULL)
+			return -1; /* a bare IPv6 address: brackets required */
+	}
+	for (const char *p = host; p < host_end; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '/' || *p == '[' || *p == ']' || *p == '@')
+			return -1;
+	}
+	unsigned port = default_port;
+	if (*rest == ':') {
+		uint64_t n;
+		const char *end = parse_u64(rest + 1, &n);
+		if (end == NULL || *end != '\0' || n == 0 || n > 65535)
+			return -1;
+		port = (unsigned)n;
+	} else if (*rest != '\0') {
+		return -1;
+	}
+	if (host_end == host && *rest != '\0')
+		return -1; /* ":25" without a host */
+	*host_r = xstrndup(host, (size_t)(host_end - host));
+	*port_r = port;
+	return 0;
+}
+
+const struct config_route *
+config_route_for(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; cfg != NULL && i < cfg->nroutes; i++) {
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+	}
+	return NULL;
 }
 
 bool

@@ -67,6 +67,25 @@ struct directory_config {
 	unsigned lookup_connections;
 	unsigned auth_connections;
 	unsigned max_list_members; /* expansion bound for one list */
+	char *sendas_attr;	/* attribute naming who may send as an entry
+				   (owner; "" = nobody) */
+	char *list_post;	/* who may post to a list: anyone|members|owners */
+};
+
+/* [outbound] relayhost_tls and what a static route asks of TLS. */
+enum config_tls_policy {
+	CONFIG_TLS_NONE,    /* never STARTTLS */
+	CONFIG_TLS_MAY,	    /* STARTTLS when offered, unverified (default) */
+	CONFIG_TLS_REQUIRE, /* STARTTLS or fail, unverified */
+	CONFIG_TLS_VERIFY,  /* STARTTLS, chain and host name verified */
+};
+
+/* One [routes] line: mail for domain goes to host:port. */
+struct config_route {
+	char *domain; /* lower-case */
+	char *host;
+	unsigned port; /* [outbound] port when not given */
+	int line;
 };
 
 struct config {
@@ -92,6 +111,19 @@ struct config {
 	unsigned max_recipients;
 	unsigned auth_fail_delay_ms; /* first failed-auth delay, doubles per failure */
 	unsigned max_auth_failures;  /* per connection, then disconnect */
+	/* IMAP: largest literal other than an APPEND message, deepest list
+	 * nesting, commands per second per connection (0 = no limit; the
+	 * bucket holds one second's worth) and how long a connection may
+	 * stay over that rate before it is closed. */
+	uint64_t imap_literal_max;
+	unsigned imap_max_depth;
+	unsigned imap_command_rate;
+	unsigned imap_flood_time; /* seconds */
+	/* Rate limits per hour, 0 = off (smtp_rate.h). */
+	unsigned user_messages_per_hour;
+	unsigned user_recipients_per_hour;
+	unsigned ip_messages_per_hour;
+	unsigned ip_recipients_per_hour;
 
 	/* [storage] */
 	uint64_t map_size;	  /* LMDB map size (bytes) */
@@ -113,6 +145,29 @@ struct config {
 	char *dns_resolver;	    /* [dns] resolver ("" = the system's) */
 	char *dkim_selector;	    /* [dkim] selector */
 	char *dkim_key_dir;	    /* [dkim] key_dir */
+
+	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
+	unsigned outbound_retry_initial_s; /* retry_initial, seconds */
+	unsigned outbound_retry_max;	   /* seconds; the backoff's ceiling */
+	unsigned outbound_lifetime;	   /* seconds in the queue before 4.4.7 */
+	unsigned outbound_delay_warning;   /* seconds before a delay DSN (0: never) */
+	unsigned outbound_max_received;	   /* more Received: headers is a loop */
+	unsigned outbound_port;		   /* SMTP port of MX hosts (25) */
+	char *outbound_relay_host;	   /* relayhost's host, "" = by MX */
+	unsigned outbound_relay_port;	   /* relayhost's port (default: port) */
+	char *outbound_relayhost_auth;	   /* "user:password" from relayhost_auth_file
+					      ("" = no AUTH); a secret, wiped on free */
+	int outbound_relayhost_tls;	   /* enum config_tls_policy */
+	char *outbound_tls_ca_file;	   /* "" = the system CA store */
+	unsigned outbound_connect_timeout; /* seconds */
+	unsigned outbound_command_timeout; /* seconds per reply (RFC 5321 4.5.3.2) */
+	unsigned outbound_data_timeout;	   /* seconds for the reply to the final dot */
+	unsigned outbound_max_connections; /* in total */
+	unsigned outbound_max_per_destination;
+	struct config_route *routes;	   /* [routes] domain = host[:port] */
+	size_t nroutes;
+	char *dns_resolver_host;	   /* [dns] resolver's address, "" = system */
+	unsigned dns_resolver_port;
 
 	unsigned refs; /* owned by config_acquire/release/set_current */
 };
@@ -138,6 +193,12 @@ void config_set_current(struct config *cfg);
  * G, T, any case); "5m", "30s", "2h", "1d" or "30" as seconds. 0 on success;
  * -1 on syntax or overflow. */
 int config_parse_size(const char *s, uint64_t *bytes_r);
+/* Splits "host", "host:port", "[v6]" or "[v6]:port" into a malloc'd host
+ * (brackets removed) and a port (default_port when absent). 0, or -1 on
+ * syntax or a port outside 1..65535. */
+int config_parse_hostport(const char *s, unsigned default_port, char **host_r, unsigned *port_r);
+/* The [routes] entry for a lower-case domain, or NULL. */
+const struct config_route *config_route_for(const struct config *cfg, const char *domain);
 int config_parse_duration(const char *s, uint64_t *seconds_r);
 
 #endif

@@ -44,8 +44,9 @@
 #define MAX_INPUT 512	      /* longest address or login we look up */
 #define FILTER_MAX 8192
 
-enum req_kind { RQ_RCPT, RQ_AUTH };
-enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_LOGIN };
+enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR };
+enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_LOGIN, P_OWN, P_SENDAS };
+#define MAX_SENDAS 256 /* entries a user may send as that we read */
 
 /* Routing hops taken to reach an entry, for loop detection. */
 struct chain {
@@ -64,6 +65,7 @@ struct dreq {
 	struct worker *w;
 	dir_rcpt_cb *rcpt_cb;
 	dir_auth_cb *auth_cb;
+	dir_addr_cb *addr_cb;
 	void *arg;
 	struct arena *arena; /* owned: everything below that is a string */
 	uint64_t generation; /* cache generation when it started */
@@ -86,6 +88,11 @@ struct dreq {
 	size_t npend, cappend, pendpos;
 	size_t member_reads;
 	bool have_user; /* auth: user known (cache) */
+	bool is_list;	/* rcpt: the address itself is a list */
+	/* RQ_ADDR: the user's own addresses and those it may send as
+	 * (malloc'd arrays, strings in the arena). */
+	const char **own, **sendas;
+	size_t nown, capown, nsendas, capsendas;
 };
 
 struct rop {
@@ -320,6 +327,8 @@ req_free(struct dreq *r)
 	free(r->forwards);
 	free(r->seen);
 	free(r->pend);
+	free(r->own);
+	free(r->sendas);
 	arena_destroy(&r->arena);
 	free(r);
 }
@@ -335,6 +344,7 @@ deliver_rcpt(void *arg)
 	    .forwards = r->fail == DIR_OK ? r->forwards : NULL,
 	    .nforwards = r->fail == DIR_OK ? r->nforwards : 0,
 	    .error = r->error,
+	    .is_list = r->fail == DIR_OK && r->is_list,
 	};
 
 	r->rcpt_cb(r->arg, &res);
@@ -356,10 +366,31 @@ deliver_auth(void *arg)
 }
 
 static void
+deliver_addr(void *arg)
+{
+	struct dreq *r = arg;
+	struct dir_addr_result res = {
+	    .status = r->fail,
+	    .addresses = r->fail == DIR_OK ? r->own : NULL,
+	    .naddresses = r->fail == DIR_OK ? r->nown : 0,
+	    .sendas = r->fail == DIR_OK ? r->sendas : NULL,
+	    .nsendas = r->fail == DIR_OK ? r->nsendas : 0,
+	    .error = r->error,
+	};
+
+	r->addr_cb(r->arg, &res);
+	req_free(r);
+}
+
+static void
 req_post(struct dreq *r)
 {
 	buf_wipe(&r->pw);
-	worker_post(r->w, r->kind == RQ_RCPT ? deliver_rcpt : deliver_auth, r);
+	worker_post(r->w,
+		    r->kind == RQ_RCPT	 ? deliver_rcpt
+		    : r->kind == RQ_AUTH ? deliver_auth
+					 : deliver_addr,
+		    r);
 }
 
 /* ---- recipient resolution (directory thread) ---- */
@@ -398,6 +429,7 @@ add_forward(struct dreq *r, const char *addr)
 }
 
 static void rop_done(struct dir_op *op);
+static void addr_op_done(struct dreq *r, struct rop *ro, struct dir_op *op);
 
 static struct rop *
 rop_new(struct dreq *r, enum purpose purpose)
@@ -537,6 +569,8 @@ static void
 handle_entry(struct dreq *r, const struct rop *ro, const struct dir_ldap_entry *e)
 {
 	if (entry_is_list(e)) {
+		if (ro->purpose == P_ADDRESS)
+			r->is_list = true;
 		if (seen_has(r, e->dn)) {
 			log_info(0, "dir", "list-cycle address=%s list=\"%s\"", r->key, e->dn);
 			return;
@@ -600,7 +634,9 @@ static void
 finish_rcpt(struct dreq *r)
 {
 	if (r->fail != DIR_TEMPFAIL) {
-		char *key = arena_printf(r->arena, "r:%s", r->key);
+		/* A list is cached under its own prefix, so that a cached
+		 * answer still says it came from a list (list_post). */
+		char *key = arena_printf(r->arena, "%s:%s", r->is_list ? "l" : "r", r->key);
 		dir_cache_put(S.cache, r->generation, key, r->fail, r->users, r->nusers,
 			      r->forwards, r->nforwards);
 	}
@@ -650,6 +686,10 @@ rop_done(struct dir_op *op)
 	struct rop *ro = op->owner;
 	struct dreq *r = ro->req;
 
+	if (ro->purpose == P_OWN || ro->purpose == P_SENDAS) {
+		addr_op_done(r, ro, op);
+		return;
+	}
 	if (ro->purpose == P_LOGIN) {
 		r->outstanding--;
 		login_done(r, op);
@@ -693,6 +733,104 @@ rop_done(struct dir_op *op)
 	pump_members(r);
 	if (--r->outstanding == 0)
 		finish_rcpt(r);
+}
+
+/* ---- a user's addresses (directory thread) ---- */
+
+static void
+push_addr(struct dreq *r, const char ***v, size_t *n, size_t *cap, const char *addr)
+{
+	char *a = arena_strdup(r->arena, addr);
+
+	lower_ascii(a);
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*v)[i], a) == 0)
+			return;
+	if (*n == *cap) {
+		*cap = *cap == 0 ? 8 : *cap * 2;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = a;
+}
+
+static void
+addr_entry(struct dreq *r, const struct dir_ldap_entry *e, bool own)
+{
+	const char *names[] = {S.dc->mail_attr, S.dc->alias_attr};
+
+	for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
+		const struct dir_ldap_attr *a = get_attr(e, names[k]);
+		for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+			const char *v = a->vals[i];
+			if (v[0] == '\0' || strchr(v, '@') == NULL)
+				continue;
+			if (own)
+				push_addr(r, &r->own, &r->nown, &r->capown, v);
+			else
+				push_addr(r, &r->sendas, &r->nsendas, &r->capsendas, v);
+		}
+	}
+}
+
+static void
+addr_op_done(struct dreq *r, struct rop *ro, struct dir_op *op)
+{
+	r->outstanding--;
+	if (r->fail == DIR_OK) {
+		bool ok_rc = op->rc == LDAP_SUCCESS || op->rc == LDAP_SIZELIMIT_EXCEEDED;
+		if (ro->purpose == P_OWN && op->rc == LDAP_NO_SUCH_OBJECT) {
+			req_fail(r, DIR_NOTFOUND, "user entry gone");
+		} else if (!ok_rc) {
+			req_fail(r, DIR_TEMPFAIL,
+				 op->rc == LDAP_TIMEOUT ? "directory timeout"
+							: "directory unavailable");
+		} else if (ro->purpose == P_OWN) {
+			if (op->nentries != 1)
+				req_fail(r, DIR_NOTFOUND, "user entry gone or disabled");
+			else
+				addr_entry(r, &op->entries[0], true);
+		} else {
+			if (op->rc == LDAP_SIZELIMIT_EXCEEDED)
+				log_warn(0, "dir", "sendas-truncated dn=\"%s\" max=%d", r->key,
+					 MAX_SENDAS);
+			for (size_t i = 0; i < op->nentries; i++)
+				addr_entry(r, &op->entries[i], false);
+		}
+	}
+	if (r->outstanding == 0)
+		req_post(r);
+}
+
+static void
+start_addr(struct dreq *r)
+{
+	struct rop *ro = rop_new(r, P_OWN);
+
+	/* The user's own entry, still enabled. */
+	ro->op.dn = r->key;
+	ro->op.scope = LDAP_SCOPE_BASE;
+	ro->op.filter = S.member_filter;
+	ro->op.sizelimit = 1;
+	rop_submit(ro);
+	if (S.dc->sendas_attr == NULL || S.dc->sendas_attr[0] == '\0')
+		return;
+	struct buf b;
+	buf_init(&b, FILTER_MAX);
+	const char *filter = NULL;
+	if (buf_printf(&b, "(%s=", S.dc->sendas_attr) == 0 &&
+	    dir_escape_filter_value(r->key, strlen(r->key), &b) == 0 && buf_putc(&b, ')') == 0)
+		filter = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	if (filter == NULL) {
+		req_fail(r, DIR_PERMFAIL, "user DN too long for a filter");
+		return;
+	}
+	ro = rop_new(r, P_SENDAS);
+	ro->op.dn = S.dc->base;
+	ro->op.scope = LDAP_SCOPE_SUBTREE;
+	ro->op.filter = filter;
+	ro->op.sizelimit = MAX_SENDAS;
+	rop_submit(ro);
 }
 
 /* ---- authentication (directory thread) ---- */
@@ -795,6 +933,8 @@ intake(void)
 			search_address(r, r->key, P_ADDRESS, 0, false, 0, NULL);
 			if (--r->outstanding == 0)
 				finish_rcpt(r);
+		} else if (r->kind == RQ_ADDR) {
+			start_addr(r);
 		} else {
 			start_auth(r);
 		}
@@ -877,7 +1017,12 @@ dir_resolve_rcpt(struct worker *w, const char *address, dir_rcpt_cb *cb, void *a
 	r->key = key;
 	if (S.cache != NULL) {
 		r->generation = dir_cache_generation(S.cache);
-		if (dir_cache_get(S.cache, arena_printf(r->arena, "r:%s", key), &v)) {
+		bool hit = dir_cache_get(S.cache, arena_printf(r->arena, "r:%s", key), &v);
+		if (!hit && dir_cache_get(S.cache, arena_printf(r->arena, "l:%s", key), &v)) {
+			hit = true;
+			r->is_list = true;
+		}
+		if (hit) {
 			req_fill_from_cache(r, v);
 			r->error = r->fail == DIR_OK ? NULL : "cached answer";
 			dir_cache_value_free(v);
@@ -885,6 +1030,22 @@ dir_resolve_rcpt(struct worker *w, const char *address, dir_rcpt_cb *cb, void *a
 			return;
 		}
 	}
+	req_enqueue(r);
+}
+
+void
+dir_user_addresses(struct worker *w, const char *user_dn, dir_addr_cb *cb, void *arg)
+{
+	struct dreq *r = req_new(RQ_ADDR, w, arg);
+
+	r->addr_cb = cb;
+	if (user_dn == NULL || user_dn[0] == '\0') {
+		req_fail(r, DIR_NOTFOUND, "no DN");
+		req_post(r);
+		return;
+	}
+	/* Not cached: asked once per authenticated session. */
+	r->key = arena_strdup(r->arena, user_dn);
 	req_enqueue(r);
 }
 

@@ -14,6 +14,7 @@
 #ifndef TERN_DIR_H
 #define TERN_DIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "core/buf.h"
@@ -32,7 +33,7 @@ const char *dir_strerror(int status);
 
 /* A mailbox owner as the directory describes it. */
 struct dir_user {
-	const char *id;	   /* stable id (entryUUID): the storage key */
+	const char *id; /* stable id (entryUUID): the storage key */
 	const char *dn;
 	const char *login; /* login_attr value */
 	const char *mail;  /* primary address, lower-case ("" if none) */
@@ -49,6 +50,20 @@ struct dir_rcpt_result {
 	const char *const *forwards;
 	size_t nforwards;
 	const char *error; /* why, for logs (may be NULL) */
+	bool is_list;	   /* the address itself is a list (list_post) */
+};
+
+/* A user's addresses, for the sender checks of submission. */
+struct dir_addr_result {
+	enum dir_status status;
+	/* On DIR_OK, lower-case: mail_attr and alias_attr of the user's
+	 * entry; and those of every entry whose sendas_attr ([directory],
+	 * default owner) names the user's DN (lists they own). */
+	const char *const *addresses;
+	size_t naddresses;
+	const char *const *sendas;
+	size_t nsendas;
+	const char *error; /* for logs */
 };
 
 struct dir_auth_result {
@@ -59,6 +74,7 @@ struct dir_auth_result {
 
 typedef void dir_rcpt_cb(void *arg, const struct dir_rcpt_result *res);
 typedef void dir_auth_cb(void *arg, const struct dir_auth_result *res);
+typedef void dir_addr_cb(void *arg, const struct dir_addr_result *res);
 
 /* Starts the directory threads with cfg's [directory] (cfg must outlive
  * dir_stop). Connecting happens in the background: a directory that is
@@ -75,6 +91,11 @@ void dir_resolve_rcpt(struct worker *w, const char *address, dir_rcpt_cb *cb, vo
  * password is copied and wiped after use. */
 void dir_authenticate(struct worker *w, const char *login, const char *password, size_t pwlen,
 		      dir_auth_cb *cb, void *arg);
+
+/* The addresses of the user whose entry is user_dn (the dn of a
+ * dir_user from dir_authenticate). Not cached. DIR_NOTFOUND if the
+ * entry is gone or disabled. cb runs later on w. */
+void dir_user_addresses(struct worker *w, const char *user_dn, dir_addr_cb *cb, void *arg);
 
 /* Forget every cached answer (tests, admin changes). Any thread. */
 void dir_cache_flush(void);

@@ -21,6 +21,7 @@
 #include "core/tls.h"
 #include "core/worker.h"
 #include "directory/dir.h"
+#include "outbound/outbound.h"
 #include "protocols/imap/imap_session.h"
 #include "protocols/pop3/pop3_session.h"
 #include "protocols/sasl/mech.h"
@@ -115,8 +116,9 @@ main(int argc, char **argv)
 	for (int s = 0; s < SVC_COUNT; s++) {
 		if (!cfg->listeners[s].present)
 			continue;
-		if (s == SVC_SMTP || s == SVC_POP3 || s == SVC_POP3S || s == SVC_IMAP ||
-		    s == SVC_IMAPS || s == SVC_ADMIN)
+		if (s == SVC_SMTP || s == SVC_SUBMISSION || s == SVC_SUBMISSIONS || s == SVC_LMTP ||
+		    s == SVC_POP3 || s == SVC_POP3S || s == SVC_IMAP || s == SVC_IMAPS ||
+		    s == SVC_ADMIN)
 			continue;
 		fatal("%s:%d: [%s]: this service is not available in ternd %s yet", path,
 		      cfg->listeners[s].line, config_service_name((enum service)s), TERN_VERSION);
@@ -133,6 +135,9 @@ main(int argc, char **argv)
 	worker_pool_create(cfg->workers);
 	server_accept_fn *accept_fns[SVC_COUNT] = {0};
 	accept_fns[SVC_SMTP] = smtp_accept;
+	accept_fns[SVC_SUBMISSION] = smtp_accept;
+	accept_fns[SVC_SUBMISSIONS] = smtp_accept;
+	accept_fns[SVC_LMTP] = smtp_accept;
 	accept_fns[SVC_POP3] = pop3_accept;
 	accept_fns[SVC_POP3S] = pop3_accept;
 	accept_fns[SVC_IMAP] = imap_accept;
@@ -149,6 +154,10 @@ main(int argc, char **argv)
 		fatal("%s", err);
 	if (dir_start(cfg, &err) < 0)
 		fatal("%s", err);
+	/* The queue runner needs the store (the queue) and the directory
+	 * (bounces to local senders). */
+	if (outbound_start(cfg, &err) < 0)
+		fatal("%s", err);
 
 	log_info(0, "ternd", "start version=%s workers=%u config=%s", TERN_VERSION,
 		 worker_pool_size(), path);
@@ -157,10 +166,12 @@ main(int argc, char **argv)
 	server_run(); /* until SIGTERM */
 
 	worker_pool_stop();
+	outbound_stop();
 	dir_stop();
 	store_close();
 	mech_cyrus_done();
 	worker_pool_destroy();
+	imap_done();
 	tls_shutdown();
 	config_release(boot);
 	log_info(0, "ternd", "stop");

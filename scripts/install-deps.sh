@@ -1,12 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages Tern needs to build, test and run its demo,
 # only those missing, without letting Debian start its own daemons.
+# dnsmasq-base is the outbound tests' loopback DNS server (no service: the
+# -base package ships no init script; tests start and stop it by PID).
 set -eu
 PKGS="build-essential cmake pkg-config openssl
 libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
 libunistring-dev libcmocka-dev
-slapd ldap-utils python3 python3-pytest swaks isync"
+slapd ldap-utils python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl isync
+dnsmasq-base"
 
 missing=""
 for p in $PKGS; do

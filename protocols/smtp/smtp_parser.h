@@ -15,6 +15,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
 
 /* RFC 5321 4.5.3.1 */
 #define SMTP_LOCAL_PART_MAX 64
@@ -36,6 +39,9 @@ enum smtp_verb {
 	SMTP_VERB_EXPN,
 	SMTP_VERB_HELP,
 	SMTP_VERB_STARTTLS,
+	SMTP_VERB_AUTH, /* RFC 4954 */
+	SMTP_VERB_BDAT, /* RFC 3030 */
+	SMTP_VERB_LHLO, /* RFC 2033 */
 	SMTP_VERB_COUNT
 };
 
@@ -50,8 +56,12 @@ enum smtp_parse_error {
 	SMTP_PARSE_PATH_TOO_LONG = -7,	 /* path over 256 octets */
 	SMTP_PARSE_PARAM = -8,		 /* bad esmtp-param syntax */
 	SMTP_PARSE_TOO_MANY_PARAMS = -9,
-	SMTP_PARSE_BAD_CHAR = -10, /* NUL, control or 8-bit byte */
+	SMTP_PARSE_BAD_CHAR = -10, /* NUL, control, bad UTF-8, 8-bit outside a path */
+	SMTP_PARSE_UTF8 = -11,	   /* UTF-8 address without SMTPUTF8 (553 5.6.7) */
 };
+
+/* smtp_parse_command_ex flags */
+#define SMTP_PARSE_F_UTF8 1u /* the transaction is SMTPUTF8: RCPT may be UTF-8 */
 
 struct smtp_param {
 	const char *keyword; /* as sent; compare case-insensitively */
@@ -72,6 +82,12 @@ struct smtp_cmd {
 	size_t local_len;    /* the local part is address[0 .. local_len) */
 	const char *domain;  /* points into address, after the '@' ("" if none) */
 	bool domain_literal; /* the domain is [address literal] */
+	bool utf8_address;   /* the address has non-ASCII (UTF-8) octets */
+	/* AUTH: arg is the mechanism, initial the initial response or NULL */
+	const char *initial;
+	/* BDAT */
+	uint64_t chunk_size;
+	bool last;
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	size_t nparams;
 };
@@ -79,6 +95,9 @@ struct smtp_cmd {
 /* Parses line (len bytes, without CRLF, writable) into *cmd_r. Returns
  * SMTP_PARSE_OK or a negative enum smtp_parse_error. */
 int smtp_parse_command(char *line, size_t len, struct smtp_cmd *cmd_r);
+/* The same with flags (SMTP_PARSE_F_*). A MAIL line with SMTPUTF8 among
+ * its parameters may always carry a UTF-8 reverse path. */
+int smtp_parse_command_ex(char *line, size_t len, unsigned flags, struct smtp_cmd *cmd_r);
 
 /* The command name of a verb ("MAIL"), for logs. */
 const char *smtp_verb_name(enum smtp_verb verb);
@@ -89,5 +108,40 @@ const char *smtp_parse_strerror(int error);
  * most 63 octets, total at most 255) or, if literal_ok, an address
  * literal ([1.2.3.4] or [IPv6:...]). Pure. */
 bool smtp_domain_valid(const char *s, size_t len, bool literal_ok);
+
+/* Relay control: true only if the parsed RCPT's domain is one of domains
+ * (case-insensitive, exact: no trailing dot, no subdomain); an address
+ * literal is never local. The whole address is then looked up as is, so
+ * "a%b@local", "b!a@local" or "\"a@b\"@local" can only match a local
+ * entry with that very address. Pure. */
+bool smtp_rcpt_domain_local(const struct smtp_cmd *cmd, const char *const *domains,
+			    size_t ndomains);
+
+/* ---- ESMTP parameter values (pure) ---- */
+
+/* DSN NOTIFY bits; the same values as storage/queue.h's QUEUE_NOTIFY_*. */
+#define SMTP_NOTIFY_NEVER 0x01
+#define SMTP_NOTIFY_SUCCESS 0x02
+#define SMTP_NOTIFY_FAILURE 0x04
+#define SMTP_NOTIFY_DELAY 0x08
+#define SMTP_ENVID_MAX 100 /* RFC 3461 4.4 */
+#define SMTP_ORCPT_MAX 500 /* RFC 3461 4.2 */
+
+/* Decodes xtext (RFC 3461 4: "+" and two upper-case hex digits for
+ * anything outside "!" .. "~" and for "+" and "="), appending to out.
+ * 0, or -1 on bad syntax, an encoded NUL, or out's cap. */
+int smtp_xtext_decode(const char *s, struct buf *out);
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (each once)
+ * into SMTP_NOTIFY_* bits. 0 or -1. */
+int smtp_dsn_notify(const char *value, uint8_t *bits_r);
+/* ORCPT=addr-type;xtext (at most 500 octets); appends the decoded
+ * address to decoded. An rfc822 address must contain '@'. 0 or -1. */
+int smtp_dsn_orcpt(const char *value, struct buf *decoded);
+
+/* The addr-specs of an RFC 5322 address-list (the unfolded or folded
+ * value of From: or Sender:): display names, comments, groups and
+ * obsolete routes dropped; each appended to out followed by a NUL.
+ * Returns how many, or -1 on a syntax error. */
+int smtp_address_list(const char *value, size_t len, struct buf *out);
 
 #endif

@@ -133,6 +133,10 @@ class Ternd:
             ("limits", {"message_size_max": "1M", "auth_fail_delay": "100ms",
                         "max_auth_failures": "3"}),
             ("storage", {"group_commit": "yes"}),
+            # The queue runner may only ever ask a loopback resolver; where
+            # a test has none (nothing listens on port 9), remote mail just
+            # waits in the queue (outbound tests set their own DnsServer).
+            ("dns", {"resolver": "127.0.0.1:9"}),
             ("smtp", {"listen": "127.0.0.1:%d" % self.smtp_port}),
             ("pop3", {"listen": "127.0.0.1:%d" % self.pop3_port, "plaintext_auth": "yes"}),
             ("pop3s", {"listen": "127.0.0.1:%d" % self.pop3s_port}),
@@ -497,3 +501,327 @@ class Env:
             shutil.rmtree(self.tmp, ignore_errors=True)
         if errors:
             raise AssertionError("\n".join(errors))
+
+
+# ---- outbound fixtures: a loopback DNS server and far-side SMTP sinks ----
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+class DnsServer:
+    """Debian's dnsmasq on 127.0.0.1:<free port>, answering only from the
+    records given here (no upstream, no /etc/hosts): every other name
+    under the zones in `local` is NXDOMAIN. ternd's [dns] resolver points
+    at it, so no query ever leaves loopback.
+
+    mx: [(domain, host, preference)]; hosts: [(name, ipv4)];
+    rr: [(name, rrtype number, hex rdata)] for records dnsmasq has no
+    option for (null MX: (domain, 15, "000000"))."""
+
+    def __init__(self, workdir, mx=(), hosts=(), rr=(), local=("test",)):
+        self.workdir = workdir
+        self.port = free_port()
+        self.log_path = os.path.join(workdir, "dnsmasq-%d.log" % self.port)
+        self.args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
+                     "--no-resolv", "--no-hosts", "--no-poll", "--no-negcache",
+                     "--listen-address=127.0.0.1", "--bind-interfaces",
+                     "--port=%d" % self.port, "--pid-file=", "--user=root",
+                     "--log-queries", "--log-facility=" + self.log_path]
+        for zone in local:
+            self.args.append("--local=/%s/" % zone)
+        for domain, host, pref in mx:
+            self.args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
+        for name, ip in hosts:
+            self.args.append("--host-record=%s,%s" % (name, ip))
+        for name, rrtype, hexdata in rr:
+            self.args.append("--dns-rr=%s,%d,%s" % (name, rrtype, hexdata))
+        self.proc = None
+
+    @property
+    def resolver(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        if not os.access(DNSMASQ, os.X_OK):
+            raise RuntimeError("dnsmasq missing: run scripts/install-deps.sh")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace")
+                self.proc = None
+                raise AssertionError("dnsmasq exited: %s" % err)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise AssertionError("dnsmasq did not listen on %d" % self.port)
+                time.sleep(0.02)
+
+    def queries(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+class SinkMessage:
+    """One transaction a SmtpSink accepted."""
+
+    def __init__(self, conn_no, mail_from, mail_params, rcpts, data, tls, auth_user):
+        self.conn_no = conn_no
+        self.mail_from = mail_from
+        self.mail_params = mail_params  # "SIZE=12 BODY=8BITMIME" (the text after >)
+        self.rcpts = rcpts  # [(address, params text)], accepted ones only
+        self.data = data  # bytes as received, dot-unstuffed, without the final "."
+        self.tls = tls
+        self.auth_user = auth_user
+
+
+class SmtpSink:
+    """A far-side SMTP server in a thread of the test process (asyncio), on
+    host:port (127.0.0.x; the port is shared by sinks on other addresses
+    so one [outbound] port serves every MX). It records what it accepts
+    and can be told how to answer:
+      rcpt_reply(address) -> (code, text) or None for 250;
+      data_reply(message) -> (code, text) or None for 250;
+      delay: seconds to wait before answering the final dot (a slow far
+      side); ehlo: the capability lines; cert/key: offer STARTTLS;
+      auth: (user, password) required before MAIL."""
+
+    def __init__(self, host="127.0.0.1", port=None, ehlo=None, rcpt_reply=None,
+                 data_reply=None, delay=0, cert=None, key=None, auth=None, greeting=None):
+        import threading
+        self.host = host
+        self.port = port or free_port()
+        self.ehlo = list(ehlo) if ehlo is not None else [
+            "PIPELINING", "SIZE 10485760", "8BITMIME", "SMTPUTF8", "DSN",
+            "ENHANCEDSTATUSCODES"]
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.delay = delay
+        self.cert, self.key = cert, key
+        self.auth = auth
+        self.greeting = greeting
+        self.messages = []
+        self.commands = []  # (conn_no, command line) in arrival order
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.loop = None
+        self.server = None
+        self.thread = None
+        self.threading = threading
+
+    # -- control (test thread) --
+    def start(self):
+        import asyncio
+        ready = self.threading.Event()
+        errors = []
+
+        def run():
+            self.loop = asyncio.new_event_loop()
+            try:
+                self.server = self.loop.run_until_complete(
+                    asyncio.start_server(self._session, self.host, self.port,
+                                         reuse_address=True))
+            except OSError as e:
+                errors.append(e)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+        self.thread = self.threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+        return self
+
+    def stop(self):
+        """Stops listening and drops every connection (the far side goes
+        down); start() brings it back on the same address and port."""
+        if self.loop is None:
+            return
+        import asyncio
+
+        async def shut():
+            self.server.close()
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
+            await self.server.wait_closed()
+
+        fut = asyncio.run_coroutine_threadsafe(shut(), self.loop)
+        try:
+            fut.result(10)
+        except Exception:  # noqa: BLE001 - cancelled sessions are expected
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop = None
+
+    def wait_messages(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.05)
+        with self.lock:
+            raise AssertionError("sink %s:%d: %d messages after %ss, wanted %d; commands %r"
+                                 % (self.host, self.port, len(self.messages), timeout, n,
+                                    self.commands[-20:]))
+
+    # -- the server (sink thread) --
+    async def _session(self, reader, writer):
+        import asyncio
+        with self.lock:
+            self.connections += 1
+            conn_no = self.connections
+        state = {"tls": False, "auth": None}
+
+        async def send(line):
+            writer.write(line.encode() + b"\r\n")
+            await writer.drain()
+
+        async def readline():
+            line = await reader.readline()
+            if not line:
+                raise EOFError
+            return line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+
+        try:
+            await send(self.greeting or "220 %s ESMTP sink" % self.host)
+            mail = None
+            rcpts = []
+            while True:
+                line = await readline()
+                with self.lock:
+                    self.commands.append((conn_no, line))
+                verb = line.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    mail, rcpts = None, []
+                    caps = list(self.ehlo)
+                    if self.cert and not state["tls"]:
+                        caps.append("STARTTLS")
+                    if self.auth:
+                        caps.append("AUTH PLAIN LOGIN")
+                    if verb == "HELO":
+                        await send("250 %s" % self.host)
+                        continue
+                    lines = [self.host] + caps
+                    for i, c in enumerate(lines):
+                        await send("250%s%s" % ("-" if i < len(lines) - 1 else " ", c))
+                elif verb == "STARTTLS" and self.cert and not state["tls"]:
+                    await send("220 2.0.0 go ahead")
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(self.cert, self.key)
+                    await writer.start_tls(ctx)
+                    state["tls"] = True
+                elif verb == "AUTH":
+                    parts = line.split()
+                    user = pw = None
+                    if len(parts) >= 3 and parts[1].upper() == "PLAIN":
+                        dec = base64.b64decode(parts[2]).split(b"\0")
+                        user, pw = dec[1].decode(), dec[2].decode()
+                    elif len(parts) >= 2 and parts[1].upper() == "LOGIN":
+                        await send("334 VXNlcm5hbWU6")
+                        user = base64.b64decode(await readline()).decode()
+                        await send("334 UGFzc3dvcmQ6")
+                        pw = base64.b64decode(await readline()).decode()
+                    if self.auth and (user, pw) == tuple(self.auth):
+                        state["auth"] = user
+                        await send("235 2.7.0 ok")
+                    else:
+                        await send("535 5.7.8 bad credentials")
+                elif verb == "MAIL":
+                    if self.auth and state["auth"] is None:
+                        await send("530 5.7.0 authentication required")
+                        continue
+                    addr, params = _split_path(line[10:])
+                    mail, rcpts = (addr, params), []
+                    await send("250 2.1.0 ok")
+                elif verb == "RCPT":
+                    if mail is None:
+                        await send("503 5.5.1 MAIL first")
+                        continue
+                    addr, params = _split_path(line[8:])
+                    reply = self.rcpt_reply(addr) if self.rcpt_reply else None
+                    if reply is None:
+                        rcpts.append((addr, params))
+                        await send("250 2.1.5 ok")
+                    else:
+                        await send("%d %s" % reply)
+                elif verb == "DATA":
+                    if mail is None or not rcpts:
+                        await send("554 5.5.1 no valid recipients")
+                        continue
+                    await send("354 go ahead")
+                    data = b""
+                    while True:
+                        raw = await reader.readline()
+                        if not raw:
+                            raise EOFError
+                        if raw == b".\r\n":
+                            break
+                        if raw.startswith(b"."):
+                            raw = raw[1:]
+                        data += raw
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                    msg = SinkMessage(conn_no, mail[0], mail[1], rcpts, data, state["tls"],
+                                      state["auth"])
+                    reply = self.data_reply(msg) if self.data_reply else None
+                    if reply is None:
+                        with self.lock:
+                            self.messages.append(msg)
+                        await send("250 2.0.0 queued")
+                    else:
+                        await send("%d %s" % reply)
+                    mail, rcpts = None, []
+                elif verb == "RSET":
+                    mail, rcpts = None, []
+                    await send("250 2.0.0 ok")
+                elif verb == "NOOP":
+                    await send("250 2.0.0 ok")
+                elif verb == "QUIT":
+                    await send("221 2.0.0 bye")
+                    break
+                else:
+                    await send("502 5.5.2 unknown command")
+        except (EOFError, ConnectionError, asyncio.CancelledError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _split_path(rest):
+    """"<a@b> SIZE=1" -> ("a@b", "SIZE=1")."""
+    rest = rest.strip()
+    if rest.startswith("<"):
+        end = rest.find(">")
+        return rest[1:end], rest[end + 1:].strip()
+    parts = rest.split(" ", 1)
+    return parts[0], parts[1] if len(parts) > 1 else ""

@@ -117,7 +117,7 @@ static const struct cmd_case cmd_cases[] = {
     {"MAIL FROM:<a@b.example> A=b=c\r\n", SMTP_PARSE_PARAM, SMTP_VERB_MAIL, NULL, 0},
     {"MAIL FROM:<a@b.example> -A=1\r\n", SMTP_PARSE_PARAM, SMTP_VERB_MAIL, NULL, 0},
     {"MAIL FROM:<a\x01@b.example>\r\n", SMTP_PARSE_BAD_CHAR, SMTP_VERB_MAIL, NULL, 0},
-    {"MAIL FROM:<\xc3\xa9@b.example>\r\n", SMTP_PARSE_BAD_CHAR, SMTP_VERB_MAIL, NULL, 0},
+    {"MAIL FROM:<\xc3\xa9@b.example>\r\n", SMTP_PARSE_UTF8, SMTP_VERB_MAIL, NULL, 0},
 
     /* RCPT TO */
     {"RCPT TO:<bob@example.org>\r\n", SMTP_PARSE_OK, SMTP_VERB_RCPT, "bob@example.org", 0},
@@ -147,7 +147,8 @@ static const struct cmd_case cmd_cases[] = {
     {"FOO\r\n", SMTP_PARSE_UNKNOWN, SMTP_VERB_UNKNOWN, NULL, 0},
     {"MAILFROM:<a@b.example>\r\n", SMTP_PARSE_UNKNOWN, SMTP_VERB_UNKNOWN, NULL, 0},
     {"\r\n", SMTP_PARSE_UNKNOWN, SMTP_VERB_UNKNOWN, NULL, 0},
-    {"AUTH PLAIN AGFsaWNl\r\n", SMTP_PARSE_UNKNOWN, SMTP_VERB_UNKNOWN, NULL, 0},
+    {"AUTH PLAIN AGFsaWNl\r\n", SMTP_PARSE_OK, SMTP_VERB_AUTH, NULL, 0},
+    {"XAUTH PLAIN\r\n", SMTP_PARSE_UNKNOWN, SMTP_VERB_UNKNOWN, NULL, 0},
 };
 
 static int

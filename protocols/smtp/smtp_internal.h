@@ -1,0 +1,141 @@
+/*
+ * smtp_internal.h - internal to protocols/smtp/: the session struct that
+ * smtp_session.c (commands, DATA/BDAT, delivery, LMTP) and smtp_auth.c
+ * (AUTH and the submission sender checks) share. One session per
+ * connection, touched only on its worker thread.
+ */
+#ifndef TERN_SMTP_INTERNAL_H
+#define TERN_SMTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/compat.h"
+#include "core/config.h"
+#include "core/conn.h"
+#include "protocols/sasl/auth.h"
+#include "storage/queue.h"
+#include "storage/store.h"
+#include "smtp_data.h"
+#include "smtp_parser.h"
+
+enum smtp_state {
+	ST_CONNECTED = 1 << 0, /* before HELO/EHLO (again after STARTTLS) */
+	ST_GREETED = 1 << 1,   /* no transaction */
+	ST_MAIL = 1 << 2,      /* MAIL accepted, no recipient yet */
+	ST_RCPT = 1 << 3,      /* at least one recipient accepted */
+	ST_DATA = 1 << 4,      /* reading the message; lines bypass the table */
+	ST_BDAT = 1 << 5,      /* between BDAT chunks (RFC 3030) */
+	ST_AUTH = 1 << 6,      /* a SASL exchange; lines are responses */
+};
+#define ST_COMMAND (ST_CONNECTED | ST_GREETED | ST_MAIL | ST_RCPT)
+
+/* One mailbox that gets the message: each user once, however reached. */
+struct smtp_target {
+	const char *user_id; /* owned by the tx arena */
+	uint64_t quota;
+	const char *rcpt; /* the RCPT address that reached it first (tx arena) */
+};
+
+/* LMTP: an accepted RCPT and the targets it reached, for its own reply. */
+struct smtp_lrcpt {
+	const char *address; /* tx arena */
+	size_t *targets;     /* indexes into targets, tx arena */
+	size_t ntargets;
+	bool remote; /* reached forwards (queued) */
+};
+
+struct smtp_session {
+	struct conn conn;    /* first: the conn pointer is the session pointer */
+	struct arena *arena; /* owns this struct */
+	struct config *cfg;  /* owned reference, released on free */
+	enum service svc;
+	bool submission; /* [submission]/[submissions]: AUTH before MAIL */
+	bool lmtp;	 /* [lmtp] (RFC 2033) */
+	unsigned state;
+	bool esmtp;
+	struct buf helo;  /* the HELO/EHLO argument */
+	struct buf reply; /* formatting scratch for one reply */
+	unsigned errors;
+	unsigned msgs;	      /* messages accepted */
+	unsigned rcpts_total; /* recipients accepted, all transactions */
+
+	/* ---- AUTH (smtp_auth.c); strings in the session arena ---- */
+	struct auth_sasl sasl;
+	unsigned auth_failures;
+	const char *auth_id; /* stable id once authenticated, else NULL */
+	const char *auth_login;
+	const char *auth_dn;
+	const char **own; /* the user's addresses, lower-case */
+	size_t nown;
+	const char **sendas; /* addresses they may send as (lists owned) */
+	size_t nsendas;
+
+	/* ---- the transaction; everything below is reset together ---- */
+	struct arena *tx; /* owned; cleared by smtp_reset_transaction() */
+	uint64_t msg_id;
+	const char *sender; /* tx arena; "" for <> */
+	unsigned nrcpts;    /* RCPT commands accepted */
+	const char *first_rcpt;
+	struct smtp_target *targets; /* tx arena */
+	size_t ntargets, targets_cap;
+	uint32_t *index; /* open addressing over targets, 1-based, tx arena */
+	size_t index_cap;
+	struct buf body; /* Received header + message, CRLF */
+	size_t msg_off;	 /* where the message starts in body (after Received) */
+	struct smtp_data data;
+	struct store_delivery *delivery; /* tx arena; in flight until done() */
+	/* ESMTP parameters of MAIL (RFC 6531, 6152, 3461, 8689) */
+	bool smtputf8, eightbit, requiretls;
+	enum queue_ret ret;
+	const char *envid; /* decoded, tx arena */
+	/* Remote recipients (authenticated submission, forwards), tx arena */
+	struct queue_rcpt_in *remote;
+	size_t nremote, remote_cap;
+	/* LMTP: the accepted RCPTs in order */
+	struct smtp_lrcpt *lrcpts;
+	size_t nlrcpts, lrcpts_cap;
+	/* BDAT (RFC 3030) */
+	bool bdat;		/* this transaction uses BDAT */
+	bool bdat_last;		/* the chunk being read is the last */
+	bool bdat_discard;	/* the chunk being read is thrown away */
+	const char *bdat_error; /* reply for a chunk read in a wrong state */
+	uint64_t bdat_chunk;	/* size of the chunk being read */
+	uint64_t bdat_size;	/* message bytes so far */
+	bool bdat_too_big;
+
+	/* The RCPT being resolved (directory callback pending). */
+	struct buf pending_given;
+	struct buf pending_lower;
+	uint8_t pending_notify;
+	const char *pending_orcpt; /* tx arena */
+};
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* A peer mistake; the tenth ends the session. Call after its reply. */
+void smtp_bad_command(struct smtp_session *s);
+void smtp_reset_transaction(struct smtp_session *s);
+
+/* smtp_deliver.c: the message is complete (or failed): check, store,
+ * reply (from the store's callback). */
+void smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long);
+
+/* smtp_auth.c */
+/* AUTH is offered on this session now (submission, EHLO, TLS or
+ * plaintext_auth). */
+bool smtp_auth_offered(const struct smtp_session *s);
+void smtp_cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd);
+/* A line while ST_AUTH. */
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+/* True if the lower-case address is one the authenticated user may use
+ * as a sender (own or send-as). */
+bool smtp_sender_allowed(const struct smtp_session *s, const char *address);
+/* True if every address of every From: header of the message (at
+ * msg..msg+len) passes smtp_sender_allowed; *why_r says what failed. */
+bool smtp_from_allowed(const struct smtp_session *s, const char *msg, size_t len,
+		       const char **why_r);
+
+#endif
