@@ -5,15 +5,20 @@
  * modifier (RFC 7162).
  *
  * A command runs in three steps: parse every item (any error is a BAD
- * before anything is sent), list the mailbox once for flags, dates and
- * sizes, then, if a non-PEEK body item reads messages of a read-write
- * mailbox that lack \Seen, set it with one asynchronous store_flags and
- * continue from its completion. Each message's response is then prepared
- * whole (text in one buffer, body data in buffers of their own, read with
- * store_message_read_range using the MIME structure stored at delivery,
- * never re-parsing the message) and written only once complete, so a
- * message expunged under our feet is skipped cleanly (RFC 9051 allows it)
- * instead of leaving half a response on the wire.
+ * before anything is sent), read the flags, dates and sizes of the
+ * messages asked for (store_message_infos: one lookup per UID run, not a
+ * listing of the mailbox), then, if a non-PEEK body item reads messages
+ * of a read-write mailbox that lack \Seen, set it with one asynchronous
+ * store_flags and continue from its completion. Each message's response
+ * is then prepared whole (text in one buffer, body data in buffers of
+ * their own, read with store_message_read_range using the MIME structure
+ * stored at delivery, never re-parsing the message) and written only once
+ * complete, so a message expunged under our feet is skipped cleanly (RFC
+ * 9051 allows it) instead of leaving half a response on the wire. Between messages the
+ * output is flow-controlled: past FETCH_OUT_HIGH bytes waiting to be
+ * sent the command goes asynchronous and resumes when the client has read
+ * them (conn_on_drain), so memory stays near one message however much is
+ * fetched; a client that disconnects meanwhile ends the command there.
  *
  * How it fails: a malformed item list, an unknown item or a message
  * number past the end is a BAD; a part with an unknown transfer encoding
@@ -80,10 +85,24 @@ struct fetch_ctx {
 	bool any_seen;		      /* some item sets \Seen */
 	bool modseq;		      /* MODSEQ in every response (CONDSTORE) */
 	uint64_t changedsince;	      /* 0: none */
-	struct store_msg_info *infos; /* the mailbox, UID order */
+	struct store_msg_info *infos; /* those of uids that exist, UID order */
 	size_t ninfos;
 	bool *flags_changed; /* per info: \Seen was set by this command */
+	/* Progress of the responses, kept while the command waits for the
+	 * client to read (everything here is in the command arena, which
+	 * lives until the tagged reply). */
+	size_t next;   /* index in uids of the next message to answer for */
+	int status;    /* STORE_OK, or what ends the command */
+	bool expunged; /* some message was gone meanwhile */
+	bool async;    /* this command holds imap_async_begin() */
 };
+
+/* Output flow control: responses stop being queued while more than
+ * FETCH_OUT_HIGH bytes wait to be sent, and go on once the client has
+ * read them down to FETCH_OUT_LOW; so a FETCH of a whole big mailbox
+ * holds about one message plus FETCH_OUT_HIGH, not the mailbox. */
+#define FETCH_OUT_HIGH (1u << 20)
+#define FETCH_OUT_LOW (256u << 10)
 
 /* ---- parsing the items ---- */
 
@@ -860,7 +879,7 @@ prepare(struct fetch_ctx *f, const struct store_msg_info *m, bool flags_changed,
 		case FI_FLAGS:
 			buf_append_str(&r->b, "FLAGS (");
 			imap_append_flags(&r->b, m->flags, m->keywords, m->nkeywords,
-					  !s->rev2 && m->uid >= s->view->recent_from);
+					  !s->rev2 && imap_view_is_recent(s->view, m->uid));
 			buf_append_str(&r->b, ")");
 			flags_done = true;
 			break;
@@ -937,7 +956,7 @@ prepare(struct fetch_ctx *f, const struct store_msg_info *m, bool flags_changed,
 	if (flags_changed && !flags_done) {
 		buf_append_str(&r->b, " FLAGS (");
 		imap_append_flags(&r->b, m->flags, m->keywords, m->nkeywords,
-				  !s->rev2 && m->uid >= s->view->recent_from);
+				  !s->rev2 && imap_view_is_recent(s->view, m->uid));
 		buf_append_str(&r->b, ")");
 	}
 	bool has_modseq = false;
@@ -1019,24 +1038,68 @@ absorb_own_changes(struct fetch_ctx *f)
 	arena_destroy(&a);
 }
 
-/* Sends every response, then the tagged reply. */
+/* Ends the command: the view's updates, then the tagged reply. */
+static void
+fetch_finish(struct fetch_ctx *f)
+{
+	struct imap_session *s = f->s;
+	bool async = f->async;
+
+	if (s->conn.closed) {
+		/* The client went away mid-FETCH: nothing to tell anyone. */
+		imap_tagged(s, "NO", "FETCH aborted");
+	} else {
+		if (s->view != NULL)
+			absorb_own_changes(f);
+		imap_view_sync(s, false);
+		if (f->status == ITEM_UNKNOWN_CTE)
+			imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown content transfer encoding");
+		else if (f->status != STORE_OK)
+			imap_tagged(s, "NO", "[UNAVAILABLE] FETCH failed, try again later");
+		else if (f->expunged)
+			imap_tagged(s, "OK",
+				    "[EXPUNGEISSUED] Some messages were expunged meanwhile");
+		else
+			imap_tagged(s, "OK", "FETCH completed");
+	}
+	if (async)
+		imap_async_end(s); /* may free s; f is gone with the arena */
+}
+
+static void respond(struct fetch_ctx *f);
+
+/* The client has read enough (or is gone, c->closed): carry on. */
+static void
+fetch_drained(struct conn *c, void *arg)
+{
+	(void)c;
+	respond(arg);
+}
+
+/* Sends the responses from f->next on, each message's whole, until all
+ * are sent (then the tagged reply) or too much waits to be sent (then it
+ * goes asynchronous and continues from fetch_drained). Nothing of a
+ * message is held across the wait: only the position and the infos. */
 static void
 respond(struct fetch_ctx *f)
 {
 	struct imap_session *s = f->s;
 	struct resp r;
-	int status = STORE_OK;
-	bool expunged = false;
+	bool full = false;
 
 	memset(&r, 0, sizeof(r));
 	r.a = arena_new(0);
 	/* No single response buffer holds body data: text only. */
 	buf_init(&r.b, 64u << 20);
-	for (size_t i = 0; i < f->nuids && !s->conn.closed; i++) {
+	while (f->next < f->nuids && f->status == STORE_OK && !s->conn.closed && !s->conn.closing) {
+		if (conn_output_pending(&s->conn) > FETCH_OUT_HIGH) {
+			full = true;
+			break;
+		}
 		size_t idx;
-		const struct store_msg_info *m = find_info(f, f->uids[i], &idx);
+		const struct store_msg_info *m = find_info(f, f->uids[f->next++], &idx);
 		if (m == NULL) {
-			expunged = true; /* gone meanwhile: skipped */
+			f->expunged = true; /* gone meanwhile: skipped */
 			continue;
 		}
 		if (f->changedsince > 0 && m->modseq <= f->changedsince)
@@ -1044,31 +1107,28 @@ respond(struct fetch_ctx *f)
 		/* Body data never exceeds the message itself. */
 		r.data_max = m->size + 4096;
 		int ret = prepare(f, m, f->flags_changed != NULL && f->flags_changed[idx], &r);
-		if (ret == STORE_OK) {
+		if (ret == STORE_OK)
 			resp_send(s, &r);
-		} else if (ret == STORE_NOTFOUND) {
-			expunged = true;
-		} else {
-			status = ret;
-		}
+		else if (ret == STORE_NOTFOUND)
+			f->expunged = true;
+		else
+			f->status = ret;
 		resp_free(&r);
-		if (status != STORE_OK)
-			break;
 	}
 	buf_free(&r.b);
 	arena_destroy(&r.a);
 
-	if (s->view != NULL)
-		absorb_own_changes(f);
-	imap_view_sync(s, false);
-	if (status == ITEM_UNKNOWN_CTE)
-		imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown content transfer encoding");
-	else if (status != STORE_OK)
-		imap_tagged(s, "NO", "[UNAVAILABLE] FETCH failed, try again later");
-	else if (expunged)
-		imap_tagged(s, "OK", "[EXPUNGEISSUED] Some messages were expunged meanwhile");
-	else
-		imap_tagged(s, "OK", "FETCH completed");
+	if (full) {
+		/* The command stays in progress meanwhile: no other command
+		 * runs and no untagged data is written until it ends. */
+		if (!f->async) {
+			imap_async_begin(s);
+			f->async = true;
+		}
+		if (conn_on_drain(&s->conn, FETCH_OUT_LOW, fetch_drained, f) == 0)
+			return;
+	}
+	fetch_finish(f);
 }
 
 /* store_flags finished: the \Seen flags are durable. */
@@ -1094,10 +1154,11 @@ seen_done(void *req, void *arg)
 		f->infos[idx].nkeywords = c->nkeywords;
 		f->flags_changed[idx] = true;
 	}
-	if (s->view != NULL && !s->conn.closed)
-		respond(f);
-	else
-		imap_tagged(s, "NO", "FETCH aborted");
+	if (s->view != NULL && !s->conn.closed) {
+		respond(f); /* ends the asynchronous step itself */
+		return;
+	}
+	imap_tagged(s, "NO", "FETCH aborted");
 	imap_async_end(s);
 }
 
@@ -1107,7 +1168,6 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	struct arena *a = s->cmd_arena;
 	struct fetch_ctx *f = arena_alloc(a, sizeof(*f));
 	struct imap_seqset set;
-	struct store_mailbox_info info;
 
 	f->s = s;
 	if (cmd->count < 2 || cmd->count > 3 || cmd->args[0].type != IMAP_ARG_ATOM ||
@@ -1136,10 +1196,9 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "OK", "FETCH completed");
 		return;
 	}
-	/* XXX one listing of the whole mailbox per FETCH: cheap next to the
-	 * bodies, but a FETCH of one message in a huge mailbox pays it too;
-	 * a per-UID read in the store would remove it. */
-	int ret = store_mailbox_list(s->user_id, s->view->name, a, &info, &f->infos, &f->ninfos);
+	/* Flags, dates and sizes of just the messages asked for. */
+	int ret = store_message_infos(s->user_id, s->view->name, f->uids, f->nuids, a, &f->infos,
+				      &f->ninfos);
 	if (ret != STORE_OK) {
 		imap_tagged_store_status(s, ret == STORE_NOTFOUND ? STORE_TEMPFAIL : ret, "FETCH");
 		return;
@@ -1173,6 +1232,7 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	f->sf.mode = STORE_FLAGS_ADD;
 	f->sf.flags = STORE_FLAG_SEEN;
 	imap_async_begin(s);
+	f->async = true;
 	store_flags(&f->sf);
 }
 

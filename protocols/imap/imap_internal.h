@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -34,9 +35,7 @@
 #define IMAP_ST_ANY (IMAP_ST_NOTAUTH | IMAP_ST_AUTH | IMAP_ST_SELECTED)
 #define IMAP_ST_AUTHED (IMAP_ST_AUTH | IMAP_ST_SELECTED)
 
-/* Limits not (yet) in the config. */
-#define IMAP_LITERAL_MAX (64u * 1024u)	/* any literal but APPEND's message */
-#define IMAP_MAX_DEPTH 32		/* nested lists in one command */
+/* Limits the config does not set ([limits] imap_* holds the others). */
 #define IMAP_MAX_ARGS 100000		/* arguments in one command */
 #define IMAP_MAX_ERRORS 20		/* BADs before the session is closed */
 
@@ -81,8 +80,19 @@ struct imap_session {
 	uint32_t *search_saved; /* owned (malloc), or NULL */
 	size_t nsearch_saved;
 	bool idling;		/* between IDLE's "+" and DONE */
+	struct imap_cmd idle_cmd; /* IDLE's, kept out of the command arena */
+	char *idle_tag;		/* owned: idle_cmd.tag */
 
 	struct buf out;		/* formatting scratch for one response */
+
+	/* [limits] imap_command_rate: a token bucket of commands. A command
+	 * that finds it empty waits (input paused) for its token; a
+	 * connection that keeps it empty for imap_flood_time is closed. */
+	double rate_tokens;
+	uint64_t rate_at_ms;	   /* when rate_tokens was last topped up */
+	uint64_t throttled_since_ms; /* 0: not over the rate now */
+	struct event *rate_ev;	   /* owned, made the first time it waits */
+	const struct imap_cmd *rate_cmd; /* the command waiting for a token */
 };
 
 /* ---- the command table ---- */
@@ -175,7 +185,12 @@ struct imap_view {
 	uint64_t modseq;     /* HIGHESTMODSEQ the view is in sync with */
 	uint32_t *uids;	     /* owned: message number i+1 is uids[i] */
 	size_t count, cap;
-	uint32_t recent_from; /* UIDs at or above it are \Recent here */
+	/* The UIDs that are \Recent in this session (imap_recent.c):
+	 * ascending, disjoint ranges. */
+	struct imap_recent_range {
+		uint32_t lo, hi;
+	} *recent; /* owned */
+	size_t nrecent, recent_cap;
 	struct store_watch *watch; /* owned */
 	bool changed;	     /* the store said something changed */
 	uint32_t *pending_expunge; /* owned: expunged, not yet reported */
@@ -214,6 +229,27 @@ void imap_view_keywords(struct imap_session *s, const char *const *kw, size_t nk
 void imap_view_keywords_refresh(struct imap_session *s);
 /* Message number of uid in the view (1-based), or 0. */
 uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
+
+/* ---- \Recent, shared by the sessions of a mailbox (imap_recent.c) ---- */
+
+/* The highest UID of (user, mailbox) some session was already told
+ * about; unless peek, raises it to highest, so that the UIDs between are
+ * recent to the caller alone. initial is the claim to assume for a
+ * mailbox no session has claimed since the process started. */
+uint32_t imap_recent_claim(const char *user_id, uint32_t mailbox_id, uint32_t uidvalidity,
+			   uint32_t highest, uint32_t initial, bool peek);
+/* The claim without taking anything: false if no session claimed the
+ * mailbox (as of uidvalidity) since the process started. */
+bool imap_recent_peek(const char *user_id, uint32_t mailbox_id, uint32_t uidvalidity,
+		      uint32_t *claimed_r);
+/* When the process started: messages saved before then are not recent. */
+time_t imap_recent_started(void);
+void imap_recent_free_all(void);
+/* Adds lo..hi to the view's recent UIDs (above or touching the last). */
+void imap_view_recent_add(struct imap_view *v, uint32_t lo, uint32_t hi);
+bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);
+/* How many messages of the view are recent in it. */
+size_t imap_view_recent_count(const struct imap_view *v);
 
 /* Flags as IMAP text: "\Seen \Flagged $Label"; recent adds \Recent. */
 int imap_append_flags(struct buf *out, uint32_t flags, const char *const *kw, size_t nkw,

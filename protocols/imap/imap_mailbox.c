@@ -191,15 +191,37 @@ status_parse(const struct imap_arg *list, struct status_req *r)
 	return 0;
 }
 
+/* RECENT for STATUS: the selected mailbox's from the view; another's is
+ * the messages no session was told about yet (imap_recent.c), which
+ * needs the UIDs only when the mailbox has some above the claim. */
 static size_t
-view_recent(const struct imap_session *s)
+status_recent(struct imap_session *s, const struct store_mailbox *box)
 {
-	const struct imap_view *v = s->view;
-	size_t n = 0;
+	struct store_mailbox_info info;
+	struct store_msg_info *msgs;
+	uint32_t claimed;
+	size_t n, recent = 0;
 
-	for (size_t i = 0; i < v->count; i++)
-		n += v->uids[i] >= v->recent_from;
-	return n;
+	if (s->rev2)
+		return 0;
+	if (is_selected(s, box->name))
+		return imap_view_recent_count(s->view);
+	if (box->messages == 0)
+		return 0;
+	bool known = imap_recent_peek(s->user_id, box->id, box->uidvalidity, &claimed);
+	if (known && claimed + 1 >= box->uidnext)
+		return 0;
+	if (store_mailbox_list(s->user_id, box->name, s->cmd_arena, &info, &msgs, &n) != STORE_OK)
+		return 0;
+	if (!known) {
+		time_t started = imap_recent_started();
+		claimed = 0;
+		for (size_t i = 0; i < n && msgs[i].save_date < started; i++)
+			claimed = msgs[i].uid;
+	}
+	for (size_t i = 0; i < n; i++)
+		recent += msgs[i].uid > claimed;
+	return recent;
 }
 
 /* "* STATUS name (ITEM n ...)" into b (no CRLF). */
@@ -233,10 +255,7 @@ status_render(struct imap_session *s, struct buf *b, const struct store_mailbox 
 			buf_printf(b, "%sSIZE %" PRIu64, sp, box->bytes);
 			break;
 		case ST_RECENT:
-			/* \Recent is per session here: only the selected
-			 * mailbox can have any (RFC 3501 allows 0). */
-			buf_printf(b, "%sRECENT %zu", sp,
-				   is_selected(s, box->name) && !s->rev2 ? view_recent(s) : 0);
+			buf_printf(b, "%sRECENT %zu", sp, status_recent(s, box));
 			break;
 		case ST_HIGHESTMODSEQ:
 			/* XXX RFC 7162 3.1 makes this a CONDSTORE-enabling
@@ -402,7 +421,7 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 	imap_view_flags(s, &box); /* FLAGS, PERMANENTFLAGS */
 	imap_untagged(s, "%zu EXISTS", v->count);
 	if (!s->rev2) {
-		imap_untagged(s, "%zu RECENT", view_recent(s));
+		imap_untagged(s, "%zu RECENT", imap_view_recent_count(s->view));
 		uint32_t unseen = box.unseen > 0 ? first_unseen(s) : 0;
 		if (unseen > 0)
 			imap_untagged(s, "OK [UNSEEN %" PRIu32 "] First unseen", unseen);

@@ -174,7 +174,7 @@ store_fetch_line(struct imap_session *s, const struct store_op *op, uint32_t seq
 	if (!op->silent) {
 		buf_printf(b, "%sFLAGS (", sp ? " " : "");
 		imap_append_flags(b, m->flags, m->keywords, m->nkeywords,
-				  !s->rev2 && m->uid >= s->view->recent_from);
+				  !s->rev2 && imap_view_is_recent(s->view, m->uid));
 		buf_append_str(b, ")");
 		sp = true;
 	}
@@ -276,10 +276,11 @@ store_done(void *req, void *arg)
 			if (op->silent)
 				continue; /* unchanged: no new MODSEQ to tell */
 			if (!listed) {
-				struct store_mailbox_info info;
+				/* The unchanged ones of the set, read once. */
 				listed = true;
-				if (store_mailbox_list(s->user_id, s->view->name, s->cmd_arena,
-						       &info, &all, &nall) != STORE_OK)
+				if (store_message_infos(s->user_id, s->view->name, f->uids,
+							f->nuids, s->cmd_arena, &all,
+							&nall) != STORE_OK)
 					nall = 0;
 			}
 			m = find_info(all, nall, uid);

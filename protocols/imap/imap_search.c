@@ -1214,7 +1214,7 @@ cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 		    .seq = (uint32_t)q + 1,
 		    .uid = uid,
 		    .info = &msgs[k],
-		    .recent = uid >= v->recent_from,
+		    .recent = imap_view_is_recent(v, uid),
 		};
 		bool hit = eval(&se, root, &m);
 		if (m.hcanon_state > 0)

@@ -13,6 +13,8 @@
  * IMAP_MAX_ERRORS of them, an over-long line or an unframeable literal end
  * the session with "* BYE". A literal over the limit gets "NO [TOOBIG]"
  * and, for a synchronizing one, no "+", as RFC 9051 7.5 and RFC 7888 ask.
+ * Commands over [limits] imap_command_rate wait for their turn (input
+ * paused); a connection kept over it for imap_flood_time gets "* BYE".
  * The directory being down answers "NO [UNAVAILABLE]"; wrong credentials
  * "NO [AUTHENTICATIONFAILED]" after the growing delay of protocols/sasl.
  */
@@ -23,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "core/log.h"
@@ -590,11 +594,18 @@ imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	s->idling = true;
-	/* The command stays open (no tagged reply) until DONE. */
+	/* The command stays open (no tagged reply) until DONE, which may be
+	 * half an hour away: its tag moves out of the command arena, which
+	 * is given back with the scratch buffer. */
 	s->async = true;
+	s->idle_cmd.tag = s->idle_tag = xstrdup(cmd->tag);
+	s->idle_cmd.name = "IDLE";
+	s->cmd = &s->idle_cmd;
 	conn_write(&s->conn, "+ idling\r\n", 10);
 	if (s->view != NULL)
 		imap_view_sync(s, true);
+	arena_trim(s->cmd_arena);
+	buf_free(&s->out);
 }
 
 /* Called by imap_view when the store reports a change during IDLE. */
@@ -610,6 +621,8 @@ idle_line(struct imap_session *s, const char *line, size_t len)
 	} else {
 		imap_bad(s, "Expected DONE");
 	}
+	free(s->idle_tag);
+	s->idle_tag = NULL;
 }
 
 /* ---- the command table ---- */
@@ -674,7 +687,15 @@ dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 static void
 finish_command(struct imap_session *s)
 {
-	arena_clear(s->cmd_arena);
+	/* A client that waits for the reply before its next command (most
+	 * of them, and every idle one) holds no per-command memory until
+	 * then: idle connections are what an IMAP server has most of. */
+	if (conn_input_pending(&s->conn)) {
+		arena_clear(s->cmd_arena);
+	} else {
+		arena_trim(s->cmd_arena);
+		buf_free(&s->out);
+	}
 	imap_parser_reset(s->parser);
 	s->in_literal = false;
 }
@@ -730,14 +751,96 @@ skip_line(struct imap_session *s, const char *line, size_t len)
 	return true;
 }
 
+/* ---- command rate ([limits] imap_command_rate) ---- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+rate_refill(struct imap_session *s, uint64_t now)
+{
+	double rate = s->cfg->imap_command_rate;
+
+	s->rate_tokens += (double)(now - s->rate_at_ms) * rate / 1000.0;
+	if (s->rate_tokens > rate)
+		s->rate_tokens = rate;
+	s->rate_at_ms = now;
+}
+
+static void
+rate_wait_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+	const struct imap_cmd *cmd = s->rate_cmd;
+
+	(void)fd;
+	(void)what;
+	s->rate_cmd = NULL;
+	conn_resume(&s->conn);
+	if (s->conn.closed)
+		return;
+	rate_refill(s, now_ms());
+	s->rate_tokens = s->rate_tokens >= 1.0 ? s->rate_tokens - 1.0 : 0.0;
+	dispatch(s, cmd);
+}
+
+/* May cmd run now? If not, it waits for its token with the input paused
+ * (false), or the connection has been over the rate for too long and is
+ * closed (false too). */
+static bool
+rate_admit(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	unsigned rate = s->cfg->imap_command_rate;
+	uint64_t now;
+
+	if (rate == 0)
+		return true;
+	now = now_ms();
+	rate_refill(s, now);
+	if (s->rate_tokens >= 1.0) {
+		s->rate_tokens -= 1.0;
+		s->throttled_since_ms = 0;
+		return true;
+	}
+	if (s->throttled_since_ms == 0) {
+		s->throttled_since_ms = now;
+	} else if (now - s->throttled_since_ms >= (uint64_t)s->cfg->imap_flood_time * 1000u) {
+		log_info(s->conn.id, s->conn.service, "command-flood ip=%s user=\"%s\" rate=%u",
+			 s->conn.peer_ip, s->login != NULL ? s->login : "", rate);
+		imap_untagged(s, "BYE Too many commands; slow down");
+		conn_close(&s->conn, "command flood");
+		return false;
+	}
+	if (s->rate_ev == NULL)
+		s->rate_ev = evtimer_new(worker_base(s->conn.worker), rate_wait_done, s);
+	if (s->rate_ev == NULL)
+		return true; /* out of memory: better unthrottled than stuck */
+	uint64_t wait_us = (uint64_t)((1.0 - s->rate_tokens) * 1e6 / rate) + 1;
+	struct timeval tv = {.tv_sec = (time_t)(wait_us / 1000000u),
+			     .tv_usec = (suseconds_t)(wait_us % 1000000u)};
+	s->rate_cmd = cmd;
+	conn_pause(&s->conn);
+	evtimer_add(s->rate_ev, &tv);
+	return false;
+}
+
 static void
 handle_result(struct imap_session *s, int r)
 {
 	switch (r) {
-	case IMAP_PARSE_DONE:
+	case IMAP_PARSE_DONE: {
+		const struct imap_cmd *cmd = imap_parser_command(s->parser);
 		s->in_literal = false;
-		dispatch(s, imap_parser_command(s->parser));
+		if (rate_admit(s, cmd))
+			dispatch(s, cmd);
 		return;
+	}
 	case IMAP_PARSE_LITERAL: {
 		uint64_t size;
 		bool nonsync, binary;
@@ -846,6 +949,9 @@ session_free(struct imap_session *s)
 {
 	struct arena *a = s->arena;
 
+	if (s->rate_ev != NULL)
+		event_free(s->rate_ev);
+	free(s->idle_tag);
 	if (s->view != NULL)
 		imap_view_close(s);
 	auth_sasl_reset(&s->sasl);
@@ -874,9 +980,16 @@ static const struct conn_ops imap_conn_ops = {
 };
 
 void
+imap_done(void)
+{
+	imap_recent_free_all();
+}
+
+void
 imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen, enum service svc)
 {
-	struct arena *a = arena_new(0);
+	/* The session is the arena's only allocation: one chunk its size. */
+	struct arena *a = arena_new(sizeof(struct imap_session));
 	struct imap_session *s = arena_alloc(a, sizeof(*s));
 	struct config *cfg = config_acquire();
 	const struct listener_config *lc = &cfg->listeners[svc];
@@ -887,12 +1000,14 @@ imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	s->state = IMAP_ST_NOTAUTH;
 	s->cmd_arena = arena_new(0);
 	buf_init(&s->out, IMAP_OUT_MAX);
+	s->rate_tokens = cfg->imap_command_rate;
+	s->rate_at_ms = now_ms();
 	auth_sasl_init(&s->sasl);
 	struct imap_parser_limits lim = {
-	    .max_literal = IMAP_LITERAL_MAX,
+	    .max_literal = cfg->imap_literal_max,
 	    .max_message_literal = cfg->message_size_max,
-	    .max_literal_total = cfg->message_size_max + IMAP_LITERAL_MAX,
-	    .max_depth = IMAP_MAX_DEPTH,
+	    .max_literal_total = cfg->message_size_max + cfg->imap_literal_max,
+	    .max_depth = cfg->imap_max_depth,
 	    .max_args = IMAP_MAX_ARGS,
 	};
 	s->parser = imap_parser_new(s->cmd_arena, &lim);

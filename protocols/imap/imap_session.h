@@ -14,5 +14,8 @@ struct worker;
 /* server_accept_fn for SVC_IMAP and SVC_IMAPS. Takes fd. */
 void imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 		 enum service svc);
+/* Frees what the IMAP server keeps process-wide (\Recent claims), once
+ * the workers have stopped. */
+void imap_done(void);
 
 #endif

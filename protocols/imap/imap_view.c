@@ -174,8 +174,10 @@ watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq)
 	if (s->view == NULL || s->conn.closed || highestmodseq <= s->view->modseq)
 		return;
 	s->view->changed = true;
-	if (s->idling)
+	if (s->idling) {
 		imap_view_sync(s, true);
+		buf_free(&s->out); /* back to idle: hold no scratch */
+	}
 }
 
 int
@@ -205,9 +207,18 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly, struct s
 	v->modseq = info.highestmodseq;
 	for (size_t i = 0; i < n; i++)
 		view_push(v, msgs[i].uid);
-	/* XXX: \Recent is per session here (messages that arrive while this
-	 * session has the mailbox selected); RFC 3501 wants it shared. */
-	v->recent_from = info.uidnext;
+	/* \Recent: the messages no other session was told about yet. For a
+	 * mailbox nobody selected since start-up, those saved before. */
+	if (n > 0) {
+		uint32_t initial = 0;
+		time_t started = imap_recent_started();
+		for (size_t i = 0; i < n && msgs[i].save_date < started; i++)
+			initial = msgs[i].uid;
+		uint32_t highest = msgs[n - 1].uid;
+		uint32_t prev =
+		    imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest, initial, readonly);
+		imap_view_recent_add(v, prev + 1, highest);
+	}
 	for (size_t i = 0; i < box_r->nkeywords; i++)
 		kw_add(v, box_r->keywords[i]);
 	s->view = v;
@@ -231,6 +242,7 @@ imap_view_close(struct imap_session *s)
 	s->nsearch_saved = 0;
 	free(v->uids);
 	free(v->pending_expunge);
+	free(v->recent);
 	for (size_t i = 0; i < v->nkeywords; i++)
 		free(v->keywords[i]);
 	free(v->keywords);
@@ -327,14 +339,15 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 			view_push(v, changed[i].uid);
 	}
 	if (v->count != before) {
+		uint32_t highest = v->uids[v->count - 1];
+		uint32_t prev = imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest,
+						  old_uidnext - 1, v->readonly);
+		imap_view_recent_add(v, (prev > old_uidnext - 1 ? prev : old_uidnext - 1) + 1,
+				     highest);
 		imap_untagged(s, "%zu EXISTS", v->count);
-		if (!s->rev2) {
-			size_t recent = 0;
-			for (size_t i = 0; i < v->count; i++)
-				recent += v->uids[i] >= v->recent_from;
-			imap_untagged(s, "%zu RECENT", recent);
-		}
-		v->uidnext = v->uids[v->count - 1] + 1;
+		if (!s->rev2)
+			imap_untagged(s, "%zu RECENT", imap_view_recent_count(v));
+		v->uidnext = highest + 1;
 	}
 	for (size_t i = 0; i < nchanged; i++) {
 		const struct store_msg_info *m = &changed[i];
@@ -350,7 +363,7 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 			buf_printf(b, "UID %" PRIu32 " ", m->uid);
 		buf_append_str(b, "FLAGS (");
 		imap_append_flags(b, m->flags, m->keywords, m->nkeywords,
-				  !s->rev2 && m->uid >= v->recent_from);
+				  !s->rev2 && imap_view_is_recent(v, m->uid));
 		buf_append_str(b, ")");
 		if (s->condstore)
 			buf_printf(b, " MODSEQ (%" PRIu64 ")", m->modseq);
