@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-fast test-asan demo bench fuzz clean format
+.PHONY: all deps build build-asan test test-fast test-asan demo bench bench-imap fuzz clean format
 
 all: build
 
@@ -36,6 +36,17 @@ bench: build
 	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd -c 1,10,50 --modes yes
 	/usr/bin/python3 tests/bench/smtp_delivery.py --ternd $(BUILD)/ternd -c 50 --modes no
 	$(BUILD)/bench_store
+
+# IMAP benches, Tern side by side with a private Dovecot (installed by the
+# bench-only deps script, never started as a system service); figures go to
+# docs/performance.md "## IMAP". fs.inotify.max_user_instances is raised for
+# the idle bench only (Dovecot needs one per imap process) and restored.
+bench-imap: build
+	@sh scripts/install-bench-deps.sh
+	/usr/bin/python3 tests/bench/imap_load.py --ternd $(BUILD)/ternd --server tern,dovecot -c 10,100 -t 30
+	/usr/bin/python3 tests/bench/imap_idle_mem.py --ternd $(BUILD)/ternd \
+		--server tern,dovecot,dovecot-hibernate -n 1000,10000 --inotify-instances 32768
+	/usr/bin/python3 tests/bench/imap_search.py --ternd $(BUILD)/ternd --server tern,dovecot
 
 # Every fuzz target (clang, libFuzzer), each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
