@@ -328,6 +328,15 @@ mt_conv_finish(struct mt_conv *c)
 int
 mt_emit_buf(void *arg, uint32_t cp)
 {
+	struct buf *b = arg;
+
+	/* Called once per character of every text searched: ASCII with
+	 * room to spare goes straight in (the NUL after it included). */
+	if (cp < 0x80 && b->cap > 0 && b->len + 1 < b->cap && b->len < b->max) {
+		b->data[b->len++] = (char)cp;
+		b->data[b->len] = '\0';
+		return 0;
+	}
 	uint8_t tmp[6];
 	int n = u8_uctomb(tmp, cp, sizeof(tmp));
 	if (n <= 0) /* not a scalar value: cannot come from the decoders */
