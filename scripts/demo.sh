@@ -85,6 +85,11 @@ LDAP_PORT=$(pick_port 3389)
 SMTP_PORT=$(pick_port 2525)
 POP3_PORT=$(pick_port 2110)
 POP3S_PORT=$(pick_port 2995)
+IMAP_PORT=$(pick_port 2143)
+IMAPS_PORT=$(pick_port 2993)
+SUBM_PORT=$(pick_port 2587)
+SUBMS_PORT=$(pick_port 2465)
+LMTP_PORT=$(pick_port 2024)
 
 # The directory: slapd.conf and the demo organisation from the test fixture.
 CONF=$(python3 "$FIX/slapd_fixture.py" setup "$DEMO/ldap")
@@ -128,8 +133,29 @@ negative_ttl = 5s
 [limits]
 auth_fail_delay = 500ms
 
+[dns]
+; A dead loopback port: the demo never sends DNS (or mail) off this
+; machine; mail to other domains waits in the queue.
+resolver = 127.0.0.1:9
+
 [smtp]
 listen = 127.0.0.1:$SMTP_PORT
+
+[submission]
+listen = 127.0.0.1:$SUBM_PORT
+
+[submissions]
+listen = 127.0.0.1:$SUBMS_PORT
+
+[lmtp]
+listen = 127.0.0.1:$LMTP_PORT
+
+[imap]
+listen = 127.0.0.1:$IMAP_PORT
+plaintext_auth = yes
+
+[imaps]
+listen = 127.0.0.1:$IMAPS_PORT
 
 [pop3]
 listen = 127.0.0.1:$POP3_PORT
@@ -152,7 +178,8 @@ cat <<EOF
 Tern demo is running (loopback only). Everything is in $DEMO.
   ternd  pid $TERND_PID   log: $DEMO/ternd.log   config: $DEMO/tern.conf
   slapd  pid $SLAPD_PID   ldap://127.0.0.1:$LDAP_PORT/  base dc=example,dc=test
-  SMTP 127.0.0.1:$SMTP_PORT    POP3 127.0.0.1:$POP3_PORT    POP3S 127.0.0.1:$POP3S_PORT
+  SMTP 127.0.0.1:$SMTP_PORT   submission $SUBM_PORT (STARTTLS) / $SUBMS_PORT (TLS)   LMTP $LMTP_PORT
+  IMAP 127.0.0.1:$IMAP_PORT   IMAPS $IMAPS_PORT   POP3 $POP3_PORT   POP3S $POP3S_PORT
 
 Users (password):
   alice  $ALICE_PW   alice@example.test, a.smith@example.test, alice@example.net
@@ -164,7 +191,14 @@ Send a message:
   swaks --server 127.0.0.1:$SMTP_PORT --from you@example.org --to alice@example.test
   swaks --server 127.0.0.1:$SMTP_PORT --to staff@example.test --header "Subject: hello staff"
 
-Read it:
+Submit as alice (AUTH after STARTTLS; the demo certificate is self-signed):
+  swaks --server 127.0.0.1:$SUBM_PORT --tls --auth PLAIN --auth-user alice --auth-password '$ALICE_PW' --from alice@example.test --to bob@example.test
+
+Read it over IMAP:
+  python3 -c 'import imaplib; m = imaplib.IMAP4("127.0.0.1", $IMAP_PORT); m.login("alice", "$ALICE_PW"); print(m.select("INBOX")); print(m.fetch("1:*", "(FLAGS ENVELOPE)")); m.logout()'
+  openssl s_client -quiet -crlf -connect 127.0.0.1:$IMAPS_PORT     (then: a LOGIN alice $ALICE_PW / b SELECT INBOX / c FETCH 1 BODY[] / d LOGOUT)
+
+Or over POP3:
   python3 -c 'import poplib; p = poplib.POP3("127.0.0.1", $POP3_PORT); p.user("alice"); p.pass_("$ALICE_PW"); print(p.stat()); [print(b"\n".join(p.retr(i + 1)[1]).decode(errors="replace")) for i in range(p.stat()[0])]; p.quit()'
   openssl s_client -quiet -crlf -connect 127.0.0.1:$POP3S_PORT     (then: USER alice / PASS $ALICE_PW / LIST / RETR 1 / QUIT)
 
