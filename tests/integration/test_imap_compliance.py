@@ -158,10 +158,11 @@ def test_fetch_item_grammar(t):
     c = Imap(t, "user12")
     try:
         c.append("INBOX", MSG_MULTI, '(\\Seen) "05-Jan-2026 10:00:00 +0000" ')
+        # The first SELECT since the APPEND is told of it: \Recent here.
         c.ok("SELECT INBOX")
         size = len(MSG_MULTI)
         u, tagged = c.cmd("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)")
-        assert u == [b'* 1 FETCH (FLAGS (\\Seen) INTERNALDATE "05-Jan-2026 10:00:00 +0000" '
+        assert u == [b'* 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "05-Jan-2026 10:00:00 +0000" '
                      b"RFC822.SIZE %d UID 1)" % size]
         # A partial's origin is echoed, its length is not (RFC 9051 7.5.2).
         u, _ = c.cmd("FETCH 1 BODY.PEEK[]<0.10>")
@@ -206,15 +207,17 @@ def test_new_keyword_announced_before_fetch(t):
         a.ok("CREATE kw")
         a.append("kw", "Subject: 1\r\n\r\none\r\n")
         a.append("kw", "Subject: 2\r\n\r\ntwo\r\n")
+        # a selects first: messages 1 and 2 are \Recent in a, not in b.
         ua = a.ok("SELECT kw")
         assert ua[0] == b"* FLAGS (%s)" % FLAGS5
-        b.ok("SELECT kw")
+        assert b"* 2 RECENT" in ua, ua
+        assert b"* 0 RECENT" in b.ok("SELECT kw")
         u, _ = a.cmd("STORE 1 +FLAGS (kw1)")
         assert u == [b"* FLAGS (%s kw1)" % FLAGS5,
                      b"* OK [PERMANENTFLAGS (%s kw1 \\*)] Flags permitted" % FLAGS5,
-                     b"* 1 FETCH (FLAGS (kw1))"]
+                     b"* 1 FETCH (FLAGS (\\Recent kw1))"]
         u, _ = a.cmd("STORE 1 +FLAGS (kw1)")
-        assert u == [b"* 1 FETCH (FLAGS (kw1))"]  # known now: no FLAGS again
+        assert u == [b"* 1 FETCH (FLAGS (\\Recent kw1))"]  # known now: no FLAGS again
         # The other session learns of it before its FETCH shows it.
         u, _ = b.cmd("FETCH 1 FLAGS")
         assert u[:3] == [b"* FLAGS (%s kw1)" % FLAGS5,
@@ -228,11 +231,12 @@ def test_new_keyword_announced_before_fetch(t):
         assert u == [b"* FLAGS (%s kw1 kw2)" % FLAGS5,
                      b"* OK [PERMANENTFLAGS (%s kw1 kw2 \\*)] Flags permitted" % FLAGS5,
                      b"* 2 FETCH (FLAGS (kw2))"]
-        # APPEND to the selected mailbox: FLAGS before EXISTS.
+        # APPEND to the selected mailbox: FLAGS before EXISTS. a is told
+        # of message 3 first, so all three are \Recent in a.
         u = a.append("kw", "Subject: 3\r\n\r\nthree\r\n", "(kw3) ")
         assert u == [b"* FLAGS (%s kw1 kw2 kw3)" % FLAGS5,
                      b"* OK [PERMANENTFLAGS (%s kw1 kw2 kw3 \\*)] Flags permitted" % FLAGS5,
-                     b"* 3 EXISTS", b"* 1 RECENT"]
+                     b"* 3 EXISTS", b"* 3 RECENT"]
         u = a.ok("EXAMINE kw")
         assert u[:3] == [b"* OK [CLOSED] Previous mailbox closed",
                          b"* FLAGS (%s kw1 kw2 kw3)" % FLAGS5,
@@ -311,9 +315,10 @@ def test_message_command_errors(t):
         for date in ("5-Jan-2026 10:00:00 +0100", "05-Jan-2026 25:00:00 +0100",
                      "05-Jan-2026 10:00:00 +010", "05-Foo-2026 10:00:00 +0100"):
             assert c.cmd('APPEND INBOX "%s" {1+}\r\nx' % date)[1] == b"BAD Invalid date-time"
-        # date-day-fixed: a space-padded day is valid.
+        # date-day-fixed: a space-padded day is valid. (Message 1 became
+        # \Recent in this session at SELECT, message 2 now.)
         u = c.append("INBOX", "Subject: y\r\n\r\ny\r\n", '" 5-Jan-2026 10:00:00 +0000" ')
-        assert u == [b"* 2 EXISTS", b"* 1 RECENT"]
+        assert u == [b"* 2 EXISTS", b"* 2 RECENT"]
         u, _ = c.cmd("FETCH 2 INTERNALDATE")
         assert u == [b'* 2 FETCH (INTERNALDATE "05-Jan-2026 10:00:00 +0000")']
         u, tagged = c.cmd("UID COPY 1:* INBOX")

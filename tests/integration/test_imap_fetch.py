@@ -175,7 +175,9 @@ def deliver(t, login, msgs):
 @pytest.fixture(scope="module")
 def corpus(env):
     """user01 gets the corpus; nothing in this file changes its flags
-    except through EXAMINE or PEEK."""
+    except through EXAMINE or PEEK. Nothing SELECTs it either, so its
+    messages stay \\Recent to every EXAMINE (RFC 3501 6.3.2: EXAMINE
+    must not take \\Recent away)."""
     return deliver(env.ternd, "user01", CORPUS)
 
 
@@ -195,7 +197,7 @@ def split(raw):
 def test_simple_items(env, corpus):
     c = session(env, examine=True)
     r = c.fetch("FETCH 1 (FLAGS RFC822.SIZE UID THREADID)")
-    assert r == [b"* 1 FETCH (FLAGS () RFC822.SIZE %d UID 1 THREADID NIL)" % len(corpus[0])]
+    assert r == [b"* 1 FETCH (FLAGS (\\Recent) RFC822.SIZE %d UID 1 THREADID NIL)" % len(corpus[0])]
     r = c.fetch("FETCH 1:3 RFC822.SIZE")
     assert r == [b"* %d FETCH (RFC822.SIZE %d)" % (i + 1, len(m)) for i, m in enumerate(corpus)]
     date = rb'"\d\d-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\d{4} \d\d:\d\d:\d\d [+-]\d{4}"'
@@ -232,13 +234,13 @@ def test_envelope_and_structure(env, corpus):
                  + b' NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "b1") NIL NIL NIL))']
     # FULL = FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY, in that order.
     full = c.fetch("FETCH 2 FULL")[0]
-    assert re.match(rb"\* 2 FETCH \(FLAGS \(\) INTERNALDATE \"[^\"]+\" RFC822.SIZE %d "
+    assert re.match(rb"\* 2 FETCH \(FLAGS \(\\Recent\) INTERNALDATE \"[^\"]+\" RFC822.SIZE %d "
                     rb"ENVELOPE \(.*\) BODY \(\(\"TEXT\"" % len(corpus[1]), full), full
     all_ = c.fetch("FETCH 2 ALL")[0]
-    assert re.match(rb"\* 2 FETCH \(FLAGS \(\) INTERNALDATE \"[^\"]+\" RFC822.SIZE \d+ "
+    assert re.match(rb"\* 2 FETCH \(FLAGS \(\\Recent\) INTERNALDATE \"[^\"]+\" RFC822.SIZE \d+ "
                     rb"ENVELOPE \(.*\)\)$", all_) and b" BODY " not in all_
     fast = c.fetch("FETCH 2 FAST")[0]
-    assert re.fullmatch(rb"\* 2 FETCH \(FLAGS \(\) INTERNALDATE \"[^\"]+\" RFC822.SIZE \d+\)",
+    assert re.fullmatch(rb"\* 2 FETCH \(FLAGS \(\\Recent\) INTERNALDATE \"[^\"]+\" RFC822.SIZE \d+\)",
                         fast)
     c.close()
 
@@ -389,26 +391,27 @@ def test_binary(env, corpus):
 def test_seen_set_by_body_not_by_peek(env):
     t = env.ternd
     stored = deliver(t, "user02", [M1, M2, M3])
+    # The first SELECT: all three are \Recent in this session.
     c = session(env, "user02")
     assert c.fetch("FETCH 1 BODY.PEEK[]") == [b"* 1 FETCH (BODY[] " + lit(stored[0]) + b")"]
-    assert c.fetch("FETCH 1:3 FLAGS") == [b"* %d FETCH (FLAGS ())" % i for i in (1, 2, 3)]
+    assert c.fetch("FETCH 1:3 FLAGS") == [b"* %d FETCH (FLAGS (\\Recent))" % i for i in (1, 2, 3)]
     # BODY[] sets \Seen and reports it in the same response.
     untagged = c.ok("FETCH 1 BODY[]")
-    assert untagged == [b"* 1 FETCH (BODY[] " + lit(stored[0]) + b" FLAGS (\\Seen))"]
+    assert untagged == [b"* 1 FETCH (BODY[] " + lit(stored[0]) + b" FLAGS (\\Seen \\Recent))"]
     # FLAGS asked for: reported once, with the new value.
     _, text = split(stored[1])
     untagged = c.ok("FETCH 2 (FLAGS BODY[TEXT])")
-    assert untagged == [b"* 2 FETCH (FLAGS (\\Seen) BODY[TEXT] " + lit(text) + b")"]
+    assert untagged == [b"* 2 FETCH (FLAGS (\\Seen \\Recent) BODY[TEXT] " + lit(text) + b")"]
     # Already seen: no FLAGS added.
     assert c.fetch("FETCH 1 BODY[]<0.4>") == [b"* 1 FETCH (BODY[]<0> " + lit(stored[0][:4]) + b")"]
     # BINARY sets it too; RFC822.HEADER does not.
     assert c.fetch("FETCH 3 RFC822.HEADER")[0].startswith(b"* 3 FETCH (RFC822.HEADER {")
-    assert c.fetch("FETCH 3 FLAGS") == [b"* 3 FETCH (FLAGS ())"]
+    assert c.fetch("FETCH 3 FLAGS") == [b"* 3 FETCH (FLAGS (\\Recent))"]
     untagged = c.ok("UID FETCH 3 BINARY[1]")
     assert untagged == [b"* 3 FETCH (UID 3 BINARY[1] " + lit(b"See attached.") +
-                        b" FLAGS (\\Seen))"]
+                        b" FLAGS (\\Seen \\Recent))"]
     c.close()
-    # Durable and seen by another session.
+    # Durable and seen by another session (\Recent was the first's).
     c = session(env, "user02", examine=True)
     assert c.fetch("FETCH 1:3 FLAGS") == [b"* %d FETCH (FLAGS (\\Seen))" % i for i in (1, 2, 3)]
     c.close()
@@ -420,12 +423,15 @@ def test_no_seen_in_examine(env):
     c = session(env, "user03", examine=True)
     assert c.fetch("FETCH 1 (BODY[] RFC822.TEXT)") == \
         [b"* 1 FETCH (BODY[] " + lit(stored[0]) + b" RFC822.TEXT " + lit(split(stored[0])[1]) + b")"]
-    assert c.fetch("FETCH 1 FLAGS") == [b"* 1 FETCH (FLAGS ())"]
+    assert c.fetch("FETCH 1 FLAGS") == [b"* 1 FETCH (FLAGS (\\Recent))"]
     c.close()
-    # RFC822 in a read-write mailbox sets it.
+    # RFC822 in a read-write mailbox sets it. The EXAMINE took no \Recent
+    # away: this SELECT still gets both.
     c = session(env, "user03")
-    assert c.fetch("FETCH 2 RFC822") == [b"* 2 FETCH (RFC822 " + lit(stored[1]) + b" FLAGS (\\Seen))"]
-    assert c.fetch("FETCH 1:2 FLAGS") == [b"* 1 FETCH (FLAGS ())", b"* 2 FETCH (FLAGS (\\Seen))"]
+    assert c.fetch("FETCH 2 RFC822") == \
+        [b"* 2 FETCH (RFC822 " + lit(stored[1]) + b" FLAGS (\\Seen \\Recent))"]
+    assert c.fetch("FETCH 1:2 FLAGS") == [b"* 1 FETCH (FLAGS (\\Recent))",
+                                          b"* 2 FETCH (FLAGS (\\Seen \\Recent))"]
     c.close()
 
 
@@ -442,10 +448,10 @@ def test_numbers_and_uids(env, corpus):
     assert tagged.startswith(b"OK") and untagged == []
     # "*" is the last message; UID n:* names the last one even above it.
     assert c.fetch("FETCH * UID") == [b"* 3 FETCH (UID 3)"]
-    assert c.fetch("UID FETCH 99:* FLAGS") == [b"* 3 FETCH (UID 3 FLAGS ())"]
+    assert c.fetch("UID FETCH 99:* FLAGS") == [b"* 3 FETCH (UID 3 FLAGS (\\Recent))"]
     # UID FETCH answers with UID once, first.
     assert c.fetch("UID FETCH 2,1 (FLAGS UID)") == \
-        [b"* 1 FETCH (UID 1 FLAGS ())", b"* 2 FETCH (UID 2 FLAGS ())"]
+        [b"* 1 FETCH (UID 1 FLAGS (\\Recent))", b"* 2 FETCH (UID 2 FLAGS (\\Recent))"]
     r = c.fetch("FETCH 1 (UID MODSEQ)")
     assert re.fullmatch(rb"\* 1 FETCH \(UID 1 MODSEQ \(\d+\)\)", r[0]), r
     c.close()
@@ -476,7 +482,7 @@ def test_bad_usage_and_state(env, corpus):
         assert tagged.startswith(b"BAD"), (cmd, tagged)
     # CHANGEDSINCE: only messages changed after it (and MODSEQ with them).
     r = c.fetch("FETCH 1:3 (FLAGS) (CHANGEDSINCE 1)")
-    assert all(re.fullmatch(rb"\* \d FETCH \(FLAGS \(\) MODSEQ \(\d+\)\)", x) for x in r), r
+    assert r and all(re.fullmatch(rb"\* \d FETCH \(FLAGS \(\\Recent\) MODSEQ \(\d+\)\)", x) for x in r), r
     assert c.fetch("FETCH 1:3 (FLAGS) (CHANGEDSINCE 18446744073709551615)") == []
     c.close()
 
@@ -528,7 +534,7 @@ def test_vanished_meanwhile_is_skipped(env):
     # Non-PEEK on the vanished one: \Seen is set on the others only.
     untagged, tagged = c.cmd("FETCH 2:3 BODY[]")
     assert tagged.startswith(b"OK"), tagged
-    assert untagged == [b"* 3 FETCH (BODY[] " + lit(stored[2]) + b" FLAGS (\\Seen))"]
+    assert untagged == [b"* 3 FETCH (BODY[] " + lit(stored[2]) + b" FLAGS (\\Seen \\Recent))"]
     assert c.ok("NOOP") == [b"* 2 EXPUNGE"]
     assert c.fetch("FETCH 1:2 UID") == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"]
     c.close()

@@ -2,11 +2,13 @@
 SELECT/EXAMINE (rev1 and rev2 response sets, [CLOSED]), CREATE (special
 use, trailing delimiter), DELETE, RENAME (INBOX too), SUBSCRIBE, LIST with
 LIST-EXTENDED and LIST-STATUS, LSUB, STATUS, APPEND/MULTIAPPEND (APPENDUID,
-TRYCREATE, quota), CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE, and two
-sessions seeing each other's changes. Exact wire responses are checked with
+TRYCREATE, quota), CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE, two
+sessions seeing each other's changes, and \\Recent shared by the sessions
+of a mailbox (RFC 3501 2.3.2). Exact wire responses are checked with
 a raw socket; messages written by APPEND are read back over POP3."""
 import imaplib
 import re
+import time
 
 import pytest
 
@@ -141,12 +143,13 @@ def test_select_rev1_responses(env):
     c = Imap(t, "user02")
     u, tag = c.cmd("SELECT INBOX")
     assert tag == "OK [READ-WRITE] SELECT completed"
+    # The first SELECT since the deliveries: both are \Recent here.
     assert u[:6] == [
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
         "Flags permitted",
         "* 2 EXISTS",
-        "* 0 RECENT",
+        "* 2 RECENT",
         "* OK [UNSEEN 1] First unseen",
         u[5],
     ]
@@ -157,6 +160,8 @@ def test_select_rev1_responses(env):
     assert tag == "OK [READ-ONLY] EXAMINE completed"
     assert u[0] == "* OK [CLOSED] Previous mailbox closed"
     assert "* OK [PERMANENTFLAGS ()] Read-only mailbox" in u
+    # The SELECT above was told of both first: nothing is recent now.
+    assert "* 0 RECENT" in u, u
     c.logout()
 
 
@@ -254,9 +259,10 @@ def test_rename_selected_mailbox_keeps_view(env):
     c.append("Old", msg(harness.unique_token()))
     assert c.cmd("SELECT Old")[1] == "OK [READ-WRITE] SELECT completed"
     assert c.cmd("RENAME Old New") == ([], "OK RENAME completed")
-    # The second message shows up in the renamed, still selected mailbox.
+    # The second message shows up in the renamed, still selected mailbox
+    # (both \Recent here: the first since the SELECT).
     u, t = c.append("New", msg(harness.unique_token()))
-    assert u == ["* 2 EXISTS", "* 1 RECENT"], (u, t)
+    assert u == ["* 2 EXISTS", "* 2 RECENT"], (u, t)
     assert c.cmd("NOOP") == ([], "OK NOOP completed")
     # Deleting the selected mailbox leaves the session authenticated.
     assert c.cmd("DELETE New") == ([], "OK DELETE completed")
@@ -360,8 +366,9 @@ def test_status_items(env):
                  "APPENDLIMIT MAILBOXID)")
     assert t == "OK STATUS completed"
     assert len(u) == 1
+    # RECENT: no session was told of the two yet.
     m = re.match(r'^\* STATUS "INBOX" \(MESSAGES 2 UIDNEXT 3 UNSEEN 1 DELETED 1 SIZE (\d+) '
-                 r'RECENT 0 HIGHESTMODSEQ [1-9]\d* APPENDLIMIT 1048576 '
+                 r'RECENT 2 HIGHESTMODSEQ [1-9]\d* APPENDLIMIT 1048576 '
                  r'MAILBOXID \([A-Za-z0-9_-]+\)\)$', u[0])
     assert m, u[0]
     assert int(m.group(1)) == len(m1) + len(m2)
@@ -469,15 +476,106 @@ def test_two_sessions_see_append_and_expunge(env):
     assert a.cmd("SELECT INBOX")[1] == "OK [READ-WRITE] SELECT completed"
     b.append("INBOX", msg(harness.unique_token()), flags="\\Deleted")
     b.append("INBOX", msg(harness.unique_token()))
+    # Message 1 is \Recent in a since its SELECT, 2 and 3 since this NOOP.
     u, t = a.cmd("NOOP")
-    assert (u, t) == (["* 3 EXISTS", "* 2 RECENT"], "OK NOOP completed")
-    assert b.cmd("SELECT INBOX")[1] == "OK [READ-WRITE] SELECT completed"
+    assert (u, t) == (["* 3 EXISTS", "* 3 RECENT"], "OK NOOP completed")
+    u, t = b.cmd("SELECT INBOX")
+    assert t == "OK [READ-WRITE] SELECT completed"
+    assert "* 0 RECENT" in u, u
     assert b.cmd("EXPUNGE") == (["* 2 EXPUNGE"], "OK EXPUNGE completed")
     assert a.cmd("NOOP") == (["* 2 EXPUNGE"], "OK NOOP completed")
     # Nothing left to expunge.
     assert b.cmd("EXPUNGE") == ([], "OK EXPUNGE completed")
     a.logout()
     b.logout()
+
+
+def test_recent_shared_between_sessions(env):
+    """\\Recent (RFC 3501 2.3.2, 6.3.1, 6.3.2): a message is recent in the
+    one read-write session told of it first, at SELECT or by EXISTS;
+    EXAMINE shows what nobody has claimed yet and claims nothing; STATUS
+    counts the unclaimed ones (the selected mailbox: its view's); an
+    IMAP4rev2 session never shows RECENT or \\Recent."""
+    t = env.ternd
+    login = "user19"
+    addr = "%s@example.test" % login
+
+    def flags(c, seqs):
+        return c.cmd("FETCH %s FLAGS" % seqs)
+
+    st = Imap(t, login)  # STATUS only, never selects
+    for _ in range(2):
+        t.send(addr, msg(harness.unique_token()))
+    assert status(st, "INBOX", "MESSAGES RECENT") == {"MESSAGES": "2", "RECENT": "2"}
+
+    # A peeks: both recent to it, and still unclaimed afterwards.
+    a = Imap(t, login)
+    u, tag = a.cmd("EXAMINE INBOX")
+    assert tag == "OK [READ-ONLY] EXAMINE completed"
+    assert "* 2 EXISTS" in u and "* 2 RECENT" in u, u
+    assert flags(a, "1:2") == (["* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))"],
+                               "OK FETCH completed")
+    assert status(st, "INBOX", "RECENT") == {"RECENT": "2"}
+    # An IMAP4rev2 session (peeking too) shows neither RECENT nor \Recent.
+    r2 = Imap(t, login)
+    assert r2.cmd("ENABLE IMAP4rev2") == (["* ENABLED IMAP4rev2"], "OK ENABLE completed")
+    u, tag = r2.cmd("EXAMINE INBOX")
+    assert tag == "OK [READ-ONLY] EXAMINE completed"
+    assert "* 2 EXISTS" in u and not any("RECENT" in l for l in u), u
+    assert flags(r2, "1:2") == (["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"],
+                                "OK FETCH completed")
+
+    # B selects: B is the first read-write session told of them.
+    b = Imap(t, login)
+    u, tag = b.cmd("SELECT INBOX")
+    assert tag == "OK [READ-WRITE] SELECT completed"
+    assert "* 2 RECENT" in u, u
+    assert flags(b, "1:2") == (["* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))"],
+                               "OK FETCH completed")
+    assert status(st, "INBOX", "RECENT") == {"RECENT": "0"}
+    # Neither a new EXAMINE nor another SELECT sees them recent now.
+    u, tag = a.cmd("EXAMINE INBOX")
+    assert tag == "OK [READ-ONLY] EXAMINE completed"
+    assert "* 0 RECENT" in u, u
+    assert flags(a, "1:2") == (["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"],
+                               "OK FETCH completed")
+    c = Imap(t, login)
+    u, tag = c.cmd("SELECT INBOX")
+    assert tag == "OK [READ-WRITE] SELECT completed"
+    assert "* 0 RECENT" in u, u
+    assert flags(c, "1:2") == (["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"],
+                               "OK FETCH completed")
+
+    # A new message while A (EXAMINE), r2 (EXAMINE), B and C have INBOX.
+    t.send(addr, msg(harness.unique_token()))
+    deadline = time.monotonic() + 5
+    while status(st, "INBOX", "MESSAGES")["MESSAGES"] != "3":
+        assert time.monotonic() < deadline, "the third message never arrived"
+        time.sleep(0.05)
+    assert status(st, "INBOX", "RECENT") == {"RECENT": "1"}
+    # The peekers are told first: recent to A, hidden from r2, and still
+    # unclaimed.
+    assert r2.cmd("NOOP") == (["* 3 EXISTS"], "OK NOOP completed")
+    assert flags(r2, "3") == (["* 3 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert a.cmd("NOOP") == (["* 3 EXISTS", "* 1 RECENT"], "OK NOOP completed")
+    assert flags(a, "3") == (["* 3 FETCH (FLAGS (\\Recent))"], "OK FETCH completed")
+    assert status(st, "INBOX", "RECENT") == {"RECENT": "1"}
+    # B hears of it before C: B's (with 1 and 2 from its SELECT), not C's.
+    assert b.cmd("NOOP") == (["* 3 EXISTS", "* 3 RECENT"], "OK NOOP completed")
+    assert c.cmd("NOOP") == (["* 3 EXISTS", "* 0 RECENT"], "OK NOOP completed")
+    assert flags(b, "3") == (["* 3 FETCH (FLAGS (\\Recent))"], "OK FETCH completed")
+    assert flags(c, "3") == (["* 3 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert status(st, "INBOX", "RECENT") == {"RECENT": "0"}
+    # STATUS of the selected mailbox: the count in the session's view.
+    assert status(b, "INBOX", "RECENT") == {"RECENT": "3"}
+    assert status(c, "INBOX", "RECENT") == {"RECENT": "0"}
+    # B selecting again starts a new view: nothing left to claim.
+    u, tag = b.cmd("SELECT INBOX")
+    assert tag == "OK [READ-WRITE] SELECT completed"
+    assert "* 0 RECENT" in u, u
+    assert flags(b, "1:3")[0] == ["* %d FETCH (FLAGS ())" % i for i in (1, 2, 3)]
+    for sess in (st, a, r2, b, c):
+        sess.logout()
 
 
 def test_close_unselect_and_uid_expunge(env):

@@ -80,9 +80,22 @@ def deliver(t, login, n, body=None):
         s.close()
 
 
-def session(env, login, nmsgs, rev2=False, total=None):
-    """Delivers nmsgs, logs in, selects INBOX (total messages in all)."""
+def claim(t, login, box="INBOX"):
+    """SELECTs box in a session of its own and logs out: the messages in
+    it now were \\Recent in that session alone (RFC 3501 2.3.2), so no
+    later session sees them \\Recent."""
+    c = Imap(t, login)
+    c.select(box)
+    c.cmd("LOGOUT")
+    c.close()
+
+
+def session(env, login, nmsgs, rev2=False, total=None, claimed=False):
+    """Delivers nmsgs, logs in, selects INBOX (total messages in all).
+    claimed: another session selects INBOX first and takes \\Recent."""
     deliver(env.ternd, login, nmsgs)
+    if claimed:
+        claim(env.ternd, login)
     c = Imap(env.ternd, login, rev2=rev2)
     assert c.select() == (nmsgs if total is None else total)
     return c
@@ -98,7 +111,8 @@ def copyuid(tagged_or_line):
 
 
 def test_store_flag_forms(env):
-    c = session(env, "user01", 4)
+    # Another session has taken \Recent: the flags below are all stored.
+    c = session(env, "user01", 4, claimed=True)
     assert c.cmd("STORE 1 FLAGS (\\Seen)") == (["1 FETCH (FLAGS (\\Seen))"], "OK STORE completed")
     assert c.cmd("STORE 1:2 +FLAGS (\\Flagged)") == (
         ["1 FETCH (FLAGS (\\Seen \\Flagged))", "2 FETCH (FLAGS (\\Flagged))"],
@@ -215,14 +229,24 @@ def test_store_read_only(env):
 
 
 def test_store_rev1_recent_and_rev2(env):
+    # The first SELECT: the two delivered are \Recent in this session.
     c = session(env, "user04", 2)
-    # Self-copy: the new messages are \Recent to this session (rev1).
+    # Self-copy: the new messages are \Recent to this session (rev1) too.
     u, tagged = c.cmd("COPY 1:2 INBOX")
-    assert u == ["4 EXISTS", "2 RECENT"], u
+    assert u == ["4 EXISTS", "4 RECENT"], u
     assert copyuid(tagged)[1:] == ("1:2", "3:4")
     assert c.cmd("STORE 3 +FLAGS (\\Seen)") == (["3 FETCH (FLAGS (\\Seen \\Recent))"],
                                                "OK STORE completed")
     assert c.cmd("STORE 3 FLAGS ()") == (["3 FETCH (FLAGS (\\Recent))"], "OK STORE completed")
+    assert c.cmd("STORE 1 +FLAGS (\\Seen)") == (["1 FETCH (FLAGS (\\Seen \\Recent))"],
+                                               "OK STORE completed")
+    c.close()
+    # Another rev1 session: none is \Recent in it any more.
+    c = Imap(env.ternd, "user04")
+    assert "0 RECENT" in c.ok("SELECT INBOX")
+    assert c.cmd("FETCH 3 FLAGS") == (["3 FETCH (FLAGS ())"], "OK FETCH completed")
+    assert c.cmd("STORE 1 +FLAGS (\\Draft)") == (["1 FETCH (FLAGS (\\Seen \\Draft))"],
+                                                "OK STORE completed")
     c.close()
 
     # IMAP4rev2 has no \Recent; non-UID STORE carries no UID.
@@ -240,7 +264,7 @@ def test_store_rev1_recent_and_rev2(env):
 
 
 def test_store_unchangedsince(env):
-    c = session(env, "user05", 3)
+    c = session(env, "user05", 3, claimed=True)
     # UNCHANGEDSINCE 0 fails for every message (RFC 7162 3.1.3).
     assert c.cmd("STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)") == (
         [], "OK [MODIFIED 1:3] Conditional STORE failed")
@@ -307,12 +331,14 @@ def test_copy(env):
     assert c.cmd("STORE 1 +FLAGS.SILENT (\\Flagged $Keep)")[1] == "OK STORE completed"
     u, tagged = c.cmd("COPY 1 \"Archive\"")
     assert copyuid(tagged)[2] == "8"
+    # The copies are new to the mailbox: \Recent in the first session
+    # told of them (RFC 3501 6.4.7), this one.
     assert c.select("Archive") == 8
-    assert c.cmd("STORE 8 +FLAGS (\\Seen)") == (["8 FETCH (FLAGS (\\Seen \\Flagged $Keep))"],
-                                               "OK STORE completed")
-    # Self-copy.
+    assert c.cmd("STORE 8 +FLAGS (\\Seen)") == (
+        ["8 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Keep))"], "OK STORE completed")
+    # Self-copy: eight more, all sixteen \Recent here.
     u, tagged = c.cmd("COPY 1:* Archive")
-    assert u == ["16 EXISTS", "8 RECENT"], u
+    assert u == ["16 EXISTS", "16 RECENT"], u
     assert copyuid(tagged) == (v1, "1:8", "9:16")
     c.close()
 
@@ -361,12 +387,14 @@ def test_move(env):
     u, tagged = c.cmd("MOVE 1 INBOX")
     assert tagged == "OK MOVE completed"
     assert re.fullmatch(r"OK \[COPYUID \d+ 1 6\] Moved", u[0]), u
-    assert u[1:] == ["1 EXPUNGE", "2 EXISTS", "1 RECENT"], u
+    # UID 4 has been \Recent here since SELECT, UID 6 is new.
+    assert u[1:] == ["1 EXPUNGE", "2 EXISTS", "2 RECENT"], u
     assert c.cmd("NOOP") == ([], "OK NOOP completed")
-    # The other session learns of it all at NOOP, in order.
+    # The other session learns of it all at NOOP, in order; c was told of
+    # UID 6 first, so it is not \Recent here.
     u, tagged = other.cmd("NOOP")
     # (UIDs 1, 2, 3, 5 in UID order, each number as it is at that point.)
-    assert u == ["1 EXPUNGE", "1 EXPUNGE", "1 EXPUNGE", "2 EXPUNGE", "2 EXISTS", "1 RECENT"], u
+    assert u == ["1 EXPUNGE", "1 EXPUNGE", "1 EXPUNGE", "2 EXPUNGE", "2 EXISTS", "0 RECENT"], u
     assert c.select("Trash") == 3
     c.close()
     other.close()
@@ -405,9 +433,12 @@ def test_imaplib_flow(env):
     m = env.ternd.imap_login("user09")
     typ, data = m.select("INBOX")
     assert typ == "OK" and data == [b"3"]
+    # imaplib's SELECT is the first: all three are \Recent in it.
+    assert m.untagged_responses.get("RECENT") == [b"3"], m.untagged_responses
     typ, data = m.store("1:2", "+FLAGS", "(\\Seen $Important)")
     assert typ == "OK"
-    assert data == [b"1 (FLAGS (\\Seen $Important))", b"2 (FLAGS (\\Seen $Important))"]
+    assert data == [b"1 (FLAGS (\\Seen \\Recent $Important))",
+                    b"2 (FLAGS (\\Seen \\Recent $Important))"]
     typ, data = m.uid("STORE", "3", "+FLAGS.SILENT", "(\\Flagged)")
     assert typ == "OK" and data == [None]
     typ, data = m.copy("1:3", "Archive")

@@ -386,9 +386,19 @@ def test_emailid(conn):
 def test_recent_new_old_live(env):
     t = env.ternd
     t.send("%s@example.test" % LIVE, M1)
+    # The first SELECT is told of message 1: RECENT (and NEW, unseen) in
+    # that session alone (RFC 3501 2.3.2).
+    first = Imap(t, LIVE)
+    try:
+        assert first.search("RECENT") == [1]
+        assert first.search("NEW") == [1]
+        assert first.search("OLD") == []
+    finally:
+        first.close()
     c = Imap(t, LIVE)
     try:
         assert c.search("RECENT") == []
+        assert c.search("NEW") == []
         assert c.search("OLD") == [1]
         t.send("%s@example.test" % LIVE, M2)
         for _ in range(50):
