@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build build-asan test test-fast test-asan demo bench bench-imap fuzz clean format
+.PHONY: all deps build build-asan test test-fast test-asan demo bench bench-imap bench-smtp fuzz clean format
 
 all: build
 
@@ -47,6 +47,15 @@ bench-imap: build
 	/usr/bin/python3 tests/bench/imap_idle_mem.py --ternd $(BUILD)/ternd \
 		--server tern,dovecot,dovecot-hibernate -n 1000,10000 --inotify-instances 32768
 	/usr/bin/python3 tests/bench/imap_search.py --ternd $(BUILD)/ternd --server tern,dovecot
+
+# SMTP side by side with a private Postfix (installed by the bench-only
+# deps script, never started as a system service): inbound durable
+# deliveries and outbound relaying to Postfix's smtp-sink on loopback, 50
+# connections, two passes; figures go to docs/performance.md "### Inbound
+# and outbound against Postfix".
+bench-smtp: build
+	@sh scripts/install-bench-deps.sh
+	/usr/bin/python3 tests/bench/smtp_compare.py --ternd $(BUILD)/ternd -n 2000 -c 50 --passes 2
 
 # Every fuzz target (clang, libFuzzer), each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
