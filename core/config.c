@@ -134,6 +134,13 @@ static const struct key_def keys[] = {
     {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},
 
     {"admin", "admin_group", CT_STRING, CFG(admin_group), "", 0, 0, 0},
+    {"admin", "writer_bind_dn", CT_STRING, CFG(admin_writer_dn), "", 0, 0, 0},
+    {"admin", "writer_password_file", CT_SECRET_FILE, CFG(admin_writer_password), "", 0, 0, 0},
+    {"admin", "user_base", CT_STRING, CFG(admin_user_base), "", 0, 0, 0},
+    {"admin", "group_base", CT_STRING, CFG(admin_group_base), "", 0, 0, 0},
+    {"admin", "user_object_classes", CT_ATTR_LIST, CFG(admin_user_classes), NULL, 0, 0, 0},
+    {"admin", "list_object_classes", CT_ATTR_LIST, CFG(admin_list_classes), NULL, 0, 0, 0},
+    {"admin", "mailbox_retention", CT_SECONDS, CFG(admin_mailbox_retention), "30d", 0, 0, 0},
     {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
     {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
     {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},
@@ -210,6 +217,11 @@ static const struct {
     {DIRF(member_attr), "member, uniqueMember"},
     {DIRF(quota_attr), "mailQuota"},
     {DIRF(sendas_attr), "owner"},
+    /* inetLocalMailRecipient carries mailLocalAddress (aliases, a list's
+     * address); shadowAccount carries shadowExpire, which disabled_filter
+     * looks at (dir_admin disables by setting it). */
+    {CFG(admin_user_classes), "inetOrgPerson, inetLocalMailRecipient, shadowAccount"},
+    {CFG(admin_list_classes), "groupOfNames, inetLocalMailRecipient"},
 };
 
 #define NKEYS ARRAY_SIZE(keys)
@@ -1173,6 +1185,38 @@ check_outbound(struct loader *ld)
 	return 0;
 }
 
+/* [admin]: admin_group is required once the section is there (who may
+ * use the admin API must never default to "anyone"); the bases default
+ * to the usual OUs under [directory] base. */
+static int
+check_admin(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	int section = ld->lst_section_line[SVC_ADMIN];
+
+	if (section != 0 && cfg->admin_group[0] == '\0') {
+		set_error(ld, section,
+			  "[admin] admin_group is required (the DN of the admins' group)");
+		return -1;
+	}
+	if (cfg->admin_writer_password[0] != '\0' && cfg->admin_writer_dn[0] == '\0') {
+		set_error(ld, ld->main_line[key_index("admin", "writer_password_file")],
+			  "[admin] writer_password_file: set, but writer_bind_dn is not");
+		return -1;
+	}
+	if (cfg->admin_user_base[0] == '\0') {
+		free(cfg->admin_user_base);
+		if (asprintf(&cfg->admin_user_base, "ou=people,%s", cfg->dir.base) < 0)
+			fatal("out of memory");
+	}
+	if (cfg->admin_group_base[0] == '\0') {
+		free(cfg->admin_group_base);
+		if (asprintf(&cfg->admin_group_base, "ou=groups,%s", cfg->dir.base) < 0)
+			fatal("out of memory");
+	}
+	return 0;
+}
+
 /* Checks that span keys, after the whole file is read. */
 static void
 check_config(struct loader *ld)
@@ -1222,6 +1266,9 @@ check_config(struct loader *ld)
 		set_error(ld, pwl, "[directory] bind_password_file: set, but bind_dn is not");
 		return;
 	}
+
+	if (check_admin(ld) < 0)
+		return;
 
 	int certl = ld->main_line[key_index("tls", "cert")];
 	int keyl = ld->main_line[key_index("tls", "key")];

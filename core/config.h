@@ -138,8 +138,17 @@ struct config {
 
 	struct listener_config listeners[SVC_COUNT];
 
+	/* [admin]: provisioning through the directory (directory/dir_admin.h). */
+	char *admin_group;	  /* DN of the admins' group; required with [admin] */
+	char *admin_writer_dn;	  /* writer_bind_dn: the account that writes ("" = unset) */
+	char *admin_writer_password; /* from writer_password_file; a secret, wiped on free */
+	char *admin_user_base;	  /* new users go under it (ou=people,<base>) */
+	char *admin_group_base;	  /* new lists go under it (ou=groups,<base>) */
+	char *admin_user_classes; /* objectClasses of a new user; the first is structural */
+	char *admin_list_classes; /* objectClasses of a new list; the first is structural */
+	unsigned admin_mailbox_retention; /* seconds an orphaned mailbox is kept */
+
 	/* Read and kept as strings for later issues; not used yet. */
-	char *admin_group;	    /* [admin] admin_group: DN of the admins' group */
 	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
 	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
 	char *dns_resolver;	    /* [dns] resolver ("" = the system's) */

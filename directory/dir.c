@@ -214,51 +214,16 @@ entry_is_list(const struct dir_ldap_entry *e)
 	return false;
 }
 
-/* The stable id as text: entryUUID is text already; a binary 16-byte
- * value (AD's objectGUID) becomes the usual GUID form. */
-static const char *
-format_id(struct arena *a, const char *v, size_t len)
-{
-	bool printable = len > 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (!isprint((unsigned char)v[i]))
-			printable = false;
-	if (printable)
-		return v;
-	const unsigned char *b = (const unsigned char *)v;
-	if (len == 16)
-		return arena_printf(a,
-				    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-				    "%02x%02x%02x%02x%02x%02x",
-				    b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
-				    b[10], b[11], b[12], b[13], b[14], b[15]);
-	char *hex = arena_alloc(a, len * 2 + 1);
-	for (size_t i = 0; i < len; i++) {
-		static const char digits[] = "0123456789abcdef";
-		hex[2 * i] = digits[b[i] >> 4];
-		hex[2 * i + 1] = digits[b[i] & 0xf];
-	}
-	return hex;
-}
-
 static uint64_t
 parse_quota(const char *v, const char *dn)
 {
-	uint64_t n = 0, unit = S.dc->quota_unit > 0 ? S.dc->quota_unit : 1;
+	uint64_t bytes;
 
-	if (*v == '\0')
+	if (dir_ldap_parse_quota(v, S.dc->quota_unit, &bytes) < 0) {
+		log_warn(0, "dir", "bad-quota dn=\"%s\" value=\"%.40s\"", dn, v);
 		return 0;
-	for (const char *p = v; *p != '\0'; p++) {
-		if (!isdigit((unsigned char)*p) || n > (UINT64_MAX - 9) / 10) {
-			log_warn(0, "dir", "bad-quota dn=\"%s\" value=\"%.40s\"", dn, v);
-			return 0;
-		}
-		n = n * 10 + (uint64_t)(*p - '0');
 	}
-	if (n > UINT64_MAX / unit)
-		return UINT64_MAX;
-	return n * unit;
+	return bytes;
 }
 
 /* Fills u from an entry; -1 if it has no stable id. */
@@ -271,7 +236,7 @@ entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u
 	a = get_attr(e, S.dc->id_attr);
 	if (a == NULL || a->lens[0] == 0)
 		return -1;
-	u->id = format_id(r->arena, a->vals[0], a->lens[0]);
+	u->id = dir_ldap_format_id(r->arena, a->vals[0], a->lens[0]);
 	u->dn = e->dn;
 	a = get_attr(e, S.dc->login_attr);
 	u->login = a != NULL ? a->vals[0] : "";

@@ -106,5 +106,10 @@ int dir_escape_filter_value(const char *value, size_t len, struct buf *out);
 /* Expands a filter template: each "%<key>" becomes the escaped value,
  * "%%" a percent sign; any other "%x" is an error. 0 or -1. Pure. */
 int dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out);
+/* Expands a template with every "%<key>" as a bare '*', so that each
+ * assertion on the key becomes a presence (or substring) test: the filter
+ * then matches every entry the template could match for some value (the
+ * admin's "list all users"). 0 or -1 like dir_filter_expand. Pure. */
+int dir_filter_expand_any(const char *tmpl, char key, struct buf *out);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * dir_filter.c - the one place where values enter LDAP filters (STYLE rule
- * 17): RFC 4515 escaping and "%u"/"%a" template expansion.
+ * 17): RFC 4515 escaping and "%u"/"%a" template expansion (also with a
+ * bare '*' for the key, to list every entry a template can match).
  *
  * Both are pure and write into a capped struct buf. They fail (-1) when
  * the cap is reached, when a value carries a NUL byte (no LDAP string can,
@@ -45,11 +46,13 @@ fail:
 	return -1;
 }
 
-int
-dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out)
+/* The one template walker: value NULL puts a bare '*' for the key
+ * (dir_filter_expand_any), anything else goes through the escaping. */
+static int
+expand(const char *tmpl, char key, const char *value, struct buf *out)
 {
 	size_t start = out->len;
-	size_t vlen = strlen(value);
+	size_t vlen = value != NULL ? strlen(value) : 0;
 
 	for (const char *p = tmpl; *p != '\0'; p++) {
 		int rc;
@@ -60,7 +63,8 @@ dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out
 			rc = buf_putc(out, '%');
 			p++;
 		} else if (p[1] == key && key != '\0' && key != '%') {
-			rc = dir_escape_filter_value(value, vlen, out);
+			rc = value != NULL ? dir_escape_filter_value(value, vlen, out)
+					   : buf_putc(out, '*');
 			p++;
 		} else {
 			rc = -1; /* unknown "%x", or a lone '%' at the end */
@@ -73,4 +77,16 @@ dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out
 		}
 	}
 	return 0;
+}
+
+int
+dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out)
+{
+	return expand(tmpl, key, value, out);
+}
+
+int
+dir_filter_expand_any(const char *tmpl, char key, struct buf *out)
+{
+	return expand(tmpl, key, NULL, out);
 }

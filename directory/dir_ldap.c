@@ -22,6 +22,7 @@
  * (ldaps:// URIs would do their TLS handshake inside libldap on the first
  * operation; XXX: no TLS options are configurable yet.)
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -429,36 +430,36 @@ conn_bound(struct dconn *c, LDAPMessage *msg)
 	pool_pump(c->pool);
 }
 
-static void
-copy_entry(struct dconn *c, struct dir_op *op, LDAPMessage *msg)
+void
+dir_ldap_copy_entry(LDAP *ld, LDAPMessage *msg, struct arena *arena, struct dir_ldap_entry *e)
 {
-	struct dir_ldap_entry *e = &op->entries[op->nentries++];
-	char *dn = ldap_get_dn(c->ld, msg);
+	char *dn = ldap_get_dn(ld, msg);
 	BerElement *ber = NULL;
 	size_t cap = 0;
 
-	e->dn = arena_strdup(op->arena, dn != NULL ? dn : "");
+	memset(e, 0, sizeof(*e));
+	e->dn = arena_strdup(arena, dn != NULL ? dn : "");
 	ldap_memfree(dn);
-	for (char *a = ldap_first_attribute(c->ld, msg, &ber); a != NULL;
-	     a = ldap_next_attribute(c->ld, msg, ber)) {
-		struct berval **vals = ldap_get_values_len(c->ld, msg, a);
+	for (char *a = ldap_first_attribute(ld, msg, &ber); a != NULL;
+	     a = ldap_next_attribute(ld, msg, ber)) {
+		struct berval **vals = ldap_get_values_len(ld, msg, a);
 		size_t n = (size_t)ldap_count_values_len(vals);
 
 		if (e->nattrs == cap) {
 			size_t ncap = cap == 0 ? 8 : cap * 2;
-			struct dir_ldap_attr *na = arena_alloc(op->arena, ncap * sizeof(*na));
+			struct dir_ldap_attr *na = arena_alloc(arena, ncap * sizeof(*na));
 			if (cap > 0)
 				memcpy(na, e->attrs, cap * sizeof(*na));
 			e->attrs = na;
 			cap = ncap;
 		}
 		struct dir_ldap_attr *at = &e->attrs[e->nattrs++];
-		at->name = arena_strdup(op->arena, a);
+		at->name = arena_strdup(arena, a);
 		at->nvals = n;
-		at->vals = arena_alloc(op->arena, (n + 1) * sizeof(*at->vals));
-		at->lens = arena_alloc(op->arena, (n + 1) * sizeof(*at->lens));
+		at->vals = arena_alloc(arena, (n + 1) * sizeof(*at->vals));
+		at->lens = arena_alloc(arena, (n + 1) * sizeof(*at->lens));
 		for (size_t i = 0; i < n; i++) {
-			char *v = arena_alloc(op->arena, vals[i]->bv_len + 1);
+			char *v = arena_alloc(arena, vals[i]->bv_len + 1);
 			memcpy(v, vals[i]->bv_val, vals[i]->bv_len);
 			at->vals[i] = v;
 			at->lens[i] = vals[i]->bv_len;
@@ -468,6 +469,53 @@ copy_entry(struct dconn *c, struct dir_op *op, LDAPMessage *msg)
 	}
 	if (ber != NULL)
 		ber_free(ber, 0);
+}
+
+/* The stable id as text: entryUUID is text already; a binary 16-byte
+ * value (AD's objectGUID) becomes the usual GUID form. */
+const char *
+dir_ldap_format_id(struct arena *a, const char *v, size_t len)
+{
+	bool printable = len > 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!isprint((unsigned char)v[i]))
+			printable = false;
+	if (printable)
+		return v;
+	const unsigned char *b = (const unsigned char *)v;
+	if (len == 16)
+		return arena_printf(a,
+				    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+				    "%02x%02x%02x%02x%02x%02x",
+				    b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
+				    b[10], b[11], b[12], b[13], b[14], b[15]);
+	char *hex = arena_alloc(a, len * 2 + 1);
+	for (size_t i = 0; i < len; i++) {
+		static const char digits[] = "0123456789abcdef";
+		hex[2 * i] = digits[b[i] >> 4];
+		hex[2 * i + 1] = digits[b[i] & 0xf];
+	}
+	return hex;
+}
+
+int
+dir_ldap_parse_quota(const char *v, uint64_t unit, uint64_t *bytes_r)
+{
+	uint64_t n = 0;
+
+	if (unit == 0)
+		unit = 1;
+	*bytes_r = 0;
+	if (*v == '\0')
+		return 0;
+	for (const char *p = v; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p) || n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	*bytes_r = n > UINT64_MAX / unit ? UINT64_MAX : n * unit;
+	return 0;
 }
 
 static struct dir_op *
@@ -501,7 +549,7 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 	if (type == LDAP_RES_SEARCH_ENTRY) {
 		op->nseen++;
 		if (op->nentries < (size_t)op->sizelimit)
-			copy_entry(c, op, msg);
+			dir_ldap_copy_entry(c->ld, msg, op->arena, &op->entries[op->nentries++]);
 		ldap_msgfree(msg);
 		return;
 	}

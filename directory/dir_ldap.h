@@ -2,12 +2,11 @@
  * dir_ldap.h - internal to directory/: the directory thread, its two
  * connection pools and single LDAP operations with deadlines.
  *
- * Everything here except dir_ldap_start/stop/wake runs on the directory
- * thread. An operation (a search or a bind) is owned by its submitter; it
- * is handed back exactly once through op->done, on the directory thread,
- * with op->rc set: an LDAP result code, or a negative libldap code
- * (LDAP_SERVER_DOWN, LDAP_TIMEOUT) when the server went away or the
- * deadline passed. Entries are copied into op->arena.
+ * Everything here except dir_ldap_start/stop/wake and the pure helpers at
+ * the end runs on the directory thread. An operation (a search or a bind) is owned by its
+ * submitter; it is handed back exactly once through op->done, on the directory thread, with op->rc
+ * set: an LDAP result code, or a negative libldap code (LDAP_SERVER_DOWN, LDAP_TIMEOUT) when the
+ * server went away or the deadline passed. Entries are copied into op->arena.
  */
 #ifndef TERN_DIR_LDAP_H
 #define TERN_DIR_LDAP_H
@@ -15,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <ldap.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -80,7 +81,18 @@ void dir_ldap_wake(void);
 /* Directory thread only. */
 uint64_t dir_ldap_now(void);
 void dir_ldap_submit(struct dir_op *op);
+
+/* Pure helpers shared with dir_admin*.c (the synchronous admin side);
+ * any thread. */
 /* True if the rc means "try again later" rather than a real answer. */
 bool dir_ldap_rc_is_temporary(int rc);
+/* Copies a search entry (DN, every attribute and value) into arena. */
+void dir_ldap_copy_entry(LDAP *ld, LDAPMessage *msg, struct arena *arena, struct dir_ldap_entry *e);
+/* The stable id as text: printable values as they are, a binary 16-byte
+ * value (AD objectGUID) in GUID form, anything else in hex. */
+const char *dir_ldap_format_id(struct arena *a, const char *v, size_t len);
+/* A quota attribute value (decimal units) times unit, saturating; "" is
+ * 0 (no quota). -1 (and 0) for anything that is not decimal digits. */
+int dir_ldap_parse_quota(const char *v, uint64_t unit, uint64_t *bytes_r);
 
 #endif

@@ -71,6 +71,8 @@ def test_example_config_sections_are_known(workdir):
             line = "key = " + key
         elif line.startswith("bind_password_file ="):
             line = "bind_password_file = " + secret
+        elif line.startswith("writer_password_file ="):
+            line = "writer_password_file = " + secret
         elif line.startswith("state_dir ="):
             line = "state_dir = " + os.path.join(workdir, "ex-state")
         elif line.startswith("user =") and section == "server":

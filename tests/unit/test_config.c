@@ -173,6 +173,14 @@ test_minimal_defaults(void **state)
 	assert_string_equal(cfg->outbound_relayhost, "");
 	assert_string_equal(cfg->outbound_retry_initial, "5m");
 	assert_string_equal(cfg->admin_group, "");
+	assert_string_equal(cfg->admin_writer_dn, "");
+	assert_string_equal(cfg->admin_writer_password, "");
+	assert_string_equal(cfg->admin_user_base, "ou=people,dc=example,dc=org");
+	assert_string_equal(cfg->admin_group_base, "ou=groups,dc=example,dc=org");
+	assert_string_equal(cfg->admin_user_classes,
+			    "inetOrgPerson, inetLocalMailRecipient, shadowAccount");
+	assert_string_equal(cfg->admin_list_classes, "groupOfNames, inetLocalMailRecipient");
+	assert_int_equal(cfg->admin_mailbox_retention, 30 * 86400);
 
 	for (int s = 0; s < SVC_COUNT; s++) {
 		assert_false(cfg->listeners[s].present);
@@ -220,6 +228,11 @@ test_full_file(void **state)
 		      "[admin]\n"
 		      "listen = 127.0.0.1:8443\n"
 		      "admin_group = cn=admins,dc=example,dc=org\n"
+		      "writer_bind_dn = cn=writer,dc=example,dc=org\n"
+		      "writer_password_file = @DIR@/secret\n"
+		      "user_base = ou=staff,dc=example,dc=org\n"
+		      "user_object_classes = inetOrgPerson, PostfixBookMailAccount\n"
+		      "mailbox_retention = 7d\n"
 		      "[dkim]\n"
 		      "selector = s1\n",
 		      &path, &err);
@@ -267,6 +280,12 @@ test_full_file(void **state)
 	assert_true(cfg->listeners[SVC_ADMIN].present);
 	assert_int_equal(cfg->listeners[SVC_ADMIN].idle_timeout, 60);
 	assert_string_equal(cfg->admin_group, "cn=admins,dc=example,dc=org");
+	assert_string_equal(cfg->admin_writer_dn, "cn=writer,dc=example,dc=org");
+	assert_string_equal(cfg->admin_writer_password, "s3cret pass");
+	assert_string_equal(cfg->admin_user_base, "ou=staff,dc=example,dc=org");
+	assert_string_equal(cfg->admin_group_base, "ou=groups,dc=example,dc=org");
+	assert_string_equal(cfg->admin_user_classes, "inetOrgPerson, PostfixBookMailAccount");
+	assert_int_equal(cfg->admin_mailbox_retention, 7 * 86400);
 	assert_string_equal(cfg->dkim_selector, "s1");
 	assert_false(cfg->listeners[SVC_POP3].present);
 	assert_int_equal(cfg->listeners[SVC_POP3].idle_timeout, 600);
@@ -345,6 +364,17 @@ static const struct error_case error_cases[] = {
     {BASE "[smtp]\nlisten = host:25x\n", 9, "[smtp] listen: \"host:25x\": bad port"},
     {BASE "[smtp]\nlisten = a:1,\n", 9, "[smtp] listen: empty address"},
     {BASE "[smtp]\nlisten = a:1\nmax_line = 100\n", 10, "[smtp] max_line: out of range 512.."},
+    {BASE "[admin]\nlisten = 127.0.0.1:8443\n", 8,
+     "[admin] admin_group is required (the DN of the admins' group)"},
+    {BASE "[admin]\nlisten = 127.0.0.1:8443\nadmin_group = cn=a,dc=x\n"
+	  "writer_password_file = @DIR@/secret\n",
+     11, "[admin] writer_password_file: set, but writer_bind_dn is not"},
+    {BASE "[admin]\nlisten = 127.0.0.1:8443\nadmin_group = cn=a,dc=x\n"
+	  "user_object_classes = inetOrgPerson,,x\n",
+     11, "[admin] user_object_classes: empty item"},
+    {BASE "[admin]\nlisten = 127.0.0.1:8443\nadmin_group = cn=a,dc=x\n"
+	  "mailbox_retention = 1y\n",
+     11, "[admin] mailbox_retention: not a duration"},
     /* missing required keys: no line */
     {"[server]\ndomains = example.org\nstate_dir = /x\n[directory]\nuri = ldap://h\nbase = dc=x\n",
      0, "[server] hostname is required"},
@@ -566,6 +596,8 @@ test_example_file(void **state)
 	assert_true(rewrites >= 4);
 	char *secret = path_in_tmp("ldap.secret");
 	write_file(secret, "example-secret\n");
+	char *writer_secret = path_in_tmp("ldap-writer.secret");
+	write_file(writer_secret, "writer-secret\n");
 
 	char *path, *err = NULL;
 	struct config *cfg = load_text(buf_cstr(&out), &path, &err);
@@ -581,9 +613,12 @@ test_example_file(void **state)
 	assert_int_equal(cfg->listeners[SVC_IMAP].idle_timeout, 1800);
 	assert_string_equal(cfg->dkim_selector, "s2026");
 	assert_string_equal(cfg->sasl_mechanisms, "");
+	assert_string_equal(cfg->admin_writer_password, "writer-secret");
+	assert_string_equal(cfg->admin_user_base, "ou=people,dc=example,dc=org");
 	config_free(cfg);
 	free(path);
 	free(secret);
+	free(writer_secret);
 	free(src);
 	buf_free(&text);
 	buf_free(&out);
