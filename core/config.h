@@ -132,6 +132,9 @@ struct config {
 	uint64_t batch_max_bytes;
 	unsigned batch_max_ms;
 	unsigned zstd_level;
+	/* How long the mail of a user removed from the directory is kept
+	 * after it was marked orphan, seconds (storage/store_admin.h). */
+	unsigned orphan_retention;
 
 	/* [sasl] */
 	char *sasl_mechanisms; /* extra Cyrus SASL mechanisms ("" = none) */

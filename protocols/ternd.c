@@ -56,6 +56,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: ternd -c FILE [-t]\n"
 		   "       ternd store check|dump|backup|restore -c FILE [ARG]\n"
+		   "       ternd store users|usage|orphans|purge|export|import -c FILE ...\n"
 		   "  -c FILE  configuration file\n"
 		   "  -t       check the configuration and exit\n"
 		   "  -V       print the version\n"

@@ -144,6 +144,8 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"queue", offsetof(struct store_state, queue)},
 	    {"queue_rcpt", offsetof(struct store_state, queue_rcpt)},
 	    {"queue_due", offsetof(struct store_state, queue_due)},
+	    /* Orphan marks: created empty in an older environment too. */
+	    {"orphans", offsetof(struct store_state, orphans)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

@@ -4,9 +4,10 @@
  * body, every chunk of every body, mailbox counters against their
  * messages, quota totals against the mailboxes, the MODSEQ index both
  * ways, mboxname against mbox both ways, UIDs below UIDNEXT, MODSEQs at
- * most HIGHESTMODSEQ, and the outbound queue (its body references count
- * with the messages', its due index exact both ways). Records of format 1
- * and 2 are both understood.
+ * most HIGHESTMODSEQ, the outbound queue (its body references count
+ * with the messages', its due index exact both ways), and the orphan marks
+ * (each of a user the store has). Records of format 1 and 2 are both
+ * understood.
  *
  * It reads inside one transaction (a consistent snapshot even beside a
  * running ternd, whose writer it never blocks) and holds in memory one
@@ -66,8 +67,8 @@ struct ck_ref {
 struct check {
 	MDB_txn *txn;
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota, subs, mime;
-	MDB_dbi queue, queue_rcpt, queue_due;
-	bool has_subs, has_mime, has_queue;
+	MDB_dbi queue, queue_rcpt, queue_due, orphans;
+	bool has_subs, has_mime, has_queue, has_orphans;
 	store_report_fn *report;
 	void *arg;
 	int problems;
@@ -219,6 +220,8 @@ open_dbs(struct check *c, char **error_r)
 	    {"queue", offsetof(struct check, queue), true},
 	    {"queue_rcpt", offsetof(struct check, queue_rcpt), true},
 	    {"queue_due", offsetof(struct check, queue_due), true},
+	    /* absent before the first open by a ternd that marks orphans */
+	    {"orphans", offsetof(struct check, orphans), true},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
@@ -238,6 +241,8 @@ open_dbs(struct check *c, char **error_r)
 			c->has_mime = true;
 		if (dbi == &c->queue_due)
 			c->has_queue = true;
+		if (dbi == &c->orphans)
+			c->has_orphans = true;
 	}
 	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
 		/* All three are created together; one alone is not a queue. */
@@ -1193,6 +1198,44 @@ scan_subs(struct check *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Orphan marks: each decodes and names a user the store has. */
+static int
+scan_orphans(struct check *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (!c->has_orphans)
+		return 0;
+	if ((rc = mdb_cursor_open(c->txn, c->orphans, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		int64_t when;
+		MDB_val uv;
+		if (k.mv_size == 0 || k.mv_size > STORE_MAX_ID_LEN ||
+		    memchr(k.mv_data, '\0', k.mv_size) != NULL) {
+			problem(c, "orphans: a malformed stable id of %zu bytes", k.mv_size);
+			continue;
+		}
+		if (store_orphan_decode(v.mv_data, v.mv_size, &when) < 0)
+			problem(c,
+				"orphan mark of \"%.*s\": the record does not decode (%zu bytes)",
+				(int)k.mv_size, (const char *)k.mv_data, v.mv_size);
+		int grc = mdb_get(c->txn, c->users, &k, &uv);
+		if (grc == MDB_NOTFOUND)
+			problem(c, "orphan mark of \"%.*s\", a user the store does not have",
+				(int)k.mv_size, (const char *)k.mv_data);
+		else if (grc != 0) {
+			rc = grc;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int
 store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
 		char **error_r)
@@ -1208,7 +1251,8 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	if ((rc = scan_users(&c)) != 0 || (rc = scan_mboxes(&c)) != 0 ||
 	    (rc = scan_names(&c)) != 0 || (rc = scan_msgs(&c)) != 0 ||
 	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
-	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0) {
+	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0 ||
+	    (rc = scan_orphans(&c)) != 0) {
 		*error_r = errorf("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}

@@ -41,6 +41,7 @@ struct store_state {
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
 	MDB_dbi subs, mime; /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
+	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -225,6 +226,28 @@ int store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const c
  * EMAILID derived from the hash for a v1 record) (store.c). */
 void store_info_fill(struct arena *a, uint32_t uid, const struct msg_rec *r,
 		     struct store_msg_info *info);
+
+/* Blocking use of a request (store_admin.c): store_sync_prepare() points
+ * req's completion at s (worker NULL: done() runs on the writer thread),
+ * the caller submits, store_sync_wait() returns once done() has run.
+ * Never on a worker's loop. */
+struct store_sync {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+};
+void store_sync_prepare(struct store_sync *s, struct store_req *req);
+void store_sync_wait(struct store_sync *s);
+
+/* Export and import (store_export.c, store_import.c): o->warn with a
+ * formatted line; o->progress when the count goes from before to done past
+ * a multiple of progress_every, and at the end of a mailbox (end) unless
+ * that count was just reported. *last: the count reported last
+ * (UINT64_MAX before the first). */
+struct store_xfer_opts;
+void store_xfer_warn(const struct store_xfer_opts *o, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void store_xfer_progress(const struct store_xfer_opts *o, const char *mailbox, uint64_t before,
+			 uint64_t done, bool end, uint64_t *last);
 
 /* ---- the writer (store_writer.c) ---- */
 

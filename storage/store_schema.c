@@ -241,3 +241,25 @@ store_blobref_decode(const void *v, size_t len, struct blobref_rec *r)
 		return -1;
 	return 0;
 }
+
+void
+store_orphan_encode(uint8_t p[STORE_ORPHAN_LEN], int64_t marked_at)
+{
+	memset(p, 0, STORE_ORPHAN_LEN);
+	p[0] = 1;
+	be_put64(p + 8, (uint64_t)marked_at);
+}
+
+int
+store_orphan_decode(const void *v, size_t len, int64_t *marked_at_r)
+{
+	const uint8_t *p = v;
+
+	if (len != STORE_ORPHAN_LEN || p[0] != 1)
+		return -1;
+	for (int i = 1; i < 8; i++)
+		if (p[i] != 0)
+			return -1;
+	*marked_at_r = (int64_t)be_get64(p + 8);
+	return 0;
+}

@@ -54,6 +54,12 @@
  *   meta      "next_queue_id"     -> u64 next queue_id to allocate
  *   (The three queue databases are created empty when a format-2
  *   environment without them is opened: no migration, no version bump.)
+ *   orphans   stable id (bytes)   -> orphan record (below): users the
+ *                                    admin daemon found removed from the
+ *                                    directory, kept until purged
+ *                                    (storage/store_admin.h). Created
+ *                                    empty like the queue databases; an
+ *                                    absent one is "no orphans".
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -95,6 +101,7 @@
  *               (1 delay DSN sent), 4 u32 attempts, 8 i64 next_attempt,
  *               16 u16 address_len, 18 u16 orcpt_len, 20 u16
  *               last_error_len, 22 u16 0, 24 address, orcpt, last_error.
+ *   orphan v1:  0 u8 version=1, 1..7 0, 8 i64 time the mark was set.
  *
  * Invariants (what store_check verifies): UIDs and MODSEQs only grow
  * (allocated by the single writer) and uidnext is above every UID of the
@@ -110,7 +117,8 @@
  * least one of them pending (an entry whose recipients are all final has
  * left the queue); each pending recipient has exactly one queue_due entry,
  * at its next_attempt, and every queue_due entry is such a one; queue ids
- * are below next_queue_id.
+ * are below next_queue_id. Every orphan mark names a user of `users`
+ * (a purge removes both in one transaction).
  */
 #ifndef TERN_STORE_SCHEMA_H
 #define TERN_STORE_SCHEMA_H
@@ -140,6 +148,7 @@
 #define STORE_MODSEQ_LIVE 0
 #define STORE_MODSEQ_EXPUNGED 1
 #define STORE_BLOBREF_LEN 24
+#define STORE_ORPHAN_LEN 16
 #define STORE_BLOB_ZSTD 1
 
 static inline void
@@ -290,5 +299,8 @@ int store_msg_decode(const void *p, size_t len, struct msg_rec *r);
 
 void store_blobref_encode(uint8_t p[STORE_BLOBREF_LEN], const struct blobref_rec *r);
 int store_blobref_decode(const void *p, size_t len, struct blobref_rec *r);
+
+void store_orphan_encode(uint8_t p[STORE_ORPHAN_LEN], int64_t marked_at);
+int store_orphan_decode(const void *p, size_t len, int64_t *marked_at_r);
 
 #endif

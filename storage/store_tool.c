@@ -46,6 +46,8 @@ tool_usage(FILE *f)
 		   "       ternd store dump -c FILE USER_ID\n"
 		   "       ternd store backup -c FILE DIR\n"
 		   "       ternd store restore -c FILE DIR\n"
+		   "       ternd store users|usage|orphans|mark-orphan|unmark-orphan|purge|"
+		   "export|import ... (ternd store users -h)\n"
 		   "exit status: 0 ok, 1 problems found or refused, 2 usage or error\n");
 }
 
@@ -742,11 +744,43 @@ out:
 	return ret;
 }
 
+struct config *
+store_tool_config(const char *conf)
+{
+	char *err = NULL;
+	struct config *cfg;
+
+	log_init(LOGL_WARN);
+	cfg = config_load(conf, &err);
+	if (cfg == NULL) {
+		err_msg("%s", err);
+		free(err);
+		return NULL;
+	}
+	if (cfg->state_dir == NULL || cfg->state_dir[0] == '\0') {
+		err_msg("%s: [server] state_dir is not set", conf);
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+bool
+store_tool_is_admin(const char *sub)
+{
+	static const char *const subs[] = {"users",	    "usage", "orphans", "mark-orphan",
+					   "unmark-orphan", "purge", "export",	"import"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
+		if (strcmp(sub, subs[i]) == 0)
+			return true;
+	return false;
+}
+
 int
 store_tool_main(int argc, char **argv)
 {
 	const char *conf = NULL, *sub;
-	char *err = NULL;
 	int ch, ret;
 
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -756,6 +790,8 @@ store_tool_main(int argc, char **argv)
 	sub = argv[1];
 	argc--;
 	argv++;
+	if (store_tool_is_admin(sub))
+		return store_tool_admin_main(sub, argc, argv);
 	optind = 1;
 	while ((ch = getopt(argc, argv, "c:h")) != -1) {
 		switch (ch) {
@@ -780,18 +816,9 @@ store_tool_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	log_init(LOGL_WARN);
-	struct config *cfg = config_load(conf, &err);
-	if (cfg == NULL) {
-		err_msg("%s", err);
-		free(err);
+	struct config *cfg = store_tool_config(conf);
+	if (cfg == NULL)
 		return EXIT_USAGE;
-	}
-	if (cfg->state_dir == NULL || cfg->state_dir[0] == '\0') {
-		err_msg("%s: [server] state_dir is not set", conf);
-		config_free(cfg);
-		return EXIT_USAGE;
-	}
 	const char *arg = nargs > 0 ? argv[optind] : NULL;
 	if (strcmp(sub, "check") == 0)
 		ret = cmd_check(cfg);
