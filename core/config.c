@@ -134,6 +134,12 @@ static const struct key_def keys[] = {
     {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},
 
     {"admin", "admin_group", CT_STRING, CFG(admin_group), "", 0, 0, 0},
+    {"admin", "token_ttl", CT_SECONDS, CFG(admin_token_ttl), "1h", 0, 60, 7 * 86400},
+    {"admin", "auth_cache_ttl", CT_SECONDS, CFG(admin_auth_cache_ttl), "30s", 0, 0, 3600},
+    {"admin", "audit_log", CT_STRING, CFG(admin_audit_log), "", 0, 0, 0},
+    {"admin", "metrics_public", CT_BOOL, CFG(admin_metrics_public), "no", 0, 0, 0},
+    {"admin", "max_body", CT_SIZE, CFG(admin_max_body), "1M", 0, 1024, 1ull << 30},
+    {"admin", "threads", CT_UINT, CFG(admin_threads), "4", 0, 1, 64},
     {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
     {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
     {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},

@@ -138,8 +138,16 @@ struct config {
 
 	struct listener_config listeners[SVC_COUNT];
 
+	/* [admin] (tern-admind; the listener keys are in listeners[SVC_ADMIN]) */
+	char *admin_group;	    /* DN of the admins' group ("" = nobody is admin) */
+	unsigned admin_token_ttl;   /* seconds a login token lives */
+	unsigned admin_auth_cache_ttl; /* seconds a checked Basic credential is kept */
+	char *admin_audit_log;	    /* "" = STATE_DIR/audit.log */
+	bool admin_metrics_public;  /* /metrics without auth from loopback */
+	uint64_t admin_max_body;    /* bytes of a request body */
+	unsigned admin_threads;	    /* request threads */
+
 	/* Read and kept as strings for later issues; not used yet. */
-	char *admin_group;	    /* [admin] admin_group: DN of the admins' group */
 	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
 	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
 	char *dns_resolver;	    /* [dns] resolver ("" = the system's) */
