@@ -149,7 +149,13 @@ struct config {
 	char *admin_group_base;	  /* new lists go under it (ou=groups,<base>) */
 	char *admin_user_classes; /* objectClasses of a new user; the first is structural */
 	char *admin_list_classes; /* objectClasses of a new list; the first is structural */
-	unsigned admin_mailbox_retention; /* seconds an orphaned mailbox is kept */
+	/* tern-admind */
+	unsigned admin_token_ttl;   /* seconds a login token lives */
+	unsigned admin_auth_cache_ttl; /* seconds a checked Basic credential is kept */
+	char *admin_audit_log;	    /* "" = STATE_DIR/audit.log */
+	bool admin_metrics_public;  /* /metrics without auth from loopback */
+	uint64_t admin_max_body;    /* bytes of a request body */
+	unsigned admin_threads;	    /* request threads */
 
 	/* Read and kept as strings for later issues; not used yet. */
 	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */

@@ -29,6 +29,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -170,6 +171,11 @@ conn_init(struct conn *c, struct worker *w, int fd, const struct sockaddr *sa, s
 	if (thread_conns != NULL)
 		thread_conns->list_prev = c;
 	thread_conns = c;
+	c->metric_svc = metrics_service_index(service);
+	if (c->metric_svc >= 0) {
+		metric_inc((enum metric_id)(M_CONN_OPEN + c->metric_svc));
+		metric_inc((enum metric_id)(M_CONN_TOTAL + c->metric_svc));
+	}
 	return 0;
 fail:
 	close(fd);
@@ -414,6 +420,8 @@ conn_teardown(struct conn *c, const char *reason)
 	c->closed = true;
 	c->closing = false;
 	c->close_reason = reason;
+	if (c->metric_svc >= 0)
+		metric_dec((enum metric_id)(M_CONN_OPEN + c->metric_svc));
 	if (c->bev != NULL) {
 		struct bufferevent *under = bufferevent_get_underlying(c->bev);
 		if (under != NULL && c->under_drain_cb != NULL)

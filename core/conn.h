@@ -73,6 +73,7 @@ struct conn {
 	bool in_dispatch;
 	unsigned idle_timeout;
 	const char *close_reason;
+	int metric_svc; /* enum service for core/metrics.h, or -1 */
 	struct conn *list_next, *list_prev; /* this worker's connections */
 };
 

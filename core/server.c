@@ -43,6 +43,13 @@ struct listener {
 };
 
 static struct listener *listeners; /* owned */
+static const char *server_name = "ternd"; /* static string, for log lines */
+
+void
+server_set_name(const char *name)
+{
+	server_name = name;
+}
 
 static int
 split_host_port(const char *spec, char **host_r, char **port_r)
@@ -134,13 +141,16 @@ bound_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static int
-listen_spec(const char *spec, enum service svc, server_accept_fn *fn, char **error_r)
+int
+server_bind_spec(const char *spec, enum service svc, unsigned count, int *fds_r, char **addr_text_r,
+		 char **error_r)
 {
 	char *host = NULL, *portstr = NULL;
 	struct addrinfo hints = {0}, *res = NULL;
+	unsigned nbound = 0;
 	int rc = -1;
 
+	*addr_text_r = NULL;
 	if (split_host_port(spec, &host, &portstr) < 0) {
 		if (asprintf(error_r, "[%s] listen: \"%s\" is not host:port",
 			     config_service_name(svc), spec) < 0)
@@ -158,38 +168,62 @@ listen_spec(const char *spec, enum service svc, server_accept_fn *fn, char **err
 		goto out;
 	}
 	int port = atoi(portstr);
-	for (unsigned i = 0; i < worker_pool_size(); i++) {
+	for (; nbound < count; nbound++) {
 		int fd = bind_one(res, port, error_r, spec);
 		if (fd < 0)
 			goto out;
 		if (port == 0)
 			port = bound_port(fd);
+		fds_r[nbound] = fd;
+	}
+	if (res->ai_family == AF_INET6)
+		rc = asprintf(addr_text_r, "[%s]:%d", host, port);
+	else
+		rc = asprintf(addr_text_r, "%s:%d", host, port);
+	if (rc < 0)
+		fatal("out of memory");
+	rc = 0;
+out:
+	if (rc < 0) {
+		for (unsigned i = 0; i < nbound; i++)
+			close(fds_r[i]);
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+	free(host);
+	free(portstr);
+	return rc;
+}
+
+static int
+listen_spec(const char *spec, enum service svc, server_accept_fn *fn, char **error_r)
+{
+	unsigned n = worker_pool_size();
+	int *fds = xcalloc(n, sizeof(*fds));
+	char *addr_text = NULL;
+
+	if (server_bind_spec(spec, svc, n, fds, &addr_text, error_r) < 0) {
+		free(fds);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
 		struct listener *l = xcalloc(1, sizeof(*l));
 		l->svc = svc;
 		l->worker = worker_get(i);
 		l->accept = fn;
-		if (res->ai_family == AF_INET6)
-			rc = asprintf(&l->addr_text, "[%s]:%d", host, port);
-		else
-			rc = asprintf(&l->addr_text, "%s:%d", host, port);
-		if (rc < 0)
-			fatal("out of memory");
-		rc = -1;
-		l->evl = evconnlistener_new(worker_base(l->worker), accept_cb, l,
-					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		l->addr_text = xstrdup(addr_text);
+		l->evl =
+		    evconnlistener_new(worker_base(l->worker), accept_cb, l,
+				       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fds[i]);
 		if (l->evl == NULL)
 			fatal("libevent: cannot create a listener for %s", spec);
 		evconnlistener_set_error_cb(l->evl, accept_error_cb);
 		l->next = listeners;
 		listeners = l;
 	}
-	rc = 0;
-out:
-	if (res != NULL)
-		freeaddrinfo(res);
-	free(host);
-	free(portstr);
-	return rc;
+	free(addr_text);
+	free(fds);
+	return 0;
 }
 
 int
@@ -261,13 +295,13 @@ reload(void)
 	struct config *cfg = config_load(cur->path, &err);
 
 	if (cfg == NULL) {
-		log_error(0, "ternd", "reload-failed reason=\"%s\"", err);
+		log_error(0, server_name, "reload-failed reason=\"%s\"", err);
 		free(err);
 		config_release(cur);
 		return;
 	}
 	if (cfg->tls_cert[0] != '\0' && tls_reload(cfg->tls_cert, cfg->tls_key, &err) < 0) {
-		log_error(0, "ternd", "reload-failed reason=\"%s\"", err);
+		log_error(0, server_name, "reload-failed reason=\"%s\"", err);
 		free(err);
 		config_free(cfg);
 		config_release(cur);
@@ -276,7 +310,7 @@ reload(void)
 	config_release(cur);
 	log_init((enum log_level)cfg->log_level);
 	config_set_current(cfg);
-	log_info(0, "ternd", "reload config=%s", cfg->path);
+	log_info(0, server_name, "reload config=%s", cfg->path);
 }
 
 static void
@@ -315,7 +349,7 @@ server_run(void)
 			reload();
 			continue;
 		}
-		log_info(0, "ternd", "shutdown signal=%s", sig == SIGTERM ? "TERM" : "INT");
+		log_info(0, server_name, "shutdown signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		break;
 	}
 	worker_pool_run_everywhere(close_listeners_here, NULL);

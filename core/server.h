@@ -27,6 +27,14 @@ void server_block_signals(void);
  * worker_pool_create(). */
 int server_listen(const struct config *cfg, server_accept_fn *const accept_fns[SVC_COUNT],
 		  char **error_r);
+/* The program name in the signal loop's log lines (default "ternd"). */
+void server_set_name(const char *name);
+/* Binds count SO_REUSEPORT listening sockets to one "host:port" (port 0:
+ * the kernel picks one, shared by all) into fds_r; *addr_text_r is the
+ * malloc'd "host:port" actually bound. For servers that accept on their
+ * own (tern-admind's evhttp). 0, or -1 with a malloc'd *error_r. */
+int server_bind_spec(const char *spec, enum service svc, unsigned count, int *fds_r,
+		     char **addr_text_r, char **error_r);
 /* Starts accepting on the workers' loops, then runs the main thread's
  * signal loop until SIGTERM/SIGINT. Returns after the listeners close. */
 void server_run(void);

@@ -32,6 +32,7 @@
 #include "core/arena.h"
 #include "core/compat.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/worker.h"
 #include "directory/dir.h"
 #include "directory/dir_cache.h"
@@ -987,6 +988,7 @@ dir_resolve_rcpt(struct worker *w, const char *address, dir_rcpt_cb *cb, void *a
 			hit = true;
 			r->is_list = true;
 		}
+		metric_inc(hit ? M_DIR_CACHE_HIT : M_DIR_CACHE_MISS);
 		if (hit) {
 			req_fill_from_cache(r, v);
 			r->error = r->fail == DIR_OK ? NULL : "cached answer";
@@ -1040,7 +1042,9 @@ dir_authenticate(struct worker *w, const char *login, const char *password, size
 	r->key = key;
 	if (S.cache != NULL) {
 		r->generation = dir_cache_generation(S.cache);
-		if (dir_cache_get(S.cache, arena_printf(r->arena, "u:%s", key), &v)) {
+		bool hit = dir_cache_get(S.cache, arena_printf(r->arena, "u:%s", key), &v);
+		metric_inc(hit ? M_DIR_CACHE_HIT : M_DIR_CACHE_MISS);
+		if (hit) {
 			if (v->status == DIR_OK && v->nusers == 1) {
 				req_fill_from_cache(r, v);
 				r->have_user = true;

@@ -162,7 +162,7 @@ int dir_admin_user_set_password(struct dir_admin *h, struct arena *a, const char
 int dir_admin_user_set_disabled(struct dir_admin *h, struct arena *a, const char *key,
 				bool disabled, struct dir_admin_error *err);
 /* Deletes the entry and takes its DN out of every list's members. The
- * mailbox stays (orphaned; [admin] mailbox_retention). */
+ * mailbox stays (orphaned; [storage] orphan_retention). */
 int dir_admin_user_delete(struct dir_admin *h, struct arena *a, const char *key,
 			  struct dir_admin_error *err);
 /* Replaces the primary address; with keep_old the old one becomes an

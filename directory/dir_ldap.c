@@ -40,6 +40,7 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "directory/dir_ldap.h"
 
 #define MAX_INFLIGHT 64
@@ -187,6 +188,8 @@ static void
 op_complete(struct dir_op *op, int rc)
 {
 	uint64_t took = now_ms - op->started;
+
+	metrics_observe_dir_op(took * 1000); /* now_ms ticks per loop turn: ms resolution */
 
 	if (took >= SLOW_OP_MS || (rc != LDAP_SUCCESS && rc != LDAP_NO_SUCH_OBJECT &&
 				   rc != LDAP_SIZELIMIT_EXCEEDED && rc != LDAP_INVALID_CREDENTIALS))

@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/server.h"
 #include "core/tls.h"
 #include "core/worker.h"
@@ -149,6 +150,8 @@ main(int argc, char **argv)
 	 * user, so the store's files belong to that user. */
 	if (server_drop_privileges(cfg, &err) < 0)
 		fatal("%s", err);
+	/* Counters for tern-admind's /metrics; a failure is only a warning. */
+	(void)metrics_open(cfg->state_dir);
 	if (mech_cyrus_init(cfg, &err) < 0)
 		fatal("%s", err);
 	if (store_open(cfg, &err) < 0)
@@ -174,6 +177,7 @@ main(int argc, char **argv)
 	worker_pool_destroy();
 	imap_done();
 	tls_shutdown();
+	metrics_close();
 	config_release(boot);
 	log_info(0, "ternd", "stop");
 	return 0;

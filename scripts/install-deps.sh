@@ -4,11 +4,12 @@
 # dnsmasq-base is the outbound tests' loopback DNS server (no service: the
 # -base package ships no init script; tests start and stop it by PID).
 set -eu
+# python3-prometheus-client parses /metrics in test_admind.py.
 PKGS="build-essential cmake pkg-config openssl
 libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
 libunistring-dev libcmocka-dev
-slapd ldap-utils python3 python3-pytest swaks libnet-ssleay-perl libauthen-sasl-perl isync
+slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
 dnsmasq-base"
 
 missing=""

@@ -39,6 +39,7 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/worker.h"
 #include "storage/queue.h"
 #include "storage/store_internal.h"
@@ -445,10 +446,15 @@ finish_op(struct store_op *op, int commit_rc)
 		log_error(0, "store", "%s-failed user=%s error=\"%s\"", op_name(op), op_user(op),
 			  store_rc_str(op->rc));
 	if (op->type == OP_DELIVER) {
-		if (status != STORE_OK)
+		if (status != STORE_OK) {
 			fail_delivery(op->d, status);
-		else
+		} else {
 			op->d->status = STORE_OK;
+			if (op->d->nrcpts > 0) {
+				metric_inc(M_DELIVERED_MESSAGES);
+				metric_add(M_DELIVERED_RCPTS, op->d->nrcpts);
+			}
+		}
 	} else if (op->type == OP_EXPUNGE) {
 		op->e->status = status;
 		if (status != STORE_OK)
@@ -532,6 +538,7 @@ writer_main(void *arg)
 		pthread_mutex_lock(&s->qlock);
 		s->stats.ops += n;
 		pthread_mutex_unlock(&s->qlock);
+		metrics_observe_batch(n);
 		/* Watchers hear of a change only once it is durable. */
 		if (rc == 0)
 			store_watch_notify(wc.touches, wc.ntouches);

@@ -19,6 +19,7 @@
 #include "core/compat.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/worker.h"
 #include "directory/dir.h"
 #include "protocols/sasl/auth.h"
@@ -232,6 +233,7 @@ fail(struct attempt *at, const char *why)
 	unsigned delay = mech_fail_delay_ms(at->cfg, c->peer_ip);
 
 	mech_record_result(c->peer_ip, false);
+	metric_inc_svc(M_LOGIN_FAILED, c->service);
 	log_info(c->id, c->service,
 		 "login user=\"%s\" result=fail mech=%s ip=%s tls=%s delay_ms=%u reason=\"%s\"",
 		 at->login, at->mech, c->peer_ip, c->tls ? "yes" : "no", delay, why);
@@ -255,6 +257,7 @@ dir_done(void *arg, const struct dir_auth_result *res)
 	case DIR_OK: {
 		const struct dir_user *u = res->user;
 		mech_record_result(c->peer_ip, true);
+		metric_inc_svc(M_LOGIN_OK, c->service);
 		if (u->login != NULL && u->login[0] != '\0')
 			safe_copy(at->login, sizeof(at->login), u->login);
 		log_info(c->id, c->service, "login user=\"%s\" result=ok mech=%s ip=%s tls=%s",
@@ -263,6 +266,7 @@ dir_done(void *arg, const struct dir_auth_result *res)
 		return;
 	}
 	case DIR_TEMPFAIL:
+		metric_inc_svc(M_LOGIN_TEMPFAIL, c->service);
 		log_warn(c->id, c->service,
 			 "login user=\"%s\" result=tempfail mech=%s ip=%s reason=\"%s\"", at->login,
 			 at->mech, c->peer_ip,

@@ -180,7 +180,6 @@ test_minimal_defaults(void **state)
 	assert_string_equal(cfg->admin_user_classes,
 			    "inetOrgPerson, inetLocalMailRecipient, shadowAccount");
 	assert_string_equal(cfg->admin_list_classes, "groupOfNames, inetLocalMailRecipient");
-	assert_int_equal(cfg->admin_mailbox_retention, 30 * 86400);
 
 	for (int s = 0; s < SVC_COUNT; s++) {
 		assert_false(cfg->listeners[s].present);
@@ -232,7 +231,6 @@ test_full_file(void **state)
 		      "writer_password_file = @DIR@/secret\n"
 		      "user_base = ou=staff,dc=example,dc=org\n"
 		      "user_object_classes = inetOrgPerson, PostfixBookMailAccount\n"
-		      "mailbox_retention = 7d\n"
 		      "[dkim]\n"
 		      "selector = s1\n",
 		      &path, &err);
@@ -285,7 +283,6 @@ test_full_file(void **state)
 	assert_string_equal(cfg->admin_user_base, "ou=staff,dc=example,dc=org");
 	assert_string_equal(cfg->admin_group_base, "ou=groups,dc=example,dc=org");
 	assert_string_equal(cfg->admin_user_classes, "inetOrgPerson, PostfixBookMailAccount");
-	assert_int_equal(cfg->admin_mailbox_retention, 7 * 86400);
 	assert_string_equal(cfg->dkim_selector, "s1");
 	assert_false(cfg->listeners[SVC_POP3].present);
 	assert_int_equal(cfg->listeners[SVC_POP3].idle_timeout, 600);
@@ -373,8 +370,8 @@ static const struct error_case error_cases[] = {
 	  "user_object_classes = inetOrgPerson,,x\n",
      11, "[admin] user_object_classes: empty item"},
     {BASE "[admin]\nlisten = 127.0.0.1:8443\nadmin_group = cn=a,dc=x\n"
-	  "mailbox_retention = 1y\n",
-     11, "[admin] mailbox_retention: not a duration"},
+	  "token_ttl = 10s\n",
+     11, "[admin] token_ttl"},
     /* missing required keys: no line */
     {"[server]\ndomains = example.org\nstate_dir = /x\n[directory]\nuri = ldap://h\nbase = dc=x\n",
      0, "[server] hostname is required"},
