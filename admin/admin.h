@@ -137,6 +137,21 @@ int admin_server_start(const struct config *cfg, char **error_r);
 /* Stops the threads (pending delayed replies are sent first). */
 void admin_server_stop(void);
 
+/* ---- the mail store (admin_store.c) ----
+ * Opened for writing on first use (it must exist: ternd creates it),
+ * shared by requests and jobs, closed only for a restore. */
+
+/* Holds the store open for the caller until admin_store_release(). 0, or
+ * -1 with a malloc'd *error_r (not there yet, a restore running): 503. */
+int admin_store_acquire(const struct config *cfg, char **error_r);
+void admin_store_release(void);
+/* Waits for every holder to release, closes the store and keeps it closed
+ * (acquire fails) until admin_store_unlock_closed(). For a restore. */
+void admin_store_lock_closed(void);
+void admin_store_unlock_closed(void);
+/* At stop: closes the store (waits for holders). */
+void admin_store_close(void);
+
 /* ---- pieces with no I/O, for unit tests ---- */
 
 enum admin_match {

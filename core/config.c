@@ -56,6 +56,7 @@ enum ctype {
 	CT_LISTEN,	/* a listener's addrs and naddrs */
 	CT_AUTH_FILE,	/* char *, "user:password" from a file only its owner reads */
 	CT_TLS_POLICY,	/* int, enum config_tls_policy */
+	CT_SCHEDULE,	/* struct config_schedule */
 };
 
 #define F_REQUIRED 1u
@@ -147,6 +148,9 @@ static const struct key_def keys[] = {
     {"admin", "metrics_public", CT_BOOL, CFG(admin_metrics_public), "no", 0, 0, 0},
     {"admin", "max_body", CT_SIZE, CFG(admin_max_body), "1M", 0, 1024, 1ull << 30},
     {"admin", "threads", CT_UINT, CFG(admin_threads), "4", 0, 1, 64},
+    {"backup", "dir", CT_STRING, CFG(backup_dir), "", 0, 0, 0},
+    {"backup", "schedule", CT_SCHEDULE, CFG(backup_schedule), "off", 0, 0, 0},
+    {"backup", "keep", CT_UINT, CFG(backup_keep), "7", 0, 1, 10000},
     {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
     {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
     {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},
@@ -426,6 +430,84 @@ config_parse_duration(const char *s, uint64_t *seconds_r)
 	else
 		return -1;
 	return mul_check(n, mul, seconds_r);
+}
+
+int
+config_parse_schedule(const char *s, struct config_schedule *r)
+{
+	uint64_t n;
+	unsigned h, m;
+	int used = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (strcmp(s, "off") == 0 || strcmp(s, "none") == 0) {
+		r->kind = CONFIG_SCHEDULE_OFF;
+		return 0;
+	}
+	if (strcmp(s, "hourly") == 0) {
+		r->kind = CONFIG_SCHEDULE_EVERY;
+		r->every = 3600;
+		return 0;
+	}
+	if (strcmp(s, "daily") == 0) {
+		r->kind = CONFIG_SCHEDULE_DAILY;
+		return 0;
+	}
+	if (strncmp(s, "daily ", 6) == 0) {
+		const char *t = s + 6;
+		while (*t == ' ')
+			t++;
+		if (strlen(t) != 5 || t[2] != ':' ||
+		    sscanf(t, "%2u:%2u%n", &h, &m, &used) != 2 || used != 5 || h > 23 || m > 59)
+			return -1;
+		r->kind = CONFIG_SCHEDULE_DAILY;
+		r->at = h * 3600 + m * 60;
+		return 0;
+	}
+	if (strncmp(s, "every ", 6) == 0) {
+		const char *t = s + 6;
+		while (*t == ' ')
+			t++;
+		if (config_parse_duration(t, &n) < 0 || n == 0 || n > 366ull * 86400)
+			return -1;
+		r->kind = CONFIG_SCHEDULE_EVERY;
+		r->every = (unsigned)n;
+		return 0;
+	}
+	return -1;
+}
+
+time_t
+config_schedule_next(const struct config_schedule *sch, time_t after)
+{
+	struct tm tm;
+	time_t t;
+
+	switch (sch->kind) {
+	case CONFIG_SCHEDULE_EVERY:
+		return after + (time_t)sch->every;
+	case CONFIG_SCHEDULE_DAILY:
+		localtime_r(&after, &tm);
+		tm.tm_hour = (int)(sch->at / 3600);
+		tm.tm_min = (int)(sch->at % 3600 / 60);
+		tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+		/* Today's time has passed: tomorrow's (mktime normalises the
+		 * day, and DST changes move the wall time, not the date). */
+		for (int i = 1; t <= after && i < 3; i++) {
+			localtime_r(&after, &tm);
+			tm.tm_mday += i;
+			tm.tm_hour = (int)(sch->at / 3600);
+			tm.tm_min = (int)(sch->at % 3600 / 60);
+			tm.tm_sec = 0;
+			tm.tm_isdst = -1;
+			t = mktime(&tm);
+		}
+		return t;
+	default:
+		return 0;
+	}
 }
 
 static int
@@ -884,6 +966,10 @@ set_value(struct loader *ld, const struct key_def *k, void *base, const char *va
 		*sp = secret;
 		return NULL;
 	}
+	case CT_SCHEDULE:
+		if (config_parse_schedule(value, field) < 0)
+			return "not a schedule (off, hourly, daily, daily HH:MM, every DURATION)";
+		return NULL;
 	case CT_TLS_POLICY: {
 		static const char *const names[] = {"none", "may", "require", "verify"};
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Services a listener section can start. The order is the section order
  * in the file's documentation. */
@@ -88,6 +89,20 @@ struct config_route {
 	int line;
 };
 
+/* A repeating time ([backup] schedule): "off", "hourly", "daily" (at
+ * 00:00), "daily HH:MM" (local time), "every DURATION" ("every 6h",
+ * "every 30s": from when tern-admind starts). */
+enum config_schedule_kind {
+	CONFIG_SCHEDULE_OFF,
+	CONFIG_SCHEDULE_EVERY, /* every `every` seconds ("hourly" = 3600) */
+	CONFIG_SCHEDULE_DAILY, /* once a day at `at` seconds after local midnight */
+};
+struct config_schedule {
+	enum config_schedule_kind kind;
+	unsigned every;
+	unsigned at;
+};
+
 struct config {
 	char *path; /* the file it came from */
 
@@ -157,6 +172,11 @@ struct config {
 	uint64_t admin_max_body;    /* bytes of a request body */
 	unsigned admin_threads;	    /* request threads */
 
+	/* [backup]: tern-admind's backups (admin/admin_backups.c). */
+	char *backup_dir;		  /* "" = STATE_DIR/backups */
+	struct config_schedule backup_schedule; /* scheduled backups */
+	unsigned backup_keep;		  /* scheduled backups kept */
+
 	/* Read and kept as strings for later issues; not used yet. */
 	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
 	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
@@ -189,6 +209,11 @@ struct config {
 
 	unsigned refs; /* owned by config_acquire/release/set_current */
 };
+
+/* 0, or -1 for a string that is not a schedule (or an interval of 0). */
+int config_parse_schedule(const char *s, struct config_schedule *r);
+/* The first time after `after` the schedule fires; 0 for "off". */
+time_t config_schedule_next(const struct config_schedule *sch, time_t after);
 
 /* Loads and checks path. On failure returns NULL with *error_r set to a
  * malloc'd "FILE:LINE: reason" (free it). */

@@ -6,6 +6,9 @@
  * queue_stats...) work on it as on a normal open; anything that writes
  * fails, since there is no writer.
  *
+ * Also store_open_existing(): the read-write open for tools and
+ * tern-admind, which must never create or migrate a store.
+ *
  * How it fails: -1 with a message when the environment does not exist
  * yet (ternd never ran), a database is missing, or the format is newer
  * than this build; the caller may simply try again later.
@@ -20,6 +23,7 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "storage/store_admin.h"
 #include "storage/store_internal.h"
 
 static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
@@ -176,4 +180,52 @@ store_read_probe(char **error_r)
 	}
 	store_read_end(txn);
 	return 0;
+}
+
+int
+store_open_existing(const struct config *cfg, char **error_r)
+{
+	char *path, *err = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	uint32_t format = 0;
+	int rc;
+
+	*error_r = NULL;
+	if (store_g != NULL) {
+		*error_r = xstrdup("store: already open");
+		return -1;
+	}
+	path = errorf("%s/mail", cfg->state_dir);
+	/* A look first, read-only: store_open() would create a missing store
+	 * and migrate an old one, which only ternd may do. The environment
+	 * is closed again before store_open() (one MDB_env per process). */
+	if (store_env_open_rdonly(path, false, &env, &err) < 0) {
+		*error_r = err;
+		free(path);
+		return -1;
+	}
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(env, 0);
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	}
+	if (rc == 0) {
+		MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
+		if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 && mdb_get(txn, meta, &k, &v) == 0 &&
+		    v.mv_size == 4)
+			format = be_get32(v.mv_data);
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	if (format != STORE_FORMAT) {
+		*error_r = errorf("%s: store format %u, this build writes %u: start ternd once (it "
+				  "migrates older formats) or use a matching ternd",
+				  path, format, STORE_FORMAT);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return store_open(cfg, error_r);
 }
