@@ -20,7 +20,7 @@
 #include "core/server.h"
 #include "core/worker.h"
 
-#define TERN_VERSION "0.1.0"
+#include "core/version.h"
 
 static void
 usage(FILE *f)
