@@ -91,6 +91,7 @@ struct admin_req {
 	const char *content_type; /* static, for text */
 	const char *summary;	  /* one line for the audit log (arena or static) */
 	const char *www_auth;	  /* 401: add WWW-Authenticate */
+	const char *location;	  /* a Location header (202 for a job), or NULL */
 };
 
 typedef void admin_handler_fn(struct admin_req *r);

@@ -291,6 +291,8 @@ send_reply(struct hreq *h)
 	}
 	if (r->status == 405 && h->allow != NULL)
 		evhttp_add_header(hdrs, "Allow", h->allow);
+	if (r->location != NULL)
+		evhttp_add_header(hdrs, "Location", r->location);
 	evhttp_send_reply(h->ev, r->status, reason_phrase(r->status), out);
 	evbuffer_free(out);
 

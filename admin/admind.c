@@ -20,7 +20,8 @@
 #include "core/server.h"
 #include "core/worker.h"
 
-#define TERN_VERSION "0.1.0"
+#include "core/version.h"
+#include "admin/admin_job.h"
 
 static void
 usage(FILE *f)
@@ -87,6 +88,7 @@ main(int argc, char **argv)
 
 	worker_pool_create(cfg->admin_threads);
 	admin_core_routes();
+	admin_job_routes();
 	/* Feature modules register their routes here (provisioning,
 	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)
@@ -99,6 +101,7 @@ main(int argc, char **argv)
 	server_run(); /* until SIGTERM; SIGHUP reloads config and certificates */
 
 	admin_server_stop();
+	admin_job_shutdown();
 	worker_pool_stop();
 	worker_pool_destroy();
 	admin_health_close();

@@ -18,5 +18,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* asprintf that never fails: for error messages handed to callers. */
+void xasprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

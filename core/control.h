@@ -46,15 +46,19 @@
  * success return a new object with the results (or NULL for none): the
  * server adds "ok": true. On failure set *code_r to one of CONTROL_E_*
  * and *error_r to a malloc'd message, and return NULL. */
-typedef json_t *control_handler_fn(void *ctx, json_t *req, const char **code_r,
-				   char **error_r);
+typedef json_t *control_handler_fn(void *ctx, json_t *req, const char **code_r, char **error_r);
 
 /* Adds a command; main thread, before control_start(). A name registered
  * twice is a bug (abort). */
 void control_register(const char *cmd, control_handler_fn *fn, void *ctx);
 
-/* Creates STATE_DIR/control (replacing a stale socket left by a dead
- * ternd, refusing if a live one answers) and starts the server thread.
+/* Creates STATE_DIR/control, replacing a stale socket left by a dead
+ * ternd and refusing if a live one answers: called early, before the
+ * store is opened, it is also what keeps two ternds off one state
+ * directory. Requests wait in the backlog until control_start(). 0, or
+ * -1 with a malloc'd *error_r. */
+int control_listen(const struct config *cfg, char **error_r);
+/* Starts the server thread (calling control_listen first if it was not).
  * 0, or -1 with a malloc'd *error_r. */
 int control_start(const struct config *cfg, char **error_r);
 /* Stops the thread and removes the socket. */
@@ -63,11 +67,11 @@ void control_stop(void);
 /* ---- the client side (tern-admind, tests) ---- */
 
 enum control_call_result {
-	CONTROL_OK = 0,		 /* *reply_r: the answer object, "ok" true */
-	CONTROL_REFUSED = -1,	 /* ternd answered "ok": false: *reply_r holds
-				  * the answer, *error_r its "error" */
+	CONTROL_OK = 0,		  /* *reply_r: the answer object, "ok" true */
+	CONTROL_REFUSED = -1,	  /* ternd answered "ok": false: *reply_r holds
+				   * the answer, *error_r its "error" */
 	CONTROL_NOT_RUNNING = -2, /* no socket, or nobody listening on it */
-	CONTROL_FAILED = -3	 /* I/O error, timeout or a malformed answer */
+	CONTROL_FAILED = -3	  /* I/O error, timeout or a malformed answer */
 };
 
 /* Sends one request to the ternd whose state directory is state_dir and

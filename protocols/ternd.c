@@ -30,7 +30,8 @@
 #include "storage/store.h"
 #include "storage/store_tool.h"
 
-#define TERN_VERSION "0.1.0"
+#include "core/version.h"
+#include "core/control.h"
 
 /* One descriptor per connection: thousands of idle IMAP clients need far
  * more than the usual soft limit of 1024, so take what the hard limit
@@ -62,6 +63,37 @@ usage(FILE *f)
 		   "  -t       check the configuration and exit\n"
 		   "  -V       print the version\n"
 		   "  store    mail store maintenance (docs/store-tool.md)\n");
+}
+
+/* Control commands served by ternd itself (core/control.h). */
+
+/* {"cmd": "directory.flush"}: a provisioning write happened; drop every
+ * cached directory answer so the change applies to the next lookup. */
+static json_t *
+ctl_directory_flush(void *ctx, json_t *req, const char **code_r, char **error_r)
+{
+	(void)ctx;
+	(void)req;
+	(void)code_r;
+	(void)error_r;
+	dir_cache_flush();
+	return NULL;
+}
+
+/* {"cmd": "mailbox.changed", "user": "<stable id>"}: another process
+ * changed this user's mail; wake the sessions that show it. */
+static json_t *
+ctl_mailbox_changed(void *ctx, json_t *req, const char **code_r, char **error_r)
+{
+	(void)ctx;
+	const char *user = json_string_value(json_object_get(req, "user"));
+	if (user == NULL || user[0] == '\0') {
+		*code_r = CONTROL_E_BAD_REQUEST;
+		xasprintf(error_r, "mailbox.changed needs a \"user\" string (the stable id)");
+		return NULL;
+	}
+	store_changed_elsewhere(user);
+	return NULL;
 }
 
 int
@@ -152,6 +184,9 @@ main(int argc, char **argv)
 		fatal("%s", err);
 	/* Counters for tern-admind's /metrics; a failure is only a warning. */
 	(void)metrics_open(cfg->state_dir);
+	/* Before the store: a second ternd on this state_dir stops here. */
+	if (control_listen(cfg, &err) < 0)
+		fatal("%s", err);
 	if (mech_cyrus_init(cfg, &err) < 0)
 		fatal("%s", err);
 	if (store_open(cfg, &err) < 0)
@@ -162,6 +197,11 @@ main(int argc, char **argv)
 	 * (bounces to local senders). */
 	if (outbound_start(cfg, &err) < 0)
 		fatal("%s", err);
+	/* tern-admind's way in: after the services it acts on are up. */
+	control_register("directory.flush", ctl_directory_flush, NULL);
+	control_register("mailbox.changed", ctl_mailbox_changed, NULL);
+	if (control_start(cfg, &err) < 0)
+		fatal("%s", err);
 
 	log_info(0, "ternd", "start version=%s workers=%u config=%s", TERN_VERSION,
 		 worker_pool_size(), path);
@@ -169,6 +209,7 @@ main(int argc, char **argv)
 	worker_pool_start();
 	server_run(); /* until SIGTERM */
 
+	control_stop();
 	worker_pool_stop();
 	outbound_stop();
 	dir_stop();

@@ -368,6 +368,11 @@ typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmods
 struct store_watch *store_watch_add(const char *user_id, uint32_t mailbox_id, struct worker *w,
 				    store_watch_fn *fn, void *arg);
 void store_watch_remove(struct store_watch *watch);
+/* Another process (tern-admind's import or purge, `ternd store ...`)
+ * committed changes to this user's mail, which this process's writer did
+ * not see: every watch of the user is called (highestmodseq UINT64_MAX,
+ * mailbox_id 0), so sessions re-read what they show. Any thread. */
+void store_changed_elsewhere(const char *user_id);
 
 /* ---- maintenance (ternd store ...) ---- */
 

@@ -140,8 +140,9 @@ store_watch_notify(const struct store_touched *t, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		size_t b = bucket_of(t[i].user_id);
 		for (struct store_watch *w = buckets[b]; w != NULL; w = w->next) {
+			/* A touch of mailbox 0 means every mailbox of the user. */
 			if (w->dead || strcmp(w->user_id, t[i].user_id) != 0 ||
-			    (w->mbox != 0 && w->mbox != t[i].mbox))
+			    (w->mbox != 0 && t[i].mbox != 0 && w->mbox != t[i].mbox))
 				continue;
 			if (w->pending) {
 				if (w->pending_mbox != t[i].mbox)
@@ -170,4 +171,13 @@ store_watch_notify(const struct store_touched *t, size_t n)
 			deliver_event(post[j]); /* tools and tests: no loop */
 	}
 	free(post);
+}
+
+void
+store_changed_elsewhere(const char *user_id)
+{
+	struct store_touched t = {.user_id = (char *)user_id, .mbox = 0,
+				  .highestmodseq = UINT64_MAX};
+
+	store_watch_notify(&t, 1);
 }

@@ -206,7 +206,21 @@ class Ternd:
                 raise AssertionError("%s did not listen within %ss:\n%s"
                                      % (self.name, timeout, self.log_tail()))
             time.sleep(0.02)
+        # The control socket comes up after the listeners are bound; a
+        # test may talk to it as soon as start() returns.
+        while not os.path.exists(self.control_path()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("%s: no control socket:\n%s" % (self.name, self.log_tail()))
+            time.sleep(0.02)
         return self
+
+    def control_path(self):
+        return os.path.join(self.state_dir, "control")
+
+    def control(self, request, timeout=10):
+        """One request on ternd's control socket (core/control.h); the
+        decoded answer."""
+        return control_call(self.control_path(), request, timeout)
 
     def log(self):
         try:
@@ -391,6 +405,27 @@ def b64(s):
     if isinstance(s, str):
         s = s.encode()
     return base64.b64encode(s).decode()
+
+
+def control_call(path, request, timeout=10):
+    """Sends one JSON line (request: a dict, or raw bytes sent as they
+    are) to a control socket and returns the decoded answer line."""
+    import json
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        data = request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n"
+        s.sendall(data)
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError("control socket closed; have %r" % buf)
+            buf += chunk
+        return json.loads(buf.split(b"\n", 1)[0])
+    finally:
+        s.close()
 
 
 class RawLines:
