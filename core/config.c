@@ -457,8 +457,8 @@ config_parse_schedule(const char *s, struct config_schedule *r)
 		const char *t = s + 6;
 		while (*t == ' ')
 			t++;
-		if (strlen(t) != 5 || t[2] != ':' ||
-		    sscanf(t, "%2u:%2u%n", &h, &m, &used) != 2 || used != 5 || h > 23 || m > 59)
+		if (strlen(t) != 5 || t[2] != ':' || sscanf(t, "%2u:%2u%n", &h, &m, &used) != 2 ||
+		    used != 5 || h > 23 || m > 59)
 			return -1;
 		r->kind = CONFIG_SCHEDULE_DAILY;
 		r->at = h * 3600 + m * 60;
