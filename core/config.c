@@ -205,7 +205,8 @@ static const struct {
 /* Sections that only hold keys of the main table. */
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
-    "server", "tls", "directory", "limits", "storage", "sasl", "outbound", "dns", "dkim", "routes",
+    "server",	"tls", "directory", "limits", "storage", "sasl",
+    "outbound", "dns", "dkim",	    "routes", "backup",
 };
 
 /* The openldap profile: what every unset profile field becomes. */
