@@ -14,11 +14,14 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "admin/admin.h"
 #include "core/compat.h"
 #include "core/log.h"
 #include "storage/store_admin.h"
+
+#define CLOSE_WAIT_S 5
 
 static pthread_rwlock_t use_lock;
 static pthread_once_t use_once = PTHREAD_ONCE_INIT;
@@ -90,6 +93,23 @@ admin_store_unlock_closed(void)
 void
 admin_store_close(void)
 {
-	admin_store_lock_closed();
-	admin_store_unlock_closed();
+	struct timespec ts;
+
+	pthread_once(&use_once, use_init);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CLOSE_WAIT_S;
+	/* A job that outlived admin_job_shutdown() still holds the store:
+	 * leave it open rather than hang the exit (what it committed is
+	 * durable; the process ends anyway). */
+	if (pthread_rwlock_timedwrlock(&use_lock, &ts) != 0) {
+		log_warn(0, "tern-admind", "store-close skipped reason=\"a job still uses it\"");
+		return;
+	}
+	pthread_mutex_lock(&open_lock);
+	if (is_open) {
+		store_close();
+		is_open = false;
+	}
+	pthread_mutex_unlock(&open_lock);
+	pthread_rwlock_unlock(&use_lock);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -712,6 +713,60 @@ test_refcount_threads(void **state)
 	config_set_current(NULL);
 }
 
+/* [backup] schedule: the accepted forms and their next firing. */
+static void
+test_schedule(void **state)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		enum config_schedule_kind kind;
+		unsigned every, at;
+	} cases[] = {
+	    {"off", 0, CONFIG_SCHEDULE_OFF, 0, 0},
+	    {"hourly", 0, CONFIG_SCHEDULE_EVERY, 3600, 0},
+	    {"daily", 0, CONFIG_SCHEDULE_DAILY, 0, 0},
+	    {"daily 03:00", 0, CONFIG_SCHEDULE_DAILY, 0, 3 * 3600},
+	    {"daily 23:59", 0, CONFIG_SCHEDULE_DAILY, 0, 23 * 3600 + 59 * 60},
+	    {"every 30s", 0, CONFIG_SCHEDULE_EVERY, 30, 0},
+	    {"every 6h", 0, CONFIG_SCHEDULE_EVERY, 6 * 3600, 0},
+	    {"every 90", 0, CONFIG_SCHEDULE_EVERY, 90, 0},
+	    {"every 0s", -1, 0, 0, 0},
+	    {"every", -1, 0, 0, 0},
+	    {"every 5x", -1, 0, 0, 0},
+	    {"daily 24:00", -1, 0, 0, 0},
+	    {"daily 3:00", -1, 0, 0, 0},
+	    {"daily 03:60", -1, 0, 0, 0},
+	    {"weekly", -1, 0, 0, 0},
+	    {"", -1, 0, 0, 0},
+	};
+	struct config_schedule s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = config_parse_schedule(cases[i].in, &s);
+		assert_int_equal(rc, cases[i].ok);
+		if (rc == 0) {
+			assert_int_equal(s.kind, cases[i].kind);
+			assert_int_equal(s.every, cases[i].every);
+			assert_int_equal(s.at, cases[i].at);
+		}
+	}
+	assert_int_equal(config_parse_schedule("every 45s", &s), 0);
+	assert_int_equal(config_schedule_next(&s, 1000), 1045);
+	assert_int_equal(config_parse_schedule("off", &s), 0);
+	assert_int_equal(config_schedule_next(&s, 1000), 0);
+	/* daily: the next local HH:MM strictly after `after`. */
+	assert_int_equal(config_parse_schedule("daily 03:00", &s), 0);
+	time_t now = time(NULL), next = config_schedule_next(&s, now);
+	struct tm tm;
+	localtime_r(&next, &tm);
+	assert_true(next > now && next - now <= 25 * 3600);
+	assert_int_equal(tm.tm_hour, 3);
+	assert_int_equal(tm.tm_min, 0);
+	assert_true(config_schedule_next(&s, next) > next);
+}
+
 int
 main(void)
 {
@@ -726,6 +781,7 @@ main(void)
 	    cmocka_unit_test(test_example_file),
 	    cmocka_unit_test(test_refcount_swap),
 	    cmocka_unit_test(test_refcount_threads),
+	    cmocka_unit_test(test_schedule),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
