@@ -215,8 +215,10 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly, struct s
 		for (size_t i = 0; i < n && msgs[i].save_date < started; i++)
 			initial = msgs[i].uid;
 		uint32_t highest = msgs[n - 1].uid;
-		uint32_t prev =
-		    imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest, initial, readonly);
+		/* IMAP4rev2 has no \Recent (RFC 9051 appendix E): such a
+		 * session only looks, leaving the flag to rev1 sessions. */
+		uint32_t prev = imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest,
+						  initial, readonly || s->rev2);
 		imap_view_recent_add(v, prev + 1, highest);
 	}
 	for (size_t i = 0; i < box_r->nkeywords; i++)
@@ -341,7 +343,7 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 	if (v->count != before) {
 		uint32_t highest = v->uids[v->count - 1];
 		uint32_t prev = imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest,
-						  old_uidnext - 1, v->readonly);
+						  old_uidnext - 1, v->readonly || s->rev2);
 		imap_view_recent_add(v, (prev > old_uidnext - 1 ? prev : old_uidnext - 1) + 1,
 				     highest);
 		imap_untagged(s, "%zu EXISTS", v->count);

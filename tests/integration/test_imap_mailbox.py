@@ -578,6 +578,38 @@ def test_recent_shared_between_sessions(env):
         sess.logout()
 
 
+def test_rev2_select_leaves_recent_to_rev1(env):
+    """IMAP4rev2 dropped \\Recent (RFC 9051 appendix E): a rev2 session
+    that SELECTs, or hears of new mail while selected, claims nothing, so
+    a rev1 session of the same user still sees those messages recent."""
+    t = env.ternd
+    login = "user20"
+    addr = "%s@example.test" % login
+    t.send(addr, msg(harness.unique_token()))
+    r2 = Imap(t, login)
+    assert r2.cmd("ENABLE IMAP4rev2") == (["* ENABLED IMAP4rev2"], "OK ENABLE completed")
+    u, tag = r2.cmd("SELECT INBOX")
+    assert tag == "OK [READ-WRITE] SELECT completed", tag
+    assert "* 1 EXISTS" in u and not any("RECENT" in l for l in u), u
+    t.send(addr, msg(harness.unique_token()))
+    deadline = time.monotonic() + 5
+    while True:
+        u, tag = r2.cmd("NOOP")
+        if "* 2 EXISTS" in u:
+            break
+        assert time.monotonic() < deadline, "the second message never arrived"
+        time.sleep(0.05)
+    assert not any("RECENT" in l for l in u), u
+    v1 = Imap(t, login)
+    u, tag = v1.cmd("SELECT INBOX")
+    assert tag == "OK [READ-WRITE] SELECT completed"
+    assert "* 2 RECENT" in u, u
+    assert v1.cmd("FETCH 1:2 FLAGS")[0] == ["* 1 FETCH (FLAGS (\\Recent))",
+                                           "* 2 FETCH (FLAGS (\\Recent))"]
+    for sess in (r2, v1):
+        sess.logout()
+
+
 def test_close_unselect_and_uid_expunge(env):
     c = Imap(env.ternd, "user12")
     for flags in ("\\Deleted", None, "\\Deleted", "\\Deleted"):
