@@ -335,3 +335,39 @@ def test_errors(setup):
                                 {"format": "mbox", "path": env.tmp})]:
         status, _, b = api(admind, method, path, body)
         assert status == 404, (path, b)
+
+
+def test_import_wakes_idle_session(setup):
+    """An IMAP session IDLE in the target INBOX hears of imported mail at
+    once: tern-admind tells ternd ("mailbox.changed" on its control
+    socket), since LMDB gives ternd no notice of another process's
+    writes."""
+    env, admind = setup
+    t = env.ternd
+    src = os.path.join(env.tmp, "idle-import.mbox")
+    with open(src, "wb") as f:
+        for i in range(2):
+            f.write(b"From someone@example.org Thu Jan  1 00:00:00 2026\n")
+            f.write(harness.make_message(harness.unique_token("idle")).replace(b"\r\n", b"\n"))
+            f.write(b"\n")
+    c = harness.RawLines(t.imap_port)
+    try:
+        c.readline()
+        _, tagged = c.imap("a1", "LOGIN user33 %s" % harness.password("user33"))
+        assert b"OK" in tagged, tagged
+        _, tagged = c.imap("a2", "SELECT INBOX")
+        assert b"OK" in tagged, tagged
+        c.send("a3 IDLE\r\n")
+        assert c.readline().startswith(b"+")
+        run_job(admind, "/api/v1/mailboxes/user33/import",
+                {"format": "mbox", "path": src, "mailbox": "INBOX"})
+        c.sock.settimeout(5)  # well below any poll interval ternd might have
+        line = c.readline()
+        while not line.endswith(b"EXISTS"):
+            line = c.readline()
+        assert line == b"* 2 EXISTS", line
+        c.send("DONE\r\n")
+        _, tagged = c.imap("a3")
+        assert b"OK" in tagged, tagged
+    finally:
+        c.close()
