@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/compat.h"
 #include "core/config.h"
+#include "directory/dir_admin.h"
 
 /* ---- authentication: the interface the directory library plugs into ---- */
 
@@ -52,18 +53,19 @@ enum admin_auth_result {
 typedef int admin_auth_fn(void *ctx, const struct config *cfg, const char *login,
 			  const char *password, struct admin_identity *id_r);
 
-/* Replaces the checker (default: admin_ldap_authenticate). Call before
+/* Replaces the checker (default: admin_dir_authenticate). Call before
  * admin_server_start. */
 void admin_set_authenticator(admin_auth_fn *fn, void *ctx);
 
-/* The built-in minimal checker (admin_auth.c): finds the user with the
- * service bind (user_filter, not disabled, exactly one entry), binds as
- * the entry on a fresh connection, then looks for the DN in admin_group's
- * member attributes ([directory] member_attr). ctx is unused. */
-int admin_ldap_authenticate(void *ctx, const struct config *cfg, const char *login,
-			    const char *password, struct admin_identity *id_r);
-/* A service-account bind within [directory] timeout (health). 0, or -1
- * with a malloc'd *error_r. */
+/* The checker (admin_dir.c): dir_admin_authenticate on a pooled writer
+ * handle: the user found by login or address (enabled), a bind as the
+ * entry with the password, then the DN looked up in admin_group's
+ * member attributes. ctx and cfg are unused (the pool follows the
+ * current config). */
+int admin_dir_authenticate(void *ctx, const struct config *cfg, const char *login,
+			   const char *password, struct admin_identity *id_r);
+/* A service-account bind within [directory] timeout (health: the account
+ * ternd uses). 0, or -1 with a malloc'd *error_r. */
 int admin_ldap_ping(const struct config *cfg, char **error_r);
 
 /* ---- requests and replies ---- */
@@ -128,6 +130,18 @@ void admin_reply_error(struct admin_req *r, int status, const char *code, const 
  * naming the field and returns -1. */
 int admin_body_string(struct admin_req *r, const char *field, bool required, const char **value_r);
 
+/* A body must be there (400 missing_body) and hold only the keys in
+ * allowed (NULL-terminated); an unknown key is 400 unknown_field naming
+ * it. 0, or -1 with the reply set. */
+int admin_body_require(struct admin_req *r, const char *const *allowed);
+/* An optional array of strings (*v_r NULL-terminated, in the request's
+ * arena; NULL and 0 when absent or null). -1 with a 400 naming the field
+ * for anything else. */
+int admin_body_strings(struct admin_req *r, const char *field, const char *const **v_r,
+		       size_t *n_r);
+/* An optional boolean (def when absent or null); -1 with a 400 otherwise. */
+int admin_body_bool(struct admin_req *r, const char *field, bool def, bool *v_r);
+
 /* ---- the server (admin_http.c) ---- */
 
 /* Registers the core routes (login, logout, healthz, metrics, whoami). */
@@ -164,6 +178,31 @@ void admin_backup_routes(void);
  * server, stopped before admin_job_shutdown(). */
 void admin_backup_scheduler_start(void);
 void admin_backup_scheduler_stop(void);
+/* Provisioning: users and aliases (admin_users.c), lists
+ * (admin_lists.c). Main thread before admin_server_start. */
+void admin_provision_routes(void);
+
+/* ---- the directory writer (admin_dir.c) ---- */
+
+/* A writer handle from the pool (opened, or reopened after a reload, as
+ * needed); give it back with admin_dir_release. 0, or -1 with a malloc'd
+ * *error_r when it cannot be opened (directory down, writer refused). */
+int admin_dir_acquire(struct dir_admin **h_r, char **error_r);
+void admin_dir_release(struct dir_admin *h);
+/* admin_dir_acquire for a handler: NULL with a 503 reply set. */
+struct dir_admin *admin_dir_get(struct admin_req *r);
+/* At stop: closes every pooled handle (none may be in use). */
+void admin_dir_close_all(void);
+/* The reply for a failed dir_admin call: INVALID 400 bad_field, EXISTS
+ * 409, NOTFOUND 404, DENIED 502 (the directory refused the writer
+ * account: an access-control problem on the server side), AUTHFAIL and
+ * UNAVAILABLE 503, UNSUPPORTED 501, ERROR 500; error.field from e. */
+void admin_dir_reply(struct admin_req *r, int status, const struct dir_admin_error *e);
+/* Tells a running ternd to drop its cached directory answers (control
+ * socket "directory.flush"), after a successful write. A ternd that is
+ * not running is fine; any other failure is logged. */
+void admin_dir_flush(const struct config *cfg);
+
 /* An RFC 3339 UTC string for t, JSON null for 0. */
 json_t *admin_json_time(time_t t);
 /* Tells a running ternd that user_id's mail was changed by this process

@@ -135,6 +135,82 @@ admin_body_string(struct admin_req *r, const char *field, bool required, const c
 	return 0;
 }
 
+int
+admin_body_require(struct admin_req *r, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+
+	if (r->body == NULL) {
+		admin_reply_error(r, 400, "missing_body", NULL, "a JSON object body is required");
+		return -1;
+	}
+	json_object_foreach(r->body, key, v)
+	{
+		bool known = false;
+		for (size_t i = 0; allowed != NULL && allowed[i] != NULL && !known; i++)
+			known = strcmp(allowed[i], key) == 0;
+		if (!known) {
+			/* A typo ("qouta") must not pass as "nothing to change". */
+			json_t *k = json_string(key);
+			admin_reply_error(r, 400, "unknown_field", k != NULL ? key : NULL,
+					  "unknown field %s", k != NULL ? key : "(not UTF-8)");
+			json_decref(k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+admin_body_strings(struct admin_req *r, const char *field, const char *const **v_r, size_t *n_r)
+{
+	json_t *v = r->body != NULL ? json_object_get(r->body, field) : NULL;
+	size_t i;
+	json_t *item;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_array(v)) {
+		admin_reply_error(r, 400, "bad_field", field, "%s must be an array of strings",
+				  field);
+		return -1;
+	}
+	const char **out = arena_alloc(r->arena, (json_array_size(v) + 1) * sizeof(*out));
+	json_array_foreach(v, i, item)
+	{
+		if (!json_is_string(item)) {
+			admin_reply_error(r, 400, "bad_field", field,
+					  "%s must be an array of strings (item %zu is not)", field,
+					  i);
+			return -1;
+		}
+		out[i] = json_string_value(item);
+	}
+	out[json_array_size(v)] = NULL;
+	*v_r = out;
+	*n_r = json_array_size(v);
+	return 0;
+}
+
+int
+admin_body_bool(struct admin_req *r, const char *field, bool def, bool *v_r)
+{
+	json_t *v = r->body != NULL ? json_object_get(r->body, field) : NULL;
+
+	*v_r = def;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		admin_reply_error(r, 400, "bad_field", field, "%s must be true or false", field);
+		return -1;
+	}
+	*v_r = json_is_true(v);
+	return 0;
+}
+
 const char *
 admin_param(const struct admin_req *r, const char *name)
 {
@@ -181,6 +257,10 @@ reason_phrase(int status)
 		return "Payload Too Large";
 	case 500:
 		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
 	default:

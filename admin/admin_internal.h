@@ -43,6 +43,10 @@ void admin_handle_metrics(struct admin_req *r);
  * first use, closed here. */
 void admin_health_close(void);
 
+/* Lists and their members (admin_lists.c), registered by
+ * admin_provision_routes(). */
+void admin_list_routes(void);
+
 /* True for 127.0.0.0/8 and ::1 (and v4-mapped loopback). */
 bool admin_is_loopback(const char *ip);
 

@@ -40,7 +40,7 @@ static struct slot tokens[TOKEN_SLOTS]; /* guarded by lock */
 static unsigned char salt[32];
 static bool salted;
 
-static admin_auth_fn *auth_fn = admin_ldap_authenticate;
+static admin_auth_fn *auth_fn = admin_dir_authenticate;
 static void *auth_ctx;
 
 void

@@ -87,10 +87,13 @@ main(int argc, char **argv)
 	config_set_current(cfg);
 
 	worker_pool_create(cfg->admin_threads);
+	/* Admins log in through the directory writer library. */
+	admin_set_authenticator(admin_dir_authenticate, NULL);
 	admin_core_routes();
 	admin_job_routes();
 	admin_mailbox_routes();
 	admin_backup_routes();
+	admin_provision_routes();
 	/* Feature modules register their routes here (provisioning,
 	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)
@@ -109,6 +112,7 @@ main(int argc, char **argv)
 	worker_pool_stop();
 	worker_pool_destroy();
 	admin_health_close();
+	admin_dir_close_all();
 	admin_routes_clear();
 	config_set_current(NULL);
 	log_info(0, "tern-admind", "stop");

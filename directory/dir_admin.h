@@ -25,8 +25,8 @@
  *
  * Caching: ternd caches directory answers for [directory] cache_ttl /
  * negative_ttl, so a change made here reaches ternd within those TTLs.
- * XXX the admin daemon is to tell ternd to flush (dir_cache_flush) once
- * the two talk to each other.
+ * tern-admind tells a running ternd to drop its cache after every
+ * successful write (control socket "directory.flush", admin/admin_dir.c).
  */
 #ifndef TERN_DIR_ADMIN_H
 #define TERN_DIR_ADMIN_H
@@ -188,6 +188,11 @@ int dir_admin_list_get(struct dir_admin *h, struct arena *a, const char *key,
 int dir_admin_list_create(struct dir_admin *h, struct arena *a, const char *name,
 			  const char *address, const char *const *members, size_t nmembers,
 			  struct dir_admin_list **list_r, struct dir_admin_error *err);
+/* Replaces the list's address (the old one stops working); list_r may
+ * be NULL. The name (cn, the RDN) cannot be changed yet. */
+int dir_admin_list_set_address(struct dir_admin *h, struct arena *a, const char *key,
+			       const char *address, struct dir_admin_list **list_r,
+			       struct dir_admin_error *err);
 int dir_admin_list_delete(struct dir_admin *h, struct arena *a, const char *key,
 			  struct dir_admin_error *err);
 /* member: a user's login or address, another list's address, or (remove

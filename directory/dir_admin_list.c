@@ -339,6 +339,55 @@ list_create(struct dir_admin *h, struct arena *a, const char *name_in, const cha
 	return status;
 }
 
+/* A new address for a list: replaces the value of the attribute that
+ * holds its current address (mail_attr, else alias_attr), or adds one
+ * where it had none. Other alias values the entry may hold stay. */
+static int
+list_set_address(struct dir_admin *h, struct arena *a, const char *key, const char *address_in,
+		 struct dir_admin_list **list_r, struct dir_admin_error *err)
+{
+	const struct directory_config *dc = h->dc;
+	struct dir_ldap_entry *e;
+	const char *addr;
+	int status;
+
+	if ((status = dir_admin_check_address(h->cfg, a, "address", address_in, &addr, err)) != 0 ||
+	    (status = find_list(h, a, key, "list", &e, err)) != 0)
+		return status;
+	const char *old = list_address(h, a, e);
+	if (strcmp(old, addr) != 0) {
+		if ((status = dir_admin_address_free(h, a, addr, e->dn, "address", err)) != 0)
+			return status;
+		const char *attr = dir_admin_attr1(e, dc->mail_attr)[0] != '\0' ? dc->mail_attr
+				   : !h->ad && dc->alias_attr[0] != '\0'	? dc->alias_attr
+										: dc->mail_attr;
+		if (attr[0] == '\0')
+			return dir_admin_fail(a, err, DIR_ADMIN_UNSUPPORTED, "address",
+					      "[directory] alias_attr and mail_attr are empty");
+		struct dir_admin_mods m;
+		dir_admin_mods_init(&m, a);
+		/* Delete the value as the entry spells it (the match rule
+		 * ignores case, but be exact anyway). */
+		const char *spelled = dir_admin_attr1(e, attr);
+		if (spelled[0] != '\0')
+			dir_admin_mod1(&m, LDAP_MOD_DELETE, attr, spelled);
+		dir_admin_mod1(&m, LDAP_MOD_ADD, attr, addr);
+		const char *diag;
+		int rc = dir_admin_ldap_modify(h, a, e->dn, &m, &diag);
+		if (rc != LDAP_SUCCESS)
+			return dir_admin_ldap_fail(
+			    a, err, rc, diag, "address",
+			    arena_printf(a, "change the address of %s", e->dn));
+		log_info(0, "diradmin", "list-address dn=\"%s\" old=%s new=%s", e->dn,
+			 old[0] != '\0' ? old : "-", addr);
+	}
+	if (list_r != NULL) {
+		*list_r = to_list(h, a, e);
+		(*list_r)->address = addr;
+	}
+	return DIR_ADMIN_OK;
+}
+
 static int
 list_delete(struct dir_admin *h, struct arena *a, const char *key, struct dir_admin_error *err)
 {
@@ -494,6 +543,14 @@ dir_admin_list_create(struct dir_admin *h, struct arena *a, const char *name, co
 		      struct dir_admin_list **list_r, struct dir_admin_error *err)
 {
 	DIR_ADMIN_LOCKED(h, list_create(h, a, name, address, members_in, nmembers, list_r, err));
+}
+
+int
+dir_admin_list_set_address(struct dir_admin *h, struct arena *a, const char *key,
+			   const char *address, struct dir_admin_list **list_r,
+			   struct dir_admin_error *err)
+{
+	DIR_ADMIN_LOCKED(h, list_set_address(h, a, key, address, list_r, err));
 }
 
 int
