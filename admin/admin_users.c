@@ -96,6 +96,15 @@ body_nonempty(struct admin_req *r, const char *field, bool required, const char 
 	return 0;
 }
 
+/* dir_admin names its own inputs ("display_name"); the reply names the
+ * JSON field the admin sent ("name"). */
+static void
+field_as(struct dir_admin_error *e, const char *lib, const char *json)
+{
+	if (e->field != NULL && strcmp(e->field, lib) == 0)
+		e->field = json;
+}
+
 /* One user by path {id} with the reply set on failure. */
 static struct dir_admin_user *
 get_user(struct admin_req *r, struct dir_admin *h, const char *key)
@@ -238,6 +247,7 @@ handle_user_create(struct admin_req *r)
 	int st = dir_admin_user_create(h, r->arena, &spec, &u, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
+		field_as(&e, "display_name", "name");
 		admin_dir_reply(r, st, &e);
 		return;
 	}
@@ -315,6 +325,7 @@ handle_user_patch(struct admin_req *r)
 	int st = dir_admin_user_update(h, r->arena, u->login[0] != '\0' ? u->login : u->mail, &ch,
 				       &nu, &e);
 	if (st != DIR_ADMIN_OK) {
+		field_as(&e, "display_name", "name");
 		admin_dir_reply(r, st, &e);
 		goto out;
 	}
@@ -424,6 +435,7 @@ handle_user_rename(struct admin_req *r)
 	    dir_admin_user_rename_address(h, r->arena, admin_param(r, "id"), mail, keep, &u, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
+		field_as(&e, "address", "mail");
 		admin_dir_reply(r, st, &e);
 		return;
 	}
@@ -574,10 +586,8 @@ handle_alias_add(struct admin_req *r)
 	if (st != DIR_ADMIN_OK) {
 		/* The user is the one thing the library calls "user" or
 		 * "login"; the body calls it "user". */
-		if (e.field != NULL && strcmp(e.field, "login") == 0)
-			e.field = "user";
-		if (e.field != NULL && strcmp(e.field, "aliases") == 0)
-			e.field = "address";
+		field_as(&e, "login", "user");
+		field_as(&e, "aliases", "address");
 		admin_dir_reply(r, st, &e);
 		admin_dir_release(h);
 		return;
@@ -620,8 +630,7 @@ handle_alias_delete(struct admin_req *r)
 	}
 	int st = dir_admin_alias_remove(h, r->arena, address, address, &e);
 	if (st != DIR_ADMIN_OK) {
-		if (e.field != NULL && strcmp(e.field, "aliases") == 0)
-			e.field = "address";
+		field_as(&e, "aliases", "address");
 		admin_dir_reply(r, st, &e);
 		goto out;
 	}
