@@ -200,6 +200,7 @@ main(int argc, char **argv)
 	/* tern-admind's way in: after the services it acts on are up. */
 	control_register("directory.flush", ctl_directory_flush, NULL);
 	control_register("mailbox.changed", ctl_mailbox_changed, NULL);
+	outbound_control_register();
 	if (control_start(cfg, &err) < 0)
 		fatal("%s", err);
 

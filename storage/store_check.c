@@ -968,6 +968,15 @@ check_queue_entry(struct check *c, uint64_t qid, const struct queue_msg_rec *m)
 		k.mv_size = sizeof(dk);
 		k.mv_data = dk;
 		rc = mdb_get(c->txn, c->queue_due, &k, &v);
+		if (m->flags & QUEUE_F_HELD) {
+			/* Held by an admin: its recipients are never due. */
+			if (rc == 0)
+				problem(c, "queue entry %016llx: recipient %u is held but in queue_due",
+					(unsigned long long)qid, i);
+			else if (rc != MDB_NOTFOUND)
+				return rc;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND)
 			problem(c,
 				"queue entry %016llx: recipient %u is pending but not in "
