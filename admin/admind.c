@@ -91,6 +91,7 @@ main(int argc, char **argv)
 	admin_job_routes();
 	admin_mailbox_routes();
 	admin_backup_routes();
+	admin_queue_routes();
 	/* Feature modules register their routes here (provisioning,
 	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)
