@@ -507,9 +507,15 @@ conn_closed(struct ob_client *c, void *arg, enum ob_status st, const char *error
 	free(oc);
 	if (r->stopping)
 		return;
-	/* No connection could be made and none is left to carry the
-	 * waiting messages: they wait in the queue instead. */
-	if (!was_ready && d->nconns == 0 && d->pending != NULL) {
+	/* No connection could be made and none is ready to carry the
+	 * waiting messages: they wait in the queue instead. (Waiting for
+	 * the other connection attempts to fail too would let each failure
+	 * open a new attempt for the jobs still pending, a loop for as long
+	 * as the far side refuses.) */
+	bool any_ready = false;
+	for (struct oconn *x = d->conns; x != NULL; x = x->next)
+		any_ready = any_ready || x->ready;
+	if (!was_ready && !any_ready && d->pending != NULL) {
 		const char *why = error != NULL ? error : "no connection";
 		struct arena *tmp = arena_new(0);
 		const char *line = arena_printf(tmp, "451 4.4.1 %s", why);
