@@ -818,11 +818,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal_defaults), cmocka_unit_test(test_ad_profile),
-	    cmocka_unit_test(test_full_file),	     cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_cannot_open),	     cmocka_unit_test(test_long_line),
-	    cmocka_unit_test(test_parse_numbers),    cmocka_unit_test(test_bools),
-	    cmocka_unit_test(test_example_file),     cmocka_unit_test(test_refcount_swap),
+	    cmocka_unit_test(test_minimal_defaults),
+	    cmocka_unit_test(test_ad_profile),
+	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_cannot_open),
+	    cmocka_unit_test(test_long_line),
+	    cmocka_unit_test(test_parse_numbers),
+	    cmocka_unit_test(test_bools),
+	    cmocka_unit_test(test_example_file),
+	    cmocka_unit_test(test_refcount_swap),
 	    cmocka_unit_test(test_refcount_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
