@@ -1405,6 +1405,10 @@ build_static(const struct directory_config *dc)
 	S.ad_rules = strcmp(rules, "yes") == 0	? RULES_YES
 		     : strcmp(rules, "no") == 0 ? RULES_NO
 						: RULES_UNKNOWN;
+	/* Nothing would use the rules: do not ask. */
+	if (S.ad_rules == RULES_UNKNOWN && !attr_set(dc->disabled_flags_attr) &&
+	    !attr_set(dc->member_of_attr))
+		S.ad_rules = RULES_NO;
 	S.rootdse_busy = false;
 	S.rootdse_retry_at = 0;
 	build_enabled();
