@@ -5,22 +5,15 @@
  * admin listener in the config file, gets the admin's password
  * (TERN_ADMIN_PASSWORD or a prompt without echo), makes the HTTP call,
  * follows long jobs with progress on stderr and prints the reply.
- *
- * The config file is read for three keys only ([admin] listen and
- * plaintext_auth, [tls] cert) with inih, not with config_load(): the full
- * loader also reads the service's LDAP secrets, which an admin's shell
- * must not need, and tern-admind has already checked the file.
+ * The config file and the terminal are ternctl_env.c's business.
  * How it fails: every failure is one line on stderr and an exit status
  * from enum ternctl_exit (documented in --help and docs/admin-guide.md).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ini.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +24,6 @@
 #include "core/version.h"
 
 #define DEFAULT_CONFIG "/etc/tern/tern.conf"
-#define DEFAULT_PORT 8443
 #define SECRET_MAX 4096
 
 struct opts {
@@ -57,12 +49,6 @@ struct call {
 	const char *values_opts[TERNCTL_MAX_OPTS];
 };
 
-struct cfg_keys {
-	char *listen;
-	char *tls_cert;
-	bool plaintext_auth;
-};
-
 static char *password; /* owned; wiped at exit */
 
 static void
@@ -73,195 +59,6 @@ wipe_password(void)
 		free(password);
 		password = NULL;
 	}
-}
-
-static void err(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static void
-err(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("ternctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* ---- the config file ---- */
-
-static int
-cfg_handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct cfg_keys *k = user;
-	if (strcmp(section, "admin") == 0 && strcmp(name, "listen") == 0) {
-		free(k->listen);
-		k->listen = xstrdup(value);
-	} else if (strcmp(section, "admin") == 0 && strcmp(name, "plaintext_auth") == 0) {
-		k->plaintext_auth = strcasecmp(value, "yes") == 0 ||
-				    strcasecmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
-				    strcasecmp(value, "on") == 0;
-	} else if (strcmp(section, "tls") == 0 && strcmp(name, "cert") == 0) {
-		free(k->tls_cert);
-		k->tls_cert = xstrdup(value);
-	}
-	return 1; /* other keys are tern-admind's business */
-}
-
-static bool
-is_loopback(const char *host)
-{
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "localhost") == 0;
-}
-
-/* Fills t from the config file and the options. */
-static int
-make_target(const struct opts *o, struct ternctl_target *t)
-{
-	struct cfg_keys k = {0};
-	ini_use_stack = false;
-	ini_allow_realloc = true;
-	ini_max_line = 8192 + 3;
-	int r = ini_parse(o->config, cfg_handler, &k);
-	if (r < 0) {
-		err("cannot read the config file %s: %s (give it with -c FILE)", o->config,
-		    r == -1 ? strerror(errno) : "out of memory");
-		return -1;
-	}
-	if (k.listen == NULL && o->server == NULL) {
-		err("%s has no [admin] listen: tern-admind is not configured (or use --server)",
-		    o->config);
-		goto fail;
-	}
-	/* The first listen address; a wildcard means "this host". */
-	char *first = xstrdup(o->server != NULL ? o->server : k.listen);
-	first[strcspn(first, ",")] = '\0';
-	char *s = first;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	s[strcspn(s, " \t")] = '\0';
-	if (config_parse_hostport(s, DEFAULT_PORT, &t->host, &t->port) < 0) {
-		err("bad admin address \"%s\" (expected host:port)", s);
-		free(first);
-		goto fail;
-	}
-	free(first);
-	if (strcmp(t->host, "0.0.0.0") == 0 || t->host[0] == '\0') {
-		free(t->host);
-		t->host = xstrdup("127.0.0.1");
-	} else if (strcmp(t->host, "::") == 0) {
-		free(t->host);
-		t->host = xstrdup("::1");
-	}
-	t->timeout = o->timeout;
-	t->insecure = o->insecure;
-	t->tls_name = o->tls_name != NULL ? xstrdup(o->tls_name) : NULL;
-	if (k.tls_cert != NULL && k.tls_cert[0] != '\0') {
-		t->tls = true;
-		if (o->cacert != NULL) {
-			t->cafile = xstrdup(o->cacert);
-		} else {
-			/* The server's own certificate is the trust anchor. */
-			t->cafile = xstrdup(k.tls_cert);
-			t->pin = true;
-		}
-	} else {
-		if (!k.plaintext_auth) {
-			err("%s: [admin] has no TLS ([tls] cert) and plaintext_auth is not yes: "
-			    "tern-admind would not start like this",
-			    o->config);
-			goto fail;
-		}
-		if (!is_loopback(t->host)) {
-			err("refusing to send a password in clear text to %s (not loopback)",
-			    t->host);
-			goto fail;
-		}
-	}
-	free(k.listen);
-	free(k.tls_cert);
-	return 0;
-fail:
-	free(k.listen);
-	free(k.tls_cert);
-	return -1;
-}
-
-static void
-target_free(struct ternctl_target *t)
-{
-	free(t->host);
-	free(t->cafile);
-	free(t->tls_name);
-}
-
-/* ---- secrets from the terminal ---- */
-
-static int tty_fd = -1;
-static struct termios tty_saved;
-
-static void
-restore_tty(int sig)
-{
-	tcsetattr(tty_fd, TCSAFLUSH, &tty_saved);
-	if (write(tty_fd, "\n", 1) < 0) {
-		/* nothing to do: we are leaving */
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/* Asks on /dev/tty without echo. A malloc'd secret, or NULL. */
-static char *
-ask_secret(const char *prompt)
-{
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return NULL;
-	struct termios t;
-	if (tcgetattr(fd, &t) < 0) {
-		close(fd);
-		return NULL;
-	}
-	tty_fd = fd;
-	tty_saved = t;
-	struct sigaction sa = {.sa_handler = restore_tty}, old_int, old_term;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
-	t.c_lflag |= ICANON;
-	tcsetattr(fd, TCSAFLUSH, &t);
-	if (write(fd, prompt, strlen(prompt)) < 0) {
-		/* the read below fails too */
-	}
-	struct buf b;
-	buf_init(&b, SECRET_MAX);
-	bool ok = false;
-	for (;;) {
-		char c;
-		ssize_t n = read(fd, &c, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (c == '\n' || c == '\r') {
-			ok = true;
-			break;
-		}
-		if (buf_putc(&b, c) < 0)
-			break;
-	}
-	tcsetattr(fd, TCSAFLUSH, &tty_saved);
-	if (write(fd, "\n", 1) < 0) {
-		/* cosmetic */
-	}
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	close(fd);
-	tty_fd = -1;
-	char *s = ok ? xstrdup(buf_cstr(&b)) : NULL;
-	buf_wipe(&b);
-	return s;
 }
 
 /* The admin's password: the environment, else the terminal. */
@@ -276,12 +73,12 @@ admin_password(const char *admin)
 		return password;
 	}
 	char *prompt = xstrfmt("Password for %s: ", admin);
-	password = ask_secret(prompt);
+	password = ternctl_ask_secret(prompt);
 	free(prompt);
 	if (password == NULL)
-		err("no password: set TERN_ADMIN_PASSWORD or run ternctl on a terminal");
+		ternctl_err("no password: set TERN_ADMIN_PASSWORD or run ternctl on a terminal");
 	else if (password[0] == '\0') {
-		err("empty password");
+		ternctl_err("empty password");
 		wipe_password();
 	}
 	return password;
@@ -319,10 +116,11 @@ put_value(const struct ternctl_param *p, const char *value, json_t *body, struct
 	case TK_SECRET:
 		if (strcmp(value, "-") == 0) {
 			char *prompt = xstrfmt("%s: ", p->name);
-			char *s = ask_secret(prompt);
+			char *s = ternctl_ask_secret(prompt);
 			free(prompt);
 			if (s == NULL || s[0] == '\0') {
-				err("--%s -: no terminal to ask on, or an empty answer", p->name);
+				ternctl_err("--%s -: no terminal to ask on, or an empty answer",
+					    p->name);
 				free(s);
 				return -1;
 			}
@@ -353,9 +151,10 @@ put_value(const struct ternctl_param *p, const char *value, json_t *body, struct
 		v = json_integer((json_int_t)n);
 		break;
 	bad_number:
-		err("%s: \"%s\" is not a %s", p->name, value,
-		    p->kind == TK_SIZE ? "size (like 500M, 2G or a number of bytes; or none)"
-				       : "non-negative number");
+		ternctl_err("%s: \"%s\" is not a %s", p->name, value,
+			    p->kind == TK_SIZE
+				? "size (like 500M, 2G or a number of bytes; or none)"
+				: "non-negative number");
 		return -1;
 	}
 	case TK_LIST: {
@@ -382,7 +181,7 @@ put_value(const struct ternctl_param *p, const char *value, json_t *body, struct
 		break;
 	}
 	if (v == NULL) {
-		err("%s: the value is not valid UTF-8", p->name);
+		ternctl_err("%s: the value is not valid UTF-8", p->name);
 		return -1;
 	}
 	json_object_set_new(body, field, v);
@@ -417,7 +216,7 @@ build_request(const struct call *c, struct buf *path, char **body_r, char **secr
 		if (value == NULL)
 			value = "";
 		if (ternctl_url_escape(path, value) < 0) {
-			err("an argument is too long");
+			ternctl_err("an argument is too long");
 			goto out;
 		}
 		p = close + 1;
@@ -443,7 +242,7 @@ build_request(const struct call *c, struct buf *path, char **body_r, char **secr
 			nsecrets++;
 	}
 	if (buf_append(path, query.data != NULL ? query.data : "", query.len) < 0) {
-		err("the query is too long");
+		ternctl_err("the query is too long");
 		goto out;
 	}
 	*body_r = NULL;
@@ -516,7 +315,7 @@ parse_json(const struct ternctl_reply *r, const char *what)
 	json_error_t jerr;
 	json_t *j = json_loadb(r->body.data, r->body.len, 0, &jerr);
 	if (j == NULL)
-		err("%s: tern-admind sent bad JSON: %s", what, jerr.text);
+		ternctl_err("%s: tern-admind sent bad JSON: %s", what, jerr.text);
 	return j;
 }
 
@@ -557,7 +356,7 @@ call(struct session *s, const char *method, const char *path, const char *body,
 {
 	char *e = NULL;
 	if (ternctl_http_request(&s->t, method, path, s->auth, body, r, &e) < 0) {
-		err("%s: %s", s->what, e);
+		ternctl_err("%s: %s", s->what, e);
 		free(e);
 		return -1;
 	}
@@ -579,7 +378,7 @@ follow_job(struct session *s, json_t *job)
 {
 	const char *id0 = json_string_value(json_object_get(job, "id"));
 	if (id0 == NULL) {
-		err("%s: the job has no id", s->what);
+		ternctl_err("%s: the job has no id", s->what);
 		json_decref(job);
 		return TERNCTL_UNREACHABLE;
 	}
@@ -651,8 +450,8 @@ follow_job(struct session *s, json_t *job)
 	} else {
 		const char *e = json_string_value(json_object_get(job, "error"));
 		const char *kind = json_string_value(json_object_get(job, "kind"));
-		err("%s job %s failed: %s", kind != NULL ? kind : "the", id,
-		    e != NULL ? e : (state != NULL ? state : "no state"));
+		ternctl_err("%s job %s failed: %s", kind != NULL ? kind : "the", id,
+			    e != NULL ? e : (state != NULL ? state : "no state"));
 		rc = TERNCTL_JOB_FAILED;
 	}
 	json_decref(job);
@@ -683,7 +482,7 @@ run(struct session *s, const struct call *c)
 		body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (body == NULL) {
-			err("login: the login or password is not valid UTF-8");
+			ternctl_err("login: the login or password is not valid UTF-8");
 			rc = TERNCTL_USAGE;
 			goto out;
 		}
@@ -773,7 +572,7 @@ global_option(struct opts *o, int argc, char **argv, int *i)
 		if (strcmp(a, g[k].name) == 0 || (g[k].alt != NULL && strcmp(a, g[k].alt) == 0)) {
 			if (g[k].kind == G_VALUE) {
 				if (*i + 1 >= argc) {
-					err("%s needs a value", a);
+					ternctl_err("%s needs a value", a);
 					return -1;
 				}
 				value = argv[++*i];
@@ -806,7 +605,8 @@ global_option(struct opts *o, int argc, char **argv, int *i)
 			char *end;
 			unsigned long t = strtoul(value, &end, 10);
 			if (*end != '\0' || t == 0 || t > 86400 || value[0] == '-') {
-				err("--timeout: \"%s\" is not a number of seconds (1..86400)",
+				ternctl_err(
+				    "--timeout: \"%s\" is not a number of seconds (1..86400)",
 				    value);
 				return -1;
 			}
@@ -850,13 +650,13 @@ command_option(struct call *c, int argc, char **argv, int *i)
 		if (strncmp(a + 2, p->name, n) != 0 || (a[2 + n] != '\0' && a[2 + n] != '='))
 			continue;
 		if (c->values_opts[k] != NULL) {
-			err("--%s given twice", p->name);
+			ternctl_err("--%s given twice", p->name);
 			return -1;
 		}
 		bool flag = p->kind == TK_TRUE || p->kind == TK_FALSE;
 		if (flag) {
 			if (a[2 + n] == '=') {
-				err("--%s takes no value", p->name);
+				ternctl_err("--%s takes no value", p->name);
 				return -1;
 			}
 			c->values_opts[k] = "";
@@ -865,7 +665,7 @@ command_option(struct call *c, int argc, char **argv, int *i)
 		} else if (*i + 1 < argc) {
 			c->values_opts[k] = argv[++*i];
 		} else {
-			err("--%s needs a value", p->name);
+			ternctl_err("--%s needs a value", p->name);
 			return -1;
 		}
 		return 1;
@@ -938,7 +738,7 @@ main(int argc, char **argv)
 			c.values_args[npos++] = a;
 		} else {
 			if (!bad)
-				err("%s: unexpected argument \"%s\"", words[0], a);
+				ternctl_err("%s: unexpected argument \"%s\"", words[0], a);
 			bad = true;
 		}
 	}
@@ -962,7 +762,7 @@ main(int argc, char **argv)
 		}
 		const struct ternctl_noun *n = ternctl_noun_find(noun);
 		if (n == NULL) {
-			err("unknown command \"%s\"; `ternctl --help` lists them", noun);
+			ternctl_err("unknown command \"%s\"; `ternctl --help` lists them", noun);
 			return TERNCTL_USAGE;
 		}
 		const struct ternctl_cmd *hc = ternctl_cmd_find(noun, verb);
@@ -971,7 +771,7 @@ main(int argc, char **argv)
 			return TERNCTL_OK;
 		}
 		if (verb != NULL) {
-			err("%s has no command \"%s\"", noun, verb);
+			ternctl_err("%s has no command \"%s\"", noun, verb);
 			ternctl_help_noun(stderr, n);
 			return TERNCTL_USAGE;
 		}
@@ -979,7 +779,8 @@ main(int argc, char **argv)
 		return TERNCTL_OK;
 	}
 	if (bad_opt != NULL) {
-		err("unknown option %s%s", bad_opt, c.cmd != NULL ? " for this command" : "");
+		ternctl_err("unknown option %s%s", bad_opt,
+			    c.cmd != NULL ? " for this command" : "");
 		bad = true;
 		if (c.cmd == NULL) {
 			short_usage(stderr);
@@ -992,28 +793,28 @@ main(int argc, char **argv)
 	}
 	const struct ternctl_noun *noun = ternctl_noun_find(words[0]);
 	if (noun == NULL) {
-		err("unknown command \"%s\"; `ternctl --help` lists them", words[0]);
+		ternctl_err("unknown command \"%s\"; `ternctl --help` lists them", words[0]);
 		return TERNCTL_USAGE;
 	}
 	if (c.cmd == NULL) {
 		if (nwords < 2)
-			err("%s needs a command", words[0]);
+			ternctl_err("%s needs a command", words[0]);
 		else
-			err("%s has no command \"%s\"", words[0], words[1]);
+			ternctl_err("%s has no command \"%s\"", words[0], words[1]);
 		ternctl_help_noun(stderr, noun);
 		return TERNCTL_USAGE;
 	}
 	const struct ternctl_cmd *cmd = c.cmd;
 	for (size_t i = 0; !bad && i < TERNCTL_MAX_ARGS && cmd->args[i].name != NULL; i++)
 		if (c.values_args[i] == NULL) {
-			err("%s %s: missing %s", cmd->noun, cmd->verb ? cmd->verb : "",
-			    cmd->args[i].name);
+			ternctl_err("%s %s: missing %s", cmd->noun, cmd->verb ? cmd->verb : "",
+				    cmd->args[i].name);
 			bad = true;
 		}
 	for (size_t i = 0; !bad && i < TERNCTL_MAX_OPTS && cmd->opts[i].name != NULL; i++)
 		if ((cmd->opts[i].flags & TP_REQUIRED) && c.values_opts[i] == NULL) {
-			err("%s %s: --%s is required", cmd->noun, cmd->verb ? cmd->verb : "",
-			    cmd->opts[i].name);
+			ternctl_err("%s %s: --%s is required", cmd->noun,
+				    cmd->verb ? cmd->verb : "", cmd->opts[i].name);
 			bad = true;
 		}
 	if (bad) {
@@ -1035,8 +836,14 @@ main(int argc, char **argv)
 	snprintf(what, sizeof(what), "%s%s%s", cmd->noun, cmd->verb ? " " : "",
 		 cmd->verb ? cmd->verb : "");
 	s.what = what;
-	if (make_target(&o, &s.t) < 0) {
-		target_free(&s.t);
+	struct ternctl_conn_opts co = {.config = o.config,
+				       .server = o.server,
+				       .cacert = o.cacert,
+				       .tls_name = o.tls_name,
+				       .insecure = o.insecure,
+				       .timeout = o.timeout};
+	if (ternctl_target_from_config(&co, &s.t) < 0) {
+		ternctl_target_free(&s.t);
 		return TERNCTL_USAGE;
 	}
 	bool need_basic = false;
@@ -1044,7 +851,7 @@ main(int argc, char **argv)
 		/* no credentials */
 	} else if (cmd->flags & TC_LOGIN) {
 		if (o.admin == NULL) {
-			err("login needs --admin NAME (or TERN_ADMIN)");
+			ternctl_err("login needs --admin NAME (or TERN_ADMIN)");
 			rc = TERNCTL_USAGE;
 			goto out;
 		}
@@ -1055,19 +862,19 @@ main(int argc, char **argv)
 	} else if (o.token != NULL) {
 		s.auth = xstrfmt("Bearer %s", o.token);
 	} else if (cmd->flags & TC_TOKEN) {
-		err("%s needs --token TOKEN (or TERN_ADMIN_TOKEN)", what);
+		ternctl_err("%s needs --token TOKEN (or TERN_ADMIN_TOKEN)", what);
 		rc = TERNCTL_USAGE;
 		goto out;
 	} else if (o.admin != NULL) {
 		need_basic = true;
 	} else if (!(cmd->flags & TC_AUTH_OPTIONAL)) {
-		err("who is asking? give --admin NAME (or TERN_ADMIN, or --token)");
+		ternctl_err("who is asking? give --admin NAME (or TERN_ADMIN, or --token)");
 		rc = TERNCTL_USAGE;
 		goto out;
 	}
 	if (need_basic) {
 		if (strchr(o.admin, ':') != NULL) {
-			err("--admin: a login cannot contain ':' (HTTP Basic)");
+			ternctl_err("--admin: a login cannot contain ':' (HTTP Basic)");
 			rc = TERNCTL_USAGE;
 			goto out;
 		}
@@ -1091,7 +898,7 @@ out:
 		explicit_bzero(s.auth, strlen(s.auth));
 		free(s.auth);
 	}
-	target_free(&s.t);
+	ternctl_target_free(&s.t);
 	fflush(stdout);
 	return rc;
 }

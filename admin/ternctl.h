@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/compat.h"
 
 enum ternctl_exit {
 	TERNCTL_OK = 0,
@@ -138,7 +139,30 @@ void ternctl_reply_free(struct ternctl_reply *reply);
 /* Appends s percent-encoded as one path segment or query value. */
 int ternctl_url_escape(struct buf *out, const char *s);
 
+/* ---- the environment (ternctl_env.c) ---- */
+
+struct ternctl_conn_opts {
+	const char *config;   /* the config file */
+	const char *server;   /* host:port instead of [admin] listen, or NULL */
+	const char *cacert;   /* trust anchor instead of [tls] cert, or NULL */
+	const char *tls_name; /* name to check with cacert, or NULL */
+	bool insecure;
+	unsigned timeout;
+};
+
+/* Where tern-admind is and how to trust it, from the config file's
+ * [admin] listen (the first address; a wildcard means loopback) and
+ * [tls] cert. 0, or -1 with the reason printed. */
+int ternctl_target_from_config(const struct ternctl_conn_opts *o, struct ternctl_target *t);
+void ternctl_target_free(struct ternctl_target *t);
+/* Asks on /dev/tty with echo off (restored on SIGINT/SIGTERM too). A
+ * malloc'd answer (wipe it), or NULL when there is no terminal. */
+char *ternctl_ask_secret(const char *prompt);
+
 /* ---- output ---- */
+
+/* "ternctl: " + the message + newline on stderr. */
+void ternctl_err(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* One object as "key: value" lines; nested objects flattened with dots
  * ("checks.directory.status"), arrays of scalars joined with ", ", arrays

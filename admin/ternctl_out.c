@@ -6,6 +6,7 @@
  * Nothing here fails: a value that does not fit the expected shape is
  * shown as compact JSON.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,4 +269,15 @@ ternctl_job_progress_text(struct buf *out, const json_t *job)
 	} else {
 		buf_append_str(out, state != NULL ? state : "running");
 	}
+}
+
+void
+ternctl_err(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("ternctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
