@@ -15,6 +15,7 @@ still work); 401/403/400/404/409 on these endpoints; the store checks
 clean with a held message in it.
 """
 import email
+import json
 import os
 import subprocess
 import time
@@ -199,6 +200,19 @@ def test_list_filters_paging_and_show(world):
         assert r["next_attempt"] and r["last_error"]
     # the list's summary of the same message
     assert {r["address"] for r in m1["recipients"]} == set(rc)
+
+    # ternctl speaks the same API: table and --json
+    from test_ternctl import ternctl_path
+    env = dict(os.environ, TERN_ADMIN_PASSWORD=password(ADMIN))
+    env.pop("TERN_ADMIN_TOKEN", None)
+    base = [ternctl_path(), "-c", w.ternd.conf_path, "--admin", ADMIN, "queue"]
+    p = subprocess.run(base + ["list", "--domain", "list.test", "--json"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert [x["id"] for x in json.loads(p.stdout)["messages"]] == [m1["id"]]
+    p = subprocess.run(base + ["list", "--state", "deferred"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and m1["id"] in p.stdout and "deferred" in p.stdout, p.stdout
 
 
 def test_hold_survives_retry_time_and_restart_then_release(world):
