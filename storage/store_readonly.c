@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 
 #include "core/compat.h"
@@ -165,6 +166,36 @@ store_read_probe(char **error_r)
 		return -1;
 	}
 	store_read_end(txn);
+	return 0;
+}
+
+int
+store_write_probe(uint64_t min_free, uint64_t *free_r, char **error_r)
+{
+	struct statvfs vfs;
+	MDB_txn *txn;
+
+	*free_r = 0;
+	if (store_g == NULL) {
+		*error_r = xstrdup("store: not open");
+		return -1;
+	}
+	int rc = mdb_txn_begin(store_g->env, NULL, 0, &txn);
+	if (rc != 0) {
+		*error_r = xstrfmt("write transaction: %s", mdb_strerror(rc));
+		return -1;
+	}
+	mdb_txn_abort(txn);
+	if (statvfs(store_g->path, &vfs) < 0) {
+		*error_r = xstrfmt("%s: %s", store_g->path, strerror(errno));
+		return -1;
+	}
+	*free_r = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (*free_r <= min_free) {
+		*error_r = xstrfmt("%s: only %llu bytes free on its file system", store_g->path,
+				   (unsigned long long)*free_r);
+		return -1;
+	}
 	return 0;
 }
 
