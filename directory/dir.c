@@ -796,6 +796,7 @@ start_addr(struct dreq *r)
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
 	ro->op.sizelimit = MAX_SENDAS;
+	ro->op.paged = true; /* a user may own more lists than a server's size limit */
 	rop_submit(ro);
 }
 
