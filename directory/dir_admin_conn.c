@@ -771,7 +771,6 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 		ldap_dnfree(dn);
 	}
 
-	dir_tls_log_config(dc, "tern-admind");
 	struct arena *a = arena_new(0);
 	struct dir_admin_error err;
 	if (dir_admin_connect(h, a, &err) != DIR_ADMIN_OK) {
