@@ -406,7 +406,7 @@ conn_start(struct dconn *c)
 static void
 log_tls_failure(struct dconn *c, int rc)
 {
-	char *why = dir_tls_error(c->ld, rc);
+	char *why = dir_tls_error(c->ld, rc, L.dc, L.uris[c->uri]);
 
 	log_error(0, "dir", "tls-failed uri=%s pool=%s conn=%u rc=%d error=\"%s\"", L.uris[c->uri],
 		  pool_names[c->pool], c->index, rc, why);
@@ -446,6 +446,11 @@ conn_connected(struct dconn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err != 0) {
+		/* ldaps:// did its handshake inside ldap_connect; a server that
+		 * then drops us refused something in it (a client certificate,
+		 * under TLS 1.3). */
+		if (strncasecmp(L.uris[c->uri], "ldaps://", 8) == 0)
+			log_tls_failure(c, LDAP_CONNECT_ERROR);
 		conn_attempt_failed(c, strerror(err), LDAP_CONNECT_ERROR);
 		return;
 	}
@@ -718,6 +723,8 @@ conn_drain(struct dconn *c)
 			if (c->state == CS_BINDING || c->state == CS_STARTTLS) {
 				int rc = LDAP_SERVER_DOWN;
 				ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &rc);
+				if (c->state == CS_BINDING && ldap_tls_inplace(c->ld))
+					log_tls_failure(c, rc); /* as above, for StartTLS */
 				conn_attempt_failed(
 				    c, c->state == CS_BINDING ? "bind-read" : "starttls-read", rc);
 			} else {

@@ -213,21 +213,28 @@ dir_tls_setup(LDAP *ld, const struct directory_config *dc, char **error_r)
 }
 
 char *
-dir_tls_error(LDAP *ld, int rc)
+dir_tls_error(LDAP *ld, int rc, const struct directory_config *dc, const char *uri)
 {
 	char *diag = NULL;
 	char *out = NULL;
+	char *probe = dir_tls_probe(dc, uri);
 
 	if (ld != NULL)
 		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	if (asprintf(&out,
-		     "%s%s%s (TLS failed: the certificate is not signed by tls_ca_file/tls_ca_dir, "
-		     "does not name the host of the URI, the server wants a client certificate, "
-		     "or it does not speak TLS there)",
-		     ldap_err2string(rc), diag != NULL && diag[0] != '\0' ? ": " : "",
-		     diag != NULL ? diag : "") < 0)
+	/* GnuTLS's own text is often "(unknown error code)": leave it out
+	 * when the probe says more. */
+	bool use_diag = probe == NULL && diag != NULL && diag[0] != '\0';
+	if (asprintf(&out, "%s%s%s (%s)", ldap_err2string(rc), use_diag ? ": " : "",
+		     use_diag ? diag : "",
+		     probe != NULL
+			 ? probe
+			 : "TLS failed: the certificate is not signed by "
+			   "tls_ca_file/tls_ca_dir, does not name the host of the URI, the "
+			   "server wants a client certificate, or it does not speak TLS "
+			   "there") < 0)
 		out = NULL;
 	ldap_memfree(diag);
+	free(probe);
 	return out != NULL ? out : xstrdup("TLS failed");
 }
 
@@ -270,7 +277,8 @@ dir_tls_open_sync(const struct directory_config *dc, LDAP **ld_r, size_t *uri_in
 			tls = true;
 		}
 		if (rc != LDAP_SUCCESS) {
-			char *msg = tls ? dir_tls_error(ld, rc) : xstrdup(ldap_err2string(rc));
+			char *msg =
+			    tls ? dir_tls_error(ld, rc, dc, uris[i]) : xstrdup(ldap_err2string(rc));
 			if (asprintf(error_r, "%s: %s", uris[i], msg) < 0)
 				*error_r = NULL;
 			log_warn(0, "dir", "connect-failed uri=%s error=\"%s\"", uris[i], msg);

@@ -52,9 +52,16 @@ int dir_tls_check_password(LDAP *ld, const char *uri, const struct directory_con
  * and a warning when tls_verify is off. who: "ternd", "tern-admind". */
 void dir_tls_log_config(const struct directory_config *dc, const char *who);
 
-/* A text for a failed TLS set-up on ld (StartTLS or ldaps://): libldap's
- * diagnostic, or a hint naming the usual causes. Malloc'd. */
-char *dir_tls_error(LDAP *ld, int rc);
+/* A text for a failed TLS set-up on ld (StartTLS or ldaps://) to uri:
+ * what OpenSSL finds wrong with the server's certificate when the probe
+ * (dir_tls_probe) can tell, else libldap's diagnostic and a hint naming
+ * the usual causes. Malloc'd. */
+char *dir_tls_error(LDAP *ld, int rc, const struct directory_config *dc, const char *uri);
+/* dir_tls_probe.c: connects to uri again with OpenSSL and the same TLS
+ * settings, and says what is wrong with the certificate (malloc'd), or
+ * NULL (nothing found, or a probe ran less than 10 s ago). Blocks up to
+ * [directory] timeout. */
+char *dir_tls_probe(const struct directory_config *dc, const char *uri);
 
 /* tern-admind's synchronous connection: tries the URIs in order
  * (preferred first) until one connects, with StartTLS when configured and
