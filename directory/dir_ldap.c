@@ -341,7 +341,11 @@ conn_lost(struct dconn *c, const char *why, bool retry_now)
 	conn_close(c);
 	c->tried = 0;
 	schedule_retry(c);
-	if (retry_now)
+	/* A handle that had been up a while reconnects at once (to the same
+	 * server: it may only have closed an idle connection; if it is gone,
+	 * the attempt fails fast and the next URI follows), so requests wait
+	 * for the failover instead of failing; a flapping one backs off. */
+	if (retry_now || now_ms - c->last_attempt >= KICK_MIN_MS)
 		c->retry_at = now_ms;
 
 	struct opq failed = {0};
