@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -137,6 +138,37 @@ void admin_core_routes(void);
 int admin_server_start(const struct config *cfg, char **error_r);
 /* Stops the threads (pending delayed replies are sent first). */
 void admin_server_stop(void);
+
+/* ---- the mail store (admin_store.c) ----
+ * Opened for writing on first use (it must exist: ternd creates it),
+ * shared by requests and jobs, closed only for a restore. */
+
+/* Holds the store open for the caller until admin_store_release(). 0, or
+ * -1 with a malloc'd *error_r (not there yet, a restore running): 503. */
+int admin_store_acquire(const struct config *cfg, char **error_r);
+void admin_store_release(void);
+/* Waits for every holder to release, closes the store and keeps it closed
+ * (acquire fails) until admin_store_unlock_closed(). For a restore. */
+void admin_store_lock_closed(void);
+void admin_store_unlock_closed(void);
+/* At stop: closes the store (waits for holders). */
+void admin_store_close(void);
+
+/* ---- feature modules ---- */
+
+/* Mailbox lifecycle (admin_mailboxes.c) and backups (admin_backups.c):
+ * route registration, main thread before admin_server_start. */
+void admin_mailbox_routes(void);
+void admin_backup_routes(void);
+/* Scheduled backups ([backup] schedule): a thread started after the
+ * server, stopped before admin_job_shutdown(). */
+void admin_backup_scheduler_start(void);
+void admin_backup_scheduler_stop(void);
+/* An RFC 3339 UTC string for t, JSON null for 0. */
+json_t *admin_json_time(time_t t);
+/* Tells a running ternd that user_id's mail was changed by this process
+ * (control socket "mailbox.changed"); a ternd not running is fine. */
+void admin_notify_mailbox_changed(const struct config *cfg, const char *user_id);
 
 /* ---- pieces with no I/O, for unit tests ---- */
 

@@ -3,13 +3,13 @@
  *
  * /healthz checks, each within a bound: the directory (a service bind
  * within [directory] timeout), storage (the LMDB environment opened
- * read-only and a read transaction begun: tern-admind never opens a
- * second writer), and listeners (a TCP connect to each address of every
+ * through admin_store.c, shared with the mailbox and backup jobs, and a
+ * read transaction begun), and listeners (a TCP connect to each address of every
  * ternd service in the config). 200 {"status": "ok"} or 503
  * {"status": "degraded"}, with every check's result either way.
  *
  * /metrics renders ternd's shared counter area (core/metrics.h) plus
- * gauges computed at scrape time: queue size and age (read-only LMDB),
+ * gauges computed at scrape time: queue size and age (from LMDB),
  * LMDB file and map sizes.
  * How it fails: a check that fails says why in its "error"; a missing or
  * foreign metrics area is reported as tern_ternd_up 0 and the scrape-time
@@ -39,9 +39,6 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define METRICS_MAX (1u << 20)
 
-static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool store_is_open; /* guarded by store_lock */
-
 bool
 admin_is_loopback(const char *ip)
 {
@@ -60,30 +57,10 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Opens the store read-only on first need (ternd may start after us).
- * 0, or -1 with a malloc'd *error_r. */
-static int
-store_ready(const struct config *cfg, char **error_r)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&store_lock);
-	if (!store_is_open) {
-		rc = store_open_readonly(cfg, error_r);
-		store_is_open = rc == 0;
-	}
-	pthread_mutex_unlock(&store_lock);
-	return rc;
-}
-
 void
 admin_health_close(void)
 {
-	pthread_mutex_lock(&store_lock);
-	if (store_is_open)
-		store_close();
-	store_is_open = false;
-	pthread_mutex_unlock(&store_lock);
+	admin_store_close();
 }
 
 static json_t *
@@ -116,9 +93,14 @@ check_storage(const struct config *cfg, bool *ok_r)
 	char *err = NULL;
 	uint64_t t0 = mono_ms();
 
-	*ok_r = store_ready(cfg, &err) == 0 && store_read_probe(&err) == 0;
-	/* XXX "storage writable" (issue 6) would need a write: only ternd
-	 * writes, so this checks that the environment opens and reads. */
+	if (admin_store_acquire(cfg, &err) == 0) {
+		*ok_r = store_read_probe(&err) == 0;
+		admin_store_release();
+	} else {
+		*ok_r = false;
+	}
+	/* XXX "storage writable" (issue 6) would need a write: this checks
+	 * that the environment opens (for writing) and reads. */
 	json_t *o = check_result(*ok_r, err, mono_ms() - t0);
 	free(err);
 	return o;
@@ -261,7 +243,7 @@ admin_handle_metrics(struct admin_req *r)
 	free(snap);
 
 	char *serr = NULL;
-	if (store_ready(r->cfg, &serr) == 0) {
+	if (admin_store_acquire(r->cfg, &serr) == 0) {
 		uint64_t rcpts = 0, msgs = 0, file = 0, map = 0, used = 0;
 		time_t oldest = 0;
 		if (queue_stats(&rcpts, &msgs, &oldest) == STORE_OK) {
@@ -284,6 +266,7 @@ admin_handle_metrics(struct admin_req *r)
 			rc |= metrics_render_gauge(&r->text, "tern_store_used_bytes",
 						   "LMDB pages in use, in bytes.", (double)used);
 		}
+		admin_store_release();
 	} else {
 		log_debug(0, "admin", "metrics-store-unavailable error=\"%s\"", serr);
 	}

@@ -92,6 +92,8 @@ main(int argc, char **argv)
 	worker_pool_create(cfg->admin_threads);
 	admin_core_routes();
 	admin_job_routes();
+	admin_mailbox_routes();
+	admin_backup_routes();
 	/* Feature modules register their routes here (provisioning,
 	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)
@@ -101,9 +103,11 @@ main(int argc, char **argv)
 	log_info(0, "tern-admind", "start version=%s threads=%u config=%s", TERN_VERSION,
 		 worker_pool_size(), path);
 	worker_pool_start();
+	admin_backup_scheduler_start();
 	server_run(); /* until SIGTERM; SIGHUP reloads config and certificates */
 
 	admin_server_stop();
+	admin_backup_scheduler_stop();
 	admin_job_shutdown();
 	worker_pool_stop();
 	worker_pool_destroy();

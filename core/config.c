@@ -56,6 +56,7 @@ enum ctype {
 	CT_LISTEN,	/* a listener's addrs and naddrs */
 	CT_AUTH_FILE,	/* char *, "user:password" from a file only its owner reads */
 	CT_TLS_POLICY,	/* int, enum config_tls_policy */
+	CT_SCHEDULE,	/* struct config_schedule */
 };
 
 #define F_REQUIRED 1u
@@ -121,6 +122,16 @@ static const struct key_def keys[] = {
     {"directory", "follow_referrals", CT_BOOL, DIRF(follow_referrals), "no", 0, 0, 0},
     {"directory", "failback_interval", CT_SECONDS, DIRF(failback_interval), "60s", 0, 1, 0},
     {"directory", "page_size", CT_UINT, DIRF(page_size), "500", 0, 1, 100000},
+    {"directory", "proxy_attr", CT_ATTR, DIRF(proxy_attr), NULL, 0, 0, 0},
+    {"directory", "disabled_flags_attr", CT_ATTR, DIRF(disabled_flags_attr), NULL, 0, 0, 0},
+    {"directory", "disabled_flags_mask", CT_UINT, DIRF(disabled_flags_mask), "2", 0, 1, 0},
+    {"directory", "member_of_attr", CT_ATTR, DIRF(member_of_attr), NULL, 0, 0, 0},
+    {"directory", "ad_matching_rules", CT_STRING, DIRF(ad_matching_rules), "auto", 0, 0, 0},
+    {"directory", "member_uid_attr", CT_ATTR, DIRF(member_uid_attr), NULL, 0, 0, 0},
+    {"directory", "member_address_attr", CT_ATTR, DIRF(member_address_attr), NULL, 0, 0, 0},
+    {"directory", "member_url_attr", CT_ATTR, DIRF(member_url_attr), NULL, 0, 0, 0},
+    {"directory", "member_query_attr", CT_ATTR, DIRF(member_query_attr), NULL, 0, 0, 0},
+    {"directory", "max_list_depth", CT_UINT, DIRF(max_list_depth), "8", 0, 1, 64},
 
     {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
     {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
@@ -158,6 +169,9 @@ static const struct key_def keys[] = {
     {"admin", "metrics_public", CT_BOOL, CFG(admin_metrics_public), "no", 0, 0, 0},
     {"admin", "max_body", CT_SIZE, CFG(admin_max_body), "1M", 0, 1024, 1ull << 30},
     {"admin", "threads", CT_UINT, CFG(admin_threads), "4", 0, 1, 64},
+    {"backup", "dir", CT_STRING, CFG(backup_dir), "", 0, 0, 0},
+    {"backup", "schedule", CT_SCHEDULE, CFG(backup_schedule), "off", 0, 0, 0},
+    {"backup", "keep", CT_UINT, CFG(backup_keep), "7", 0, 1, 10000},
     {"outbound", "relayhost", CT_STRING, CFG(outbound_relayhost), "", 0, 0, 0},
     {"outbound", "retry_initial", CT_STRING, CFG(outbound_retry_initial), "5m", 0, 0, 0},
     {"dns", "resolver", CT_STRING, CFG(dns_resolver), "", 0, 0, 0},
@@ -212,20 +226,23 @@ static const struct {
 /* Sections that only hold keys of the main table. */
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
-    "server", "tls", "directory", "limits", "storage", "sasl", "outbound", "dns", "dkim", "routes",
+    "server",	"tls", "directory", "limits", "storage", "sasl",
+    "outbound", "dns", "dkim",	    "routes", "backup",
+};
+
+struct profile_field {
+	size_t offset;
+	const char *value;
 };
 
 /* The openldap profile: what every unset profile field becomes. */
-static const struct {
-	size_t offset;
-	const char *value;
-} openldap_profile[] = {
+static const struct profile_field openldap_profile[] = {
     {DIRF(user_filter), "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"},
     {DIRF(recipient_filter), "(|(mail=%a)(mailLocalAddress=%a))"},
     /* `usermod -e 1` sets shadowExpire to 1: the shadowAccount way to
      * disable an account. */
     {DIRF(disabled_filter), "(shadowExpire=1)"},
-    {DIRF(list_classes), "groupOfNames, groupOfUniqueNames"},
+    {DIRF(list_classes), "groupOfNames, groupOfUniqueNames, posixGroup, nisMailAlias, groupOfURLs"},
     {DIRF(id_attr), "entryUUID"},
     {DIRF(login_attr), "uid"},
     {DIRF(mail_attr), "mail"},
@@ -234,11 +251,48 @@ static const struct {
     {DIRF(member_attr), "member, uniqueMember"},
     {DIRF(quota_attr), "mailQuota"},
     {DIRF(sendas_attr), "owner"},
+    {DIRF(proxy_attr), ""},
+    {DIRF(disabled_flags_attr), ""},
+    {DIRF(member_of_attr), ""},
+    {DIRF(member_uid_attr), "memberUid"},
+    {DIRF(member_address_attr), "rfc822MailMember"},
+    {DIRF(member_url_attr), "memberURL"},
+    {DIRF(member_query_attr), ""},
     /* inetLocalMailRecipient carries mailLocalAddress (aliases, a list's
      * address); shadowAccount carries shadowExpire, which disabled_filter
      * looks at (dir_admin disables by setting it). */
     {CFG(admin_user_classes), "inetOrgPerson, inetLocalMailRecipient, shadowAccount"},
     {CFG(admin_list_classes), "groupOfNames, inetLocalMailRecipient"},
+};
+
+/* The ad profile (Active Directory). Users are person objects of type
+ * SAM_NORMAL_USER_ACCOUNT (805306368: no computers, no trusts), found by
+ * sAMAccountName or userPrincipalName. Disabled accounts are found by
+ * Tern itself from userAccountControl (disabled_flags_attr), because
+ * the bitwise matching rule exists only in AD (docs/admin-guide.md). */
+static const struct profile_field ad_profile[] = {
+    {DIRF(user_filter),
+     "(&(sAMAccountType=805306368)(|(sAMAccountName=%u)(userPrincipalName=%u)))"},
+    {DIRF(recipient_filter), "(|(mail=%a)(proxyAddresses=smtp:%a))"},
+    {DIRF(disabled_filter), ""},
+    {DIRF(list_classes), "group, posixGroup, nisMailAlias, groupOfURLs"},
+    {DIRF(id_attr), "objectGUID"},
+    {DIRF(login_attr), "sAMAccountName"},
+    {DIRF(mail_attr), "mail"},
+    {DIRF(alias_attr), ""},
+    {DIRF(routing_attr), ""},
+    {DIRF(member_attr), "member"},
+    {DIRF(quota_attr), ""},
+    {DIRF(sendas_attr), "managedBy"},
+    {DIRF(proxy_attr), "proxyAddresses"},
+    {DIRF(disabled_flags_attr), "userAccountControl"},
+    {DIRF(member_of_attr), "memberOf"},
+    {DIRF(member_uid_attr), "memberUid"},
+    {DIRF(member_address_attr), "rfc822MailMember"},
+    {DIRF(member_url_attr), "memberURL"},
+    {DIRF(member_query_attr), ""},
+    {CFG(admin_user_classes), "user"},
+    {CFG(admin_list_classes), "group"},
 };
 
 #define NKEYS ARRAY_SIZE(keys)
@@ -437,6 +491,84 @@ config_parse_duration(const char *s, uint64_t *seconds_r)
 	else
 		return -1;
 	return mul_check(n, mul, seconds_r);
+}
+
+int
+config_parse_schedule(const char *s, struct config_schedule *r)
+{
+	uint64_t n;
+	unsigned h, m;
+	int used = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (strcmp(s, "off") == 0 || strcmp(s, "none") == 0) {
+		r->kind = CONFIG_SCHEDULE_OFF;
+		return 0;
+	}
+	if (strcmp(s, "hourly") == 0) {
+		r->kind = CONFIG_SCHEDULE_EVERY;
+		r->every = 3600;
+		return 0;
+	}
+	if (strcmp(s, "daily") == 0) {
+		r->kind = CONFIG_SCHEDULE_DAILY;
+		return 0;
+	}
+	if (strncmp(s, "daily ", 6) == 0) {
+		const char *t = s + 6;
+		while (*t == ' ')
+			t++;
+		if (strlen(t) != 5 || t[2] != ':' || sscanf(t, "%2u:%2u%n", &h, &m, &used) != 2 ||
+		    used != 5 || h > 23 || m > 59)
+			return -1;
+		r->kind = CONFIG_SCHEDULE_DAILY;
+		r->at = h * 3600 + m * 60;
+		return 0;
+	}
+	if (strncmp(s, "every ", 6) == 0) {
+		const char *t = s + 6;
+		while (*t == ' ')
+			t++;
+		if (config_parse_duration(t, &n) < 0 || n == 0 || n > 366ull * 86400)
+			return -1;
+		r->kind = CONFIG_SCHEDULE_EVERY;
+		r->every = (unsigned)n;
+		return 0;
+	}
+	return -1;
+}
+
+time_t
+config_schedule_next(const struct config_schedule *sch, time_t after)
+{
+	struct tm tm;
+	time_t t;
+
+	switch (sch->kind) {
+	case CONFIG_SCHEDULE_EVERY:
+		return after + (time_t)sch->every;
+	case CONFIG_SCHEDULE_DAILY:
+		localtime_r(&after, &tm);
+		tm.tm_hour = (int)(sch->at / 3600);
+		tm.tm_min = (int)(sch->at % 3600 / 60);
+		tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+		/* Today's time has passed: tomorrow's (mktime normalises the
+		 * day, and DST changes move the wall time, not the date). */
+		for (int i = 1; t <= after && i < 3; i++) {
+			localtime_r(&after, &tm);
+			tm.tm_mday += i;
+			tm.tm_hour = (int)(sch->at / 3600);
+			tm.tm_min = (int)(sch->at % 3600 / 60);
+			tm.tm_sec = 0;
+			tm.tm_isdst = -1;
+			t = mktime(&tm);
+		}
+		return t;
+	default:
+		return 0;
+	}
 }
 
 static int
@@ -824,10 +956,8 @@ set_value(struct loader *ld, const struct key_def *k, void *base, const char *va
 		return NULL;
 	}
 	case CT_PROFILE:
-		if (strcmp(value, "ad") == 0)
-			return "profile \"ad\" is not supported yet (only openldap for now)";
-		if (strcmp(value, "openldap") != 0) {
-			snprintf(why, sizeof(ld->why), "unknown profile \"%.100s\" (openldap)",
+		if (strcmp(value, "openldap") != 0 && strcmp(value, "ad") != 0) {
+			snprintf(why, sizeof(ld->why), "unknown profile \"%.100s\" (openldap, ad)",
 				 value);
 			return why;
 		}
@@ -895,6 +1025,10 @@ set_value(struct loader *ld, const struct key_def *k, void *base, const char *va
 		*sp = secret;
 		return NULL;
 	}
+	case CT_SCHEDULE:
+		if (config_parse_schedule(value, field) < 0)
+			return "not a schedule (off, hourly, daily, daily HH:MM, every DURATION)";
+		return NULL;
 	case CT_TLS_POLICY: {
 		static const char *const names[] = {"none", "may", "require", "verify"};
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
@@ -1248,10 +1382,13 @@ check_config(struct loader *ld)
 		return;
 
 	/* Profile fields left unset come from the profile. */
-	for (size_t i = 0; i < ARRAY_SIZE(openldap_profile); i++) {
-		char **f = (char **)((char *)cfg + openldap_profile[i].offset);
+	bool ad = strcmp(cfg->dir.profile, "ad") == 0;
+	const struct profile_field *prof = ad ? ad_profile : openldap_profile;
+	size_t nprof = ad ? ARRAY_SIZE(ad_profile) : ARRAY_SIZE(openldap_profile);
+	for (size_t i = 0; i < nprof; i++) {
+		char **f = (char **)((char *)cfg + prof[i].offset);
 		if (*f == NULL)
-			*f = xstrdup(openldap_profile[i].value);
+			*f = xstrdup(prof[i].value);
 	}
 	if (ld->main_line[key_index("directory", "quota_unit")] == 0)
 		cfg->dir.quota_unit = 1;
@@ -1271,6 +1408,13 @@ check_config(struct loader *ld)
 	    strcmp(cfg->dir.list_post, "owners") != 0) {
 		set_error(ld, ld->main_line[key_index("directory", "list_post")],
 			  "[directory] list_post: must be anyone, members or owners");
+		return;
+	}
+	if (strcmp(cfg->dir.ad_matching_rules, "auto") != 0 &&
+	    strcmp(cfg->dir.ad_matching_rules, "yes") != 0 &&
+	    strcmp(cfg->dir.ad_matching_rules, "no") != 0) {
+		set_error(ld, ld->main_line[key_index("directory", "ad_matching_rules")],
+			  "[directory] ad_matching_rules: must be auto, yes or no");
 		return;
 	}
 	if (cfg->dir.id_attr[0] == '\0') {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Services a listener section can start. The order is the section order
  * in the file's documentation. */
@@ -44,7 +45,7 @@ struct directory_config {
 	char *base;
 	char *bind_dn;
 	char *bind_password;	/* read from bind_password_file; owned */
-	char *profile;		/* "openldap" (ad comes later) */
+	char *profile;		/* "openldap" or "ad" */
 	/* Profile fields; NULL means "the profile's default". After loading,
 	 * config_load() fills every one from the profile, so users of the
 	 * config never see NULL here (an empty string disables an attribute). */
@@ -81,6 +82,20 @@ struct directory_config {
 	bool follow_referrals;
 	unsigned failback_interval; /* seconds between tries of the preferred URI */
 	unsigned page_size;	    /* RFC 2696 page size for big searches */
+	/* Active Directory shapes (profile ad; usable with any profile). */
+	char *proxy_attr;	/* typed addresses: "SMTP:" primary, "smtp:"
+				   aliases, other types ignored (proxyAddresses) */
+	char *disabled_flags_attr; /* integer attribute: disabled when a bit of
+				      disabled_flags_mask is set (userAccountControl) */
+	unsigned disabled_flags_mask; /* 2: ACCOUNTDISABLE */
+	char *member_of_attr;	/* back-link for LDAP_MATCHING_RULE_IN_CHAIN (memberOf) */
+	char *ad_matching_rules; /* auto|yes|no: 1.2.840.113556.1.4.803 and .1941 */
+	/* Other list shapes (both profiles; "" disables one). */
+	char *member_uid_attr;	/* member logins (posixGroup memberUid) */
+	char *member_address_attr; /* member addresses (nisMailAlias rfc822MailMember) */
+	char *member_url_attr;	/* LDAP URLs whose results are members (memberURL) */
+	char *member_query_attr; /* an LDAP filter whose results are members */
+	unsigned max_list_depth; /* nesting of lists in lists */
 };
 
 /* [outbound] relayhost_tls and what a static route asks of TLS. */
@@ -97,6 +112,20 @@ struct config_route {
 	char *host;
 	unsigned port; /* [outbound] port when not given */
 	int line;
+};
+
+/* A repeating time ([backup] schedule): "off", "hourly", "daily" (at
+ * 00:00), "daily HH:MM" (local time), "every DURATION" ("every 6h",
+ * "every 30s": from when tern-admind starts). */
+enum config_schedule_kind {
+	CONFIG_SCHEDULE_OFF,
+	CONFIG_SCHEDULE_EVERY, /* every `every` seconds ("hourly" = 3600) */
+	CONFIG_SCHEDULE_DAILY, /* once a day at `at` seconds after local midnight */
+};
+struct config_schedule {
+	enum config_schedule_kind kind;
+	unsigned every;
+	unsigned at;
 };
 
 struct config {
@@ -168,6 +197,11 @@ struct config {
 	uint64_t admin_max_body;    /* bytes of a request body */
 	unsigned admin_threads;	    /* request threads */
 
+	/* [backup]: tern-admind's backups (admin/admin_backups.c). */
+	char *backup_dir;		  /* "" = STATE_DIR/backups */
+	struct config_schedule backup_schedule; /* scheduled backups */
+	unsigned backup_keep;		  /* scheduled backups kept */
+
 	/* Read and kept as strings for later issues; not used yet. */
 	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
 	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
@@ -200,6 +234,11 @@ struct config {
 
 	unsigned refs; /* owned by config_acquire/release/set_current */
 };
+
+/* 0, or -1 for a string that is not a schedule (or an interval of 0). */
+int config_parse_schedule(const char *s, struct config_schedule *r);
+/* The first time after `after` the schedule fires; 0 for "off". */
+time_t config_schedule_next(const struct config_schedule *sch, time_t after);
 
 /* Loads and checks path. On failure returns NULL with *error_r set to a
  * malloc'd "FILE:LINE: reason" (free it). */

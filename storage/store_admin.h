@@ -201,4 +201,63 @@ int store_maildir_parse(const char *name, uint32_t *flags_r, bool *passed_r, uin
 const char *store_maildir_folder(struct arena *a, const char *mailbox);
 const char *store_maildir_mailbox(struct arena *a, const char *folder);
 
+/* ---- backups (store_backup.c; docs/store-tool.md) ---- */
+
+/* What a backup's MANIFEST says (or, after verify, what its check found). */
+struct store_backup_info {
+	uint32_t format;
+	time_t created; /* when the copy's snapshot was taken */
+	uint64_t users, mailboxes, messages, bodies;
+	int problems;	 /* found by the last check, -1 unknown */
+	bool check_ok;	 /* the check passed: the backup may be restored */
+	char origin[16]; /* "manual", "scheduled", or "" (ternd store backup) */
+};
+
+/* Progress: step "copy" (done/total bytes, total an estimate) or "check"
+ * (no figures). Runs on the caller's thread. */
+typedef void store_backup_progress_fn(void *arg, const char *step, uint64_t done, uint64_t total);
+/* One line per problem the check finds. */
+typedef void store_backup_problem_fn(void *arg, const char *problem);
+
+struct store_backup_opts {
+	bool no_compact;    /* a plain copy (free pages kept): faster, bigger */
+	const char *origin; /* written to the manifest ("origin" line); may be NULL */
+	store_backup_progress_fn *progress; /* may be NULL */
+	void *arg;
+	store_backup_problem_fn *problem; /* may be NULL */
+	void *problem_arg;
+};
+
+/* A consistent hot copy of STATE_DIR/mail into DIR/mail (DIR must not
+ * exist or be empty; its parent must exist), synced, checked, and
+ * DIR/MANIFEST. Beside a running ternd. STORE_OK with *r filled even when
+ * the check found problems (r->check_ok false: not restorable);
+ * STORE_NOTALLOWED for a non-empty DIR, STORE_TEMPFAIL otherwise, with a
+ * malloc'd *error_r. Blocking; any thread. */
+int store_backup(const char *state_dir, const char *dir, const struct store_backup_opts *o,
+		 struct store_backup_info *r, char **error_r);
+/* Reads DIR/MANIFEST: STORE_OK, STORE_NOTFOUND (none), STORE_PERMFAIL
+ * (not a manifest), with *error_r malloc'd on failure. */
+int store_backup_manifest(const char *dir, struct store_backup_info *r, char **error_r);
+/* Checks DIR/mail again (read-only): STORE_OK with r->problems and
+ * r->check_ok, or a failure as for store_backup_manifest. */
+int store_backup_verify(const char *dir, store_backup_problem_fn *problem, void *arg,
+			struct store_backup_info *r, char **error_r);
+/* Puts the backup DIR in place of STATE_DIR/mail after checking a staged
+ * copy of it; the previous store is kept, its new name in *replaced_r
+ * (malloc'd, NULL when there was none). STORE_NOTALLOWED while any
+ * process (this one included) has the store open, STORE_PERMFAIL for a
+ * backup that is not usable (nothing changed), STORE_TEMPFAIL otherwise.
+ * o may be NULL. Blocking. */
+int store_restore(const char *state_dir, const char *dir, const struct store_backup_opts *o,
+		  struct store_backup_info *r, char **replaced_r, char **error_r);
+/* "20260101T030000Z" for t. */
+void store_backup_stamp(time_t t, char out[32]);
+
+/* Opens for writing (a writer thread of this process's own) a store that
+ * exists and is of the current format: tools and tern-admind, beside or
+ * without ternd. Never creates or migrates one. 0, or -1 with a malloc'd
+ * *error_r. store_close() closes it. */
+int store_open_existing(const struct config *cfg, char **error_r);
+
 #endif

@@ -6,6 +6,9 @@
  * queue_stats...) work on it as on a normal open; anything that writes
  * fails, since there is no writer.
  *
+ * Also store_open_existing(): the read-write open for tools and
+ * tern-admind, which must never create or migrate a store.
+ *
  * How it fails: -1 with a message when the environment does not exist
  * yet (ternd never ran), a database is missing, or the format is newer
  * than this build; the caller may simply try again later.
@@ -20,22 +23,8 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "storage/store_admin.h"
 #include "storage/store_internal.h"
-
-static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errorf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		fatal("out of memory");
-	va_end(ap);
-	return s;
-}
 
 static int
 open_dbs_readonly(struct store_state *s, char **error_r)
@@ -63,15 +52,15 @@ open_dbs_readonly(struct store_state *s, char **error_r)
 	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 
 	if (rc != 0) {
-		*error_r = errorf("store: %s: cannot begin a read transaction: %s", s->path,
-				  mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: cannot begin a read transaction: %s", s->path,
+				   mdb_strerror(rc));
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
 		if ((rc = mdb_dbi_open(txn, dbs[i].name, 0, dbi)) != 0) {
-			*error_r = errorf("store: %s: database %s: %s", s->path, dbs[i].name,
-					  mdb_strerror(rc));
+			*error_r = xstrfmt("store: %s: database %s: %s", s->path, dbs[i].name,
+					   mdb_strerror(rc));
 			mdb_txn_abort(txn);
 			return -1;
 		}
@@ -79,15 +68,15 @@ open_dbs_readonly(struct store_state *s, char **error_r)
 	MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc != 0 || v.mv_size != 4 || be_get32(v.mv_data) != STORE_FORMAT) {
-		*error_r = errorf("store: %s: format version is not %u (run ternd once)", s->path,
-				  STORE_FORMAT);
+		*error_r = xstrfmt("store: %s: format version is not %u (run ternd once)", s->path,
+				   STORE_FORMAT);
 		mdb_txn_abort(txn);
 		return -1;
 	}
 	/* Committing a read-only transaction is what makes the handles
 	 * usable by later transactions. */
 	if ((rc = mdb_txn_commit(txn)) != 0) {
-		*error_r = errorf("store: %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -105,12 +94,12 @@ store_open_readonly(const struct config *cfg, char **error_r)
 		return -1;
 	}
 	s = xcalloc(1, sizeof(*s));
-	s->path = errorf("%s/mail", cfg->state_dir);
+	s->path = xstrfmt("%s/mail", cfg->state_dir);
 	pthread_rwlock_init(&s->maplock, NULL);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	if ((rc = mdb_env_create(&s->env)) != 0) {
-		*error_r = errorf("store: %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	/* The same settings as the writer's process (notes 4.1: never mix
@@ -118,7 +107,8 @@ store_open_readonly(const struct config *cfg, char **error_r)
 	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_open(s->env, s->path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		*error_r = errorf("store: cannot open %s read-only: %s", s->path, mdb_strerror(rc));
+		*error_r =
+		    xstrfmt("store: cannot open %s read-only: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	MDB_envinfo info;
@@ -155,7 +145,7 @@ store_env_sizes(uint64_t *file_bytes_r, uint64_t *map_bytes_r, uint64_t *used_by
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc != 0)
 		return store_rc_status(rc);
-	char *data = errorf("%s/data.mdb", s->path);
+	char *data = xstrfmt("%s/data.mdb", s->path);
 	struct stat fst;
 	*file_bytes_r = stat(data, &fst) == 0 ? (uint64_t)fst.st_size : 0;
 	free(data);
@@ -171,9 +161,58 @@ store_read_probe(char **error_r)
 	int rc = store_read_begin(&txn);
 
 	if (rc != 0) {
-		*error_r = errorf("read transaction: %s", store_rc_str(rc));
+		*error_r = xstrfmt("read transaction: %s", store_rc_str(rc));
 		return -1;
 	}
 	store_read_end(txn);
 	return 0;
+}
+
+int
+store_open_existing(const struct config *cfg, char **error_r)
+{
+	char *path, *err = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	uint32_t format = 0;
+	int rc;
+
+	*error_r = NULL;
+	if (store_g != NULL) {
+		*error_r = xstrdup("store: already open");
+		return -1;
+	}
+	path = xstrfmt("%s/mail", cfg->state_dir);
+	/* A look first, read-only: store_open() would create a missing store
+	 * and migrate an old one, which only ternd may do. The environment
+	 * is closed again before store_open() (one MDB_env per process). */
+	if (store_env_open_rdonly(path, false, &env, &err) < 0) {
+		*error_r = err;
+		free(path);
+		return -1;
+	}
+	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(env, 0);
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	}
+	if (rc == 0) {
+		MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
+		if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 && mdb_get(txn, meta, &k, &v) == 0 &&
+		    v.mv_size == 4)
+			format = be_get32(v.mv_data);
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	if (format != STORE_FORMAT) {
+		*error_r =
+		    xstrfmt("%s: store format %u, this build writes %u: start ternd once (it "
+			    "migrates older formats) or use a matching ternd",
+			    path, format, STORE_FORMAT);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return store_open(cfg, error_r);
 }

@@ -4,14 +4,8 @@
  * running ternd (check, dump and backup only read, in one LMDB read
  * transaction, and never block the writer) or instead of it (restore).
  *
- * backup: a compacted copy (mdb_env_copy2, MDB_CP_COMPACT) of one read
- * snapshot into DIR/mail, fsynced, then checked, and a MANIFEST saying
- * format, time and the check's result. restore: copies DIR/mail into a
- * staging directory next to the store, checks that copy (format known,
- * no problem), refuses while any process has the store open (the fcntl
- * lock LMDB itself holds on lock.mdb), then swaps it in with one atomic
- * rename and keeps the old store as mail.replaced-TIMESTAMP: nothing is
- * ever deleted but the staging copy of a refused restore.
+ * backup and restore are storage/store_backup.c (shared with
+ * tern-admind's backup jobs); this file prints their results.
  *
  * Exit codes: 0 ok, 1 problems found or refused, 2 usage or system error.
  * Every message names the path it is about.
@@ -32,12 +26,12 @@
 #include "core/compat.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "storage/store_admin.h"
 #include "storage/store_internal.h"
 #include "storage/store_tool.h"
 
 #define EXIT_PROBLEMS 1
 #define EXIT_USAGE 2
-#define MANIFEST_MAGIC "tern-store-backup 1"
 
 static void
 tool_usage(FILE *f)
@@ -86,19 +80,6 @@ static void
 print_problem(void *arg, const char *problem)
 {
 	printf("%s%s\n", (const char *)arg, problem);
-}
-
-static int
-fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
 }
 
 /* "20260101T000000Z" */
@@ -350,398 +331,48 @@ cmd_dump(const struct config *cfg, const char *user_id)
 	return 0;
 }
 
-/* ---- backup ---- */
-
-/* 1 if path is a directory with entries, 0 if empty or absent, -1 error. */
-static int
-dir_nonempty(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int r = 0;
-
-	if (d == NULL)
-		return errno == ENOENT ? 0 : -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			r = 1;
-			break;
-		}
-	}
-	closedir(d);
-	return r;
-}
-
-static int
-write_file_synced(const char *path, const char *text)
-{
-	char *tmp = pathf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	size_t len = strlen(text), off = 0;
-	int rc = -1;
-
-	if (fd < 0)
-		goto out;
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto close;
-		off += (size_t)n;
-	}
-	if (fsync(fd) == 0)
-		rc = 0;
-close:
-	if (close(fd) < 0)
-		rc = -1;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -1;
-out:
-	free(tmp);
-	return rc;
-}
+/* ---- backup and restore (storage/store_backup.c) ---- */
 
 static int
 cmd_backup(const struct config *cfg, const char *dir)
 {
-	char *src = pathf("%s/mail", cfg->state_dir);
-	char *dst = pathf("%s/mail", dir);
-	char *data = pathf("%s/data.mdb", dst);
-	char *manifest = pathf("%s/MANIFEST", dir);
-	struct store_check_stats st;
-	char *err = NULL, *text = NULL, stamp[32];
-	MDB_env *env = NULL;
-	int ret = EXIT_USAGE, rc, n;
+	struct store_backup_opts o = {.problem = print_problem, .problem_arg = "backup problem: "};
+	struct store_backup_info bi;
+	char *err = NULL;
+	int rc = store_backup(cfg->state_dir, dir, &o, &bi, &err);
 
-	n = dir_nonempty(dir);
-	if (n != 0) {
-		if (n > 0)
-			err_msg("backup: %s is not empty; back up into a new or empty directory",
-				dir);
-		else
-			err_msg("backup: %s: %s", dir, strerror(errno));
-		goto out;
-	}
-	/* The source first: a failed backup leaves no directory behind. */
-	if (store_env_open_rdonly(src, false, &env, &err) < 0) {
+	if (rc != STORE_OK) {
 		err_msg("backup: %s", err);
-		goto out;
+		free(err);
+		return EXIT_USAGE;
 	}
-	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || mkdir(dst, 0700) < 0) {
-		err_msg("backup: cannot create %s: %s", dst, strerror(errno));
-		goto out;
-	}
-	time_t started = time(NULL);
-	/* One read snapshot, written compacted: free pages dropped, so the
-	 * copy is as small as the live data. */
-	if ((rc = mdb_env_copy2(env, dst, MDB_CP_COMPACT)) != 0) {
-		err_msg("backup: copying %s to %s failed: %s", src, dst, mdb_strerror(rc));
-		goto out;
-	}
-	mdb_env_close(env);
-	env = NULL;
-	if (fsync_path(data) < 0 || fsync_path(dst) < 0 || fsync_path(dir) < 0) {
-		err_msg("backup: cannot sync %s: %s", data, strerror(errno));
-		goto out;
-	}
-	/* The copy is checked, not the live store: what the manifest vouches
-	 * for is exactly what a restore would put back. */
-	n = store_check_path(dst, true, print_problem, "backup problem: ", &st, &err);
-	if (n < 0) {
-		err_msg("backup: the copy in %s does not check: %s", dst, err);
-		goto out;
-	}
-	utc_stamp(started, stamp);
-	text = pathf("%s\nformat %u\ncreated %s %lld\nsource %s\n"
-		     "users %" PRIu64 "\nmailboxes %" PRIu64 "\nmessages %" PRIu64
-		     "\nbodies %" PRIu64 "\ncheck %s %d\n",
-		     MANIFEST_MAGIC, st.format, stamp, (long long)started, src, st.users,
-		     st.mailboxes, st.messages, st.bodies, n == 0 ? "ok" : "problems", n);
-	if (write_file_synced(manifest, text) < 0 || fsync_path(dir) < 0) {
-		err_msg("backup: cannot write %s: %s", manifest, strerror(errno));
-		goto out;
-	}
-	printf("backup %s -> %s: format %u, %" PRIu64 " users, %" PRIu64 " mailboxes, %" PRIu64
-	       " messages, %" PRIu64 " bodies; check %s\n",
-	       src, dst, st.format, st.users, st.mailboxes, st.messages, st.bodies,
-	       n == 0 ? "passed" : "FOUND PROBLEMS (listed above)");
-	ret = n == 0 ? 0 : EXIT_PROBLEMS;
-out:
-	if (env != NULL)
-		mdb_env_close(env);
-	free(err);
-	free(text);
-	free(src);
-	free(dst);
-	free(data);
-	free(manifest);
-	return ret;
-}
-
-/* ---- restore ---- */
-
-/* Reads the manifest: 0 with *format_r, or -1 with a reason printed. */
-static int
-read_manifest(const char *path, uint32_t *format_r)
-{
-	FILE *f = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	bool magic = false, ok = false, have_format = false;
-	unsigned fmt = 0;
-
-	if (f == NULL) {
-		err_msg("restore: %s: %s (not a backup made by 'ternd store backup'?)", path,
-			strerror(errno));
-		return -1;
-	}
-	for (int lineno = 0; getline(&line, &cap, f) > 0; lineno++) {
-		line[strcspn(line, "\n")] = '\0';
-		if (lineno == 0)
-			magic = strcmp(line, MANIFEST_MAGIC) == 0;
-		else if (sscanf(line, "format %u", &fmt) == 1)
-			have_format = true;
-		else if (strncmp(line, "check ", 6) == 0)
-			ok = strcmp(line, "check ok 0") == 0;
-	}
-	free(line);
-	fclose(f);
-	if (!magic || !have_format) {
-		err_msg("restore: %s is not a Tern backup manifest", path);
-		return -1;
-	}
-	if (!ok) {
-		err_msg("restore: %s says the backup did not pass its check", path);
-		return -1;
-	}
-	*format_r = fmt;
-	return 0;
-}
-
-/* Copies src to dst (created, must not exist) and fsyncs it. */
-static int
-copy_file(const char *src, const char *dst)
-{
-	int in = open(src, O_RDONLY | O_CLOEXEC);
-	int out = -1, rc = -1;
-	size_t cap = 1u << 20;
-	char *chunk = NULL;
-
-	if (in < 0)
-		return -1;
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0)
-		goto done;
-	chunk = xmalloc(cap);
-	for (;;) {
-		ssize_t n = read(in, chunk, cap);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto done;
-		if (n == 0)
-			break;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, chunk + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				goto done;
-			off += w;
-		}
-	}
-	rc = fsync(out);
-done:
-	free(chunk);
-	if (out >= 0 && close(out) < 0)
-		rc = -1;
-	close(in);
-	return rc;
-}
-
-/* Whether a process has the environment in dir open: LMDB holds a shared
- * fcntl lock on byte 0 of lock.mdb for as long as an environment is open,
- * and a dead process holds none. 0 free (*fd_r keeps our exclusive lock
- * until it is closed, so no ternd opens the old store meanwhile), 1 in use
- * (*pid_r the holder), -1 error. */
-static int
-store_in_use(const char *dir, int *fd_r, pid_t *pid_r)
-{
-	char *lock = pathf("%s/lock.mdb", dir);
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-	int fd = open(lock, O_RDWR | O_CLOEXEC);
-
-	*fd_r = -1;
-	*pid_r = 0;
-	free(lock);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fcntl(fd, F_SETLK, &fl) == 0) {
-		*fd_r = fd;
-		return 0;
-	}
-	if (errno != EAGAIN && errno != EACCES) {
-		close(fd);
-		return -1;
-	}
-	fl.l_type = F_WRLCK;
-	if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-		*pid_r = fl.l_pid;
-	close(fd);
-	return 1;
-}
-
-static void
-remove_staging(const char *staging)
-{
-	char *data = pathf("%s/data.mdb", staging);
-
-	unlink(data);
-	free(data);
-	rmdir(staging);
+	printf("backup %s/mail -> %s/mail: format %u, %" PRIu64 " users, %" PRIu64
+	       " mailboxes, %" PRIu64 " messages, %" PRIu64 " bodies; check %s\n",
+	       cfg->state_dir, dir, bi.format, bi.users, bi.mailboxes, bi.messages, bi.bodies,
+	       bi.check_ok ? "passed" : "FOUND PROBLEMS (listed above)");
+	return bi.check_ok ? 0 : EXIT_PROBLEMS;
 }
 
 static int
 cmd_restore(const struct config *cfg, const char *dir)
 {
-	char *bdir = pathf("%s/mail", dir);
-	char *bdata = pathf("%s/data.mdb", bdir);
-	char *manifest = pathf("%s/MANIFEST", dir);
-	char *target = pathf("%s/mail", cfg->state_dir);
-	char *staging = NULL, *sdata = NULL, *replaced = NULL, *err = NULL, stamp[32];
-	struct store_check_stats st;
-	struct stat sst;
-	uint32_t mfmt;
-	int ret = EXIT_USAGE, lockfd = -1, n;
-	pid_t pid;
+	struct store_backup_opts o = {.problem = print_problem, .problem_arg = "backup problem: "};
+	struct store_backup_info bi;
+	char *err = NULL, *replaced = NULL;
+	int rc = store_restore(cfg->state_dir, dir, &o, &bi, &replaced, &err);
 
-	if (read_manifest(manifest, &mfmt) < 0) {
-		ret = EXIT_PROBLEMS;
-		goto out;
+	if (rc != STORE_OK) {
+		err_msg("restore: %s", err);
+		free(err);
+		return rc == STORE_TEMPFAIL ? EXIT_USAGE : EXIT_PROBLEMS;
 	}
-	if (stat(bdata, &sst) < 0) {
-		err_msg("restore: %s: %s", bdata, strerror(errno));
-		ret = EXIT_PROBLEMS;
-		goto out;
-	}
-	if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-		err_msg("restore: cannot create %s: %s", cfg->state_dir, strerror(errno));
-		goto out;
-	}
-	n = store_in_use(target, &lockfd, &pid);
-	if (n < 0) {
-		err_msg("restore: %s/lock.mdb: %s", target, strerror(errno));
-		goto out;
-	}
-	if (n > 0) {
-		err_msg("restore: %s is in use by process %ld (a running ternd?); stop it "
-			"first, nothing was changed",
-			target, (long)pid);
-		ret = EXIT_PROBLEMS;
-		goto out;
-	}
-
-	/* Copy first, check the copy: what is checked is what goes in. */
-	utc_stamp(time(NULL), stamp);
-	staging = pathf("%s/mail.restore-%s", cfg->state_dir, stamp);
-	int mk, tries = 0;
-	while ((mk = mkdir(staging, 0700)) < 0 && errno == EEXIST && ++tries < 100) {
-		free(staging);
-		staging = pathf("%s/mail.restore-%s-%d", cfg->state_dir, stamp, tries);
-	}
-	sdata = pathf("%s/data.mdb", staging);
-	if (mk < 0) {
-		err_msg("restore: cannot create %s: %s", staging, strerror(errno));
-		free(staging);
-		staging = NULL;
-		goto out;
-	}
-	if (copy_file(bdata, sdata) < 0 || fsync_path(staging) < 0) {
-		err_msg("restore: copying %s to %s failed: %s", bdata, sdata, strerror(errno));
-		remove_staging(staging);
-		goto out;
-	}
-	n = store_check_path(staging, true, print_problem, "backup problem: ", &st, &err);
-	if (n != 0) {
-		if (n < 0)
-			err_msg("restore: the backup %s is not usable: %s", bdir, err);
-		else
-			err_msg("restore: the backup %s has %d problem%s (listed above); nothing "
-				"was changed",
-				bdir, n, n == 1 ? "" : "s");
-		remove_staging(staging);
-		ret = EXIT_PROBLEMS;
-		goto out;
-	}
-	if (st.format != mfmt) {
-		err_msg("restore: %s says format %u but the backup is format %u; nothing was "
-			"changed",
-			manifest, mfmt, st.format);
-		remove_staging(staging);
-		ret = EXIT_PROBLEMS;
-		goto out;
-	}
-	/* ternd drops to [server] user: the store must stay theirs. */
-	struct stat own;
-	if (stat(cfg->state_dir, &own) == 0 && geteuid() == 0 &&
-	    (chown(staging, own.st_uid, own.st_gid) < 0 ||
-	     chown(sdata, own.st_uid, own.st_gid) < 0)) {
-		err_msg("restore: cannot give %s to uid %ld: %s", staging, (long)own.st_uid,
-			strerror(errno));
-		remove_staging(staging);
-		goto out;
-	}
-
-	struct stat tst;
-	if (stat(target, &tst) == 0) {
-		/* Never deleted: the current store is kept beside. */
-		replaced = pathf("%s.replaced-%s", target, stamp);
-		for (int i = 1; access(replaced, F_OK) == 0; i++) {
-			free(replaced);
-			replaced = pathf("%s.replaced-%s-%d", target, stamp, i);
-		}
-		/* One atomic exchange, so the state dir never lacks a store
-		 * (a missing one would be created empty at the next start). */
-		if (renameat2(AT_FDCWD, staging, AT_FDCWD, target, RENAME_EXCHANGE) < 0) {
-			err_msg("restore: cannot swap %s and %s: %s; nothing was changed", staging,
-				target, strerror(errno));
-			remove_staging(staging);
-			goto out;
-		}
-		if (rename(staging, replaced) < 0) {
-			err_msg("restore: the backup is in place at %s, but the previous store is "
-				"at %s (renaming it to %s failed: %s)",
-				target, staging, replaced, strerror(errno));
-			goto out;
-		}
-	} else if (rename(staging, target) < 0) {
-		err_msg("restore: cannot rename %s to %s: %s", staging, target, strerror(errno));
-		remove_staging(staging);
-		goto out;
-	}
-	if (fsync_path(cfg->state_dir) < 0) {
-		err_msg("restore: cannot sync %s: %s", cfg->state_dir, strerror(errno));
-		goto out;
-	}
-	printf("restore %s -> %s: format %u, %" PRIu64 " users, %" PRIu64 " mailboxes, %" PRIu64
-	       " messages; check passed\n",
-	       bdir, target, st.format, st.users, st.mailboxes, st.messages);
+	printf("restore %s/mail -> %s/mail: format %u, %" PRIu64 " users, %" PRIu64
+	       " mailboxes, %" PRIu64 " messages; check passed\n",
+	       dir, cfg->state_dir, bi.format, bi.users, bi.mailboxes, bi.messages);
 	if (replaced != NULL)
 		printf("the previous store is kept at %s\n", replaced);
-	ret = 0;
-out:
-	if (lockfd >= 0)
-		close(lockfd);
-	free(err);
-	free(bdir);
-	free(bdata);
-	free(manifest);
-	free(target);
-	free(staging);
-	free(sdata);
 	free(replaced);
-	return ret;
+	return 0;
 }
 
 struct config *

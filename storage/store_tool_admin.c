@@ -86,43 +86,9 @@ iso(time_t t, char out[32])
 static int
 admin_open(const struct config *cfg)
 {
-	char *path = NULL, *err = NULL;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi meta;
-	uint32_t format = 0;
-	int rc;
+	char *err = NULL;
 
-	if (asprintf(&path, "%s/mail", cfg->state_dir) < 0)
-		return -1;
-	if (store_env_open_rdonly(path, false, &env, &err) < 0) {
-		msg("%s", err);
-		free(err);
-		free(path);
-		return -1;
-	}
-	rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(env, 0);
-		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	}
-	if (rc == 0) {
-		MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
-		if (mdb_dbi_open(txn, "meta", 0, &meta) == 0 && mdb_get(txn, meta, &k, &v) == 0 &&
-		    v.mv_size == 4)
-			format = be_get32(v.mv_data);
-		mdb_txn_abort(txn);
-	}
-	mdb_env_close(env);
-	if (format != STORE_FORMAT) {
-		msg("%s: store format %u, this ternd writes %u: start ternd once (it migrates "
-		    "older formats) or use a matching ternd",
-		    path, format, STORE_FORMAT);
-		free(path);
-		return -1;
-	}
-	free(path);
-	if (store_open(cfg, &err) < 0) {
+	if (store_open_existing(cfg, &err) < 0) {
 		msg("%s", err);
 		free(err);
 		return -1;

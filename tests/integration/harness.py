@@ -496,9 +496,10 @@ class RawLines:
 class Env:
     """A slapd and a ternd in one temp dir, with helpers to stop both."""
 
-    def __init__(self, overrides=None, start_ternd=True):
+    def __init__(self, overrides=None, start_ternd=True, flavour="openldap"):
         self.tmp = tempfile.mkdtemp(prefix="tern-it-")
-        self.slapd = Slapd(os.path.join(self.tmp, "ldap"))
+        # flavour "ad": the AD-shaped directory (tests/fixtures/ad.schema).
+        self.slapd = Slapd(os.path.join(self.tmp, "ldap"), flavour=flavour)
         SLAPDS.append(self.slapd)
         self.slapd.start()
         self.cert, self.key = make_cert(self.tmp)

@@ -8,9 +8,10 @@ returns to it after failback_interval, which the test proves by killing
 the second afterwards.
 
 Paged results: a slapd whose sizelimit (5) applies to the service
-account too. A list with more members than that still expands
-completely, and a user who owns more lists than that may send as every
-one of them (the send-as search is paged, RFC 2696)."""
+account too. Lists with more members than that still expand completely
+(a static groupOfNames; a dynamic groupOfURLs, whose members come from
+one search, which is paged, RFC 2696), and a user who owns more lists
+than that may send as every one of them (the send-as search is paged)."""
 import os
 import shutil
 import smtplib
@@ -198,6 +199,12 @@ def test_paged_results_past_the_size_limit(limited):
                  "mailLocalAddress: big@example.test\n%s" %
                  (ORG.GROUPS, "".join("member: uid=%s,%s\n" % (m, ORG.PEOPLE)
                                       for m in members)))
+    dynamic = ["user%02d" % i for i in range(22, 34)]  # 12 > 5, found by one search
+    first.modify("dn: cn=bigurl,%s\nchangetype: add\nobjectClass: groupOfURLs\n"
+                 "objectClass: inetLocalMailRecipient\ncn: bigurl\n"
+                 "mailLocalAddress: bigurl@example.test\n"
+                 "memberURL: ldap:///%s??one?(|%s)\n" %
+                 (ORG.GROUPS, ORG.PEOPLE, "".join("(uid=%s)" % m for m in dynamic)))
     owned = ["owned%d@example.test" % i for i in range(8)]  # 8 > 5
     for i, addr in enumerate(owned):
         first.modify("dn: cn=owned%d,%s\nchangetype: add\nobjectClass: groupOfNames\n"
@@ -213,6 +220,11 @@ def test_paged_results_past_the_size_limit(limited):
     assert code == 250, text
     for m in members:
         assert count_token(t.mailbox(m), token) == 1, m
+    token = unique_token("bigurl")
+    code, text = t.send("bigurl@example.test", make_message(token, to="bigurl@example.test"))
+    assert code == 250, text
+    for m in dynamic:
+        assert count_token(t.mailbox(m), token) == 1, (m, t.log_tail())
 
     s = smtplib.SMTP("127.0.0.1", sub, local_hostname="client.example.org",
                      timeout=harness.TIMEOUT)
