@@ -9,12 +9,20 @@
  * default) libldap demands a chain to the configured CAs and checks the
  * URI's host against the certificate's names.
  *
+ * One TLS context is shared by every handle with the same TLS settings:
+ * libldap 2.5's GnuTLS code leaks the client certificate and key each
+ * time it builds a context (tlsg_ctx_init), so a context per connection
+ * would grow the process with every reconnect. The files are therefore
+ * read once, by the first connection (XXX: a renewed client certificate
+ * or CA file needs a restart; a changed setting leaks the old context).
+ *
  * How it fails: a setting libldap refuses is an error for the caller
  * (the handle is not used); a TLS failure is described by dir_tls_error;
  * a password that would travel unencrypted to another machine is not
  * sent, and the refusal is logged.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +161,25 @@ dir_tls_log_config(const struct directory_config *dc, const char *who)
 	dir_tls_free_uris(uris);
 }
 
+/* The shared context and the settings it was made with. */
+static struct {
+	pthread_mutex_t lock;
+	void *ctx; /* one reference held here, never dropped */
+	char *key; /* the settings, as one string */
+} shared = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static char *
+ctx_key(const struct directory_config *dc)
+{
+	char *k = NULL;
+
+	if (asprintf(&k, "%d\n%s\n%s\n%s\n%s", dc->tls_verify,
+		     dc->tls_ca_file ? dc->tls_ca_file : "", dc->tls_ca_dir ? dc->tls_ca_dir : "",
+		     dc->tls_cert ? dc->tls_cert : "", dc->tls_key ? dc->tls_key : "") < 0)
+		fatal("out of memory");
+	return k;
+}
+
 static int
 opt_fail(char **error_r, const char *what, int rc)
 {
@@ -203,12 +230,34 @@ dir_tls_setup(LDAP *ld, const struct directory_config *dc, char **error_r)
 		    LDAP_OPT_SUCCESS)
 			return opt_fail(error_r, "tls_key", rc);
 	}
+	char *key = ctx_key(dc);
+	pthread_mutex_lock(&shared.lock);
+	if (shared.ctx != NULL && strcmp(shared.key, key) == 0) {
+		/* libldap takes its own reference. */
+		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CTX, shared.ctx);
+		pthread_mutex_unlock(&shared.lock);
+		free(key);
+		return rc == LDAP_OPT_SUCCESS ? 0 : opt_fail(error_r, "TLS context", rc);
+	}
 	/* Only now do the options above apply to this handle (notes 1.2);
 	 * this reads the files, so a bad CA or key shows up here. */
 	int server = 0;
-	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server)) != LDAP_OPT_SUCCESS)
+	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server)) != LDAP_OPT_SUCCESS) {
+		pthread_mutex_unlock(&shared.lock);
+		free(key);
 		return opt_fail(error_r, "TLS context (tls_ca_file, tls_ca_dir, tls_cert, tls_key)",
 				rc);
+	}
+	void *ctx = NULL;
+	if (ldap_get_option(ld, LDAP_OPT_X_TLS_CTX, &ctx) == LDAP_OPT_SUCCESS && ctx != NULL) {
+		/* The get took a reference for us. */
+		free(shared.key);
+		shared.key = key;
+		shared.ctx = ctx;
+		key = NULL;
+	}
+	pthread_mutex_unlock(&shared.lock);
+	free(key);
 	return 0;
 }
 
