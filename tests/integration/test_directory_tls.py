@@ -228,3 +228,42 @@ def test_bad_tls_config(lab):
     assert rc != 0 and "tls_key" in out, out
     rc, out = check_config(lab, tls_ca_file=os.path.join(lab.tmp, "missing.pem"))
     assert rc != 0 and "tls_ca_file" in out, out
+
+
+def admind_against(lab, uri, **directory):
+    """A ternd config with an [admin] section, and tern-admind on it
+    (test_admind.Admind); ternd itself is not started."""
+    import test_admind
+    port = harness.free_port()
+    keys = {"uri": uri}
+    keys.update(directory)
+    t = harness.Ternd(lab.tmp, uri, lab.cert, lab.key,
+                      {"directory": keys,
+                       "admin": {"listen": "127.0.0.1:%d" % port,
+                                 "admin_group": ORG.ADMIN_GROUP_DN, "threads": "2"}},
+                      "admind%d" % len(lab.ternds))
+    return test_admind, test_admind.Admind(t, port).start()
+
+
+def test_admind_uses_the_same_tls_settings(lab):
+    login = ORG.ADMIN_LOGINS[0]
+    mod, a = admind_against(lab, lab.main.ldaps_uri, tls_ca_file=lab.pki.ca)
+    try:
+        status, _, body = mod.call(a, "GET", "/api/v1/whoami", auth=mod.basic(login))
+        assert status == 200, body
+        assert body["login"] == login
+        # ternd is not running here: only the directory check matters.
+        _, _, body = mod.call(a, "GET", "/healthz")
+        assert body["checks"]["directory"]["status"] == "ok", body
+    finally:
+        a.stop()
+    # A certificate tern-admind cannot verify: no login, and it says why.
+    mod, a = admind_against(lab, lab.main.ldaps_uri, tls_ca_file=lab.pki.other_ca)
+    try:
+        status, _, body = mod.call(a, "GET", "/api/v1/whoami", auth=mod.basic(login))
+        assert status == 503, (status, body)
+        assert "its CA is not in tls_ca_file" in a.log(), a.log()[-3000:]
+        _, _, body = mod.call(a, "GET", "/healthz")
+        assert body["checks"]["directory"]["status"] != "ok", body
+    finally:
+        a.stop()
