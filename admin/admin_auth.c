@@ -213,11 +213,6 @@ admin_ldap_authenticate(void *ctx, const struct config *cfg, const char *login,
 	}
 	int rc = dir_tls_bind_sync(user, &cfg->dir, dn, password, "admin login bind");
 	ldap_unbind_ext_s(user, NULL, NULL);
-	if (rc == LDAP_CONFIDENTIALITY_REQUIRED) {
-		/* Refused before sending (logged by dir_tls): not the admin's fault. */
-		result = ADMIN_AUTH_UNAVAILABLE;
-		goto out;
-	}
 	if (rc == LDAP_INVALID_CREDENTIALS || rc == LDAP_INAPPROPRIATE_AUTH ||
 	    rc == LDAP_UNWILLING_TO_PERFORM) {
 		result = ADMIN_AUTH_BAD;

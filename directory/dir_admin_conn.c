@@ -320,14 +320,6 @@ bind_as(const struct dir_admin *h, const char *dn, const char *password, const c
 		return rc;
 	}
 	rc = dir_tls_bind_sync(ld, h->dc, dn, password, what);
-	if (rc == LDAP_CONFIDENTIALITY_REQUIRED && password[0] != '\0' && *diag_r == NULL) {
-		/* Refused by us, not by the server (dir_tls_check_password). */
-		ldap_unbind_ext_s(ld, NULL, NULL);
-		*diag_r = ldap_strdup("Tern does not send passwords unencrypted to a directory on "
-				      "another machine: use ldaps://, starttls = yes, or "
-				      "allow_plaintext_passwords = yes");
-		return LDAP_UNAVAILABLE;
-	}
 	if (rc != LDAP_SUCCESS) {
 		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, diag_r);
 		ldap_unbind_ext_s(ld, NULL, NULL);

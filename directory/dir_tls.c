@@ -357,8 +357,15 @@ dir_tls_bind_sync(LDAP *ld, const struct directory_config *dc, const char *dn, c
 		ldap_get_option(ld, LDAP_OPT_URI, &uri);
 		int ok = dir_tls_check_password(ld, uri != NULL ? uri : "", dc, what);
 		ldap_memfree(uri);
-		if (ok < 0)
-			return LDAP_CONFIDENTIALITY_REQUIRED;
+		if (ok < 0) {
+			/* Callers read the reason like a server's diagnostic. */
+			ldap_set_option(
+			    ld, LDAP_OPT_DIAGNOSTIC_MESSAGE,
+			    "Tern does not send passwords unencrypted to a directory on "
+			    "another machine: use ldaps://, starttls = yes, or "
+			    "allow_plaintext_passwords = yes");
+			return LDAP_UNAVAILABLE;
+		}
 	}
 	struct berval cred = {.bv_val = (char *)(password != NULL ? password : ""),
 			      .bv_len = password != NULL ? strlen(password) : 0};

@@ -71,7 +71,9 @@ char *dir_tls_probe(const struct directory_config *dc, const char *uri);
 int dir_tls_open_sync(const struct directory_config *dc, LDAP **ld_r, size_t *uri_index_r,
 		      char **error_r);
 /* A simple bind on a handle from dir_tls_open_sync, after the password
- * rule (LDAP_CONFIDENTIALITY_REQUIRED when it refuses). */
+ * rule: when it refuses, nothing is sent and the answer is
+ * LDAP_UNAVAILABLE (temporary: the configuration's fault, not the
+ * user's) with the reason as the handle's diagnostic message. */
 int dir_tls_bind_sync(LDAP *ld, const struct directory_config *dc, const char *dn,
 		      const char *password, const char *what);
 
