@@ -23,6 +23,7 @@
 #include "admin/admin.h"
 #include "core/log.h"
 #include "directory/dir.h"
+#include "directory/dir_tls.h"
 
 #define FILTER_MAX 8192
 
@@ -41,38 +42,16 @@ admin_identity_copy(struct admin_identity *dst, const struct admin_identity *src
 	dst->dn = src->dn != NULL ? xstrdup(src->dn) : NULL;
 }
 
-/* A handle to [directory] uri with the configured timeouts; not bound. */
+/* A connected handle to the first [directory] uri that answers, with
+ * the shared options, TLS and timeouts (directory/dir_tls.h); not bound. */
 static LDAP *
 open_ldap(const struct config *cfg, char **error_r)
 {
 	LDAP *ld = NULL;
-	/* libldap wants a space-separated list; the config allows commas. */
-	char *uris = xstrdup(cfg->dir.uri);
-	for (char *p = uris; *p != '\0'; p++)
-		if (*p == ',')
-			*p = ' ';
-	int rc = ldap_initialize(&ld, uris);
-	free(uris);
-	if (rc != LDAP_SUCCESS) {
-		if (asprintf(error_r, "ldap_initialize: %s", ldap_err2string(rc)) < 0)
-			fatal("out of memory");
+
+	if (dir_tls_open_sync(&cfg->dir, &ld, NULL, error_r) != LDAP_SUCCESS)
 		return NULL;
-	}
-	int version = LDAP_VERSION3;
-	struct timeval tv = {.tv_sec = cfg->dir.timeout, .tv_usec = 0};
-	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
-	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 	return ld;
-}
-
-static int
-simple_bind(LDAP *ld, const char *dn, const char *password)
-{
-	struct berval cred = {.bv_len = strlen(password), .bv_val = (char *)password};
-
-	return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 }
 
 static bool
@@ -91,7 +70,8 @@ service_conn(const struct config *cfg, char **error_r)
 
 	if (ld == NULL)
 		return NULL;
-	int rc = simple_bind(ld, cfg->dir.bind_dn, cfg->dir.bind_password);
+	int rc = dir_tls_bind_sync(ld, &cfg->dir, cfg->dir.bind_dn, cfg->dir.bind_password,
+				   "service account bind");
 	if (rc != LDAP_SUCCESS) {
 		if (asprintf(error_r, "service bind: %s", ldap_err2string(rc)) < 0)
 			fatal("out of memory");
@@ -231,7 +211,7 @@ admin_ldap_authenticate(void *ctx, const struct config *cfg, const char *login,
 		result = ADMIN_AUTH_UNAVAILABLE;
 		goto out;
 	}
-	int rc = simple_bind(user, dn, password);
+	int rc = dir_tls_bind_sync(user, &cfg->dir, dn, password, "admin login bind");
 	ldap_unbind_ext_s(user, NULL, NULL);
 	if (rc == LDAP_INVALID_CREDENTIALS || rc == LDAP_INAPPROPRIATE_AUTH ||
 	    rc == LDAP_UNWILLING_TO_PERFORM) {

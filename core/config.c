@@ -111,6 +111,17 @@ static const struct key_def keys[] = {
     {"directory", "max_list_members", CT_UINT, DIRF(max_list_members), "1000", 0, 1, 0},
     {"directory", "sendas_attr", CT_ATTR, DIRF(sendas_attr), NULL, 0, 0, 0},
     {"directory", "list_post", CT_STRING, DIRF(list_post), "anyone", 0, 0, 0},
+    {"directory", "starttls", CT_BOOL, DIRF(starttls), "no", 0, 0, 0},
+    {"directory", "tls_verify", CT_BOOL, DIRF(tls_verify), "yes", 0, 0, 0},
+    {"directory", "tls_ca_file", CT_READABLE, DIRF(tls_ca_file), "", 0, 0, 0},
+    {"directory", "tls_ca_dir", CT_STRING, DIRF(tls_ca_dir), "", 0, 0, 0},
+    {"directory", "tls_cert", CT_READABLE, DIRF(tls_cert), "", 0, 0, 0},
+    {"directory", "tls_key", CT_READABLE, DIRF(tls_key), "", 0, 0, 0},
+    {"directory", "allow_plaintext_passwords", CT_BOOL, DIRF(allow_plaintext_passwords), "no", 0, 0,
+     0},
+    {"directory", "follow_referrals", CT_BOOL, DIRF(follow_referrals), "no", 0, 0, 0},
+    {"directory", "failback_interval", CT_SECONDS, DIRF(failback_interval), "60s", 0, 1, 0},
+    {"directory", "page_size", CT_UINT, DIRF(page_size), "500", 0, 1, 100000},
     {"directory", "proxy_attr", CT_ATTR, DIRF(proxy_attr), NULL, 0, 0, 0},
     {"directory", "disabled_flags_attr", CT_ATTR, DIRF(disabled_flags_attr), NULL, 0, 0, 0},
     {"directory", "disabled_flags_mask", CT_UINT, DIRF(disabled_flags_mask), "2", 0, 1, 0},
@@ -1409,6 +1420,13 @@ check_config(struct loader *ld)
 	if (cfg->dir.id_attr[0] == '\0') {
 		set_error(ld, ld->main_line[key_index("directory", "id_attr")],
 			  "[directory] id_attr: must not be empty (the stable id of an entry)");
+		return;
+	}
+	bool dcert = cfg->dir.tls_cert[0] != '\0', dkey = cfg->dir.tls_key[0] != '\0';
+	if (dcert != dkey) {
+		set_error(ld, ld->main_line[key_index("directory", dcert ? "tls_cert" : "tls_key")],
+			  "[directory] %s: required when %s is set", dcert ? "tls_key" : "tls_cert",
+			  dcert ? "tls_cert" : "tls_key");
 		return;
 	}
 	int pwl = ld->main_line[key_index("directory", "bind_password_file")];

@@ -71,6 +71,17 @@ struct directory_config {
 	char *sendas_attr;	/* attribute naming who may send as an entry
 				   (owner; "" = nobody) */
 	char *list_post;	/* who may post to a list: anyone|members|owners */
+	/* Transport security and failover (directory/dir_tls.h). */
+	bool starttls;		/* StartTLS on ldap:// URIs */
+	bool tls_verify;	/* check the server's chain and name (default yes) */
+	char *tls_ca_file;	/* "" = the system's default CAs */
+	char *tls_ca_dir;
+	char *tls_cert;		/* client certificate ("" = none), with tls_key */
+	char *tls_key;
+	bool allow_plaintext_passwords; /* send passwords unencrypted off loopback */
+	bool follow_referrals;
+	unsigned failback_interval; /* seconds between tries of the preferred URI */
+	unsigned page_size;	    /* RFC 2696 page size for big searches */
 	/* Active Directory shapes (profile ad; usable with any profile). */
 	char *proxy_attr;	/* typed addresses: "SMTP:" primary, "smtp:"
 				   aliases, other types ignored (proxyAddresses) */

@@ -584,6 +584,9 @@ pump_members(struct dreq *r)
 		if (p->many) {
 			unsigned max = S.dc->max_list_members > 0 ? S.dc->max_list_members : 1000;
 			ro->op.sizelimit = (int)max + 1;
+			/* A dynamic list may have more members than a server
+			 * returns to one search (slapd sizelimit, AD MaxPageSize). */
+			ro->op.paged = true;
 		} else {
 			ro->op.sizelimit = p->filter != NULL ? SINGLE_SIZELIMIT : 1;
 		}
@@ -1030,6 +1033,7 @@ start_addr(struct dreq *r)
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
 	ro->op.sizelimit = MAX_SENDAS;
+	ro->op.paged = true; /* a user may own more lists than a server's size limit */
 	rop_submit(ro);
 }
 
