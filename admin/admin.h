@@ -174,6 +174,9 @@ void admin_store_close(void);
  * route registration, main thread before admin_server_start. */
 void admin_mailbox_routes(void);
 void admin_backup_routes(void);
+/* The outbound queue (admin_queue.c): list and show from the store,
+ * changes through the running ternd's control socket. */
+void admin_queue_routes(void);
 /* Scheduled backups ([backup] schedule): a thread started after the
  * server, stopped before admin_job_shutdown(). */
 void admin_backup_scheduler_start(void);

@@ -87,21 +87,30 @@ check_directory(const struct config *cfg, bool *ok_r)
 	return o;
 }
 
+/* Below this much free space the store is reported as failing: LMDB
+ * needs room to grow the file, and a full disk refuses every delivery. */
+#define ADMIN_HEALTH_MIN_FREE (64ull * 1024 * 1024)
+
 static json_t *
 check_storage(const struct config *cfg, bool *ok_r)
 {
 	char *err = NULL;
 	uint64_t t0 = mono_ms();
 
+	uint64_t free_bytes = 0;
+
+	/* Writable: a read, then a write transaction begun and aborted (the
+	 * writer lock can be had, the environment is not read-only) and
+	 * room on the file system; nothing is ever written. */
 	if (admin_store_acquire(cfg, &err) == 0) {
-		*ok_r = store_read_probe(&err) == 0;
+		*ok_r = store_read_probe(&err) == 0 &&
+			store_write_probe(ADMIN_HEALTH_MIN_FREE, &free_bytes, &err) == 0;
 		admin_store_release();
 	} else {
 		*ok_r = false;
 	}
-	/* XXX "storage writable" (issue 6) would need a write: this checks
-	 * that the environment opens (for writing) and reads. */
 	json_t *o = check_result(*ok_r, err, mono_ms() - t0);
+	json_object_set_new(o, "free_bytes", json_integer((json_int_t)free_bytes));
 	free(err);
 	return o;
 }

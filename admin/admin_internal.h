@@ -47,6 +47,15 @@ void admin_health_close(void);
  * admin_provision_routes(). */
 void admin_list_routes(void);
 
+/* ---- the queue's list filter (admin_queue.c, no I/O) ---- */
+struct queue_filter;
+/* The query parameters of GET /api/v1/queue (NULL: absent) into *f
+ * (borrowing the strings). 0, or -1 with the field at fault and a
+ * message (static strings). */
+int admin_queue_filter_parse(const char *sender, const char *recipient, const char *domain,
+			     const char *state, const char *older_than, struct queue_filter *f,
+			     const char **field_r, const char **error_r);
+
 /* True for 127.0.0.0/8 and ::1 (and v4-mapped loopback). */
 bool admin_is_loopback(const char *ip);
 

@@ -105,6 +105,41 @@ field_as(struct dir_admin_error *e, const char *lib, const char *json)
 		e->field = json;
 }
 
+/* True for the text form of a UUID (entryUUID, objectGUID as ids). */
+static bool
+looks_like_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : strchr("0123456789abcdefABCDEF", s[i]) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* A user key as dir_admin takes it (a login or an address): a stable id
+ * (what the store and GET /api/v1/mailboxes show) is mapped to the
+ * user's login. XXX by listing every user: dir_admin has no search by
+ * id_attr. Anything else, and a failed look-up, is passed on as it is
+ * (the call that follows reports the directory's answer). */
+static const char *
+user_key(struct admin_req *r, struct dir_admin *h, const char *key)
+{
+	struct dir_admin_user *users;
+	struct dir_admin_error e = {0};
+	size_t n;
+
+	if (key == NULL || !looks_like_uuid(key) ||
+	    dir_admin_user_list(h, r->arena, &users, &n, &e) != DIR_ADMIN_OK)
+		return key;
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(users[i].id, key) == 0)
+			return users[i].login[0] != '\0' ? users[i].login : users[i].mail;
+	return key;
+}
+
 /* One user by path {id} with the reply set on failure. */
 static struct dir_admin_user *
 get_user(struct admin_req *r, struct dir_admin *h, const char *key)
@@ -262,7 +297,7 @@ handle_user_get(struct admin_req *r)
 
 	if (h == NULL)
 		return;
-	struct dir_admin_user *u = get_user(r, h, admin_param(r, "id"));
+	struct dir_admin_user *u = get_user(r, h, user_key(r, h, admin_param(r, "id")));
 	admin_dir_release(h);
 	if (u != NULL)
 		admin_reply_json(r, 200, admin_user_json(u));
@@ -297,7 +332,7 @@ handle_user_patch(struct admin_req *r)
 	struct dir_admin *h = admin_dir_get(r);
 	if (h == NULL)
 		return;
-	struct dir_admin_user *u = get_user(r, h, admin_param(r, "id"));
+	struct dir_admin_user *u = get_user(r, h, user_key(r, h, admin_param(r, "id")));
 	if (u == NULL)
 		goto out;
 	if (aliases != NULL) {
@@ -343,7 +378,7 @@ handle_user_delete(struct admin_req *r)
 
 	if (h == NULL)
 		return;
-	const char *key = admin_param(r, "id");
+	const char *key = user_key(r, h, admin_param(r, "id"));
 	int st = dir_admin_user_delete(h, r->arena, key, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
@@ -362,7 +397,7 @@ set_disabled(struct admin_req *r, bool disabled)
 
 	if (h == NULL)
 		return;
-	const char *key = admin_param(r, "id");
+	const char *key = user_key(r, h, admin_param(r, "id"));
 	int st = dir_admin_user_set_disabled(h, r->arena, key, disabled, &e);
 	if (st != DIR_ADMIN_OK) {
 		admin_dir_reply(r, st, &e);
@@ -405,7 +440,7 @@ handle_user_password(struct admin_req *r)
 	struct dir_admin *h = admin_dir_get(r);
 	if (h == NULL)
 		return;
-	const char *key = admin_param(r, "id");
+	const char *key = user_key(r, h, admin_param(r, "id"));
 	int st = dir_admin_user_set_password(h, r->arena, key, password, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
@@ -431,8 +466,8 @@ handle_user_rename(struct admin_req *r)
 	struct dir_admin *h = admin_dir_get(r);
 	if (h == NULL)
 		return;
-	int st =
-	    dir_admin_user_rename_address(h, r->arena, admin_param(r, "id"), mail, keep, &u, &e);
+	int st = dir_admin_user_rename_address(h, r->arena, user_key(r, h, admin_param(r, "id")),
+					       mail, keep, &u, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
 		field_as(&e, "address", "mail");
@@ -486,7 +521,7 @@ handle_quota_get(struct admin_req *r)
 
 	if (h == NULL)
 		return;
-	struct dir_admin_user *u = get_user(r, h, admin_param(r, "id"));
+	struct dir_admin_user *u = get_user(r, h, user_key(r, h, admin_param(r, "id")));
 	admin_dir_release(h);
 	if (u != NULL)
 		admin_reply_json(r, 200, quota_json(r, u));
@@ -511,7 +546,8 @@ handle_quota_put(struct admin_req *r)
 	struct dir_admin *h = admin_dir_get(r);
 	if (h == NULL)
 		return;
-	int st = dir_admin_user_update(h, r->arena, admin_param(r, "id"), &ch, &u, &e);
+	int st =
+	    dir_admin_user_update(h, r->arena, user_key(r, h, admin_param(r, "id")), &ch, &u, &e);
 	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
 		admin_dir_reply(r, st, &e);
@@ -547,7 +583,7 @@ handle_alias_list(struct admin_req *r)
 	}
 	if (user != NULL) {
 		struct dir_admin_user *u = NULL;
-		st = dir_admin_user_get(h, r->arena, user, &u, &e);
+		st = dir_admin_user_get(h, r->arena, user_key(r, h, user), &u, &e);
 		if (st == DIR_ADMIN_OK)
 			add_aliases(arr, u);
 	} else {
@@ -582,6 +618,7 @@ handle_alias_add(struct admin_req *r)
 	struct dir_admin *h = admin_dir_get(r);
 	if (h == NULL)
 		return;
+	user = user_key(r, h, user);
 	int st = dir_admin_alias_add(h, r->arena, user, address, &e);
 	if (st != DIR_ADMIN_OK) {
 		/* The user is the one thing the library calls "user" or

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/worker.h"
+#include "directory/dir_tls.h"
 
 #include "core/version.h"
 #include "admin/admin_job.h"
@@ -79,6 +80,8 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	/* What the directory connections will refuse, said at start-up. */
+	dir_tls_log_config(&cfg->dir, "tern-admind");
 	if (check_only) {
 		printf("tern-admind: %s: configuration OK\n", path);
 		config_free(cfg);
@@ -94,6 +97,7 @@ main(int argc, char **argv)
 	admin_mailbox_routes();
 	admin_backup_routes();
 	admin_provision_routes();
+	admin_queue_routes();
 	/* Feature modules register their routes here (provisioning,
 	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)

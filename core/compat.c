@@ -73,3 +73,17 @@ xasprintf(char **out, const char *fmt, ...)
 	if (n < 0)
 		oom(0);
 }
+
+char *
+xstrfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom(0);
+	return s;
+}

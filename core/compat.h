@@ -20,5 +20,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* asprintf that never fails: for error messages handed to callers. */
 void xasprintf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, returning the string: for error messages and paths. */
+char *xstrfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -111,6 +111,27 @@ static const struct key_def keys[] = {
     {"directory", "max_list_members", CT_UINT, DIRF(max_list_members), "1000", 0, 1, 0},
     {"directory", "sendas_attr", CT_ATTR, DIRF(sendas_attr), NULL, 0, 0, 0},
     {"directory", "list_post", CT_STRING, DIRF(list_post), "anyone", 0, 0, 0},
+    {"directory", "starttls", CT_BOOL, DIRF(starttls), "no", 0, 0, 0},
+    {"directory", "tls_verify", CT_BOOL, DIRF(tls_verify), "yes", 0, 0, 0},
+    {"directory", "tls_ca_file", CT_READABLE, DIRF(tls_ca_file), "", 0, 0, 0},
+    {"directory", "tls_ca_dir", CT_STRING, DIRF(tls_ca_dir), "", 0, 0, 0},
+    {"directory", "tls_cert", CT_READABLE, DIRF(tls_cert), "", 0, 0, 0},
+    {"directory", "tls_key", CT_READABLE, DIRF(tls_key), "", 0, 0, 0},
+    {"directory", "allow_plaintext_passwords", CT_BOOL, DIRF(allow_plaintext_passwords), "no", 0, 0,
+     0},
+    {"directory", "follow_referrals", CT_BOOL, DIRF(follow_referrals), "no", 0, 0, 0},
+    {"directory", "failback_interval", CT_SECONDS, DIRF(failback_interval), "60s", 0, 1, 0},
+    {"directory", "page_size", CT_UINT, DIRF(page_size), "500", 0, 1, 100000},
+    {"directory", "proxy_attr", CT_ATTR, DIRF(proxy_attr), NULL, 0, 0, 0},
+    {"directory", "disabled_flags_attr", CT_ATTR, DIRF(disabled_flags_attr), NULL, 0, 0, 0},
+    {"directory", "disabled_flags_mask", CT_UINT, DIRF(disabled_flags_mask), "2", 0, 1, 0},
+    {"directory", "member_of_attr", CT_ATTR, DIRF(member_of_attr), NULL, 0, 0, 0},
+    {"directory", "ad_matching_rules", CT_STRING, DIRF(ad_matching_rules), "auto", 0, 0, 0},
+    {"directory", "member_uid_attr", CT_ATTR, DIRF(member_uid_attr), NULL, 0, 0, 0},
+    {"directory", "member_address_attr", CT_ATTR, DIRF(member_address_attr), NULL, 0, 0, 0},
+    {"directory", "member_url_attr", CT_ATTR, DIRF(member_url_attr), NULL, 0, 0, 0},
+    {"directory", "member_query_attr", CT_ATTR, DIRF(member_query_attr), NULL, 0, 0, 0},
+    {"directory", "max_list_depth", CT_UINT, DIRF(max_list_depth), "8", 0, 1, 64},
 
     {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
     {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
@@ -209,17 +230,19 @@ static const char *const plain_sections[] = {
     "outbound", "dns", "dkim",	    "routes", "backup",
 };
 
-/* The openldap profile: what every unset profile field becomes. */
-static const struct {
+struct profile_field {
 	size_t offset;
 	const char *value;
-} openldap_profile[] = {
+};
+
+/* The openldap profile: what every unset profile field becomes. */
+static const struct profile_field openldap_profile[] = {
     {DIRF(user_filter), "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"},
     {DIRF(recipient_filter), "(|(mail=%a)(mailLocalAddress=%a))"},
     /* `usermod -e 1` sets shadowExpire to 1: the shadowAccount way to
      * disable an account. */
     {DIRF(disabled_filter), "(shadowExpire=1)"},
-    {DIRF(list_classes), "groupOfNames, groupOfUniqueNames"},
+    {DIRF(list_classes), "groupOfNames, groupOfUniqueNames, posixGroup, nisMailAlias, groupOfURLs"},
     {DIRF(id_attr), "entryUUID"},
     {DIRF(login_attr), "uid"},
     {DIRF(mail_attr), "mail"},
@@ -228,11 +251,48 @@ static const struct {
     {DIRF(member_attr), "member, uniqueMember"},
     {DIRF(quota_attr), "mailQuota"},
     {DIRF(sendas_attr), "owner"},
+    {DIRF(proxy_attr), ""},
+    {DIRF(disabled_flags_attr), ""},
+    {DIRF(member_of_attr), ""},
+    {DIRF(member_uid_attr), "memberUid"},
+    {DIRF(member_address_attr), "rfc822MailMember"},
+    {DIRF(member_url_attr), "memberURL"},
+    {DIRF(member_query_attr), ""},
     /* inetLocalMailRecipient carries mailLocalAddress (aliases, a list's
      * address); shadowAccount carries shadowExpire, which disabled_filter
      * looks at (dir_admin disables by setting it). */
     {CFG(admin_user_classes), "inetOrgPerson, inetLocalMailRecipient, shadowAccount"},
     {CFG(admin_list_classes), "groupOfNames, inetLocalMailRecipient"},
+};
+
+/* The ad profile (Active Directory). Users are person objects of type
+ * SAM_NORMAL_USER_ACCOUNT (805306368: no computers, no trusts), found by
+ * sAMAccountName or userPrincipalName. Disabled accounts are found by
+ * Tern itself from userAccountControl (disabled_flags_attr), because
+ * the bitwise matching rule exists only in AD (docs/admin-guide.md). */
+static const struct profile_field ad_profile[] = {
+    {DIRF(user_filter),
+     "(&(sAMAccountType=805306368)(|(sAMAccountName=%u)(userPrincipalName=%u)))"},
+    {DIRF(recipient_filter), "(|(mail=%a)(proxyAddresses=smtp:%a))"},
+    {DIRF(disabled_filter), ""},
+    {DIRF(list_classes), "group, posixGroup, nisMailAlias, groupOfURLs"},
+    {DIRF(id_attr), "objectGUID"},
+    {DIRF(login_attr), "sAMAccountName"},
+    {DIRF(mail_attr), "mail"},
+    {DIRF(alias_attr), ""},
+    {DIRF(routing_attr), ""},
+    {DIRF(member_attr), "member"},
+    {DIRF(quota_attr), ""},
+    {DIRF(sendas_attr), "managedBy"},
+    {DIRF(proxy_attr), "proxyAddresses"},
+    {DIRF(disabled_flags_attr), "userAccountControl"},
+    {DIRF(member_of_attr), "memberOf"},
+    {DIRF(member_uid_attr), "memberUid"},
+    {DIRF(member_address_attr), "rfc822MailMember"},
+    {DIRF(member_url_attr), "memberURL"},
+    {DIRF(member_query_attr), ""},
+    {CFG(admin_user_classes), "user"},
+    {CFG(admin_list_classes), "group"},
 };
 
 #define NKEYS ARRAY_SIZE(keys)
@@ -896,10 +956,8 @@ set_value(struct loader *ld, const struct key_def *k, void *base, const char *va
 		return NULL;
 	}
 	case CT_PROFILE:
-		if (strcmp(value, "ad") == 0)
-			return "profile \"ad\" is not supported yet (only openldap for now)";
-		if (strcmp(value, "openldap") != 0) {
-			snprintf(why, sizeof(ld->why), "unknown profile \"%.100s\" (openldap)",
+		if (strcmp(value, "openldap") != 0 && strcmp(value, "ad") != 0) {
+			snprintf(why, sizeof(ld->why), "unknown profile \"%.100s\" (openldap, ad)",
 				 value);
 			return why;
 		}
@@ -1324,10 +1382,13 @@ check_config(struct loader *ld)
 		return;
 
 	/* Profile fields left unset come from the profile. */
-	for (size_t i = 0; i < ARRAY_SIZE(openldap_profile); i++) {
-		char **f = (char **)((char *)cfg + openldap_profile[i].offset);
+	bool ad = strcmp(cfg->dir.profile, "ad") == 0;
+	const struct profile_field *prof = ad ? ad_profile : openldap_profile;
+	size_t nprof = ad ? ARRAY_SIZE(ad_profile) : ARRAY_SIZE(openldap_profile);
+	for (size_t i = 0; i < nprof; i++) {
+		char **f = (char **)((char *)cfg + prof[i].offset);
 		if (*f == NULL)
-			*f = xstrdup(openldap_profile[i].value);
+			*f = xstrdup(prof[i].value);
 	}
 	if (ld->main_line[key_index("directory", "quota_unit")] == 0)
 		cfg->dir.quota_unit = 1;
@@ -1349,9 +1410,23 @@ check_config(struct loader *ld)
 			  "[directory] list_post: must be anyone, members or owners");
 		return;
 	}
+	if (strcmp(cfg->dir.ad_matching_rules, "auto") != 0 &&
+	    strcmp(cfg->dir.ad_matching_rules, "yes") != 0 &&
+	    strcmp(cfg->dir.ad_matching_rules, "no") != 0) {
+		set_error(ld, ld->main_line[key_index("directory", "ad_matching_rules")],
+			  "[directory] ad_matching_rules: must be auto, yes or no");
+		return;
+	}
 	if (cfg->dir.id_attr[0] == '\0') {
 		set_error(ld, ld->main_line[key_index("directory", "id_attr")],
 			  "[directory] id_attr: must not be empty (the stable id of an entry)");
+		return;
+	}
+	bool dcert = cfg->dir.tls_cert[0] != '\0', dkey = cfg->dir.tls_key[0] != '\0';
+	if (dcert != dkey) {
+		set_error(ld, ld->main_line[key_index("directory", dcert ? "tls_cert" : "tls_key")],
+			  "[directory] %s: required when %s is set", dcert ? "tls_key" : "tls_cert",
+			  dcert ? "tls_cert" : "tls_key");
 		return;
 	}
 	int pwl = ld->main_line[key_index("directory", "bind_password_file")];

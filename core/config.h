@@ -45,7 +45,7 @@ struct directory_config {
 	char *base;
 	char *bind_dn;
 	char *bind_password;	/* read from bind_password_file; owned */
-	char *profile;		/* "openldap" (ad comes later) */
+	char *profile;		/* "openldap" or "ad" */
 	/* Profile fields; NULL means "the profile's default". After loading,
 	 * config_load() fills every one from the profile, so users of the
 	 * config never see NULL here (an empty string disables an attribute). */
@@ -71,6 +71,31 @@ struct directory_config {
 	char *sendas_attr;	/* attribute naming who may send as an entry
 				   (owner; "" = nobody) */
 	char *list_post;	/* who may post to a list: anyone|members|owners */
+	/* Transport security and failover (directory/dir_tls.h). */
+	bool starttls;		/* StartTLS on ldap:// URIs */
+	bool tls_verify;	/* check the server's chain and name (default yes) */
+	char *tls_ca_file;	/* "" = the system's default CAs */
+	char *tls_ca_dir;
+	char *tls_cert;		/* client certificate ("" = none), with tls_key */
+	char *tls_key;
+	bool allow_plaintext_passwords; /* send passwords unencrypted off loopback */
+	bool follow_referrals;
+	unsigned failback_interval; /* seconds between tries of the preferred URI */
+	unsigned page_size;	    /* RFC 2696 page size for big searches */
+	/* Active Directory shapes (profile ad; usable with any profile). */
+	char *proxy_attr;	/* typed addresses: "SMTP:" primary, "smtp:"
+				   aliases, other types ignored (proxyAddresses) */
+	char *disabled_flags_attr; /* integer attribute: disabled when a bit of
+				      disabled_flags_mask is set (userAccountControl) */
+	unsigned disabled_flags_mask; /* 2: ACCOUNTDISABLE */
+	char *member_of_attr;	/* back-link for LDAP_MATCHING_RULE_IN_CHAIN (memberOf) */
+	char *ad_matching_rules; /* auto|yes|no: 1.2.840.113556.1.4.803 and .1941 */
+	/* Other list shapes (both profiles; "" disables one). */
+	char *member_uid_attr;	/* member logins (posixGroup memberUid) */
+	char *member_address_attr; /* member addresses (nisMailAlias rfc822MailMember) */
+	char *member_url_attr;	/* LDAP URLs whose results are members (memberURL) */
+	char *member_query_attr; /* an LDAP filter whose results are members */
+	unsigned max_list_depth; /* nesting of lists in lists */
 };
 
 /* [outbound] relayhost_tls and what a static route asks of TLS. */

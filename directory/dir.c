@@ -37,16 +37,23 @@
 #include "directory/dir.h"
 #include "directory/dir_cache.h"
 #include "directory/dir_ldap.h"
+#include "directory/dir_shape.h"
 
 #define CACHE_MAX_ENTRIES 100000
 #define MAX_ROUTE_DEPTH 5
-#define MAX_LIST_DEPTH 8
 #define MAX_PARALLEL_READS 16 /* member reads in flight per request */
 #define MAX_INPUT 512	      /* longest address or login we look up */
 #define FILTER_MAX 8192
 
 enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR };
-enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_LOGIN, P_OWN, P_SENDAS };
+/* P_MEMBER: one member (by DN, login or address; exactly one entry);
+ * P_MEMBERS: a search whose every entry is a member (dynamic lists, the
+ * in-chain rule). */
+enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_MEMBERS, P_LOGIN, P_OWN, P_SENDAS };
+/* Entries a search that must find one entry may return: more than one
+ * so that a disabled entry sharing an address with an enabled one (an
+ * old AD account keeping its proxyAddresses) does not hide it. */
+#define SINGLE_SIZELIMIT 4
 #define MAX_SENDAS 256 /* entries a user may send as that we read */
 
 /* Routing hops taken to reach an entry, for loop detection. */
@@ -55,8 +62,13 @@ struct chain {
 	const struct chain *up;
 };
 
+/* A member read waiting for a slot: a base read of a DN, or a search
+ * (scope subtree/one) for members by login, address, URL or filter. */
 struct pending_read {
-	const char *dn;
+	const char *dn; /* DN to read, or search base */
+	int scope;
+	const char *filter; /* in the request's arena */
+	bool many;	    /* P_MEMBERS: every entry found is a member */
 	unsigned list_depth;
 };
 
@@ -82,9 +94,8 @@ struct dreq {
 	size_t nusers, capusers;
 	const char **forwards;
 	size_t nforwards, capforwards;
-	/* Lists already expanded and users already routed (by DN). */
-	const char **seen;
-	size_t nseen, capseen;
+	/* Lists already expanded (by DN), with the depth and size caps. */
+	struct dir_walk walk;
 	struct pending_read *pend;
 	size_t npend, cappend, pendpos;
 	size_t member_reads;
@@ -115,7 +126,15 @@ static struct {
 	char *enabled_prefix;	 /* "(&" or "" */
 	char *enabled_suffix;	 /* "(!(disabled)))" or "" */
 	char *member_filter;	 /* for member reads */
-	pthread_mutex_t lock;	 /* protects the intake queue and running */
+	/* AD matching rules: known (config, or the rootDSE said), unknown
+	 * until the rootDSE answers (the walk is used meanwhile). Directory
+	 * thread only. */
+	enum { RULES_UNKNOWN, RULES_YES, RULES_NO } ad_rules;
+	bool rootdse_busy;
+	uint64_t rootdse_retry_at;
+	struct dir_op rootdse_op;
+	struct arena *rootdse_arena;
+	pthread_mutex_t lock; /* protects the intake queue and running */
 	struct dreq *head, *tail;
 	bool running;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -190,6 +209,13 @@ free_list(char **v)
 	free(v);
 }
 
+/* Configured (a profile field may be "" for "not used"). */
+static bool
+attr_set(const char *name)
+{
+	return name != NULL && name[0] != '\0';
+}
+
 static const struct dir_ldap_attr *
 get_attr(const struct dir_ldap_entry *e, const char *name)
 {
@@ -227,6 +253,41 @@ parse_quota(const char *v, const char *dn)
 	return bytes;
 }
 
+/* Disabled by disabled_flags_attr ([directory] disabled_flags_mask bits
+ * set)? Checked here rather than in the filter because the bitwise
+ * matching rule exists only in AD (dir_shape.h); a value that is not a
+ * number disables, so a broken entry fails closed. */
+static bool
+entry_disabled(const struct dir_ldap_entry *e)
+{
+	const struct dir_ldap_attr *a = get_attr(e, S.dc->disabled_flags_attr);
+
+	if (a == NULL)
+		return false;
+	int set = dir_shape_flags_set(a->vals[0], S.dc->disabled_flags_mask);
+	if (set < 0)
+		log_warn(0, "dir", "bad-flags dn=\"%s\" attr=%s value=\"%.40s\"", e->dn,
+			 S.dc->disabled_flags_attr, a->vals[0]);
+	return set != 0;
+}
+
+/* The i-th proxy_attr value's SMTP address, lower-case, in the arena;
+ * NULL for other types (X500:, SIP:...). */
+static const char *
+proxy_address(struct arena *arena, const struct dir_ldap_attr *a, size_t i, bool *primary_r)
+{
+	const char *addr;
+	size_t len;
+
+	if (dir_shape_proxy_address(a->vals[i], a->lens[i], &addr, &len, primary_r) != 1)
+		return NULL;
+	char *v = arena_alloc(arena, len + 1);
+	memcpy(v, addr, len);
+	v[len] = '\0';
+	lower_ascii(v);
+	return v;
+}
+
 /* Fills u from an entry; -1 if it has no stable id. */
 static int
 entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u)
@@ -237,40 +298,31 @@ entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u
 	a = get_attr(e, S.dc->id_attr);
 	if (a == NULL || a->lens[0] == 0)
 		return -1;
-	u->id = dir_ldap_format_id(r->arena, a->vals[0], a->lens[0]);
+	u->id = dir_shape_format_id(r->arena, S.dc->id_attr, a->vals[0], a->lens[0]);
 	u->dn = e->dn;
 	a = get_attr(e, S.dc->login_attr);
 	u->login = a != NULL ? a->vals[0] : "";
+	u->mail = "";
+	/* The primary address: proxy_attr's "SMTP:" value (what Exchange
+	 * replies from), else mail_attr. */
+	a = get_attr(e, S.dc->proxy_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		bool primary;
+		const char *p = proxy_address(r->arena, a, i, &primary);
+		if (p != NULL && primary) {
+			u->mail = p;
+			break;
+		}
+	}
 	a = get_attr(e, S.dc->mail_attr);
-	if (a != NULL) {
+	if (u->mail[0] == '\0' && a != NULL) {
 		char *m = arena_strdup(r->arena, a->vals[0]);
 		lower_ascii(m);
 		u->mail = m;
-	} else {
-		u->mail = "";
 	}
 	a = get_attr(e, S.dc->quota_attr);
 	u->quota = a != NULL ? parse_quota(a->vals[0], e->dn) : 0;
 	return 0;
-}
-
-static bool
-seen_has(struct dreq *r, const char *dn)
-{
-	for (size_t i = 0; i < r->nseen; i++)
-		if (strcasecmp(r->seen[i], dn) == 0)
-			return true;
-	return false;
-}
-
-static void
-seen_add(struct dreq *r, const char *dn)
-{
-	if (r->nseen == r->capseen) {
-		r->capseen = r->capseen == 0 ? 8 : r->capseen * 2;
-		r->seen = xrealloc(r->seen, r->capseen * sizeof(*r->seen));
-	}
-	r->seen[r->nseen++] = dn;
 }
 
 static void
@@ -291,7 +343,7 @@ req_free(struct dreq *r)
 	buf_wipe(&r->pw);
 	free(r->users);
 	free(r->forwards);
-	free(r->seen);
+	dir_walk_free(&r->walk);
 	free(r->pend);
 	free(r->own);
 	free(r->sendas);
@@ -439,6 +491,17 @@ build_filter(struct dreq *r, const char *tmpl, char key, const char *value)
 	return f;
 }
 
+/* "(&" raw "(!(disabled)))": a filter from the directory's own data (a
+ * dynamic list's) or built by dir_shape, limited to enabled entries. */
+static const char *
+wrap_enabled(struct dreq *r, const char *raw)
+{
+	bool wrap = raw[0] != '(';
+
+	return arena_printf(r->arena, "%s%s%s%s%s", S.enabled_prefix, wrap ? "(" : "", raw,
+			    wrap ? ")" : "", S.enabled_suffix);
+}
+
 static void
 search_address(struct dreq *r, const char *addr, enum purpose purpose, unsigned route_depth,
 	       bool in_list, unsigned list_depth, const struct chain *chain)
@@ -454,7 +517,7 @@ search_address(struct dreq *r, const char *addr, enum purpose purpose, unsigned 
 	ro->op.dn = S.dc->base;
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
-	ro->op.sizelimit = 2; /* two are enough to know it is ambiguous */
+	ro->op.sizelimit = SINGLE_SIZELIMIT;
 	ro->route_depth = route_depth;
 	ro->list_depth = list_depth;
 	ro->in_list = in_list;
@@ -463,7 +526,7 @@ search_address(struct dreq *r, const char *addr, enum purpose purpose, unsigned 
 }
 
 static void
-queue_member(struct dreq *r, const char *dn, unsigned list_depth)
+queue_read(struct dreq *r, const struct pending_read *p)
 {
 	/* Each member is one read; bound them so a huge or looping set of
 	 * lists cannot keep the directory busy. */
@@ -484,7 +547,27 @@ queue_member(struct dreq *r, const char *dn, unsigned list_depth)
 		r->cappend = r->cappend == 0 ? 16 : r->cappend * 2;
 		r->pend = xrealloc(r->pend, r->cappend * sizeof(*r->pend));
 	}
-	r->pend[r->npend++] = (struct pending_read){.dn = dn, .list_depth = list_depth};
+	r->pend[r->npend++] = *p;
+}
+
+static void
+queue_member(struct dreq *r, const char *dn, unsigned list_depth)
+{
+	queue_read(r, &(struct pending_read){
+			  .dn = dn, .scope = LDAP_SCOPE_BASE, .list_depth = list_depth});
+}
+
+/* A member found by a search: by login (posixGroup memberUid), by
+ * address (rfc822MailMember), or all entries of a dynamic list. */
+static void
+queue_search(struct dreq *r, const char *base, int scope, const char *filter, bool many,
+	     unsigned list_depth)
+{
+	queue_read(r, &(struct pending_read){.dn = base,
+					     .scope = scope,
+					     .filter = filter,
+					     .many = many,
+					     .list_depth = list_depth});
 }
 
 static void
@@ -492,11 +575,21 @@ pump_members(struct dreq *r)
 {
 	while (r->fail == DIR_OK && r->pendpos < r->npend && r->outstanding < MAX_PARALLEL_READS) {
 		struct pending_read *p = &r->pend[r->pendpos++];
-		struct rop *ro = rop_new(r, P_MEMBER);
+		struct rop *ro = rop_new(r, p->many ? P_MEMBERS : P_MEMBER);
 		ro->op.dn = p->dn;
-		ro->op.scope = LDAP_SCOPE_BASE;
-		ro->op.filter = S.member_filter;
-		ro->op.sizelimit = 1;
+		ro->op.scope = p->scope;
+		/* A copy: S.member_filter changes when the rootDSE answers. */
+		ro->op.filter =
+		    p->filter != NULL ? p->filter : arena_strdup(r->arena, S.member_filter);
+		if (p->many) {
+			unsigned max = S.dc->max_list_members > 0 ? S.dc->max_list_members : 1000;
+			ro->op.sizelimit = (int)max + 1;
+			/* A dynamic list may have more members than a server
+			 * returns to one search (slapd sizelimit, AD MaxPageSize). */
+			ro->op.paged = true;
+		} else {
+			ro->op.sizelimit = p->filter != NULL ? SINGLE_SIZELIMIT : 1;
+		}
 		ro->list_depth = p->list_depth;
 		ro->in_list = true;
 		rop_submit(ro);
@@ -528,28 +621,127 @@ entry_has_address(const struct dir_ldap_entry *e, const char *addr)
 			if (strcasecmp(a->vals[i], addr) == 0)
 				return true;
 	}
+	const struct dir_ldap_attr *a = get_attr(e, S.dc->proxy_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		const char *p;
+		size_t len;
+		bool primary;
+		if (dir_shape_proxy_address(a->vals[i], a->lens[i], &p, &len, &primary) == 1 &&
+		    strlen(addr) == len && strncasecmp(p, addr, len) == 0)
+			return true;
+	}
 	return false;
+}
+
+/* Queues the reads that find a list's members, at depth. */
+static void
+expand_list(struct dreq *r, const struct dir_ldap_entry *e, unsigned depth)
+{
+	/* Member DNs. With AD's in-chain rule one search finds every
+	 * non-list entry below this list, nested groups included;
+	 * otherwise each member is read and nested lists walked here. */
+	bool inchain = S.ad_rules == RULES_YES && attr_set(S.dc->member_of_attr);
+	bool any_dn = false;
+	for (char **m = S.member_attrs; *m != NULL; m++) {
+		const struct dir_ldap_attr *a = get_attr(e, *m);
+		any_dn = any_dn || a != NULL;
+		for (size_t i = 0; !inchain && a != NULL && i < a->nvals; i++)
+			queue_member(r, a->vals[i], depth);
+	}
+	if (inchain && any_dn) {
+		struct buf b;
+		buf_init(&b, FILTER_MAX);
+		if (dir_shape_inchain_filter(&b, S.dc->member_of_attr, e->dn, S.list_classes) == 0)
+			queue_search(r, S.dc->base, LDAP_SCOPE_SUBTREE,
+				     wrap_enabled(r, buf_cstr(&b)), true, depth);
+		else
+			log_warn(0, "dir",
+				 "list-skipped address=%s list=\"%s\" reason=\"DN too long\"",
+				 r->key, e->dn);
+		buf_free(&b);
+	}
+
+	/* Member logins (posixGroup memberUid): found like a login. */
+	const struct dir_ldap_attr *a = get_attr(e, S.dc->member_uid_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		const char *f = build_filter(r, S.dc->user_filter, 'u', a->vals[i]);
+		if (f != NULL)
+			queue_search(r, S.dc->base, LDAP_SCOPE_SUBTREE, f, false, depth);
+	}
+
+	/* Member addresses (nisMailAlias rfc822MailMember): local ones are
+	 * resolved like any recipient, others forwarded. */
+	a = get_attr(e, S.dc->member_address_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		char *addr = arena_strdup(r->arena, a->vals[i]);
+		lower_ascii(addr);
+		const char *at = strrchr(addr, '@');
+		if (at == NULL || at == addr || at[1] == '\0') {
+			log_info(0, "dir",
+				 "list-member-skipped address=%s member=\"%s\" "
+				 "reason=\"not an address\"",
+				 r->key, addr);
+			continue;
+		}
+		if (!config_is_local_domain(S.cfg, at + 1)) {
+			add_forward(r, addr);
+			continue;
+		}
+		const char *f = build_filter(r, S.dc->recipient_filter, 'a', addr);
+		if (f != NULL)
+			queue_search(r, S.dc->base, LDAP_SCOPE_SUBTREE, f, false, depth);
+	}
+
+	/* Dynamic lists: members are the entries an LDAP URL (groupOfURLs
+	 * memberURL) or a filter finds. The filters come from the
+	 * directory's own data, written by its administrators. */
+	a = get_attr(e, S.dc->member_url_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		const char *base, *filter, *why;
+		int scope;
+		if (dir_shape_member_url(r->arena, a->vals[i], S.dc->base, &base, &scope, &filter,
+					 &why) < 0) {
+			log_warn(0, "dir",
+				 "list-url-skipped address=%s list=\"%s\" url=\"%.200s\" "
+				 "reason=\"%s\"",
+				 r->key, e->dn, a->vals[i], why);
+			continue;
+		}
+		queue_search(r, base, scope, wrap_enabled(r, filter), true, depth);
+	}
+	a = get_attr(e, S.dc->member_query_attr);
+	for (size_t i = 0; a != NULL && i < a->nvals; i++)
+		queue_search(r, S.dc->base, LDAP_SCOPE_SUBTREE, wrap_enabled(r, a->vals[i]), true,
+			     depth);
 }
 
 static void
 handle_entry(struct dreq *r, const struct rop *ro, const struct dir_ldap_entry *e)
 {
+	if (entry_disabled(e)) {
+		part_failed(r, ro, DIR_NOTFOUND, "disabled", e->dn);
+		return;
+	}
 	if (entry_is_list(e)) {
 		if (ro->purpose == P_ADDRESS)
 			r->is_list = true;
-		if (seen_has(r, e->dn)) {
+		switch (dir_walk_enter(&r->walk, e->dn, ro->list_depth)) {
+		case DIR_WALK_ENTER:
+			expand_list(r, e, ro->list_depth + 1);
+			break;
+		case DIR_WALK_CYCLE:
 			log_info(0, "dir", "list-cycle address=%s list=\"%s\"", r->key, e->dn);
-			return;
-		}
-		if (ro->list_depth >= MAX_LIST_DEPTH) {
-			log_warn(0, "dir", "list-too-deep address=%s list=\"%s\"", r->key, e->dn);
-			return;
-		}
-		seen_add(r, e->dn);
-		for (char **m = S.member_attrs; *m != NULL; m++) {
-			const struct dir_ldap_attr *a = get_attr(e, *m);
-			for (size_t i = 0; a != NULL && i < a->nvals; i++)
-				queue_member(r, a->vals[i], ro->list_depth + 1);
+			break;
+		case DIR_WALK_TOO_DEEP:
+			log_warn(0, "dir", "list-too-deep address=%s list=\"%s\" max_list_depth=%u",
+				 r->key, e->dn, S.dc->max_list_depth);
+			break;
+		case DIR_WALK_FULL:
+			if (!r->truncated)
+				log_warn(0, "dir", "list-truncated address=%s lists=%zu", r->key,
+					 r->walk.nseen);
+			r->truncated = true;
+			break;
 		}
 		return;
 	}
@@ -612,6 +804,25 @@ finish_rcpt(struct dreq *r)
 static void start_bind(struct dreq *r);
 static void finish_auth(struct dreq *r);
 
+/* Of a search that must find one entry: the enabled entry (NULL if
+ * none), how many of the kept entries are enabled, and whether the
+ * server had more than it sent (so the answer is ambiguous anyway). */
+static const struct dir_ldap_entry *
+pick_enabled(const struct dir_op *op, size_t *enabled_r, bool *more_r)
+{
+	const struct dir_ldap_entry *one = NULL;
+
+	*enabled_r = 0;
+	*more_r = op->rc == LDAP_SIZELIMIT_EXCEEDED || op->nseen > op->nentries;
+	for (size_t i = 0; i < op->nentries; i++) {
+		if (entry_disabled(&op->entries[i]))
+			continue;
+		(*enabled_r)++;
+		one = &op->entries[i];
+	}
+	return one;
+}
+
 static void
 login_done(struct dreq *r, struct dir_op *op)
 {
@@ -622,21 +833,24 @@ login_done(struct dreq *r, struct dir_op *op)
 		req_fail(r, DIR_TEMPFAIL, "directory search failed");
 		return;
 	}
-	if (op->nseen == 0 || op->nentries == 0) {
+	bool more;
+	size_t enabled;
+	const struct dir_ldap_entry *e = pick_enabled(op, &enabled, &more);
+	if (op->nseen == 0 || op->nentries == 0 || (enabled == 0 && !more)) {
 		dir_cache_put(S.cache, r->generation, arena_printf(r->arena, "u:%s", r->key),
 			      DIR_NOTFOUND, NULL, 0, NULL, 0);
-		req_fail(r, DIR_AUTHFAIL, "unknown login");
+		req_fail(r, DIR_AUTHFAIL, op->nseen == 0 ? "unknown login" : "account disabled");
 		return;
 	}
-	if (op->nseen > 1) {
+	if (enabled > 1 || more) {
 		log_warn(0, "dir", "login-ambiguous login=%s entries=%zu", r->key, op->nseen);
 		req_fail(r, DIR_AUTHFAIL, "login matches several entries");
 		return;
 	}
 	struct dir_user u;
-	if (entry_to_user(r, &op->entries[0], &u) < 0) {
-		log_warn(0, "dir", "entry-without-id login=%s dn=\"%s\" id_attr=%s", r->key,
-			 op->entries[0].dn, S.dc->id_attr);
+	if (entry_to_user(r, e, &u) < 0) {
+		log_warn(0, "dir", "entry-without-id login=%s dn=\"%s\" id_attr=%s", r->key, e->dn,
+			 S.dc->id_attr);
 		req_fail(r, DIR_AUTHFAIL, "entry has no stable id");
 		return;
 	}
@@ -669,28 +883,48 @@ rop_done(struct dir_op *op)
 	if (r->fail == DIR_OK) {
 		bool ok_rc = op->rc == LDAP_SUCCESS || op->rc == LDAP_SIZELIMIT_EXCEEDED ||
 			     op->rc == LDAP_NO_SUCH_OBJECT;
-		if (!ok_rc && (ro->purpose != P_MEMBER || dir_ldap_rc_is_temporary(op->rc))) {
+		bool member = ro->purpose == P_MEMBER || ro->purpose == P_MEMBERS;
+		bool more = false;
+		size_t enabled = 0;
+		const struct dir_ldap_entry *one = NULL;
+		if (ok_rc && ro->purpose != P_MEMBERS)
+			one = pick_enabled(op, &enabled, &more);
+		/* What a member search was about, for the logs. */
+		const char *what = op->scope == LDAP_SCOPE_BASE ? op->dn : op->filter;
+		if (!ok_rc && (!member || dir_ldap_rc_is_temporary(op->rc))) {
 			req_fail(r, DIR_TEMPFAIL,
 				 op->rc == LDAP_TIMEOUT ? "directory timeout"
 							: "directory unavailable");
 		} else if (!ok_rc) {
 			/* e.g. invalidDNSyntax: a broken member value. */
-			part_failed(r, ro, DIR_TEMPFAIL, ldap_err2string(op->rc), op->dn);
-		} else if (op->nseen == 0) {
+			part_failed(r, ro, DIR_TEMPFAIL, ldap_err2string(op->rc), what);
+		} else if (ro->purpose == P_MEMBERS) {
+			if (op->rc == LDAP_SIZELIMIT_EXCEEDED || op->nseen > op->nentries) {
+				if (!r->truncated)
+					log_warn(0, "dir",
+						 "list-truncated address=%s filter=\"%s\" "
+						 "max_list_members=%u",
+						 r->key, op->filter, S.dc->max_list_members);
+				r->truncated = true;
+			}
+			for (size_t i = 0; i < op->nentries && r->fail == DIR_OK; i++)
+				handle_entry(r, ro, &op->entries[i]);
+		} else if (op->nseen == 0 || (enabled == 0 && !more)) {
+			const char *why = op->nseen > 0		     ? "disabled"
+					  : member		     ? "missing or disabled"
+					  : ro->purpose == P_ADDRESS ? "no such address"
+								     : "routing target not found";
 			if (ro->purpose == P_ADDRESS)
-				req_fail(r, DIR_NOTFOUND, "no such address");
+				req_fail(r, DIR_NOTFOUND, why);
 			else
-				part_failed(r, ro, DIR_NOTFOUND,
-					    ro->purpose == P_MEMBER ? "missing or disabled"
-								    : "routing target not found",
-					    ro->purpose == P_MEMBER ? op->dn : op->filter);
-		} else if (op->nseen > 1 || op->nentries != 1) {
+				part_failed(r, ro, DIR_NOTFOUND, why, member ? what : op->filter);
+		} else if (enabled > 1 || more) {
 			log_warn(0, "dir", "ambiguous-address address=%s filter=\"%s\" entries=%zu",
 				 r->key, op->filter, op->nseen);
 			part_failed(r, ro, DIR_PERMFAIL, "address matches several entries",
 				    op->filter);
 		} else {
-			handle_entry(r, ro, &op->entries[0]);
+			handle_entry(r, ro, one);
 		}
 	}
 	/* This op still counts in outstanding until here, so work it started
@@ -722,12 +956,15 @@ push_addr(struct dreq *r, const char ***v, size_t *n, size_t *cap, const char *a
 static void
 addr_entry(struct dreq *r, const struct dir_ldap_entry *e, bool own)
 {
-	const char *names[] = {S.dc->mail_attr, S.dc->alias_attr};
+	const char *names[] = {S.dc->mail_attr, S.dc->alias_attr, S.dc->proxy_attr};
 
 	for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
 		const struct dir_ldap_attr *a = get_attr(e, names[k]);
 		for (size_t i = 0; a != NULL && i < a->nvals; i++) {
 			const char *v = a->vals[i];
+			bool primary;
+			if (k == 2 && (v = proxy_address(r->arena, a, i, &primary)) == NULL)
+				continue; /* not an SMTP address */
 			if (v[0] == '\0' || strchr(v, '@') == NULL)
 				continue;
 			if (own)
@@ -751,7 +988,7 @@ addr_op_done(struct dreq *r, struct rop *ro, struct dir_op *op)
 				 op->rc == LDAP_TIMEOUT ? "directory timeout"
 							: "directory unavailable");
 		} else if (ro->purpose == P_OWN) {
-			if (op->nentries != 1)
+			if (op->nentries != 1 || entry_disabled(&op->entries[0]))
 				req_fail(r, DIR_NOTFOUND, "user entry gone or disabled");
 			else
 				addr_entry(r, &op->entries[0], true);
@@ -775,7 +1012,7 @@ start_addr(struct dreq *r)
 	/* The user's own entry, still enabled. */
 	ro->op.dn = r->key;
 	ro->op.scope = LDAP_SCOPE_BASE;
-	ro->op.filter = S.member_filter;
+	ro->op.filter = arena_strdup(r->arena, S.member_filter);
 	ro->op.sizelimit = 1;
 	rop_submit(ro);
 	if (S.dc->sendas_attr == NULL || S.dc->sendas_attr[0] == '\0')
@@ -796,6 +1033,7 @@ start_addr(struct dreq *r)
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
 	ro->op.sizelimit = MAX_SENDAS;
+	ro->op.paged = true; /* a user may own more lists than a server's size limit */
 	rop_submit(ro);
 }
 
@@ -873,8 +1111,66 @@ start_auth(struct dreq *r)
 	ro->op.dn = S.dc->base;
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
-	ro->op.sizelimit = 2;
+	ro->op.sizelimit = SINGLE_SIZELIMIT;
 	rop_submit(ro);
+}
+
+/* ---- AD matching rules: what the rootDSE says (directory thread) ---- */
+
+static void build_enabled(void);
+
+static void
+rootdse_done(struct dir_op *op)
+{
+	S.rootdse_busy = false;
+	if (op->rc != LDAP_SUCCESS || op->nentries != 1) {
+		/* Ask again with a later request; meanwhile walk. */
+		S.rootdse_retry_at = dir_ldap_now() + 30000;
+		log_info(0, "dir",
+			 "rootdse-unreadable rc=%d (ad_matching_rules=auto: walking "
+			 "nested lists meanwhile)",
+			 op->rc);
+	} else {
+		bool ad = false;
+		const struct dir_ldap_attr *a = get_attr(&op->entries[0], "supportedCapabilities");
+		for (size_t i = 0; a != NULL && i < a->nvals; i++)
+			if (strcmp(a->vals[i], DIR_SHAPE_CAP_AD) == 0 ||
+			    strcmp(a->vals[i], DIR_SHAPE_CAP_ADLDS) == 0)
+				ad = true;
+		S.ad_rules = ad ? RULES_YES : RULES_NO;
+		log_info(0, "dir", "capabilities ad_matching_rules=%s source=rootdse",
+			 ad ? "yes" : "no");
+		build_enabled();
+	}
+	arena_destroy(&S.rootdse_arena);
+}
+
+/* ad_matching_rules = auto: read supportedCapabilities once. Only AD
+ * advertises its rules there (no server lists matching rules it
+ * supports in a way a client can rely on). */
+static void
+rootdse_check(void)
+{
+	static char *attrs[] = {"supportedCapabilities", NULL};
+
+	if (S.ad_rules != RULES_UNKNOWN || S.rootdse_busy || dir_ldap_now() < S.rootdse_retry_at)
+		return;
+	S.rootdse_busy = true;
+	S.rootdse_arena = arena_new(0);
+	memset(&S.rootdse_op, 0, sizeof(S.rootdse_op));
+	S.rootdse_op.kind = DIR_OP_SEARCH;
+	S.rootdse_op.dn = "";
+	S.rootdse_op.scope = LDAP_SCOPE_BASE;
+	S.rootdse_op.filter = "(objectClass=*)";
+	S.rootdse_op.attrs = attrs;
+	S.rootdse_op.sizelimit = 1;
+	S.rootdse_op.retries = 1;
+	S.rootdse_op.deadline =
+	    dir_ldap_now() + (uint64_t)(S.dc->timeout > 0 ? S.dc->timeout : 5) * 1000;
+	S.rootdse_op.arena = S.rootdse_arena;
+	S.rootdse_op.done = rootdse_done;
+	buf_init(&S.rootdse_op.cred, 0);
+	dir_ldap_submit(&S.rootdse_op);
 }
 
 /* ---- intake (directory thread) ---- */
@@ -887,6 +1183,8 @@ intake(void)
 	S.head = S.tail = NULL;
 	pthread_mutex_unlock(&S.lock);
 
+	if (list != NULL)
+		rootdse_check();
 	while (list != NULL) {
 		struct dreq *r = list;
 		list = r->next;
@@ -919,6 +1217,10 @@ req_new(enum req_kind kind, struct worker *w, void *arg)
 	r->arg = arg;
 	r->arena = arena_new(0);
 	buf_init(&r->pw, 4096);
+	/* The walk's size cap: a list of lists can hold no more lists than
+	 * it may have members. */
+	dir_walk_init(&r->walk, S.dc != NULL ? S.dc->max_list_depth : 8,
+		      S.dc != NULL && S.dc->max_list_members > 0 ? S.dc->max_list_members : 1000);
 	return r;
 }
 
@@ -1067,8 +1369,13 @@ dir_authenticate(struct worker *w, const char *login, const char *password, size
 static void
 build_static(const struct directory_config *dc)
 {
-	const char *single[] = {"objectClass",	dc->id_attr,	  dc->login_attr, dc->mail_attr,
-				dc->alias_attr, dc->routing_attr, dc->quota_attr};
+	const char *single[] = {"objectClass",		 dc->id_attr,
+				dc->login_attr,		 dc->mail_attr,
+				dc->alias_attr,		 dc->routing_attr,
+				dc->quota_attr,		 dc->proxy_attr,
+				dc->disabled_flags_attr, dc->member_uid_attr,
+				dc->member_address_attr, dc->member_url_attr,
+				dc->member_query_attr};
 	size_t cap = ARRAY_SIZE(single) + 8, n = 0;
 
 	S.member_attrs = split_list(dc->member_attr);
@@ -1098,20 +1405,60 @@ build_static(const struct directory_config *dc)
 	}
 	S.attrs[n] = NULL;
 
+	const char *rules = dc->ad_matching_rules != NULL ? dc->ad_matching_rules : "auto";
+	S.ad_rules = strcmp(rules, "yes") == 0	? RULES_YES
+		     : strcmp(rules, "no") == 0 ? RULES_NO
+						: RULES_UNKNOWN;
+	/* Nothing would use the rules: do not ask. */
+	if (S.ad_rules == RULES_UNKNOWN && !attr_set(dc->disabled_flags_attr) &&
+	    !attr_set(dc->member_of_attr))
+		S.ad_rules = RULES_NO;
+	S.rootdse_busy = false;
+	S.rootdse_retry_at = 0;
+	build_enabled();
+}
+
+/* The "enabled" wrapping of every filter: not disabled_filter and, when
+ * the server has AD's bitwise rule, not disabled_flags_attr with a bit
+ * of the mask set. (Without the rule the bits are checked on each entry
+ * instead: entry_disabled.) Rebuilt when the rootDSE answers; users of
+ * these strings copy them (dir thread). */
+static void
+build_enabled(void)
+{
+	const struct directory_config *dc = S.dc;
 	const char *d = dc->disabled_filter != NULL ? dc->disabled_filter : "";
-	if (d[0] == '\0') {
+	char *bits = NULL, *parts = NULL;
+
+	if (S.ad_rules == RULES_YES && attr_set(dc->disabled_flags_attr) &&
+	    asprintf(&bits, "(%s:%s:=%u)", dc->disabled_flags_attr, DIR_SHAPE_RULE_BIT_AND,
+		     dc->disabled_flags_mask) < 0)
+		fatal("out of memory");
+	bool wrap = d[0] != '\0' && d[0] != '(';
+	if (d[0] != '\0' && bits != NULL) {
+		if (asprintf(&parts, "(|%s%s%s%s)", wrap ? "(" : "", d, wrap ? ")" : "", bits) < 0)
+			fatal("out of memory");
+	} else if (d[0] != '\0') {
+		if (asprintf(&parts, "%s%s%s", wrap ? "(" : "", d, wrap ? ")" : "") < 0)
+			fatal("out of memory");
+	} else if (bits != NULL) {
+		parts = xstrdup(bits);
+	}
+	free(bits);
+	free(S.enabled_prefix);
+	free(S.enabled_suffix);
+	free(S.member_filter);
+	if (parts == NULL) {
 		S.enabled_prefix = xstrdup("");
 		S.enabled_suffix = xstrdup("");
 		S.member_filter = xstrdup("(objectClass=*)");
 	} else {
-		bool wrap = d[0] != '(';
 		S.enabled_prefix = xstrdup("(&");
-		if (asprintf(&S.enabled_suffix, "(!%s%s%s))", wrap ? "(" : "", d, wrap ? ")" : "") <
-			0 ||
-		    asprintf(&S.member_filter, "(!%s%s%s)", wrap ? "(" : "", d, wrap ? ")" : "") <
-			0)
+		if (asprintf(&S.enabled_suffix, "(!%s))", parts) < 0 ||
+		    asprintf(&S.member_filter, "(!%s)", parts) < 0)
 			fatal("out of memory");
 	}
+	free(parts);
 }
 
 static void

@@ -6,7 +6,11 @@
  *
  * The connection uses libldap's synchronous calls with [directory]
  * timeout as both the network and the API timeout, so no call hangs on a
- * server that accepts and never answers. How it fails: a server that
+ * server that accepts and never answers; it is opened by dir_tls.c, like
+ * ternd's, so TLS, StartTLS, the URI order and the plaintext-password
+ * rule are the same. A writer connection on a later URI is dropped after
+ * failback_interval so that the next call tries the first again. How it
+ * fails: a server that
  * went away (LDAP_SERVER_DOWN and friends) drops the connection; the
  * next operation connects and binds again. Searches are retried once at
  * once on a fresh connection, since a connection the server closed while
@@ -18,12 +22,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
-
-#define PAGE_SIZE 500
+#include "directory/dir_tls.h"
 
 const char *
 dir_admin_strerror(int status)
@@ -287,37 +291,35 @@ rc_lost(int rc)
 	return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT;
 }
 
-/* A handle on [directory] uri with our options set, not yet bound. */
-static int
-new_ld(const struct dir_admin *h, LDAP **ld_r)
+static uint64_t
+mono_seconds(void)
 {
-	LDAP *ld = NULL;
-	int rc = ldap_initialize(&ld, h->uri);
+	struct timespec ts;
 
-	if (rc != LDAP_SUCCESS)
-		return rc;
-	int v3 = LDAP_VERSION3;
-	struct timeval tv = {.tv_sec = h->dc->timeout > 0 ? h->dc->timeout : 5};
-	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
-	ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
-	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
-	*ld_r = ld;
-	return LDAP_SUCCESS;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
 }
 
-/* Simple bind of dn on a fresh handle; the handle is kept on success. */
+/* Simple bind of dn on a fresh handle (dir_tls_open_sync: the first URI
+ * that answers); the handle is kept on success. *uri_index_r may be NULL. */
 static int
-bind_as(const struct dir_admin *h, const char *dn, const char *password, LDAP **ld_r, char **diag_r)
+bind_as(const struct dir_admin *h, const char *dn, const char *password, const char *what,
+	LDAP **ld_r, size_t *uri_index_r, char **diag_r)
 {
 	LDAP *ld;
-	int rc = new_ld(h, &ld);
+	char *why = NULL;
+	int rc = dir_tls_open_sync(h->dc, &ld, uri_index_r, &why);
 
 	*diag_r = NULL;
-	if (rc != LDAP_SUCCESS)
+	if (rc != LDAP_SUCCESS) {
+		/* The reason (TLS, refused...) travels as the diagnostic. */
+		if (why != NULL) {
+			*diag_r = ldap_strdup(why);
+			free(why);
+		}
 		return rc;
-	struct berval cred = {.bv_val = (char *)password, .bv_len = strlen(password)};
-	rc = ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	}
+	rc = dir_tls_bind_sync(ld, h->dc, dn, password, what);
 	if (rc != LDAP_SUCCESS) {
 		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, diag_r);
 		ldap_unbind_ext_s(ld, NULL, NULL);
@@ -331,7 +333,7 @@ int
 dir_admin_bind_check(const struct dir_admin *h, const char *dn, const char *password, char **diag_r)
 {
 	LDAP *ld = NULL;
-	int rc = bind_as(h, dn, password, &ld, diag_r);
+	int rc = bind_as(h, dn, password, "admin login bind", &ld, NULL, diag_r);
 
 	if (rc == LDAP_SUCCESS)
 		ldap_unbind_ext_s(ld, NULL, NULL);
@@ -343,17 +345,25 @@ dir_admin_connect(struct dir_admin *h, struct arena *a, struct dir_admin_error *
 {
 	char *diag = NULL;
 
+	if (h->ld != NULL && h->uri_index > 0 &&
+	    mono_seconds() - h->connected_at >= h->dc->failback_interval) {
+		/* On a later URI for a while: see whether the first is back. */
+		drop_connection(h);
+	}
 	if (h->ld != NULL)
 		return DIR_ADMIN_OK;
-	int rc = bind_as(h, h->cfg->admin_writer_dn, h->cfg->admin_writer_password, &h->ld, &diag);
+	int rc = bind_as(h, h->cfg->admin_writer_dn, h->cfg->admin_writer_password, "writer bind",
+			 &h->ld, &h->uri_index, &diag);
+	h->connected_at = mono_seconds();
 	if (rc != LDAP_SUCCESS) {
 		const char *what =
 		    arena_printf(a, "writer bind as %s to %s", h->cfg->admin_writer_dn, h->uri);
 		int status = dir_admin_ldap_fail(a, err, rc, diag, NULL, what);
 		ldap_memfree(diag);
 		log_warn(0, "diradmin",
-			 "writer-bind-failed uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\"", h->uri,
-			 h->cfg->admin_writer_dn, rc, ldap_err2string(rc));
+			 "writer-bind-failed uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\" diag=\"%s\"",
+			 h->uri, h->cfg->admin_writer_dn, rc, ldap_err2string(rc),
+			 err->message != NULL ? err->message : "");
 		h->ld = NULL;
 		return status;
 	}
@@ -396,7 +406,8 @@ search_once(struct dir_admin *h, struct arena *a, const char *base, int scope, c
 		LDAPMessage *res = NULL;
 
 		if (sizelimit == 0) {
-			rc = ldap_create_page_control(h->ld, PAGE_SIZE, &cookie, 0, &page);
+			rc = ldap_create_page_control(h->ld, (ber_int_t)h->dc->page_size, &cookie,
+						      0, &page);
 			if (rc != LDAP_SUCCESS)
 				break;
 			sctrls[0] = page;

@@ -28,6 +28,8 @@ struct dir_admin {
 	const struct directory_config *dc;
 	pthread_mutex_t lock;	 /* one public call at a time */
 	LDAP *ld;		 /* the writer connection; NULL until (re)connected */
+	size_t uri_index;	 /* which [directory] uri it is on (0 = preferred) */
+	uint64_t connected_at;	 /* monotonic seconds */
 	char *uri;		 /* [directory] uri, space-separated for libldap */
 	char **user_attrs;	 /* attributes read for a user (NULL-terminated) */
 	char **list_attrs;	 /* attributes read for a list */

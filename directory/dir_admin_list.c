@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
+#include "directory/dir_shape.h"
 
 static char *no_attrs[] = {LDAP_NO_ATTRS, NULL};
 
@@ -82,7 +83,7 @@ to_list(const struct dir_admin *h, struct arena *a, const struct dir_ldap_entry 
 	struct dir_admin_list *l = arena_alloc(a, sizeof(*l));
 	const struct dir_ldap_attr *at = dir_admin_attr(e, h->dc->id_attr);
 
-	l->id = at != NULL ? dir_ldap_format_id(a, at->vals[0], at->lens[0]) : "";
+	l->id = at != NULL ? dir_shape_format_id(a, h->dc->id_attr, at->vals[0], at->lens[0]) : "";
 	l->dn = e->dn;
 	l->name = dir_admin_attr1(e, "cn");
 	l->address = list_address(h, a, e);

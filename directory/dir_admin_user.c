@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
+#include "directory/dir_shape.h"
 
 #define KEY_MAX 254
 
@@ -152,7 +153,7 @@ to_user(const struct dir_admin *h, struct arena *a, const struct dir_ldap_entry 
 	struct dir_admin_user *u = arena_alloc(a, sizeof(*u));
 	const struct dir_ldap_attr *at = dir_admin_attr(e, dc->id_attr);
 
-	u->id = at != NULL ? dir_ldap_format_id(a, at->vals[0], at->lens[0]) : "";
+	u->id = at != NULL ? dir_shape_format_id(a, dc->id_attr, at->vals[0], at->lens[0]) : "";
 	u->dn = e->dn;
 	u->login = dir_admin_attr1(e, dc->login_attr);
 	u->mail = lower_dup(a, dir_admin_attr1(e, dc->mail_attr));

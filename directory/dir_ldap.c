@@ -17,10 +17,29 @@
  * waiting out their deadline. A deadline that passes abandons the request
  * (ldap_abandon_ext) and fails it with LDAP_TIMEOUT.
  *
- * Connecting never blocks the loop: LDAP_OPT_CONNECT_ASYNC + ldap_connect,
- * then we wait for the socket to become writable before sending the bind.
- * (ldaps:// URIs would do their TLS handshake inside libldap on the first
- * operation; XXX: no TLS options are configurable yet.)
+ * Connecting barely blocks the loop: LDAP_OPT_CONNECT_ASYNC + ldap_connect,
+ * then we wait for the socket to become writable, send StartTLS (when
+ * configured) and wait for its answer, then send the bind. Every handle
+ * gets dir_tls_setup's options (CA, host name check, client certificate).
+ * XXX: the TLS handshake itself (ldaps:// inside ldap_connect, StartTLS
+ * inside ldap_install_tls) is synchronous in libldap, bounded by the
+ * connect timeout; on a LAN it takes a few milliseconds.
+ *
+ * No password is sent on a handle that is neither encrypted nor local
+ * (dir_tls_password_allowed): the service bind then fails like a refused
+ * connection, a user bind fails temporarily.
+ *
+ * Failover and back: the URI list is an order of preference. A handle
+ * that loses its server moves on to the next URI; a handle that is up on
+ * a later URI goes back to the first once failback_interval has passed:
+ * it stops taking new operations, and once idle it reconnects to the
+ * first URI (one handle per pool at a time, so a preferred server that is
+ * still down costs no capacity); if that fails it returns to the next
+ * one at once and tries again an interval later.
+ *
+ * Searches marked paged ask for RFC 2696 pages of page_size, so a
+ * server-side size limit (AD's MaxPageSize, slapd's sizelimit) does not
+ * cut a large answer short.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +61,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "directory/dir_ldap.h"
+#include "directory/dir_tls.h"
 
 #define MAX_INFLIGHT 64
 #define BACKOFF_START_MS 100
@@ -53,7 +73,7 @@
 #define SLOW_OP_MS 1000
 
 enum pool { POOL_LOOKUP, POOL_AUTH };
-enum cstate { CS_DOWN, CS_CONNECTING, CS_BINDING, CS_UP };
+enum cstate { CS_DOWN, CS_CONNECTING, CS_STARTTLS, CS_BINDING, CS_UP };
 
 struct opq {
 	struct dir_op *head, *tail;
@@ -64,22 +84,25 @@ struct dconn {
 	enum pool pool;
 	unsigned index;
 	enum cstate state;
-	LDAP *ld;     /* owned */
-	int fd;	      /* libldap's socket, registered with epoll */
-	size_t uri;   /* index into uris */
-	size_t tried; /* URIs that failed in a row */
-	int bind_msgid;
+	LDAP *ld;		 /* owned */
+	int fd;			 /* libldap's socket, registered with epoll */
+	size_t uri;		 /* index into uris */
+	size_t tried;		 /* URIs that failed in a row */
+	int bind_msgid;		 /* also StartTLS's */
 	uint64_t phase_deadline; /* connecting or binding */
 	uint64_t retry_at;	 /* when DOWN */
 	uint64_t last_attempt;
 	uint64_t last_reply;
 	unsigned backoff_ms;
-	struct opq ops; /* in flight */
+	uint64_t failback_at; /* UP on a later URI: when to try the first again */
+	bool draining;	      /* takes no new ops: moving back to the first URI */
+	bool probing;	      /* connecting to the first URI to move back */
+	struct opq ops;	      /* in flight */
 };
 
 static struct {
 	const struct directory_config *dc; /* borrowed from the config */
-	char **uris;			   /* owned */
+	char **uris;			   /* owned, NULL-terminated */
 	size_t nuris;
 	struct dconn *conns; /* owned: lookup handles first, then auth */
 	size_t nconns;
@@ -255,9 +278,12 @@ conn_close(struct dconn *c)
 	c->ld = NULL;
 	c->fd = -1;
 	c->state = CS_DOWN;
+	c->draining = false;
 }
 
 static void pool_pump(enum pool p);
+static void log_tls_failure(struct dconn *c, int rc);
+static bool next_page(struct dconn *c, struct dir_op *op, LDAPControl **ctrls);
 
 /* Waiting ops of a pool with no chance of a handle soon fail now. */
 static void
@@ -284,6 +310,11 @@ conn_attempt_failed(struct dconn *c, const char *why, int rc)
 	log_warn(0, "dir", "connect-failed uri=%s pool=%s conn=%u reason=%s rc=%d", L.uris[c->uri],
 		 pool_names[c->pool], c->index, why, rc);
 	conn_close(c);
+	if (c->probing) {
+		/* The first URI is still away: back to the next one at once. */
+		c->probing = false;
+		c->tried = 0;
+	}
 	c->uri = (c->uri + 1) % L.nuris;
 	if (++c->tried < L.nuris) {
 		c->retry_at = now_ms;
@@ -310,7 +341,11 @@ conn_lost(struct dconn *c, const char *why, bool retry_now)
 	conn_close(c);
 	c->tried = 0;
 	schedule_retry(c);
-	if (retry_now)
+	/* A handle that had been up a while reconnects at once (to the same
+	 * server: it may only have closed an idle connection; if it is gone,
+	 * the attempt fails fast and the next URI follows), so requests wait
+	 * for the failover instead of failing; a flapping one backs off. */
+	if (retry_now || now_ms - c->last_attempt >= KICK_MIN_MS)
 		c->retry_at = now_ms;
 
 	struct opq failed = {0};
@@ -345,14 +380,20 @@ conn_start(struct dconn *c)
 		conn_attempt_failed(c, "initialize", rc);
 		return;
 	}
-	int v3 = LDAP_VERSION3;
 	struct timeval tv = {.tv_sec = dc->timeout > 0 ? dc->timeout : 5};
-	ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
-	ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	char *why = NULL;
+	if (dir_tls_setup(c->ld, dc, &why) < 0) {
+		log_error(0, "dir", "tls-setup-failed uri=%s error=\"%s\"", uri,
+			  why != NULL ? why : "");
+		free(why);
+		conn_attempt_failed(c, "tls-setup", LDAP_PARAM_ERROR);
+		return;
+	}
 	ldap_set_option(c->ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON);
 	rc = ldap_connect(c->ld);
 	if (rc != LDAP_SUCCESS) {
+		if (strncasecmp(uri, "ldaps://", 8) == 0)
+			log_tls_failure(c, rc);
 		conn_attempt_failed(c, "connect", rc);
 		return;
 	}
@@ -366,7 +407,40 @@ conn_start(struct dconn *c)
 	epoll_set(c, EPOLL_CTL_ADD, EPOLLOUT);
 }
 
-/* The socket is writable: the TCP connect finished; bind. */
+static void
+log_tls_failure(struct dconn *c, int rc)
+{
+	char *why = dir_tls_error(c->ld, rc, L.dc, L.uris[c->uri]);
+
+	log_error(0, "dir", "tls-failed uri=%s pool=%s conn=%u rc=%d error=\"%s\"", L.uris[c->uri],
+		  pool_names[c->pool], c->index, rc, why);
+	free(why);
+}
+
+/* The service bind (anonymous when bind_dn is empty). */
+static void
+conn_send_bind(struct dconn *c)
+{
+	const char *dn = L.dc->bind_dn != NULL ? L.dc->bind_dn : "";
+	const char *pw = dn[0] != '\0' && L.dc->bind_password != NULL ? L.dc->bind_password : "";
+
+	if (pw[0] != '\0' &&
+	    dir_tls_check_password(c->ld, L.uris[c->uri], L.dc, "service account bind") < 0) {
+		conn_attempt_failed(c, "plaintext-password-refused", LDAP_CONFIDENTIALITY_REQUIRED);
+		return;
+	}
+	struct berval cred = {.bv_val = (char *)pw, .bv_len = strlen(pw)};
+	int rc = ldap_sasl_bind(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &c->bind_msgid);
+	if (rc != LDAP_SUCCESS) {
+		conn_attempt_failed(c, "bind-send", rc);
+		return;
+	}
+	c->state = CS_BINDING;
+	c->phase_deadline = now_ms + (uint64_t)(L.dc->timeout > 0 ? L.dc->timeout : 5) * 1000;
+	epoll_set(c, EPOLL_CTL_MOD, EPOLLIN);
+}
+
+/* The socket is writable: the TCP connect finished; StartTLS or bind. */
 static void
 conn_connected(struct dconn *c)
 {
@@ -376,19 +450,54 @@ conn_connected(struct dconn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err != 0) {
+		/* ldaps:// did its handshake inside ldap_connect; a server that
+		 * then drops us refused something in it (a client certificate,
+		 * under TLS 1.3). */
+		if (strncasecmp(L.uris[c->uri], "ldaps://", 8) == 0)
+			log_tls_failure(c, LDAP_CONNECT_ERROR);
 		conn_attempt_failed(c, strerror(err), LDAP_CONNECT_ERROR);
 		return;
 	}
-	const char *dn = L.dc->bind_dn != NULL ? L.dc->bind_dn : "";
-	const char *pw = dn[0] != '\0' && L.dc->bind_password != NULL ? L.dc->bind_password : "";
-	struct berval cred = {.bv_val = (char *)pw, .bv_len = strlen(pw)};
-	int rc = ldap_sasl_bind(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &c->bind_msgid);
-	if (rc != LDAP_SUCCESS) {
-		conn_attempt_failed(c, "bind-send", rc);
+	if (L.dc->starttls && strncasecmp(L.uris[c->uri], "ldap://", 7) == 0) {
+		int rc = ldap_start_tls(c->ld, NULL, NULL, &c->bind_msgid);
+		if (rc != LDAP_SUCCESS) {
+			conn_attempt_failed(c, "starttls-send", rc);
+			return;
+		}
+		c->state = CS_STARTTLS;
+		c->phase_deadline =
+		    now_ms + (uint64_t)(L.dc->timeout > 0 ? L.dc->timeout : 5) * 1000;
+		epoll_set(c, EPOLL_CTL_MOD, EPOLLIN);
 		return;
 	}
-	c->state = CS_BINDING;
-	epoll_set(c, EPOLL_CTL_MOD, EPOLLIN);
+	conn_send_bind(c);
+}
+
+/* StartTLS answered: the handshake, then the bind. */
+static void
+conn_starttls_done(struct dconn *c, LDAPMessage *msg)
+{
+	int err = LDAP_OTHER;
+	char *diag = NULL;
+	int rc = ldap_parse_result(c->ld, msg, &err, NULL, &diag, NULL, NULL, 1);
+
+	if (rc != LDAP_SUCCESS)
+		err = rc;
+	if (err != LDAP_SUCCESS) {
+		log_error(0, "dir", "starttls-refused uri=%s rc=%d error=\"%s\" diag=\"%s\"",
+			  L.uris[c->uri], err, ldap_err2string(err), diag != NULL ? diag : "");
+		ldap_memfree(diag);
+		conn_attempt_failed(c, "starttls", err);
+		return;
+	}
+	ldap_memfree(diag);
+	rc = ldap_install_tls(c->ld);
+	if (rc != LDAP_SUCCESS) {
+		log_tls_failure(c, rc);
+		conn_attempt_failed(c, "tls", rc);
+		return;
+	}
+	conn_send_bind(c);
 }
 
 static void
@@ -417,6 +526,12 @@ conn_bound(struct dconn *c, LDAPMessage *msg)
 	c->tried = 0;
 	c->backoff_ms = 0;
 	c->last_reply = now_ms;
+	c->draining = false;
+	c->failback_at = now_ms + (uint64_t)L.dc->failback_interval * 1000;
+	if (c->probing && c->uri == 0)
+		log_info(0, "dir", "failback uri=%s pool=%s conn=%u", L.uris[0],
+			 pool_names[c->pool], c->index);
+	c->probing = false;
 	/* The server is back: the other handles, of both pools, stop backing
 	 * off, so that a login right after a lookup succeeds does not fail. */
 	if (was_down) {
@@ -536,6 +651,13 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 	int msgid = ldap_msgid(msg);
 	int type = ldap_msgtype(msg);
 
+	if (c->state == CS_STARTTLS) {
+		if (msgid == c->bind_msgid && type == LDAP_RES_EXTENDED)
+			conn_starttls_done(c, msg); /* frees msg */
+		else
+			ldap_msgfree(msg);
+		return;
+	}
 	if (c->state == CS_BINDING) {
 		if (msgid == c->bind_msgid && type == LDAP_RES_BIND)
 			conn_bound(c, msg); /* frees msg */
@@ -562,12 +684,21 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 	}
 	int err = LDAP_OTHER;
 	char *diag = NULL;
-	int rc = ldap_parse_result(c->ld, msg, &err, NULL, &diag, NULL, NULL, 1);
+	LDAPControl **ctrls = NULL;
+	int rc =
+	    ldap_parse_result(c->ld, msg, &err, NULL, &diag, NULL, op->paged ? &ctrls : NULL, 1);
 	if (rc != LDAP_SUCCESS)
 		err = rc;
 	if (diag != NULL && diag[0] != '\0')
 		op->diag = arena_strdup(op->arena, diag);
 	ldap_memfree(diag);
+	if (op->paged && err == LDAP_SUCCESS && next_page(c, op, ctrls)) {
+		ldap_controls_free(ctrls);
+		return;
+	}
+	ldap_controls_free(ctrls);
+	if (op->paged && err == LDAP_SUCCESS && op->nseen > (size_t)op->sizelimit)
+		err = LDAP_SIZELIMIT_EXCEEDED;
 	opq_remove(&c->ops, op);
 	op_complete(op, err);
 	if (c->state == CS_UP)
@@ -582,7 +713,8 @@ conn_drain(struct dconn *c)
 {
 	int empty = 0;
 
-	while (empty < 2 && c->ld != NULL && (c->state == CS_BINDING || c->state == CS_UP)) {
+	while (empty < 2 && c->ld != NULL &&
+	       (c->state == CS_STARTTLS || c->state == CS_BINDING || c->state == CS_UP)) {
 		LDAPMessage *msg = NULL;
 		struct timeval zero = {0, 0};
 		int t = ldap_result(c->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &msg);
@@ -592,10 +724,13 @@ conn_drain(struct dconn *c)
 			continue;
 		}
 		if (t < 0) {
-			if (c->state == CS_BINDING) {
+			if (c->state == CS_BINDING || c->state == CS_STARTTLS) {
 				int rc = LDAP_SERVER_DOWN;
 				ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &rc);
-				conn_attempt_failed(c, "bind-read", rc);
+				if (c->state == CS_BINDING && ldap_tls_inplace(c->ld))
+					log_tls_failure(c, rc); /* as above, for StartTLS */
+				conn_attempt_failed(
+				    c, c->state == CS_BINDING ? "bind-read" : "starttls-read", rc);
 			} else {
 				conn_lost(c, "server-down", false);
 			}
@@ -614,6 +749,7 @@ conn_event(struct dconn *c, uint32_t events)
 	case CS_CONNECTING:
 		conn_connected(c);
 		break;
+	case CS_STARTTLS:
 	case CS_BINDING:
 	case CS_UP:
 		(void)events; /* EOF and errors show up in ldap_result */
@@ -624,6 +760,60 @@ conn_event(struct dconn *c, uint32_t events)
 	}
 }
 
+/* Sends a search, or its next page (op->cookie). */
+static int
+send_search(struct dconn *c, struct dir_op *op)
+{
+	uint64_t left = op->deadline > now_ms ? op->deadline - now_ms : 0;
+	struct timeval tl = {.tv_sec = (time_t)(left / 1000) + 1};
+	LDAPControl *page = NULL;
+	LDAPControl *sctrls[2] = {NULL, NULL};
+	int rc;
+
+	if (!op->paged)
+		return ldap_search_ext(c->ld, op->dn, op->scope, op->filter, op->attrs, 0, NULL,
+				       NULL, &tl, op->sizelimit, &op->msgid);
+	/* Not critical: a server without paging answers as it can. One
+	 * entry past sizelimit is enough to know there were more. */
+	ber_int_t size = (ber_int_t)(L.dc->page_size > 0 ? L.dc->page_size : 500);
+	rc = ldap_create_page_control(c->ld, size, &op->cookie, 0, &page);
+	if (rc != LDAP_SUCCESS)
+		return rc;
+	sctrls[0] = page;
+	rc = ldap_search_ext(c->ld, op->dn, op->scope, op->filter, op->attrs, 0, sctrls, NULL, &tl,
+			     0, &op->msgid);
+	ldap_control_free(page);
+	return rc;
+}
+
+/* A page of a paged search ended: asks for the next one if the server
+ * has more and we still want them. True if the op goes on. */
+static bool
+next_page(struct dconn *c, struct dir_op *op, LDAPControl **ctrls)
+{
+	LDAPControl *pr = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
+	struct berval cookie = {0};
+	ber_int_t estimate = 0;
+
+	if (pr == NULL || op->nseen > (size_t)op->sizelimit ||
+	    ldap_parse_pageresponse_control(c->ld, pr, &estimate, &cookie) != LDAP_SUCCESS)
+		return false;
+	if (cookie.bv_len == 0) {
+		ber_memfree(cookie.bv_val);
+		return false;
+	}
+	op->cookie.bv_val = arena_memdup(op->arena, cookie.bv_val, cookie.bv_len);
+	op->cookie.bv_len = cookie.bv_len;
+	ber_memfree(cookie.bv_val);
+	int rc = send_search(c, op);
+	if (rc == LDAP_SUCCESS)
+		return true;
+	/* The connection broke between pages: the op starts over elsewhere
+	 * (conn_lost moves it), or fails temporarily. */
+	conn_lost(c, "send-failed", false);
+	return true;
+}
+
 /* Sends op on c (UP, with room). */
 static void
 conn_send(struct dconn *c, struct dir_op *op)
@@ -631,15 +821,18 @@ conn_send(struct dconn *c, struct dir_op *op)
 	int rc;
 
 	if (op->kind == DIR_OP_SEARCH) {
-		uint64_t left = op->deadline > now_ms ? op->deadline - now_ms : 0;
-		struct timeval tl = {.tv_sec = (time_t)(left / 1000) + 1};
 		/* A retry starts from nothing. */
 		op->nentries = op->nseen = 0;
+		op->cookie.bv_val = NULL;
+		op->cookie.bv_len = 0;
 		if (op->entries == NULL && op->sizelimit > 0)
 			op->entries =
 			    arena_alloc(op->arena, (size_t)op->sizelimit * sizeof(*op->entries));
-		rc = ldap_search_ext(c->ld, op->dn, op->scope, op->filter, op->attrs, 0, NULL, NULL,
-				     &tl, op->sizelimit, &op->msgid);
+		rc = send_search(c, op);
+	} else if (dir_tls_check_password(c->ld, L.uris[c->uri], L.dc, "user bind") < 0) {
+		/* Not the user's fault: a temporary failure, logged above. */
+		op_complete(op, LDAP_UNAVAILABLE);
+		return;
 	} else {
 		struct berval cred = {.bv_val = op->cred.data, .bv_len = op->cred.len};
 		rc = ldap_sasl_bind(c->ld, op->dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &op->msgid);
@@ -671,12 +864,16 @@ pick_conn(enum pool p)
 	struct dconn *best = NULL;
 	size_t limit = p == POOL_AUTH ? 1 : MAX_INFLIGHT;
 
-	for (size_t i = 0; i < L.nconns; i++) {
-		struct dconn *c = &L.conns[i];
-		if (c->pool != p || c->state != CS_UP || c->ops.n >= limit)
-			continue;
-		if (best == NULL || c->ops.n < best->ops.n)
-			best = c;
+	/* A draining handle only takes work nothing else can. */
+	for (int pass = 0; pass < 2 && best == NULL; pass++) {
+		for (size_t i = 0; i < L.nconns; i++) {
+			struct dconn *c = &L.conns[i];
+			if (c->pool != p || c->state != CS_UP || c->ops.n >= limit ||
+			    c->draining != (pass == 1))
+				continue;
+			if (best == NULL || c->ops.n < best->ops.n)
+				best = c;
+		}
 	}
 	return best;
 }
@@ -732,6 +929,35 @@ dir_ldap_submit(struct dir_op *op)
 	pool_pump(p);
 }
 
+/* Failback (see the top of the file): a handle up on a later URI drains
+ * once its interval has passed, then reconnects to the first URI; one
+ * handle per pool at a time. */
+static void
+failback_check(struct dconn *c)
+{
+	if (c->state != CS_UP || c->uri == 0 || L.nuris < 2)
+		return;
+	if (!c->draining) {
+		if (c->failback_at > now_ms)
+			return;
+		for (size_t i = 0; i < L.nconns; i++) {
+			const struct dconn *o = &L.conns[i];
+			if (o != c && o->pool == c->pool && (o->draining || o->probing))
+				return;
+		}
+		c->draining = true;
+	}
+	if (c->ops.n > 0)
+		return;
+	log_info(0, "dir", "failback-try uri=%s from=%s pool=%s conn=%u", L.uris[0], L.uris[c->uri],
+		 pool_names[c->pool], c->index);
+	conn_close(c);
+	c->uri = 0;
+	c->tried = 0;
+	c->probing = true;
+	conn_start(c);
+}
+
 /* Deadlines, reconnects; returns the epoll timeout until the next one. */
 static int
 run_timers(void)
@@ -743,9 +969,11 @@ run_timers(void)
 
 		if (c->state == CS_DOWN && c->retry_at <= now_ms)
 			conn_start(c);
-		if ((c->state == CS_CONNECTING || c->state == CS_BINDING) &&
+		if ((c->state == CS_CONNECTING || c->state == CS_STARTTLS ||
+		     c->state == CS_BINDING) &&
 		    c->phase_deadline <= now_ms)
 			conn_attempt_failed(c, "timeout", LDAP_TIMEOUT);
+		failback_check(c);
 		if (c->state == CS_UP) {
 			struct dir_op *op = c->ops.head;
 			bool expired = false;
@@ -780,9 +1008,12 @@ run_timers(void)
 		}
 		if (c->state == CS_DOWN && c->retry_at < next)
 			next = c->retry_at;
-		if ((c->state == CS_CONNECTING || c->state == CS_BINDING) &&
+		if ((c->state == CS_CONNECTING || c->state == CS_STARTTLS ||
+		     c->state == CS_BINDING) &&
 		    c->phase_deadline < next)
 			next = c->phase_deadline;
+		if (c->state == CS_UP && c->uri != 0 && !c->draining && c->failback_at < next)
+			next = c->failback_at;
 		for (struct dir_op *op = c->ops.head; op != NULL; op = op->next)
 			if (op->deadline < next)
 				next = op->deadline;
@@ -857,27 +1088,6 @@ dir_ldap_wake(void)
 		log_error(0, "dir", "eventfd write error=%s", strerror(errno));
 }
 
-static void
-split_uris(const char *s)
-{
-	size_t cap = 4;
-
-	L.uris = xcalloc(cap, sizeof(*L.uris));
-	L.nuris = 0;
-	while (*s != '\0') {
-		size_t n = strcspn(s, " \t,");
-		if (n > 0) {
-			if (L.nuris == cap) {
-				cap *= 2;
-				L.uris = xrealloc(L.uris, cap * sizeof(*L.uris));
-			}
-			L.uris[L.nuris++] = xstrndup(s, n);
-		}
-		s += n;
-		s += strspn(s, " \t,");
-	}
-}
-
 int
 dir_ldap_start(const struct config *cfg, dir_ldap_intake_fn *intake, char **error_r)
 {
@@ -885,10 +1095,10 @@ dir_ldap_start(const struct config *cfg, dir_ldap_intake_fn *intake, char **erro
 
 	L.dc = dc;
 	L.intake = intake;
-	split_uris(dc->uri != NULL ? dc->uri : "");
+	L.uris = dir_tls_split_uris(dc->uri, &L.nuris);
 	if (L.nuris == 0) {
 		*error_r = xstrdup("[directory] uri: no LDAP URI");
-		free(L.uris);
+		dir_tls_free_uris(L.uris);
 		L.uris = NULL;
 		return -1;
 	}
@@ -898,14 +1108,13 @@ dir_ldap_start(const struct config *cfg, dir_ldap_intake_fn *intake, char **erro
 			if (asprintf(error_r, "[directory] uri: bad LDAP URI \"%s\"", L.uris[i]) <
 			    0)
 				*error_r = NULL;
-			for (size_t j = 0; j < L.nuris; j++)
-				free(L.uris[j]);
-			free(L.uris);
+			dir_tls_free_uris(L.uris);
 			L.uris = NULL;
 			return -1;
 		}
 		ldap_free_urldesc(lud);
 	}
+	dir_tls_log_config(dc, "ternd");
 	size_t nl = dc->lookup_connections > 0 ? dc->lookup_connections : 1;
 	size_t na = dc->auth_connections > 0 ? dc->auth_connections : 1;
 	L.nconns = nl + na;
@@ -952,9 +1161,7 @@ fail:
 	L.epfd = L.evfd = -1;
 	free(L.conns);
 	L.conns = NULL;
-	for (size_t j = 0; j < L.nuris; j++)
-		free(L.uris[j]);
-	free(L.uris);
+	dir_tls_free_uris(L.uris);
 	L.uris = NULL;
 	return -1;
 }
@@ -974,9 +1181,7 @@ dir_ldap_stop(void)
 	free(L.conns);
 	L.conns = NULL;
 	L.nconns = 0;
-	for (size_t j = 0; j < L.nuris; j++)
-		free(L.uris[j]);
-	free(L.uris);
+	dir_tls_free_uris(L.uris);
 	L.uris = NULL;
 	L.nuris = 0;
 }

@@ -47,6 +47,8 @@ struct dir_op {
 	const char *filter;  /* search */
 	char **attrs;	     /* search, NULL-terminated */
 	int sizelimit;	     /* search; entries kept: at most this many */
+	bool paged;	     /* search: RFC 2696 pages of [directory] page_size, so
+				a server's size limit does not cut the answer short */
 	struct buf cred;     /* bind password; wiped as soon as it is sent */
 	int retries;	     /* searches: times it may move to another handle */
 	uint64_t deadline;   /* dir_ldap_now() milliseconds */
@@ -66,6 +68,7 @@ struct dir_op {
 	void *conn;
 	int msgid;
 	uint64_t started;
+	struct berval cookie; /* paged: where the next page starts (arena) */
 };
 
 /* Called on the directory thread each time dir_ldap_wake() was called. */

@@ -24,4 +24,10 @@ int outbound_start(const struct config *cfg, char **error_r);
  * after a restart), waits for pending queue updates, joins the thread. */
 void outbound_stop(void);
 
+/* Registers the queue commands of the control socket (queue.hold,
+ * queue.release, queue.retry, queue.delete, queue.bounce: ob_control.c),
+ * which act through the runner. Main thread, after outbound_start() and
+ * before control_start(). */
+void outbound_control_register(void);
+
 #endif

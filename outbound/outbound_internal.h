@@ -208,4 +208,36 @@ const char *ob_client_host(const struct ob_client *c);
 /* Frees the TLS client context (runner shutdown). */
 void ob_client_cleanup_tls(void);
 
+/* ---- admin requests (runner.c; the control commands in ob_control.c) ---- */
+
+enum ob_admin_op {
+	OB_ADMIN_HOLD = 1,
+	OB_ADMIN_RELEASE,
+	OB_ADMIN_RETRY,
+	OB_ADMIN_DELETE,
+	OB_ADMIN_BOUNCE
+};
+
+enum ob_admin_status {
+	OB_ADMIN_OK = 0,
+	OB_ADMIN_NOT_FOUND,   /* not in the queue */
+	OB_ADMIN_CONFLICT,    /* not now or not in this state (error says why) */
+	OB_ADMIN_UNAVAILABLE, /* the runner is stopping, the directory is down */
+	OB_ADMIN_ERROR,	      /* the store failed */
+};
+
+struct ob_admin_answer {
+	enum ob_admin_status status;
+	char error[256];   /* when status != OK */
+	bool changed;	   /* the queue changed (false: it already was so) */
+	bool in_flight;	   /* a delivery attempt was running at the time */
+	bool dsn;	   /* bounce: a DSN went to the sender */
+	size_t recipients; /* bounce: recipients failed */
+};
+
+/* Applies op to message queue_id on the runner's thread, so that its
+ * schedule and the queue agree, and waits for the change to be
+ * committed. Blocking: any thread but the runner's. */
+void ob_runner_admin(enum ob_admin_op op, uint64_t queue_id, struct ob_admin_answer *ans);
+
 #endif

@@ -27,6 +27,8 @@
  * that cannot say who a local sender is defers the bounce.
  */
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,7 @@ struct job {
 	struct queue_rcpt_in bounce_rcpt;
 	struct store_delivery dsn;
 	struct store_rcpt *dsn_rcpts;
+	struct admin_call *admin; /* a bounce an admin asked for, or NULL */
 };
 
 struct oconn {
@@ -120,6 +123,10 @@ struct runner {
 	unsigned updates; /* jobs being recorded (directory lookup for a
 			     bounce, queue_update); atomic: stop waits on it */
 	bool stopping;
+	/* The message an admin's change is being written for (0: none): the
+	 * scan leaves it alone meanwhile. One at a time (the control server
+	 * serves one request at a time). */
+	uint64_t admin_qid;
 };
 
 static struct runner *runner; /* between outbound_start and _stop */
@@ -185,7 +192,18 @@ fl_del(struct runner *r, uint64_t id, uint32_t idx)
 static bool
 in_flight(void *arg, uint64_t id, uint32_t idx)
 {
-	return fl_find(arg, id, idx) != NULL;
+	struct runner *r = arg;
+	return (r->admin_qid != 0 && id == r->admin_qid) || fl_find(r, id, idx) != NULL;
+}
+
+/* Any recipient of message id in flight (a linear walk: rare calls). */
+static bool
+qid_in_flight(struct runner *r, uint64_t id)
+{
+	for (size_t i = 0; i < r->fl_cap; i++)
+		if (r->fl[i].used && r->fl[i].id == id)
+			return true;
+	return false;
 }
 
 /* ---- results and bounces ---- */
@@ -392,6 +410,8 @@ job_fail_all(struct job *j, int code, const char *line)
 static void scan_soon(struct runner *r);
 static void dest_maybe_free(struct dest *d);
 
+static void admin_bounce_done(struct job *j);
+
 static void
 update_done(void *req, void *arg)
 {
@@ -406,6 +426,8 @@ update_done(void *req, void *arg)
 			  store_strerror(j->u.req.status));
 	for (size_t i = 0; i < j->t.nrcpts; i++)
 		fl_del(r, j->items[i].queue_id, j->items[i].rcpt_idx);
+	if (j->admin != NULL)
+		admin_bounce_done(j);
 	struct arena *a = j->t.a;
 	arena_destroy(&a);
 	__atomic_sub_fetch(&r->updates, 1, __ATOMIC_SEQ_CST);
@@ -485,9 +507,15 @@ conn_closed(struct ob_client *c, void *arg, enum ob_status st, const char *error
 	free(oc);
 	if (r->stopping)
 		return;
-	/* No connection could be made and none is left to carry the
-	 * waiting messages: they wait in the queue instead. */
-	if (!was_ready && d->nconns == 0 && d->pending != NULL) {
+	/* No connection could be made and none is ready to carry the
+	 * waiting messages: they wait in the queue instead. (Waiting for
+	 * the other connection attempts to fail too would let each failure
+	 * open a new attempt for the jobs still pending, a loop for as long
+	 * as the far side refuses.) */
+	bool any_ready = false;
+	for (struct oconn *x = d->conns; x != NULL; x = x->next)
+		any_ready = any_ready || x->ready;
+	if (!was_ready && !any_ready && d->pending != NULL) {
 		const char *why = error != NULL ? error : "no connection";
 		struct arena *tmp = arena_new(0);
 		const char *line = arena_printf(tmp, "451 4.4.1 %s", why);
@@ -919,6 +947,291 @@ compose_dsn(struct job *j, bool delay, const char **msg_r, size_t *len_r)
 	}
 	buf_free(&out);
 	return r;
+}
+
+/* ---- admin requests ---- */
+
+#define ADMIN_BOUNCE_REASON "5.0.0 deleted/bounced by the administrator"
+
+struct admin_call {
+	enum ob_admin_op op;
+	uint64_t qid;
+	struct ob_admin_answer *ans;
+	struct queue_admin q;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void admin_answer(struct admin_call *c, enum ob_admin_status st, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+/* Completes the call (runner thread): the waiting thread goes on. */
+static void
+admin_answer(struct admin_call *c, enum ob_admin_status st, const char *fmt, ...)
+{
+	struct runner *r = runner;
+
+	c->ans->status = st;
+	if (fmt != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->ans->error, sizeof(c->ans->error), fmt, ap);
+		va_end(ap);
+	}
+	if (r != NULL && r->admin_qid == c->qid)
+		r->admin_qid = 0;
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static const char *
+admin_op_name(enum ob_admin_op op)
+{
+	switch (op) {
+	case OB_ADMIN_HOLD:
+		return "hold";
+	case OB_ADMIN_RELEASE:
+		return "release";
+	case OB_ADMIN_RETRY:
+		return "retry";
+	case OB_ADMIN_DELETE:
+		return "delete";
+	case OB_ADMIN_BOUNCE:
+		return "bounce";
+	}
+	return "?";
+}
+
+static void
+admin_store_done(void *req, void *arg)
+{
+	struct admin_call *c = arg;
+	struct runner *r = runner;
+	int st = c->q.req.status;
+
+	(void)req;
+	if (st == STORE_NOTFOUND) {
+		admin_answer(c, OB_ADMIN_NOT_FOUND, "no message %016" PRIx64 " in the queue",
+			     c->qid);
+		return;
+	}
+	if (st != STORE_OK) {
+		admin_answer(c, OB_ADMIN_ERROR, "store: %s", store_strerror(st));
+		return;
+	}
+	switch (c->q.result) {
+	case QUEUE_ADMIN_NOT_HELD:
+		admin_answer(c, OB_ADMIN_CONFLICT, "message %016" PRIx64 " is not held", c->qid);
+		return;
+	case QUEUE_ADMIN_IS_HELD:
+		admin_answer(c, OB_ADMIN_CONFLICT,
+			     "message %016" PRIx64 " is held: release it to deliver it", c->qid);
+		return;
+	case QUEUE_ADMIN_UNCHANGED:
+		break;
+	case QUEUE_ADMIN_DONE:
+		c->ans->changed = true;
+		break;
+	}
+	log_info(0, "outbound", "admin-%s queue_id=%016" PRIx64 " changed=%s in_flight=%s",
+		 admin_op_name(c->op), c->qid, c->ans->changed ? "yes" : "no",
+		 c->ans->in_flight ? "yes" : "no");
+	admin_answer(c, OB_ADMIN_OK, NULL);
+	/* Due now (the store's notify also wakes the scan; this covers a
+	 * change that made nothing newly due in its eyes). */
+	if (r != NULL && !r->stopping)
+		scan_soon(r);
+}
+
+/* The bounce's update is recorded (update_done). */
+static void
+admin_bounce_done(struct job *j)
+{
+	struct admin_call *c = j->admin;
+
+	j->admin = NULL;
+	if (j->u.req.status != STORE_OK) {
+		admin_answer(c, OB_ADMIN_ERROR, "store: %s", store_strerror(j->u.req.status));
+		return;
+	}
+	/* A sender the directory could not look up turns the failures into
+	 * a deferral (bounce_local_done): nothing was bounced. */
+	for (size_t i = 0; i < j->t.nrcpts; i++) {
+		if (j->results[i].outcome != QUEUE_FAILED) {
+			admin_answer(c, OB_ADMIN_UNAVAILABLE,
+				     "the directory cannot say who the sender is now: "
+				     "nothing was bounced, try again");
+			return;
+		}
+	}
+	c->ans->changed = true;
+	c->ans->dsn = j->u.ndsns > 0;
+	c->ans->recipients = j->t.nrcpts;
+	log_info(j->id, "outbound",
+		 "admin-bounce queue_id=%016" PRIx64 " recipients=%zu dsn=%s sender=<%s>",
+		 j->queue_id, j->t.nrcpts, c->ans->dsn ? "yes" : "no", j->sender);
+	admin_answer(c, OB_ADMIN_OK, NULL);
+}
+
+/* Bounce: the pending recipients fail now as a permanent failure with
+ * the administrator as the reason; the ordinary result path composes and
+ * records the DSN (none for a null sender or NOTIFY=NEVER) in the same
+ * transaction that takes the message out of the queue. */
+static void
+admin_bounce(struct runner *r, struct admin_call *c)
+{
+	struct arena *tmp = arena_new(0);
+	struct queue_info info;
+	int st = queue_get(c->qid, tmp, &info);
+
+	if (st != STORE_OK) {
+		if (st == STORE_NOTFOUND)
+			admin_answer(c, OB_ADMIN_NOT_FOUND,
+				     "no message %016" PRIx64 " in the queue", c->qid);
+		else
+			admin_answer(c, OB_ADMIN_ERROR, "store: %s", store_strerror(st));
+		arena_destroy(&tmp);
+		return;
+	}
+	struct job *j = NULL;
+	time_t now = time(NULL);
+	for (size_t i = 0; i < info.nrcpts; i++) {
+		const struct queue_rcpt_info *ri = &info.rcpts[i];
+		if (ri->state != QUEUE_RCPT_PENDING)
+			continue;
+		struct queue_item it = {
+		    .queue_id = c->qid,
+		    .rcpt_idx = ri->idx,
+		    .sender = info.sender,
+		    .address = ri->address,
+		    .orcpt = ri->orcpt,
+		    .envid = info.envid,
+		    .notify = ri->notify,
+		    .ret = info.ret,
+		    .origin = info.origin,
+		    .smtputf8 = info.smtputf8,
+		    .eightbit = info.eightbit,
+		    .requiretls = info.requiretls,
+		    .delay_warned = ri->delay_warned,
+		    .created = info.created,
+		    .next_attempt = now,
+		    .attempts = ri->attempts,
+		    .last_error = ri->last_error,
+		    .size = info.size,
+		};
+		if (j == NULL)
+			j = job_new(r, &it);
+		job_add_rcpt(j, &it);
+	}
+	arena_destroy(&tmp);
+	if (j == NULL) {
+		admin_answer(c, OB_ADMIN_CONFLICT,
+			     "message %016" PRIx64 " has no pending recipient", c->qid);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, r->cfg->message_size_max * 2 + (1 << 20));
+	st = queue_message_read(c->qid, &b);
+	if (st != STORE_OK) {
+		buf_free(&b);
+		struct arena *a = j->t.a;
+		arena_destroy(&a);
+		admin_answer(c, OB_ADMIN_ERROR, "the queued message could not be read: %s",
+			     store_strerror(st));
+		return;
+	}
+	j->t.msg = arena_memdup(j->t.a, b.data != NULL ? b.data : "", b.len);
+	j->t.msg_len = b.len;
+	buf_free(&b);
+	for (size_t i = 0; i < j->t.nrcpts; i++) {
+		fl_add(r, j->items[i].queue_id, j->items[i].rcpt_idx);
+		j->t.rcpts[i].code = 550;
+		j->t.rcpts[i].reply = ADMIN_BOUNCE_REASON;
+	}
+	j->admin = c;
+	job_results(j);
+}
+
+static void
+admin_on_thread(void *arg)
+{
+	struct admin_call *c = arg;
+	struct runner *r = runner;
+
+	if (r == NULL || r->stopping) {
+		admin_answer(c, OB_ADMIN_UNAVAILABLE, "the queue runner is stopping");
+		return;
+	}
+	c->ans->in_flight = qid_in_flight(r, c->qid);
+	switch (c->op) {
+	case OB_ADMIN_DELETE:
+	case OB_ADMIN_BOUNCE:
+		/* The attempt's result would come back for a message that is
+		 * gone, and the far side may take it anyway: not now. */
+		if (c->ans->in_flight) {
+			admin_answer(c, OB_ADMIN_CONFLICT,
+				     "a delivery attempt of message %016" PRIx64
+				     " is in progress: try again in a moment",
+				     c->qid);
+			return;
+		}
+		if (c->op == OB_ADMIN_BOUNCE) {
+			admin_bounce(r, c);
+			return;
+		}
+		c->q.op = QUEUE_OP_DELETE;
+		break;
+	case OB_ADMIN_RETRY:
+		if (c->ans->in_flight) {
+			/* Being tried right now: that is what was asked. */
+			admin_answer(c, OB_ADMIN_OK, NULL);
+			return;
+		}
+		c->q.op = QUEUE_OP_RETRY;
+		break;
+	case OB_ADMIN_HOLD:
+		/* Allowed in flight: the attempt may still deliver, but its
+		 * result no longer makes the message due (queue.c). */
+		c->q.op = QUEUE_OP_HOLD;
+		break;
+	case OB_ADMIN_RELEASE:
+		c->q.op = QUEUE_OP_RELEASE;
+		break;
+	}
+	r->admin_qid = c->qid;
+	c->q.req.worker = r->w;
+	c->q.req.done = admin_store_done;
+	c->q.req.arg = c;
+	c->q.req.a = NULL;
+	c->q.queue_id = c->qid;
+	c->q.now = time(NULL);
+	queue_admin(&c->q);
+}
+
+void
+ob_runner_admin(enum ob_admin_op op, uint64_t queue_id, struct ob_admin_answer *ans)
+{
+	struct runner *r = runner;
+	struct admin_call c = {.op = op, .qid = queue_id, .ans = ans};
+
+	memset(ans, 0, sizeof(*ans));
+	if (r == NULL) {
+		ans->status = OB_ADMIN_UNAVAILABLE;
+		snprintf(ans->error, sizeof(ans->error), "the queue runner is not running");
+		return;
+	}
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.cond, NULL);
+	worker_post(r->w, admin_on_thread, &c);
+	pthread_mutex_lock(&c.lock);
+	while (!c.done)
+		pthread_cond_wait(&c.cond, &c.lock);
+	pthread_mutex_unlock(&c.lock);
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
 }
 
 /* ---- start and stop ---- */

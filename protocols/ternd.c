@@ -22,6 +22,7 @@
 #include "core/tls.h"
 #include "core/worker.h"
 #include "directory/dir.h"
+#include "directory/dir_tls.h"
 #include "outbound/outbound.h"
 #include "protocols/imap/imap_session.h"
 #include "protocols/pop3/pop3_session.h"
@@ -143,6 +144,9 @@ main(int argc, char **argv)
 	if (mech_check_config(cfg, &err) < 0)
 		fatal("%s: %s", path, err);
 	if (check_only) {
+		/* What the directory connection will refuse, said before a
+		 * start rather than at the first login. */
+		dir_tls_log_config(&cfg->dir, "ternd");
 		printf("ternd: %s: configuration OK\n", path);
 		config_free(cfg);
 		return 0;
@@ -200,6 +204,7 @@ main(int argc, char **argv)
 	/* tern-admind's way in: after the services it acts on are up. */
 	control_register("directory.flush", ctl_directory_flush, NULL);
 	control_register("mailbox.changed", ctl_mailbox_changed, NULL);
+	outbound_control_register();
 	if (control_start(cfg, &err) < 0)
 		fatal("%s", err);
 

@@ -10,6 +10,9 @@
 set -eu
 
 TERND=${1:-build/ternd}
+BIN=$(dirname "$TERND")
+ADMIND="$BIN/tern-admind"
+TERNCTL="$BIN/ternctl"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEMO=$ROOT/.demo
 FIX=$ROOT/tests/fixtures
@@ -22,9 +25,14 @@ esac
 
 SLAPD_PID=
 TERND_PID=
+ADMIND_PID=
 # shellcheck disable=SC2317 # called from the traps
 cleanup() {
 	trap - INT TERM EXIT
+	if [ -n "$ADMIND_PID" ]; then
+		kill -TERM "$ADMIND_PID" 2>/dev/null || true
+		wait "$ADMIND_PID" 2>/dev/null || true
+	fi
 	if [ -n "$TERND_PID" ]; then
 		kill -TERM "$TERND_PID" 2>/dev/null || true
 		wait "$TERND_PID" 2>/dev/null || true
@@ -90,6 +98,7 @@ IMAPS_PORT=$(pick_port 2993)
 SUBM_PORT=$(pick_port 2587)
 SUBMS_PORT=$(pick_port 2465)
 LMTP_PORT=$(pick_port 2024)
+ADMIN_PORT=$(pick_port 8443)
 
 # The directory: slapd.conf and the demo organisation from the test fixture.
 CONF=$(python3 "$FIX/slapd_fixture.py" setup "$DEMO/ldap")
@@ -103,9 +112,12 @@ chmod 600 "$DEMO/key.pem"
 
 SERVICE_PW=$(python3 -c "import sys; sys.path.insert(0, '$FIX'); import org_ldif; print(org_ldif.SERVICE_PASSWORD)")
 ALICE_PW=$(python3 -c "import sys; sys.path.insert(0, '$FIX'); import org_ldif; print(org_ldif.password_for('alice'))")
+ADMIN_PW=$(python3 -c "import sys; sys.path.insert(0, '$FIX'); import org_ldif; print(org_ldif.password_for('user45'))")
+WRITER_PW=$(python3 -c "import sys; sys.path.insert(0, '$FIX'); import org_ldif; print(org_ldif.WRITER_PASSWORD)")
 BOB_PW=$(python3 -c "import sys; sys.path.insert(0, '$FIX'); import org_ldif; print(org_ldif.password_for('bob'))")
 umask 077
 printf '%s\n' "$SERVICE_PW" >"$DEMO/ldap.secret"
+printf '%s\n' "$WRITER_PW" >"$DEMO/writer.secret"
 umask 022
 
 cat >"$DEMO/tern.conf" <<EOF
@@ -163,6 +175,12 @@ plaintext_auth = yes
 
 [pop3s]
 listen = 127.0.0.1:$POP3S_PORT
+
+[admin]
+listen = 127.0.0.1:$ADMIN_PORT
+admin_group = cn=mail-admins,ou=groups,dc=example,dc=test
+writer_bind_dn = cn=tern-admin,ou=services,dc=example,dc=test
+writer_password_file = $DEMO/writer.secret
 EOF
 
 "$TERND" -c "$DEMO/tern.conf" 2>"$DEMO/ternd.log" &
@@ -173,10 +191,19 @@ if ! wait_port "$SMTP_PORT" "$TERND_PID" || ! wait_port "$POP3_PORT" "$TERND_PID
 	exit 1
 fi
 
+"$ADMIND" -c "$DEMO/tern.conf" 2>"$DEMO/tern-admind.log" &
+ADMIND_PID=$!
+if ! wait_port "$ADMIN_PORT" "$ADMIND_PID"; then
+	echo "demo: tern-admind did not start; its log:" >&2
+	cat "$DEMO/tern-admind.log" >&2
+	exit 1
+fi
+
 cat <<EOF
 
 Tern demo is running (loopback only). Everything is in $DEMO.
   ternd  pid $TERND_PID   log: $DEMO/ternd.log   config: $DEMO/tern.conf
+  tern-admind pid $ADMIND_PID   https://127.0.0.1:$ADMIN_PORT/   log: $DEMO/tern-admind.log
   slapd  pid $SLAPD_PID   ldap://127.0.0.1:$LDAP_PORT/  base dc=example,dc=test
   SMTP 127.0.0.1:$SMTP_PORT   submission $SUBM_PORT (STARTTLS) / $SUBMS_PORT (TLS)   LMTP $LMTP_PORT
   IMAP 127.0.0.1:$IMAP_PORT   IMAPS $IMAPS_PORT   POP3 $POP3_PORT   POP3S $POP3S_PORT
@@ -202,12 +229,22 @@ Or over POP3:
   python3 -c 'import poplib; p = poplib.POP3("127.0.0.1", $POP3_PORT); p.user("alice"); p.pass_("$ALICE_PW"); print(p.stat()); [print(b"\n".join(p.retr(i + 1)[1]).decode(errors="replace")) for i in range(p.stat()[0])]; p.quit()'
   openssl s_client -quiet -crlf -connect 127.0.0.1:$POP3S_PORT     (then: USER alice / PASS $ALICE_PW / LIST / RETR 1 / QUIT)
 
-Ctrl-C stops both.
+Administer it (user45 is in the admins' group cn=mail-admins):
+  export TERN_ADMIN_PASSWORD='$ADMIN_PW'
+  $TERNCTL -c $DEMO/tern.conf --admin user45 user add new.hire@example.test --password 'Welcome-2026'
+  $TERNCTL -c $DEMO/tern.conf --admin user45 user list
+  $TERNCTL -c $DEMO/tern.conf --admin user45 mailbox show alice
+  $TERNCTL -c $DEMO/tern.conf --admin user45 backup start
+  $TERNCTL -c $DEMO/tern.conf --admin user45 --help
+  curl -sk -u user45:'$ADMIN_PW' https://127.0.0.1:$ADMIN_PORT/metrics | head
+
+Ctrl-C stops them all.
 EOF
 
 # Wait for either daemon to exit (or for Ctrl-C, which runs cleanup).
-while kill -0 "$TERND_PID" 2>/dev/null && kill -0 "$SLAPD_PID" 2>/dev/null; do
+while kill -0 "$TERND_PID" 2>/dev/null && kill -0 "$SLAPD_PID" 2>/dev/null &&
+	kill -0 "$ADMIND_PID" 2>/dev/null; do
 	sleep 1
 done
-echo "demo: a daemon exited on its own; see $DEMO/ternd.log and $DEMO/slapd.log" >&2
+echo "demo: a daemon exited on its own; see $DEMO/ternd.log, $DEMO/tern-admind.log and $DEMO/slapd.log" >&2
 exit 1

@@ -80,8 +80,8 @@ str_len16(const char *s, uint16_t *len_r)
 	return 0;
 }
 
-static int
-due_put(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
+int
+queue_due_put(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
 {
 	uint8_t key[QUEUE_DUE_KEY_LEN];
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v = {.mv_size = 0, .mv_data = key};
@@ -90,8 +90,8 @@ due_put(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
 	return mdb_put(txn, store_g->queue_due, &k, &v, 0);
 }
 
-static int
-due_del(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
+int
+queue_due_del(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
 {
 	uint8_t key[QUEUE_DUE_KEY_LEN];
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
@@ -104,8 +104,8 @@ due_del(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int
-rcpt_put(MDB_txn *txn, uint64_t qid, uint32_t idx, const struct queue_rcpt_rec *r)
+int
+queue_rcpt_put(MDB_txn *txn, uint64_t qid, uint32_t idx, const struct queue_rcpt_rec *r)
 {
 	uint8_t key[QUEUE_RCPT_KEY_LEN];
 	size_t n = queue_rcpt_size(r);
@@ -188,9 +188,9 @@ store_queue_put(MDB_txn *txn, struct queue_envelope *env, const uint8_t hash[STO
 		    .orcpt = in->orcpt,
 		    .orcpt_len = in->orcpt != NULL ? (uint16_t)strlen(in->orcpt) : 0,
 		};
-		if ((rc = rcpt_put(txn, qid, (uint32_t)i, &r)) != 0)
+		if ((rc = queue_rcpt_put(txn, qid, (uint32_t)i, &r)) != 0)
 			return rc;
-		if ((rc = due_put(txn, created, qid, (uint32_t)i)) != 0)
+		if ((rc = queue_due_put(txn, created, qid, (uint32_t)i)) != 0)
 			return rc;
 	}
 	/* Set even if this child is later aborted: at worst the runner scans
@@ -203,8 +203,8 @@ store_queue_put(MDB_txn *txn, struct queue_envelope *env, const uint8_t hash[STO
 
 /* Removes the entry qid if every recipient is final: its recipient
  * records, its record, and its reference to the body. */
-static int
-finish_if_done(MDB_txn *txn, uint64_t qid)
+int
+queue_finish_if_done(MDB_txn *txn, uint64_t qid)
 {
 	uint8_t key[QUEUE_KEY_LEN];
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
@@ -248,6 +248,24 @@ finish_if_done(MDB_txn *txn, uint64_t qid)
 	if ((rc = mdb_del(txn, store_g->queue, &k, NULL)) != 0)
 		return rc;
 	return store_blob_unref(txn, hash);
+}
+
+int
+queue_held(MDB_txn *txn, uint64_t qid, bool *held_r)
+{
+	uint8_t key[QUEUE_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	struct queue_msg_rec m;
+	int rc;
+
+	*held_r = false;
+	be_put64(key, qid);
+	if ((rc = mdb_get(txn, store_g->queue, &k, &v)) != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	if (queue_msg_decode(v.mv_data, v.mv_size, &m) < 0)
+		return STORE_PERMFAIL;
+	*held_r = (m.flags & QUEUE_F_HELD) != 0;
+	return 0;
 }
 
 /* Applies one result; *touched_r when it changed a recipient. */
@@ -302,12 +320,17 @@ apply_result(MDB_txn *txn, const struct queue_result *res, bool *touched_r)
 	}
 	/* r's strings point into v, which the writes below may move: encode
 	 * it (rcpt_put copies) before anything else is written. */
-	if ((rc = rcpt_put(txn, res->queue_id, res->rcpt_idx, &r)) != 0)
+	if ((rc = queue_rcpt_put(txn, res->queue_id, res->rcpt_idx, &r)) != 0)
 		return rc;
-	if ((rc = due_del(txn, old_due, res->queue_id, res->rcpt_idx)) != 0)
+	if ((rc = queue_due_del(txn, old_due, res->queue_id, res->rcpt_idx)) != 0)
 		return rc;
-	if (r.state == QUEUE_R_PENDING &&
-	    (rc = due_put(txn, r.next_attempt, res->queue_id, res->rcpt_idx)) != 0)
+	/* An admin may have held the message while this attempt ran: a held
+	 * entry's recipients stay out of the due index until released. */
+	bool held = false;
+	if (r.state == QUEUE_R_PENDING && (rc = queue_held(txn, res->queue_id, &held)) != 0)
+		return rc;
+	if (r.state == QUEUE_R_PENDING && !held &&
+	    (rc = queue_due_put(txn, r.next_attempt, res->queue_id, res->rcpt_idx)) != 0)
 		return rc;
 	*touched_r = true;
 	return 0;
@@ -338,7 +361,7 @@ apply_update(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 			qids[nq++] = u->results[i].queue_id;
 	}
 	for (size_t i = 0; i < nq; i++)
-		if ((rc = finish_if_done(txn, qids[i])) != 0)
+		if ((rc = queue_finish_if_done(txn, qids[i])) != 0)
 			goto out;
 
 	/* The DSNs go through the delivery path in this same transaction:

@@ -90,23 +90,6 @@ store_rc_str(int rc)
 	return mdb_strerror(rc);
 }
 
-static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errorf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (s == NULL)
-		s = xstrdup("out of memory");
-	return s;
-}
-
 static int
 mkdir_0700(const char *path, char **error_r)
 {
@@ -116,7 +99,7 @@ mkdir_0700(const char *path, char **error_r)
 		return 0;
 	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
-	*error_r = errorf("store: cannot create directory %s: %s", path, strerror(errno));
+	*error_r = xstrfmt("store: cannot create directory %s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -152,15 +135,15 @@ open_dbs(struct store_state *s, char **error_r)
 
 	if (rc != 0) {
 		*error_r =
-		    errorf("store: %s: cannot begin a transaction: %s", s->path, mdb_strerror(rc));
+		    xstrfmt("store: %s: cannot begin a transaction: %s", s->path, mdb_strerror(rc));
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbi);
 		if (rc != 0) {
-			*error_r = errorf("store: %s: cannot open database %s: %s", s->path,
-					  dbs[i].name, mdb_strerror(rc));
+			*error_r = xstrfmt("store: %s: cannot open database %s: %s", s->path,
+					   dbs[i].name, mdb_strerror(rc));
 			goto fail;
 		}
 	}
@@ -174,28 +157,28 @@ open_dbs(struct store_state *s, char **error_r)
 		v.mv_data = ver;
 		rc = mdb_put(txn, s->meta, &k, &v, 0);
 		if (rc != 0) {
-			*error_r = errorf("store: %s: cannot write the format version: %s", s->path,
-					  mdb_strerror(rc));
+			*error_r = xstrfmt("store: %s: cannot write the format version: %s",
+					   s->path, mdb_strerror(rc));
 			goto fail;
 		}
 	} else if (rc != 0) {
-		*error_r = errorf("store: %s: cannot read the format version: %s", s->path,
-				  mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: cannot read the format version: %s", s->path,
+				   mdb_strerror(rc));
 		goto fail;
 	} else if (v.mv_size != 4) {
-		*error_r = errorf("store: %s: the format version record is corrupt", s->path);
+		*error_r = xstrfmt("store: %s: the format version record is corrupt", s->path);
 		goto fail;
 	} else {
 		uint32_t ver = be_get32(v.mv_data);
 		if (ver > STORE_FORMAT) {
-			*error_r = errorf("store: %s: store format version %u is newer than this "
-					  "ternd supports (%u); run a newer ternd",
-					  s->path, ver, STORE_FORMAT);
+			*error_r = xstrfmt("store: %s: store format version %u is newer than this "
+					   "ternd supports (%u); run a newer ternd",
+					   s->path, ver, STORE_FORMAT);
 			goto fail;
 		}
 		if (ver < 1) {
 			*error_r =
-			    errorf("store: %s: unknown store format version %u", s->path, ver);
+			    xstrfmt("store: %s: unknown store format version %u", s->path, ver);
 			goto fail;
 		}
 		if (ver == 1) {
@@ -205,8 +188,8 @@ open_dbs(struct store_state *s, char **error_r)
 			uint8_t nv[4];
 			log_info(0, "store", "migrate path=%s from=1 to=%u", s->path, STORE_FORMAT);
 			if (store_migrate_v1(txn, &merr) < 0) {
-				*error_r = errorf("store: %s: cannot migrate from format 1: %s",
-						  s->path, merr != NULL ? merr : "unknown error");
+				*error_r = xstrfmt("store: %s: cannot migrate from format 1: %s",
+						   s->path, merr != NULL ? merr : "unknown error");
 				free(merr);
 				goto fail;
 			}
@@ -214,15 +197,15 @@ open_dbs(struct store_state *s, char **error_r)
 			v.mv_size = sizeof(nv);
 			v.mv_data = nv;
 			if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0) {
-				*error_r = errorf("store: %s: cannot write the format version: %s",
-						  s->path, mdb_strerror(rc));
+				*error_r = xstrfmt("store: %s: cannot write the format version: %s",
+						   s->path, mdb_strerror(rc));
 				goto fail;
 			}
 		}
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
-		*error_r = errorf("store: %s: cannot commit: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: cannot commit: %s", s->path, mdb_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -264,7 +247,7 @@ store_open(const struct config *cfg, char **error_r)
 		return -1;
 
 	s = xcalloc(1, sizeof(*s));
-	s->path = errorf("%s/mail", cfg->state_dir);
+	s->path = xstrfmt("%s/mail", cfg->state_dir);
 	/* Writers must not starve behind a steady stream of readers, or a
 	 * map resize could wait forever. */
 	pthread_rwlockattr_init(&rwa);
@@ -290,28 +273,28 @@ store_open(const struct config *cfg, char **error_r)
 	if (mkdir_0700(s->path, error_r) < 0)
 		goto fail;
 	if ((rc = mdb_env_create(&s->env)) != 0) {
-		*error_r = errorf("store: %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)) != 0) {
-		*error_r = errorf("store: %s: map size %llu: %s", s->path,
-				  (unsigned long long)s->map_size, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: map size %llu: %s", s->path,
+				   (unsigned long long)s->map_size, mdb_strerror(rc));
 		goto fail;
 	}
 	/* Full sync (no MDB_NOSYNC/NOMETASYNC): a committed delivery has
 	 * been acknowledged and must survive a crash. No WRITEMAP: nested
 	 * transactions need it off. */
 	if ((rc = mdb_env_open(s->env, s->path, MDB_NOTLS, 0600)) != 0) {
-		*error_r = errorf("store: cannot open %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: cannot open %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	MDB_envinfo info;
 	if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size)
 		s->map_size = info.me_mapsize;
 	if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
-		*error_r = errorf("store: %s: reader check: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: reader check: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	if (dead > 0)

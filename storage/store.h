@@ -54,6 +54,11 @@ int store_env_sizes(uint64_t *file_bytes_r, uint64_t *map_bytes_r, uint64_t *use
 /* Begins and ends a read transaction (health check). 0, or -1 with a
  * malloc'd *error_r. */
 int store_read_probe(char **error_r);
+/* Health: begins a write transaction (so the writer lock is free within
+ * the call and the environment is not read-only), aborts it, and checks
+ * the file system holding the store has more than min_free bytes free.
+ * *free_r: bytes free there. 0, or -1 with a malloc'd *error_r. */
+int store_write_probe(uint64_t min_free, uint64_t *free_r, char **error_r);
 
 /* ---- common ---- */
 

@@ -45,23 +45,6 @@
 #define MANIFEST_MAGIC "tern-store-backup 1"
 #define PROGRESS_POLL_MS 250
 
-static char *pathf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (s == NULL)
-		fatal("out of memory");
-	return s;
-}
-
 static int
 fsync_path(const char *path)
 {
@@ -108,7 +91,7 @@ dir_nonempty(const char *path)
 static int
 write_file_synced(const char *path, const char *text)
 {
-	char *tmp = pathf("%s.tmp", path);
+	char *tmp = xstrfmt("%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	size_t len = strlen(text), off = 0;
 	int rc = -1;
@@ -167,7 +150,7 @@ static int
 copy_env(MDB_env *env, const char *dst, unsigned flags, const struct store_backup_opts *o)
 {
 	struct copy_run c = {.env = env, .dst = dst, .flags = flags};
-	char *data = pathf("%s/data.mdb", dst);
+	char *data = xstrfmt("%s/data.mdb", dst);
 	uint64_t total = 0;
 	MDB_envinfo info;
 	MDB_stat st;
@@ -212,10 +195,10 @@ int
 store_backup(const char *state_dir, const char *dir, const struct store_backup_opts *o,
 	     struct store_backup_info *r, char **error_r)
 {
-	char *src = pathf("%s/mail", state_dir);
-	char *dst = pathf("%s/mail", dir);
-	char *data = pathf("%s/data.mdb", dst);
-	char *manifest = pathf("%s/MANIFEST", dir);
+	char *src = xstrfmt("%s/mail", state_dir);
+	char *dst = xstrfmt("%s/mail", dir);
+	char *data = xstrfmt("%s/data.mdb", dst);
+	char *manifest = xstrfmt("%s/MANIFEST", dir);
 	struct store_check_stats st;
 	char *err = NULL, *text = NULL, stamp[32];
 	MDB_env *env = NULL;
@@ -229,10 +212,10 @@ store_backup(const char *state_dir, const char *dir, const struct store_backup_o
 	if (n != 0) {
 		if (n > 0) {
 			*error_r =
-			    pathf("%s is not empty; back up into a new or empty directory", dir);
+			    xstrfmt("%s is not empty; back up into a new or empty directory", dir);
 			ret = STORE_NOTALLOWED;
 		} else {
-			*error_r = pathf("%s: %s", dir, strerror(errno));
+			*error_r = xstrfmt("%s: %s", dir, strerror(errno));
 		}
 		goto out;
 	}
@@ -241,7 +224,7 @@ store_backup(const char *state_dir, const char *dir, const struct store_backup_o
 		/* Adopt a map grown by another process before copying. */
 		MDB_txn *probe;
 		if ((rc = store_read_begin(&probe)) != 0) {
-			*error_r = pathf("%s: %s", src, store_rc_str(rc));
+			*error_r = xstrfmt("%s: %s", src, store_rc_str(rc));
 			goto out;
 		}
 		store_read_end(probe);
@@ -257,7 +240,7 @@ store_backup(const char *state_dir, const char *dir, const struct store_backup_o
 		own_env = true;
 	}
 	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || mkdir(dst, 0700) < 0) {
-		*error_r = pathf("cannot create %s: %s", dst, strerror(errno));
+		*error_r = xstrfmt("cannot create %s: %s", dst, strerror(errno));
 		goto out;
 	}
 	time_t started = time(NULL);
@@ -273,11 +256,11 @@ store_backup(const char *state_dir, const char *dir, const struct store_backup_o
 		own_env = false;
 	}
 	if (rc != 0) {
-		*error_r = pathf("copying %s to %s failed: %s", src, dst, mdb_strerror(rc));
+		*error_r = xstrfmt("copying %s to %s failed: %s", src, dst, mdb_strerror(rc));
 		goto out;
 	}
 	if (fsync_path(data) < 0 || fsync_path(dst) < 0 || fsync_path(dir) < 0) {
-		*error_r = pathf("cannot sync %s: %s", data, strerror(errno));
+		*error_r = xstrfmt("cannot sync %s: %s", data, strerror(errno));
 		goto out;
 	}
 	if (o->progress != NULL)
@@ -286,19 +269,19 @@ store_backup(const char *state_dir, const char *dir, const struct store_backup_o
 	 * for is exactly what a restore would put back. */
 	n = store_check_path(dst, true, o->problem, o->problem_arg, &st, &err);
 	if (n < 0) {
-		*error_r = pathf("the copy in %s does not check: %s", dst, err);
+		*error_r = xstrfmt("the copy in %s does not check: %s", dst, err);
 		goto out;
 	}
 	store_backup_stamp(started, stamp);
-	text = pathf("%s\nformat %u\ncreated %s %lld\nsource %s\n%s%s%s"
-		     "users %" PRIu64 "\nmailboxes %" PRIu64 "\nmessages %" PRIu64
-		     "\nbodies %" PRIu64 "\ncheck %s %d\n",
-		     MANIFEST_MAGIC, st.format, stamp, (long long)started, src,
-		     o->origin != NULL ? "origin " : "", o->origin != NULL ? o->origin : "",
-		     o->origin != NULL ? "\n" : "", st.users, st.mailboxes, st.messages, st.bodies,
-		     n == 0 ? "ok" : "problems", n);
+	text = xstrfmt("%s\nformat %u\ncreated %s %lld\nsource %s\n%s%s%s"
+		       "users %" PRIu64 "\nmailboxes %" PRIu64 "\nmessages %" PRIu64
+		       "\nbodies %" PRIu64 "\ncheck %s %d\n",
+		       MANIFEST_MAGIC, st.format, stamp, (long long)started, src,
+		       o->origin != NULL ? "origin " : "", o->origin != NULL ? o->origin : "",
+		       o->origin != NULL ? "\n" : "", st.users, st.mailboxes, st.messages,
+		       st.bodies, n == 0 ? "ok" : "problems", n);
 	if (write_file_synced(manifest, text) < 0 || fsync_path(dir) < 0) {
-		*error_r = pathf("cannot write %s: %s", manifest, strerror(errno));
+		*error_r = xstrfmt("cannot write %s: %s", manifest, strerror(errno));
 		goto out;
 	}
 	r->format = st.format;
@@ -330,7 +313,7 @@ out:
 int
 store_backup_manifest(const char *dir, struct store_backup_info *r, char **error_r)
 {
-	char *path = pathf("%s/MANIFEST", dir);
+	char *path = xstrfmt("%s/MANIFEST", dir);
 	FILE *f = fopen(path, "re");
 	char *line = NULL;
 	size_t cap = 0;
@@ -340,7 +323,7 @@ store_backup_manifest(const char *dir, struct store_backup_info *r, char **error
 	memset(r, 0, sizeof(*r));
 	r->problems = -1;
 	if (f == NULL) {
-		*error_r = pathf("%s: %s (not a Tern backup?)", path, strerror(errno));
+		*error_r = xstrfmt("%s: %s (not a Tern backup?)", path, strerror(errno));
 		free(path);
 		return errno == ENOENT ? STORE_NOTFOUND : STORE_TEMPFAIL;
 	}
@@ -377,7 +360,7 @@ store_backup_manifest(const char *dir, struct store_backup_info *r, char **error
 	free(line);
 	fclose(f);
 	if (!magic || !have_format) {
-		*error_r = pathf("%s is not a Tern backup manifest", path);
+		*error_r = xstrfmt("%s is not a Tern backup manifest", path);
 		free(path);
 		return STORE_PERMFAIL;
 	}
@@ -390,7 +373,7 @@ store_backup_verify(const char *dir, store_backup_problem_fn *problem, void *arg
 		    struct store_backup_info *r, char **error_r)
 {
 	struct store_check_stats st;
-	char *mail = pathf("%s/mail", dir);
+	char *mail = xstrfmt("%s/mail", dir);
 	char *err = NULL;
 	int rc = store_backup_manifest(dir, r, error_r);
 
@@ -401,7 +384,7 @@ store_backup_verify(const char *dir, store_backup_problem_fn *problem, void *arg
 	/* nolock: the copy is private to the backup directory. */
 	int n = store_check_path(mail, true, problem, arg, &st, &err);
 	if (n < 0) {
-		*error_r = pathf("%s does not check: %s", mail, err);
+		*error_r = xstrfmt("%s does not check: %s", mail, err);
 		free(err);
 		free(mail);
 		return STORE_PERMFAIL;
@@ -409,8 +392,8 @@ store_backup_verify(const char *dir, store_backup_problem_fn *problem, void *arg
 	free(mail);
 	r->problems = n;
 	if (n == 0 && st.format != r->format) {
-		*error_r = pathf("%s/MANIFEST says format %u but the copy is format %u", dir,
-				 r->format, st.format);
+		*error_r = xstrfmt("%s/MANIFEST says format %u but the copy is format %u", dir,
+				   r->format, st.format);
 		r->check_ok = false;
 		return STORE_PERMFAIL;
 	}
@@ -475,7 +458,7 @@ done:
 static int
 store_in_use(const char *dir, int *fd_r, pid_t *pid_r)
 {
-	char *lock = pathf("%s/lock.mdb", dir);
+	char *lock = xstrfmt("%s/lock.mdb", dir);
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
 	int fd = open(lock, O_RDWR | O_CLOEXEC);
 
@@ -502,7 +485,7 @@ store_in_use(const char *dir, int *fd_r, pid_t *pid_r)
 static void
 remove_staging(const char *staging)
 {
-	char *data = pathf("%s/data.mdb", staging);
+	char *data = xstrfmt("%s/data.mdb", staging);
 
 	unlink(data);
 	free(data);
@@ -513,9 +496,9 @@ int
 store_restore(const char *state_dir, const char *dir, const struct store_backup_opts *o,
 	      struct store_backup_info *r, char **replaced_r, char **error_r)
 {
-	char *bdir = pathf("%s/mail", dir);
-	char *bdata = pathf("%s/data.mdb", bdir);
-	char *target = pathf("%s/mail", state_dir);
+	char *bdir = xstrfmt("%s/mail", dir);
+	char *bdata = xstrfmt("%s/data.mdb", bdir);
+	char *target = xstrfmt("%s/mail", state_dir);
 	char *staging = NULL, *sdata = NULL, *replaced = NULL, *err = NULL, stamp[32];
 	struct store_check_stats st;
 	struct stat sst;
@@ -538,43 +521,43 @@ store_restore(const char *state_dir, const char *dir, const struct store_backup_
 		goto out;
 	}
 	if (!r->check_ok) {
-		*error_r = pathf("%s/MANIFEST says the backup did not pass its check", dir);
+		*error_r = xstrfmt("%s/MANIFEST says the backup did not pass its check", dir);
 		ret = STORE_PERMFAIL;
 		goto out;
 	}
 	if (stat(bdata, &sst) < 0) {
-		*error_r = pathf("%s: %s", bdata, strerror(errno));
+		*error_r = xstrfmt("%s: %s", bdata, strerror(errno));
 		ret = STORE_PERMFAIL;
 		goto out;
 	}
 	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
-		*error_r = pathf("cannot create %s: %s", state_dir, strerror(errno));
+		*error_r = xstrfmt("cannot create %s: %s", state_dir, strerror(errno));
 		goto out;
 	}
 	n = store_in_use(target, &lockfd, &pid);
 	if (n < 0) {
-		*error_r = pathf("%s/lock.mdb: %s", target, strerror(errno));
+		*error_r = xstrfmt("%s/lock.mdb: %s", target, strerror(errno));
 		goto out;
 	}
 	if (n > 0) {
-		*error_r = pathf("%s is in use by process %ld (a running ternd?); stop it first, "
-				 "nothing was changed",
-				 target, (long)pid);
+		*error_r = xstrfmt("%s is in use by process %ld (a running ternd?); stop it first, "
+				   "nothing was changed",
+				   target, (long)pid);
 		ret = STORE_NOTALLOWED;
 		goto out;
 	}
 
 	/* Copy first, check the copy: what is checked is what goes in. */
 	store_backup_stamp(time(NULL), stamp);
-	staging = pathf("%s/mail.restore-%s", state_dir, stamp);
+	staging = xstrfmt("%s/mail.restore-%s", state_dir, stamp);
 	int mk, tries = 0;
 	while ((mk = mkdir(staging, 0700)) < 0 && errno == EEXIST && ++tries < 100) {
 		free(staging);
-		staging = pathf("%s/mail.restore-%s-%d", state_dir, stamp, tries);
+		staging = xstrfmt("%s/mail.restore-%s-%d", state_dir, stamp, tries);
 	}
-	sdata = pathf("%s/data.mdb", staging);
+	sdata = xstrfmt("%s/data.mdb", staging);
 	if (mk < 0) {
-		*error_r = pathf("cannot create %s: %s", staging, strerror(errno));
+		*error_r = xstrfmt("cannot create %s: %s", staging, strerror(errno));
 		free(staging);
 		staging = NULL;
 		goto out;
@@ -582,7 +565,7 @@ store_restore(const char *state_dir, const char *dir, const struct store_backup_
 	if (o != NULL && o->progress != NULL)
 		o->progress(o->arg, "copy", 0, (uint64_t)sst.st_size);
 	if (copy_file(bdata, sdata) < 0 || fsync_path(staging) < 0) {
-		*error_r = pathf("copying %s to %s failed: %s", bdata, sdata, strerror(errno));
+		*error_r = xstrfmt("copying %s to %s failed: %s", bdata, sdata, strerror(errno));
 		remove_staging(staging);
 		goto out;
 	}
@@ -592,18 +575,18 @@ store_restore(const char *state_dir, const char *dir, const struct store_backup_
 			     o != NULL ? o->problem_arg : NULL, &st, &err);
 	if (n != 0) {
 		if (n < 0)
-			*error_r = pathf("the backup %s is not usable: %s", bdir, err);
+			*error_r = xstrfmt("the backup %s is not usable: %s", bdir, err);
 		else
-			*error_r = pathf("the backup %s has %d problem%s; nothing was changed",
-					 bdir, n, n == 1 ? "" : "s");
+			*error_r = xstrfmt("the backup %s has %d problem%s; nothing was changed",
+					   bdir, n, n == 1 ? "" : "s");
 		remove_staging(staging);
 		ret = STORE_PERMFAIL;
 		goto out;
 	}
 	if (st.format != r->format) {
-		*error_r = pathf("%s/MANIFEST says format %u but the backup is format %u; "
-				 "nothing was changed",
-				 dir, r->format, st.format);
+		*error_r = xstrfmt("%s/MANIFEST says format %u but the backup is format %u; "
+				   "nothing was changed",
+				   dir, r->format, st.format);
 		remove_staging(staging);
 		ret = STORE_PERMFAIL;
 		goto out;
@@ -613,8 +596,8 @@ store_restore(const char *state_dir, const char *dir, const struct store_backup_
 	if (stat(state_dir, &own) == 0 && geteuid() == 0 &&
 	    (chown(staging, own.st_uid, own.st_gid) < 0 ||
 	     chown(sdata, own.st_uid, own.st_gid) < 0)) {
-		*error_r = pathf("cannot give %s to uid %ld: %s", staging, (long)own.st_uid,
-				 strerror(errno));
+		*error_r = xstrfmt("cannot give %s to uid %ld: %s", staging, (long)own.st_uid,
+				   strerror(errno));
 		remove_staging(staging);
 		goto out;
 	}
@@ -622,32 +605,33 @@ store_restore(const char *state_dir, const char *dir, const struct store_backup_
 	struct stat tst;
 	if (stat(target, &tst) == 0) {
 		/* Never deleted: the current store is kept beside. */
-		replaced = pathf("%s.replaced-%s", target, stamp);
+		replaced = xstrfmt("%s.replaced-%s", target, stamp);
 		for (int i = 1; access(replaced, F_OK) == 0; i++) {
 			free(replaced);
-			replaced = pathf("%s.replaced-%s-%d", target, stamp, i);
+			replaced = xstrfmt("%s.replaced-%s-%d", target, stamp, i);
 		}
 		/* One atomic exchange, so the state dir never lacks a store
 		 * (a missing one would be created empty at the next start). */
 		if (renameat2(AT_FDCWD, staging, AT_FDCWD, target, RENAME_EXCHANGE) < 0) {
-			*error_r = pathf("cannot swap %s and %s: %s; nothing was changed", staging,
-					 target, strerror(errno));
+			*error_r = xstrfmt("cannot swap %s and %s: %s; nothing was changed",
+					   staging, target, strerror(errno));
 			remove_staging(staging);
 			goto out;
 		}
 		if (rename(staging, replaced) < 0) {
-			*error_r = pathf("the backup is in place at %s, but the previous store is "
-					 "at %s (renaming it to %s failed: %s)",
-					 target, staging, replaced, strerror(errno));
+			*error_r =
+			    xstrfmt("the backup is in place at %s, but the previous store is "
+				    "at %s (renaming it to %s failed: %s)",
+				    target, staging, replaced, strerror(errno));
 			goto out;
 		}
 	} else if (rename(staging, target) < 0) {
-		*error_r = pathf("cannot rename %s to %s: %s", staging, target, strerror(errno));
+		*error_r = xstrfmt("cannot rename %s to %s: %s", staging, target, strerror(errno));
 		remove_staging(staging);
 		goto out;
 	}
 	if (fsync_path(state_dir) < 0) {
-		*error_r = pathf("cannot sync %s: %s", state_dir, strerror(errno));
+		*error_r = xstrfmt("cannot sync %s: %s", state_dir, strerror(errno));
 		goto out;
 	}
 	r->users = st.users;

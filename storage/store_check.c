@@ -107,21 +107,6 @@ problem(struct check *c, const char *fmt, ...)
 	free(s);
 }
 
-static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errorf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s != NULL ? s : xstrdup("out of memory");
-}
-
 /* A hash in hex; out has room for exactly 2 * STORE_HASH_LEN + 1. */
 static const char *
 hexhash(const uint8_t *h, char out[2 * STORE_HASH_LEN + 1])
@@ -231,8 +216,8 @@ open_dbs(struct check *c, char **error_r)
 			continue;
 		if (rc != 0) {
 			*error_r =
-			    errorf("cannot open database %s: %s%s", dbs[i].name, mdb_strerror(rc),
-				   rc == MDB_NOTFOUND ? " (not a Tern mail store?)" : "");
+			    xstrfmt("cannot open database %s: %s%s", dbs[i].name, mdb_strerror(rc),
+				    rc == MDB_NOTFOUND ? " (not a Tern mail store?)" : "");
 			return -1;
 		}
 		if (dbi == &c->subs)
@@ -246,7 +231,7 @@ open_dbs(struct check *c, char **error_r)
 	}
 	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
 		/* All three are created together; one alone is not a queue. */
-		*error_r = errorf("the queue databases are incomplete");
+		*error_r = xstrfmt("the queue databases are incomplete");
 		return -1;
 	}
 	return 0;
@@ -282,7 +267,7 @@ check_meta(struct check *c, char **error_r)
 		problem(c, "meta: no format version");
 		c->format = STORE_FORMAT;
 	} else if (rc != 0) {
-		*error_r = errorf("cannot read the format version: %s", mdb_strerror(rc));
+		*error_r = xstrfmt("cannot read the format version: %s", mdb_strerror(rc));
 		return -1;
 	} else if (v.mv_size != 4) {
 		problem(c, "meta: the format version has %zu bytes, not 4", v.mv_size);
@@ -290,9 +275,9 @@ check_meta(struct check *c, char **error_r)
 	} else {
 		c->format = be_get32(v.mv_data);
 		if (c->format > STORE_FORMAT) {
-			*error_r = errorf("store format version %u is newer than this ternd "
-					  "supports (%u); use a newer ternd",
-					  c->format, STORE_FORMAT);
+			*error_r = xstrfmt("store format version %u is newer than this ternd "
+					   "supports (%u); use a newer ternd",
+					   c->format, STORE_FORMAT);
 			return -1;
 		}
 		if (c->format < 1) {
@@ -304,7 +289,7 @@ check_meta(struct check *c, char **error_r)
 	if ((rc = meta_u64(c, "next_user_id", &c->next_user_id, &c->have_next_user)) != 0 ||
 	    (rc = meta_u64(c, "next_email_id", &c->next_email_id, &c->have_next_email)) != 0 ||
 	    (rc = meta_u64(c, "next_queue_id", &c->next_queue_id, &c->have_next_queue)) != 0) {
-		*error_r = errorf("cannot read meta: %s", mdb_strerror(rc));
+		*error_r = xstrfmt("cannot read meta: %s", mdb_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -983,6 +968,15 @@ check_queue_entry(struct check *c, uint64_t qid, const struct queue_msg_rec *m)
 		k.mv_size = sizeof(dk);
 		k.mv_data = dk;
 		rc = mdb_get(c->txn, c->queue_due, &k, &v);
+		if (m->flags & QUEUE_F_HELD) {
+			/* Held by an admin: its recipients are never due. */
+			if (rc == 0)
+				problem(c, "queue entry %016llx: recipient %u is held but in queue_due",
+					(unsigned long long)qid, i);
+			else if (rc != MDB_NOTFOUND)
+				return rc;
+			continue;
+		}
 		if (rc == MDB_NOTFOUND)
 			problem(c,
 				"queue entry %016llx: recipient %u is pending but not in "
@@ -1253,7 +1247,7 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
 	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0 ||
 	    (rc = scan_orphans(&c)) != 0) {
-		*error_r = errorf("cannot read the store: %s", mdb_strerror(rc));
+		*error_r = xstrfmt("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}
 out:
@@ -1272,20 +1266,20 @@ out:
 int
 store_env_open_rdonly(const char *path, bool nolock, MDB_env **env_r, char **error_r)
 {
-	char *data = errorf("%s/data.mdb", path);
+	char *data = xstrfmt("%s/data.mdb", path);
 	struct stat st;
 	MDB_env *env;
 	int rc;
 
 	*env_r = NULL;
 	if (stat(data, &st) < 0) {
-		*error_r = errorf("no mail store at %s: %s: %s", path, data, strerror(errno));
+		*error_r = xstrfmt("no mail store at %s: %s: %s", path, data, strerror(errno));
 		free(data);
 		return -1;
 	}
 	free(data);
 	if ((rc = mdb_env_create(&env)) != 0) {
-		*error_r = errorf("%s: %s", path, mdb_strerror(rc));
+		*error_r = xstrfmt("%s: %s", path, mdb_strerror(rc));
 		return -1;
 	}
 	mdb_env_set_maxdbs(env, 16);
@@ -1293,8 +1287,9 @@ store_env_open_rdonly(const char *path, bool nolock, MDB_env **env_r, char **err
 	mdb_env_set_maxreaders(env, 512);
 	rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | (nolock ? MDB_NOLOCK : 0), 0600);
 	if (rc != 0) {
-		*error_r = errorf("cannot open the mail store at %s: %s%s", path, mdb_strerror(rc),
-				  rc == EACCES ? " (run as root or as ternd's [server] user)" : "");
+		*error_r =
+		    xstrfmt("cannot open the mail store at %s: %s%s", path, mdb_strerror(rc),
+			    rc == EACCES ? " (run as root or as ternd's [server] user)" : "");
 		mdb_env_close(env);
 		return -1;
 	}
@@ -1323,7 +1318,7 @@ store_check_path(const char *path, bool nolock, store_report_fn *report, void *a
 	}
 	if (rc != 0) {
 		*error_r =
-		    errorf("%s: cannot begin a read transaction: %s", path, mdb_strerror(rc));
+		    xstrfmt("%s: cannot begin a read transaction: %s", path, mdb_strerror(rc));
 		mdb_env_close(env);
 		return -1;
 	}
@@ -1331,7 +1326,7 @@ store_check_path(const char *path, bool nolock, store_report_fn *report, void *a
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 	if (n < 0) {
-		*error_r = errorf("%s: %s", path, err);
+		*error_r = xstrfmt("%s: %s", path, err);
 		free(err);
 	}
 	return n;
@@ -1341,7 +1336,7 @@ int
 store_check(const char *state_dir, void (*report)(void *arg, const char *problem), void *arg,
 	    char **error_r)
 {
-	char *path = errorf("%s/mail", state_dir);
+	char *path = xstrfmt("%s/mail", state_dir);
 	int n = store_check_path(path, false, report, arg, NULL, error_r);
 
 	free(path);

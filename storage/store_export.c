@@ -35,21 +35,6 @@
 #define KW_FORWARDED "$Forwarded"
 #define MAILDIR_LETTERS 26
 
-static char *errf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s != NULL ? s : xstrdup("out of memory");
-}
-
 void
 store_xfer_warn(const struct store_xfer_opts *o, const char *fmt, ...)
 {
@@ -343,18 +328,18 @@ make_out_dir(const char *path, char **error_r)
 	if (mkdir(path, 0700) == 0)
 		return 0;
 	if (errno != EEXIST) {
-		*error_r = errf("cannot create %s: %s", path, strerror(errno));
+		*error_r = xstrfmt("cannot create %s: %s", path, strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	if ((d = opendir(path)) == NULL) {
-		*error_r = errf("%s: %s", path, strerror(errno));
+		*error_r = xstrfmt("%s: %s", path, strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
 			closedir(d);
 			*error_r =
-			    errf("%s is not empty; export into a new or empty directory", path);
+			    xstrfmt("%s is not empty; export into a new or empty directory", path);
 			return STORE_PERMFAIL;
 		}
 	}
@@ -368,24 +353,24 @@ maildir_mkdirs(const char *dir, bool sub, char **error_r)
 	static const char *const parts[] = {"cur", "new", "tmp"};
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		*error_r = errf("cannot create %s: %s", dir, strerror(errno));
+		*error_r = xstrfmt("cannot create %s: %s", dir, strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-		char *p = errf("%s/%s", dir, parts[i]);
+		char *p = xstrfmt("%s/%s", dir, parts[i]);
 		int rc = mkdir(p, 0700) < 0 && errno != EEXIST ? -1 : 0;
 		if (rc < 0)
-			*error_r = errf("cannot create %s: %s", p, strerror(errno));
+			*error_r = xstrfmt("cannot create %s: %s", p, strerror(errno));
 		free(p);
 		if (rc < 0)
 			return STORE_TEMPFAIL;
 	}
 	if (sub) {
 		/* Maildir++: marks a folder, not a root. */
-		char *p = errf("%s/maildirfolder", dir);
+		char *p = xstrfmt("%s/maildirfolder", dir);
 		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
-			*error_r = errf("cannot create %s: %s", p, strerror(errno));
+			*error_r = xstrfmt("cannot create %s: %s", p, strerror(errno));
 		else
 			close(fd);
 		free(p);
@@ -546,25 +531,25 @@ maildir_entry(struct exporter *x, const char *dir, uint32_t uidvalidity,
 	/* The leading number is when it entered the mailbox, the rest
 	 * makes the name unique; sorting by both gives UID order back. */
 	char *tmp =
-	    errf("%s/tmp/%lld.%u_%010u.tern", dir, (long long)m->save_date, uidvalidity, m->uid);
-	char *dst = errf("%s/cur/%lld.%u_%010u.tern:%s", dir, (long long)m->save_date, uidvalidity,
-			 m->uid, info);
+	    xstrfmt("%s/tmp/%lld.%u_%010u.tern", dir, (long long)m->save_date, uidvalidity, m->uid);
+	char *dst = xstrfmt("%s/cur/%lld.%u_%010u.tern:%s", dir, (long long)m->save_date,
+			    uidvalidity, m->uid, info);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int rc = 0;
 
 	if (fd < 0 || write_all(fd, x->msg.data != NULL ? x->msg.data : "", x->msg.len) < 0) {
-		*x->error_r = errf("cannot write %s: %s", tmp, strerror(errno));
+		*x->error_r = xstrfmt("cannot write %s: %s", tmp, strerror(errno));
 		rc = STORE_TEMPFAIL;
 	} else {
 		struct timespec ts[2] = {{.tv_sec = m->internal_date},
 					 {.tv_sec = m->internal_date}};
 		if (futimens(fd, ts) < 0 || rename(tmp, dst) < 0) {
-			*x->error_r = errf("cannot write %s: %s", dst, strerror(errno));
+			*x->error_r = xstrfmt("cannot write %s: %s", dst, strerror(errno));
 			rc = STORE_TEMPFAIL;
 		}
 	}
 	if (fd >= 0 && close(fd) < 0 && rc == 0) {
-		*x->error_r = errf("cannot write %s: %s", tmp, strerror(errno));
+		*x->error_r = xstrfmt("cannot write %s: %s", tmp, strerror(errno));
 		rc = STORE_TEMPFAIL;
 	}
 	free(tmp);
@@ -583,10 +568,10 @@ write_keywords_file(struct exporter *x, const char *dir)
 	buf_init(&b, 1u << 20);
 	for (unsigned i = 0; i < x->nletters; i++)
 		buf_printf(&b, "%u %s\n", i, x->letters[i]);
-	char *p = errf("%s/dovecot-keywords", dir);
+	char *p = xstrfmt("%s/dovecot-keywords", dir);
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write_all(fd, b.data, b.len) < 0) {
-		*x->error_r = errf("cannot write %s: %s", p, strerror(errno));
+		*x->error_r = xstrfmt("cannot write %s: %s", p, strerror(errno));
 		rc = STORE_TEMPFAIL;
 	}
 	if (fd >= 0)
@@ -608,7 +593,7 @@ export_box(struct exporter *x, const struct store_mailbox *box, int fd, const ch
 	int rc = store_mailbox_list(x->user_id, box->name, x->a, &info, &msgs, &n);
 
 	if (rc != STORE_OK) {
-		*x->error_r = errf("cannot list mailbox %s: %s", box->name, store_strerror(rc));
+		*x->error_r = xstrfmt("cannot list mailbox %s: %s", box->name, store_strerror(rc));
 		return rc;
 	}
 	x->nletters = 0;
@@ -618,18 +603,19 @@ export_box(struct exporter *x, const struct store_mailbox *box, int fd, const ch
 		if (rc == STORE_NOTFOUND)
 			continue; /* expunged meanwhile */
 		if (rc != STORE_OK) {
-			*x->error_r = errf("cannot read UID %u of %s: %s", msgs[i].uid, box->name,
-					   store_strerror(rc));
+			*x->error_r = xstrfmt("cannot read UID %u of %s: %s", msgs[i].uid,
+					      box->name, store_strerror(rc));
 			return rc;
 		}
 		if (fd >= 0) {
 			if (mbox_entry(x, &msgs[i]) < 0) {
-				*x->error_r = errf("UID %u of %s is too big to export", msgs[i].uid,
-						   box->name);
+				*x->error_r = xstrfmt("UID %u of %s is too big to export",
+						      msgs[i].uid, box->name);
 				return STORE_PERMFAIL;
 			}
 			if (write_all(fd, x->out.data, x->out.len) < 0) {
-				*x->error_r = errf("cannot write %s: %s", where, strerror(errno));
+				*x->error_r =
+				    xstrfmt("cannot write %s: %s", where, strerror(errno));
 				return STORE_TEMPFAIL;
 			}
 		} else if ((rc = maildir_entry(x, dir, info.uidvalidity, &msgs[i])) != 0) {
@@ -655,7 +641,7 @@ sync_close(int fd, const char *path, char **error_r)
 	if (close(fd) < 0)
 		rc = -1;
 	if (rc < 0) {
-		*error_r = errf("cannot write %s: %s", path, strerror(errno));
+		*error_r = xstrfmt("cannot write %s: %s", path, strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	return 0;
@@ -680,15 +666,16 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 	buf_init(&x.msg, EXPORT_MSG_MAX);
 	buf_init(&x.out, 2 * EXPORT_MSG_MAX);
 	if ((rc = store_user_get(user_id, x.a, &us)) != STORE_OK) {
-		*error_r = rc == STORE_NOTFOUND
-			       ? errf("no user with stable id \"%s\" in the store", user_id)
-			       : errf("cannot read user \"%s\": %s", user_id, store_strerror(rc));
+		*error_r =
+		    rc == STORE_NOTFOUND
+			? xstrfmt("no user with stable id \"%s\" in the store", user_id)
+			: xstrfmt("cannot read user \"%s\": %s", user_id, store_strerror(rc));
 		goto out;
 	}
 	rc = store_mailbox_list_all(user_id, x.a, &boxes, &nboxes, &subs, &nsubs);
 	if (rc != STORE_OK) {
 		*error_r =
-		    errf("cannot list the mailboxes of \"%s\": %s", user_id, store_strerror(rc));
+		    xstrfmt("cannot list the mailboxes of \"%s\": %s", user_id, store_strerror(rc));
 		goto out;
 	}
 	const char *want = one ? store_mbox_canon(o->mailbox) : NULL;
@@ -697,7 +684,8 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 			if (strcmp(boxes[i].name, want) == 0 && !boxes[i].noselect)
 				found = true;
 		if (!found) {
-			*error_r = errf("user \"%s\" has no mailbox \"%s\"", user_id, o->mailbox);
+			*error_r =
+			    xstrfmt("user \"%s\" has no mailbox \"%s\"", user_id, o->mailbox);
 			rc = STORE_NOTFOUND;
 			goto out;
 		}
@@ -706,7 +694,7 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 		/* One file. */
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			*error_r = errf("cannot create %s: %s", path, strerror(errno));
+			*error_r = xstrfmt("cannot create %s: %s", path, strerror(errno));
 			rc = errno == EEXIST ? STORE_PERMFAIL : STORE_TEMPFAIL;
 			goto out;
 		}
@@ -728,10 +716,10 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 		bool inbox = strcmp(b->name, "INBOX") == 0;
 		const char *folder = store_maildir_folder(x.a, b->name);
 		if (o->format == STORE_FORMAT_MBOX) {
-			char *file = errf("%s/%s.mbox", path, folder);
+			char *file = xstrfmt("%s/%s.mbox", path, folder);
 			int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 			if (fd < 0) {
-				*error_r = errf("cannot create %s: %s", file, strerror(errno));
+				*error_r = xstrfmt("cannot create %s: %s", file, strerror(errno));
 				rc = STORE_TEMPFAIL;
 			} else {
 				rc = export_box(&x, b, fd, NULL, file);
@@ -744,7 +732,7 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 			continue;
 		}
 		/* Maildir++: INBOX (or the one mailbox asked for) at the root. */
-		char *dir = one || inbox ? xstrdup(path) : errf("%s/.%s", path, folder);
+		char *dir = one || inbox ? xstrdup(path) : xstrfmt("%s/.%s", path, folder);
 		rc = maildir_mkdirs(dir, !(one || inbox), error_r);
 		if (rc == 0)
 			rc = export_box(&x, b, -1, dir, dir);
@@ -754,7 +742,7 @@ store_export(const char *user_id, const char *path, const struct store_xfer_opts
 		/* Every file at once rather than one fsync per message. */
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || syncfs(fd) < 0) {
-			*error_r = errf("cannot sync %s: %s", path, strerror(errno));
+			*error_r = xstrfmt("cannot sync %s: %s", path, strerror(errno));
 			rc = STORE_TEMPFAIL;
 		}
 		if (fd >= 0)

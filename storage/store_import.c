@@ -35,21 +35,6 @@
 #define KW_FORWARDED "$Forwarded"
 #define MAILDIR_LETTERS 26
 
-static char *errf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s != NULL ? s : xstrdup("out of memory");
-}
-
 /* ---- import ---- */
 
 struct importer {
@@ -96,9 +81,9 @@ batch_flush(struct importer *im)
 	store_sync_wait(&s);
 	rc = ap.req.status;
 	if (rc != STORE_OK) {
-		*im->error_r = errf("appending %zu message%s (%s to %s) to %s failed: %s", im->n,
-				    im->n == 1 ? "" : "s", im->where[0], im->where[im->n - 1],
-				    im->mailbox, store_strerror(rc));
+		*im->error_r = xstrfmt("appending %zu message%s (%s to %s) to %s failed: %s", im->n,
+				       im->n == 1 ? "" : "s", im->where[0], im->where[im->n - 1],
+				       im->mailbox, store_strerror(rc));
 		batch_clear(im);
 		return rc;
 	}
@@ -141,7 +126,7 @@ batch_add(struct importer *im, const char *msg, size_t len, uint32_t flags, cons
 	if (crlf_append(&body, msg, len) < 0) {
 		buf_free(&body);
 		*im->error_r =
-		    errf("%s: the message is larger than %u bytes", where, STORE_IMPORT_MSG_MAX);
+		    xstrfmt("%s: the message is larger than %u bytes", where, STORE_IMPORT_MSG_MAX);
 		return STORE_PERMFAIL;
 	}
 	if (im->n > 0 &&
@@ -219,7 +204,7 @@ start_mailbox(struct importer *im, const char *name)
 		store_xfer_progress(im->o, im->mailbox, im->box_done, im->box_done, true,
 				    &im->reported);
 	if (store_name_check(name) != 0) {
-		*im->error_r = errf("\"%s\" is not a valid mailbox name", name);
+		*im->error_r = xstrfmt("\"%s\" is not a valid mailbox name", name);
 		return STORE_PERMFAIL;
 	}
 	/* CREATE also makes a new user (with the default folders); an
@@ -229,7 +214,7 @@ start_mailbox(struct importer *im, const char *name)
 	store_sync_wait(&s);
 	if (m.req.status != STORE_OK && m.req.status != STORE_EXISTS) {
 		*im->error_r =
-		    errf("cannot create mailbox \"%s\": %s", name, store_strerror(m.req.status));
+		    xstrfmt("cannot create mailbox \"%s\": %s", name, store_strerror(m.req.status));
 		return m.req.status;
 	}
 	free(im->mailbox);
@@ -337,7 +322,7 @@ mbox_meta_take(struct importer *im, struct buf *msg, uint32_t *flags_r, const ch
 static int
 mbox_finish(struct importer *im, struct buf *msg, time_t date, const char *file, long line)
 {
-	char *where = errf("%s: line %ld", file, line);
+	char *where = xstrfmt("%s: line %ld", file, line);
 	const char **kws, **okws;
 	size_t nkws, nok;
 	uint32_t flags;
@@ -373,7 +358,7 @@ import_mbox_file(struct importer *im, const char *file, const char *mailbox)
 	int rc = 0;
 
 	if (f == NULL) {
-		*im->error_r = errf("cannot open %s: %s", file, strerror(errno));
+		*im->error_r = xstrfmt("cannot open %s: %s", file, strerror(errno));
 		return STORE_TEMPFAIL;
 	}
 	buf_init(&msg, STORE_IMPORT_MSG_MAX);
@@ -381,9 +366,9 @@ import_mbox_file(struct importer *im, const char *file, const char *mailbox)
 	 * mailbox): a file that is not one changes nothing. */
 	n = getline(&line, &lcap, f);
 	if (n > 0 && !((size_t)n >= 5 && memcmp(line, "From ", 5) == 0)) {
-		*im->error_r = errf("%s: line 1: not an mbox file (it does not start with a "
-				    "\"From \" line)",
-				    file);
+		*im->error_r = xstrfmt("%s: line 1: not an mbox file (it does not start with a "
+				       "\"From \" line)",
+				       file);
 		rc = STORE_PERMFAIL;
 		goto out;
 	}
@@ -406,22 +391,22 @@ import_mbox_file(struct importer *im, const char *file, const char *mailbox)
 			continue;
 		}
 		if (!in_msg) {
-			*im->error_r = errf("%s: line %ld: not an mbox file (it does not start "
-					    "with a \"From \" line)",
-					    file, lineno);
+			*im->error_r = xstrfmt("%s: line %ld: not an mbox file (it does not start "
+					       "with a \"From \" line)",
+					       file, lineno);
 			rc = STORE_PERMFAIL;
 			break;
 		}
 		if (store_mbox_unquote(line, (size_t)n, &msg) < 0) {
-			*im->error_r = errf("%s: line %ld: the message starting at line %ld is "
-					    "larger than %u bytes",
-					    file, lineno, start, STORE_IMPORT_MSG_MAX);
+			*im->error_r = xstrfmt("%s: line %ld: the message starting at line %ld is "
+					       "larger than %u bytes",
+					       file, lineno, start, STORE_IMPORT_MSG_MAX);
 			rc = STORE_PERMFAIL;
 			break;
 		}
 	}
 	if (rc == 0 && ferror(f)) {
-		*im->error_r = errf("cannot read %s: %s", file, strerror(errno));
+		*im->error_r = xstrfmt("cannot read %s: %s", file, strerror(errno));
 		rc = STORE_TEMPFAIL;
 	}
 	if (rc == 0 && in_msg)
@@ -457,7 +442,7 @@ cmp_md(const void *x, const void *y)
 static void
 read_keywords_file(struct importer *im, const char *dir, const char *letters[MAILDIR_LETTERS])
 {
-	char *p = errf("%s/dovecot-keywords", dir);
+	char *p = xstrfmt("%s/dovecot-keywords", dir);
 	FILE *f = fopen(p, "re");
 	char *line = NULL;
 	size_t cap = 0;
@@ -483,7 +468,7 @@ static int
 list_sub(const char *dir, const char *sub, struct md_ent **list, size_t *n, size_t *cap,
 	 char **error_r)
 {
-	char *p = errf("%s/%s", dir, sub);
+	char *p = xstrfmt("%s/%s", dir, sub);
 	DIR *d = opendir(p);
 	struct dirent *de;
 
@@ -492,7 +477,7 @@ list_sub(const char *dir, const char *sub, struct md_ent **list, size_t *n, size
 		free(p);
 		if (e == ENOENT)
 			return 0;
-		*error_r = errf("cannot read %s/%s: %s", dir, sub, strerror(e));
+		*error_r = xstrfmt("cannot read %s/%s: %s", dir, sub, strerror(e));
 		return STORE_TEMPFAIL;
 	}
 	free(p);
@@ -520,26 +505,26 @@ read_file(const char *path, struct buf *out, struct stat *st, char **error_r)
 
 	buf_reset(out);
 	if (fd < 0 || fstat(fd, st) < 0) {
-		*error_r = errf("cannot read %s: %s", path, strerror(errno));
+		*error_r = xstrfmt("cannot read %s: %s", path, strerror(errno));
 		rc = STORE_TEMPFAIL;
 		goto out;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		*error_r = errf("%s: not a message file (not a regular file)", path);
+		*error_r = xstrfmt("%s: not a message file (not a regular file)", path);
 		rc = STORE_PERMFAIL;
 		goto out;
 	}
 	if ((uint64_t)st->st_size > STORE_IMPORT_MSG_MAX) {
 		*error_r =
-		    errf("%s: the message is larger than %u bytes", path, STORE_IMPORT_MSG_MAX);
+		    xstrfmt("%s: the message is larger than %u bytes", path, STORE_IMPORT_MSG_MAX);
 		rc = STORE_PERMFAIL;
 		goto out;
 	}
 	for (;;) {
 		char *w = buf_reserve(out, 64u << 10);
 		if (w == NULL) {
-			*error_r = errf("%s: the message is larger than %u bytes", path,
-					STORE_IMPORT_MSG_MAX);
+			*error_r = xstrfmt("%s: the message is larger than %u bytes", path,
+					   STORE_IMPORT_MSG_MAX);
 			rc = STORE_PERMFAIL;
 			break;
 		}
@@ -547,7 +532,7 @@ read_file(const char *path, struct buf *out, struct stat *st, char **error_r)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			*error_r = errf("cannot read %s: %s", path, strerror(errno));
+			*error_r = xstrfmt("cannot read %s: %s", path, strerror(errno));
 			rc = STORE_TEMPFAIL;
 			break;
 		}
@@ -572,16 +557,16 @@ import_maildir_folder(struct importer *im, const char *dir, const char *mailbox)
 	int rc;
 
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		*im->error_r = errf("%s: not a Maildir (no such directory)", dir);
+		*im->error_r = xstrfmt("%s: not a Maildir (no such directory)", dir);
 		return STORE_PERMFAIL;
 	}
-	char *cur = errf("%s/cur", dir), *newd = errf("%s/new", dir);
+	char *cur = xstrfmt("%s/cur", dir), *newd = xstrfmt("%s/new", dir);
 	bool ok = (stat(cur, &st) == 0 && S_ISDIR(st.st_mode)) ||
 		  (stat(newd, &st) == 0 && S_ISDIR(st.st_mode));
 	free(cur);
 	free(newd);
 	if (!ok) {
-		*im->error_r = errf("%s: not a Maildir (it has neither cur/ nor new/)", dir);
+		*im->error_r = xstrfmt("%s: not a Maildir (it has neither cur/ nor new/)", dir);
 		return STORE_PERMFAIL;
 	}
 	if ((rc = list_sub(dir, "cur", &list, &n, &cap, im->error_r)) != 0 ||
@@ -594,9 +579,10 @@ import_maildir_folder(struct importer *im, const char *dir, const char *mailbox)
 		uint32_t flags, kwbits;
 		bool passed;
 		if (store_maildir_parse(list[i].name, &flags, &passed, &kwbits) < 0) {
-			*im->error_r = errf("%s/%s/%s: not a Maildir message file name (the part "
-					    "after ':' must be \"2,\" and flag letters)",
-					    dir, list[i].sub, list[i].name);
+			*im->error_r =
+			    xstrfmt("%s/%s/%s: not a Maildir message file name (the part "
+				    "after ':' must be \"2,\" and flag letters)",
+				    dir, list[i].sub, list[i].name);
 			rc = STORE_PERMFAIL;
 			goto out_list;
 		}
@@ -606,14 +592,15 @@ import_maildir_folder(struct importer *im, const char *dir, const char *mailbox)
 		goto out;
 	buf_init(&msg, STORE_IMPORT_MSG_MAX);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		char *path = errf("%s/%s/%s", dir, list[i].sub, list[i].name);
+		char *path = xstrfmt("%s/%s/%s", dir, list[i].sub, list[i].name);
 		uint32_t flags, kwbits;
 		bool passed;
 
 		if (store_maildir_parse(list[i].name, &flags, &passed, &kwbits) < 0) {
-			*im->error_r = errf("%s: not a Maildir message file name (the part after "
-					    "':' must be \"2,\" and flag letters)",
-					    path);
+			*im->error_r =
+			    xstrfmt("%s: not a Maildir message file name (the part after "
+				    "':' must be \"2,\" and flag letters)",
+				    path);
 			rc = STORE_PERMFAIL;
 		} else if ((rc = read_file(path, &msg, &st, im->error_r)) == 0) {
 			const char *kws[MAILDIR_LETTERS + 1];
@@ -675,7 +662,7 @@ dir_names(const char *dir, bool (*keep)(const char *dir, const char *name), char
 	*names_r = NULL;
 	*n_r = 0;
 	if (d == NULL) {
-		*error_r = errf("cannot read %s: %s", dir, strerror(errno));
+		*error_r = xstrfmt("cannot read %s: %s", dir, strerror(errno));
 		return STORE_PERMFAIL;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -698,7 +685,7 @@ dir_names(const char *dir, bool (*keep)(const char *dir, const char *name), char
 static bool
 is_type(const char *dir, const char *name, bool want_dir)
 {
-	char *p = errf("%s/%s", dir, name);
+	char *p = xstrfmt("%s/%s", dir, name);
 	struct stat st;
 	bool r = stat(p, &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
 
@@ -745,12 +732,12 @@ store_import(const char *user_id, const char *path, const struct store_xfer_opts
 	memset(st, 0, sizeof(*st));
 	im.a = arena_new(0);
 	if (user_id == NULL || user_id[0] == '\0' || strlen(user_id) > STORE_MAX_ID_LEN) {
-		*error_r = errf("\"%s\" is not a stable id", user_id != NULL ? user_id : "");
+		*error_r = xstrfmt("\"%s\" is not a stable id", user_id != NULL ? user_id : "");
 		rc = STORE_PERMFAIL;
 		goto out;
 	}
 	if (stat(path, &sb) < 0) {
-		*error_r = errf("%s: %s", path, strerror(errno));
+		*error_r = xstrfmt("%s: %s", path, strerror(errno));
 		rc = STORE_PERMFAIL;
 		goto out;
 	}
@@ -759,7 +746,7 @@ store_import(const char *user_id, const char *path, const struct store_xfer_opts
 	} else if (o->format == STORE_FORMAT_MBOX && S_ISDIR(sb.st_mode)) {
 		if (o->mailbox != NULL) {
 			*error_r =
-			    errf("%s is a directory: give one mbox file with a mailbox", path);
+			    xstrfmt("%s is a directory: give one mbox file with a mailbox", path);
 			rc = STORE_PERMFAIL;
 			goto out;
 		}
@@ -768,9 +755,10 @@ store_import(const char *user_id, const char *path, const struct store_xfer_opts
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			char *stem = arena_strndup(names, list[i], strlen(list[i]) - 5);
 			const char *box = store_maildir_mailbox(names, stem);
-			char *file = errf("%s/%s", path, list[i]);
+			char *file = xstrfmt("%s/%s", path, list[i]);
 			if (box == NULL) {
-				*error_r = errf("%s: \"%s\" does not name a mailbox", file, stem);
+				*error_r =
+				    xstrfmt("%s: \"%s\" does not name a mailbox", file, stem);
 				rc = STORE_PERMFAIL;
 			} else {
 				rc = import_mbox_file(&im, file, box);
@@ -786,10 +774,10 @@ store_import(const char *user_id, const char *path, const struct store_xfer_opts
 			goto out;
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			const char *box = store_maildir_mailbox(names, list[i] + 1);
-			char *dir = errf("%s/%s", path, list[i]);
+			char *dir = xstrfmt("%s/%s", path, list[i]);
 			if (box == NULL) {
 				*error_r =
-				    errf("%s: \"%s\" does not name a mailbox", dir, list[i] + 1);
+				    xstrfmt("%s: \"%s\" does not name a mailbox", dir, list[i] + 1);
 				rc = STORE_PERMFAIL;
 			} else {
 				rc = import_maildir_folder(&im, dir, box);
@@ -797,10 +785,11 @@ store_import(const char *user_id, const char *path, const struct store_xfer_opts
 			free(dir);
 		}
 	} else {
-		*error_r = errf("%s: not %s", path,
-				o->format == STORE_FORMAT_MBOX ? "an mbox file or a directory of "
-								 ".mbox files"
-							       : "a Maildir directory");
+		*error_r =
+		    xstrfmt("%s: not %s", path,
+			    o->format == STORE_FORMAT_MBOX ? "an mbox file or a directory of "
+							     ".mbox files"
+							   : "a Maildir directory");
 		rc = STORE_PERMFAIL;
 	}
 out:

@@ -316,6 +316,7 @@ void store_queue_notify(void);
 #define QUEUE_F_SMTPUTF8 0x01
 #define QUEUE_F_8BIT 0x02
 #define QUEUE_F_REQUIRETLS 0x04
+#define QUEUE_F_HELD 0x08 /* an admin held it: pending recipients not in queue_due */
 #define QUEUE_RF_DELAY_WARNED 0x01
 enum queue_rstate { QUEUE_R_PENDING = 0, QUEUE_R_DELIVERED = 1, QUEUE_R_FAILED = 2 };
 
@@ -345,6 +346,15 @@ size_t queue_rcpt_size(const struct queue_rcpt_rec *r);
 void queue_rcpt_encode(uint8_t *p, const struct queue_rcpt_rec *r);
 int queue_rcpt_decode(const void *p, size_t len, struct queue_rcpt_rec *r);
 void queue_key_rcpt(uint8_t k[QUEUE_RCPT_KEY_LEN], uint64_t qid, uint32_t idx);
+/* Whether entry qid is held (false when it is gone). */
+int queue_held(MDB_txn *txn, uint64_t qid, bool *held_r);
+/* Removes the entry qid if every recipient is final (queue.c). */
+int queue_finish_if_done(MDB_txn *txn, uint64_t qid);
+/* Adds or removes one queue_due entry (absent on removal is fine). */
+int queue_due_put(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx);
+int queue_due_del(MDB_txn *txn, int64_t when, uint64_t qid, uint32_t idx);
+/* Writes one recipient record (r's strings are copied first). */
+int queue_rcpt_put(MDB_txn *txn, uint64_t qid, uint32_t idx, const struct queue_rcpt_rec *r);
 /* next_attempt below 0 is kept as 0: the key is unsigned. */
 void queue_key_due(uint8_t k[QUEUE_DUE_KEY_LEN], int64_t when, uint64_t qid, uint32_t idx);
 

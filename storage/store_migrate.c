@@ -44,21 +44,6 @@ collect_report(void *arg, const char *problem)
 	}
 }
 
-static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errorf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s != NULL ? s : xstrdup("out of memory");
-}
-
 static const struct {
 	const char *name;
 	uint8_t special;
@@ -308,17 +293,17 @@ store_migrate_v1(MDB_txn *txn, char **error_r)
 	buf_init(&col.b, 4096);
 	n = store_check_txn(txn, collect_report, &col, &before, &err);
 	if (n < 0) {
-		*error_r = errorf("the check before migrating could not run: %s", err);
+		*error_r = xstrfmt("the check before migrating could not run: %s", err);
 		goto fail;
 	}
 	if (n > 0) {
-		*error_r = errorf("the format-1 store has %d problem%s (%s); it was not migrated; "
-				  "'ternd store check' lists them",
-				  n, n == 1 ? "" : "s", col.b.data != NULL ? col.b.data : "");
+		*error_r = xstrfmt("the format-1 store has %d problem%s (%s); it was not migrated; "
+				   "'ternd store check' lists them",
+				   n, n == 1 ? "" : "s", col.b.data != NULL ? col.b.data : "");
 		goto fail;
 	}
 	if (before.format != 1) {
-		*error_r = errorf("expected a format-1 store, found format %u", before.format);
+		*error_r = xstrfmt("expected a format-1 store, found format %u", before.format);
 		goto fail;
 	}
 
@@ -334,7 +319,7 @@ store_migrate_v1(MDB_txn *txn, char **error_r)
 	if ((rc = migrate_users(txn)) != 0 || (rc = migrate_mboxes(txn)) != 0 ||
 	    (rc = migrate_msgs(txn, &next_email_id)) != 0 || (rc = migrate_mime(txn)) != 0 ||
 	    (rc = meta_put_u64(txn, "next_email_id", next_email_id)) != 0) {
-		*error_r = errorf("rewriting the records failed: %s", store_rc_str(rc));
+		*error_r = xstrfmt("rewriting the records failed: %s", store_rc_str(rc));
 		goto fail;
 	}
 	uint8_t ver[4];
@@ -342,7 +327,7 @@ store_migrate_v1(MDB_txn *txn, char **error_r)
 	MDB_val fv = {.mv_size = sizeof(ver), .mv_data = ver};
 	be_put32(ver, STORE_FORMAT);
 	if ((rc = mdb_put(txn, store_g->meta, &fk, &fv, 0)) != 0) {
-		*error_r = errorf("cannot write the format version: %s", mdb_strerror(rc));
+		*error_r = xstrfmt("cannot write the format version: %s", mdb_strerror(rc));
 		goto fail;
 	}
 
@@ -351,16 +336,16 @@ store_migrate_v1(MDB_txn *txn, char **error_r)
 	col.n = 0;
 	n = store_check_txn(txn, collect_report, &col, &after, &err);
 	if (n != 0) {
-		*error_r = errorf("the migrated store does not check out (%s); rolled back",
-				  n < 0		       ? err
-				  : col.b.data != NULL ? col.b.data
-						       : "");
+		*error_r = xstrfmt("the migrated store does not check out (%s); rolled back",
+				   n < 0		? err
+				   : col.b.data != NULL ? col.b.data
+							: "");
 		goto fail;
 	}
 	if (after.users != before.users || after.mailboxes != before.mailboxes ||
 	    after.messages != before.messages || after.bodies != before.bodies ||
 	    after.body_bytes != before.body_bytes) {
-		*error_r = errorf(
+		*error_r = xstrfmt(
 		    "the migrated store lost records (users %llu/%llu, mailboxes "
 		    "%llu/%llu, messages %llu/%llu, bodies %llu/%llu); rolled back",
 		    (unsigned long long)before.users, (unsigned long long)after.users,

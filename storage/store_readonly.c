@@ -19,27 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 
 #include "core/compat.h"
 #include "core/log.h"
 #include "storage/store_admin.h"
 #include "storage/store_internal.h"
-
-static char *errorf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static char *
-errorf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		fatal("out of memory");
-	va_end(ap);
-	return s;
-}
 
 static int
 open_dbs_readonly(struct store_state *s, char **error_r)
@@ -67,15 +53,15 @@ open_dbs_readonly(struct store_state *s, char **error_r)
 	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 
 	if (rc != 0) {
-		*error_r = errorf("store: %s: cannot begin a read transaction: %s", s->path,
-				  mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: cannot begin a read transaction: %s", s->path,
+				   mdb_strerror(rc));
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
 		MDB_dbi *dbi = (MDB_dbi *)((char *)s + dbs[i].off);
 		if ((rc = mdb_dbi_open(txn, dbs[i].name, 0, dbi)) != 0) {
-			*error_r = errorf("store: %s: database %s: %s", s->path, dbs[i].name,
-					  mdb_strerror(rc));
+			*error_r = xstrfmt("store: %s: database %s: %s", s->path, dbs[i].name,
+					   mdb_strerror(rc));
 			mdb_txn_abort(txn);
 			return -1;
 		}
@@ -83,15 +69,15 @@ open_dbs_readonly(struct store_state *s, char **error_r)
 	MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc != 0 || v.mv_size != 4 || be_get32(v.mv_data) != STORE_FORMAT) {
-		*error_r = errorf("store: %s: format version is not %u (run ternd once)", s->path,
-				  STORE_FORMAT);
+		*error_r = xstrfmt("store: %s: format version is not %u (run ternd once)", s->path,
+				   STORE_FORMAT);
 		mdb_txn_abort(txn);
 		return -1;
 	}
 	/* Committing a read-only transaction is what makes the handles
 	 * usable by later transactions. */
 	if ((rc = mdb_txn_commit(txn)) != 0) {
-		*error_r = errorf("store: %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -109,12 +95,12 @@ store_open_readonly(const struct config *cfg, char **error_r)
 		return -1;
 	}
 	s = xcalloc(1, sizeof(*s));
-	s->path = errorf("%s/mail", cfg->state_dir);
+	s->path = xstrfmt("%s/mail", cfg->state_dir);
 	pthread_rwlock_init(&s->maplock, NULL);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	if ((rc = mdb_env_create(&s->env)) != 0) {
-		*error_r = errorf("store: %s: %s", s->path, mdb_strerror(rc));
+		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	/* The same settings as the writer's process (notes 4.1: never mix
@@ -122,7 +108,8 @@ store_open_readonly(const struct config *cfg, char **error_r)
 	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_open(s->env, s->path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		*error_r = errorf("store: cannot open %s read-only: %s", s->path, mdb_strerror(rc));
+		*error_r =
+		    xstrfmt("store: cannot open %s read-only: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
 	MDB_envinfo info;
@@ -159,7 +146,7 @@ store_env_sizes(uint64_t *file_bytes_r, uint64_t *map_bytes_r, uint64_t *used_by
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc != 0)
 		return store_rc_status(rc);
-	char *data = errorf("%s/data.mdb", s->path);
+	char *data = xstrfmt("%s/data.mdb", s->path);
 	struct stat fst;
 	*file_bytes_r = stat(data, &fst) == 0 ? (uint64_t)fst.st_size : 0;
 	free(data);
@@ -175,10 +162,40 @@ store_read_probe(char **error_r)
 	int rc = store_read_begin(&txn);
 
 	if (rc != 0) {
-		*error_r = errorf("read transaction: %s", store_rc_str(rc));
+		*error_r = xstrfmt("read transaction: %s", store_rc_str(rc));
 		return -1;
 	}
 	store_read_end(txn);
+	return 0;
+}
+
+int
+store_write_probe(uint64_t min_free, uint64_t *free_r, char **error_r)
+{
+	struct statvfs vfs;
+	MDB_txn *txn;
+
+	*free_r = 0;
+	if (store_g == NULL) {
+		*error_r = xstrdup("store: not open");
+		return -1;
+	}
+	int rc = mdb_txn_begin(store_g->env, NULL, 0, &txn);
+	if (rc != 0) {
+		*error_r = xstrfmt("write transaction: %s", mdb_strerror(rc));
+		return -1;
+	}
+	mdb_txn_abort(txn);
+	if (statvfs(store_g->path, &vfs) < 0) {
+		*error_r = xstrfmt("%s: %s", store_g->path, strerror(errno));
+		return -1;
+	}
+	*free_r = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (*free_r <= min_free) {
+		*error_r = xstrfmt("%s: only %llu bytes free on its file system", store_g->path,
+				   (unsigned long long)*free_r);
+		return -1;
+	}
 	return 0;
 }
 
@@ -197,7 +214,7 @@ store_open_existing(const struct config *cfg, char **error_r)
 		*error_r = xstrdup("store: already open");
 		return -1;
 	}
-	path = errorf("%s/mail", cfg->state_dir);
+	path = xstrfmt("%s/mail", cfg->state_dir);
 	/* A look first, read-only: store_open() would create a missing store
 	 * and migrate an old one, which only ternd may do. The environment
 	 * is closed again before store_open() (one MDB_env per process). */
@@ -220,9 +237,10 @@ store_open_existing(const struct config *cfg, char **error_r)
 	}
 	mdb_env_close(env);
 	if (format != STORE_FORMAT) {
-		*error_r = errorf("%s: store format %u, this build writes %u: start ternd once (it "
-				  "migrates older formats) or use a matching ternd",
-				  path, format, STORE_FORMAT);
+		*error_r =
+		    xstrfmt("%s: store format %u, this build writes %u: start ternd once (it "
+			    "migrates older formats) or use a matching ternd",
+			    path, format, STORE_FORMAT);
 		free(path);
 		return -1;
 	}

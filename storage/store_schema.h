@@ -53,7 +53,10 @@
  *                                    order they are due, kept exact
  *   meta      "next_queue_id"     -> u64 next queue_id to allocate
  *   (The three queue databases are created empty when a format-2
- *   environment without them is opened: no migration, no version bump.)
+ *   environment without them is opened: no migration, no version bump.
+ *   Likewise the "held" flag of a queue record: a v1 record without it
+ *   reads as not held, and an older build that meets it merely sees
+ *   pending recipients that are never due, so no version bump.)
  *   orphans   stable id (bytes)   -> orphan record (below): users the
  *                                    admin daemon found removed from the
  *                                    directory, kept until purged
@@ -91,7 +94,7 @@
  *               8 u64 body length, 16 u32 chunk size, 20 u32 chunk count.
  *   queue v1:   0 u8 version=1, 1 u8 ret (enum queue_ret), 2 u8 origin
  *               (enum queue_origin), 3 u8 flags (1 SMTPUTF8, 2 8-bit,
- *               4 REQUIRETLS), 4 u32 nrcpts, 8 i64 created, 16 u64 body
+ *               4 REQUIRETLS, 8 held by an admin), 4 u32 nrcpts, 8 i64 created, 16 u64 body
  *               length, 24 sha256[32] of the body, 56 u16 sender_len,
  *               58 u16 envid_len, 60 u16 auth_user_len, 62 u16 client_len,
  *               64 sender, envid, auth_user, client bytes (length 0 = none;
@@ -115,8 +118,9 @@
  * MODSEQ of the mailbox; mboxname and mbox agree both ways. Queue: every
  * entry has exactly nrcpts recipient records (idx 0..nrcpts-1) and at
  * least one of them pending (an entry whose recipients are all final has
- * left the queue); each pending recipient has exactly one queue_due entry,
- * at its next_attempt, and every queue_due entry is such a one; queue ids
+ * left the queue); each pending recipient of an entry not held has
+ * exactly one queue_due entry, at its next_attempt, one of a held entry
+ * none, and every queue_due entry is such a one; queue ids
  * are below next_queue_id. Every orphan mark names a user of `users`
  * (a purge removes both in one transaction).
  */

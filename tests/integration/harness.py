@@ -60,6 +60,18 @@ def ternd_path():
     return path
 
 
+def sanitizer_env():
+    """The environment for a daemon: LSAN_OPTIONS gains lsan.supp (known
+    leaks inside system libraries, explained there)."""
+    env = dict(os.environ)
+    if SANITIZE:
+        opts = env.get("LSAN_OPTIONS", "")
+        if "suppressions=" not in opts:
+            supp = "suppressions=%s" % os.path.join(HERE, "lsan.supp")
+            env["LSAN_OPTIONS"] = "%s:%s" % (opts, supp) if opts else supp
+    return env
+
+
 def password(login):
     return org_ldif.password_for(login)
 
@@ -183,7 +195,8 @@ class Ternd:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen([ternd_path(), "-c", self.conf_path],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=sanitizer_env())
         finally:
             log.close()
         INSTANCES.append(self)
@@ -496,9 +509,10 @@ class RawLines:
 class Env:
     """A slapd and a ternd in one temp dir, with helpers to stop both."""
 
-    def __init__(self, overrides=None, start_ternd=True):
+    def __init__(self, overrides=None, start_ternd=True, flavour="openldap"):
         self.tmp = tempfile.mkdtemp(prefix="tern-it-")
-        self.slapd = Slapd(os.path.join(self.tmp, "ldap"))
+        # flavour "ad": the AD-shaped directory (tests/fixtures/ad.schema).
+        self.slapd = Slapd(os.path.join(self.tmp, "ldap"), flavour=flavour)
         SLAPDS.append(self.slapd)
         self.slapd.start()
         self.cert, self.key = make_cert(self.tmp)

@@ -128,6 +128,10 @@ def test_create_user_mail_and_login_at_once(setup):
     assert status == 200 and body == u, body
     status, body = api(admind, "GET", "/api/v1/users/isaac@example.net")
     assert status == 200 and body["login"] == "newton", body
+    # The stable id (entryUUID) works as {id} too, as in the mailbox calls.
+    status, body = api(admind, "GET", "/api/v1/users/" + u["id"])
+    assert status == 200 and body["login"] == "newton", body
+    assert ok(admind, "GET", "/api/v1/users/%s/quota" % u["id"].upper())["quota"] == 1 << 20
     # The same login or address again: 409 naming the field.
     status, body = api(admind, "POST", "/api/v1/users", {"mail": addr, "password": pw})
     assert status == 409 and body["error"]["field"] in ("login", "mail"), body

@@ -368,6 +368,10 @@ def test_healthz_reports_directory_down(setup):
     assert body["status"] == "ok"
     for check in ("directory", "storage", "listeners"):
         assert body["checks"][check]["status"] == "ok", body
+    # Writable: the free space of the store's file system is reported.
+    vfs = os.statvfs(env.ternd.state_dir)
+    free = body["checks"]["storage"]["free_bytes"]
+    assert abs(free - vfs.f_bavail * vfs.f_frsize) < 512 * 1024 * 1024, (free, vfs)
     env.slapd.stop()
     status, _, body = call(admind, "GET", "/healthz")
     assert status == 503, body

@@ -144,7 +144,9 @@ test_minimal_defaults(void **state)
 	assert_string_equal(d->user_filter, "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))");
 	assert_string_equal(d->recipient_filter, "(|(mail=%a)(mailLocalAddress=%a))");
 	assert_string_equal(d->disabled_filter, "(shadowExpire=1)");
-	assert_string_equal(d->list_classes, "groupOfNames, groupOfUniqueNames");
+	assert_string_equal(
+	    d->list_classes,
+	    "groupOfNames, groupOfUniqueNames, posixGroup, nisMailAlias, groupOfURLs");
 	assert_string_equal(d->id_attr, "entryUUID");
 	assert_string_equal(d->login_attr, "uid");
 	assert_string_equal(d->mail_attr, "mail");
@@ -159,6 +161,16 @@ test_minimal_defaults(void **state)
 	assert_int_equal(d->lookup_connections, 2);
 	assert_int_equal(d->auth_connections, 4);
 	assert_int_equal(d->max_list_members, 1000);
+	assert_int_equal(d->max_list_depth, 8);
+	assert_string_equal(d->proxy_attr, "");
+	assert_string_equal(d->disabled_flags_attr, "");
+	assert_int_equal(d->disabled_flags_mask, 2);
+	assert_string_equal(d->member_of_attr, "");
+	assert_string_equal(d->ad_matching_rules, "auto");
+	assert_string_equal(d->member_uid_attr, "memberUid");
+	assert_string_equal(d->member_address_attr, "rfc822MailMember");
+	assert_string_equal(d->member_url_attr, "memberURL");
+	assert_string_equal(d->member_query_attr, "");
 
 	assert_int_equal(cfg->message_size_max, 25ULL << 20);
 	assert_int_equal(cfg->max_recipients, 100);
@@ -192,6 +204,92 @@ test_minimal_defaults(void **state)
 	assert_false(config_is_local_domain(cfg, "org"));
 	config_free(cfg);
 	free(path);
+}
+
+/* The ad profile fills every field from its own table, and each field
+ * can still be overridden on its own. */
+static void
+test_ad_profile(void **state)
+{
+	(void)state;
+	char *path, *err = NULL;
+	struct config *cfg = load_text(BASE "profile = ad\n", &path, &err);
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	const struct directory_config *d = &cfg->dir;
+	assert_string_equal(d->profile, "ad");
+	assert_string_equal(
+	    d->user_filter,
+	    "(&(sAMAccountType=805306368)(|(sAMAccountName=%u)(userPrincipalName=%u)))");
+	assert_string_equal(d->recipient_filter, "(|(mail=%a)(proxyAddresses=smtp:%a))");
+	assert_string_equal(d->disabled_filter, "");
+	assert_string_equal(d->list_classes, "group, posixGroup, nisMailAlias, groupOfURLs");
+	assert_string_equal(d->id_attr, "objectGUID");
+	assert_string_equal(d->login_attr, "sAMAccountName");
+	assert_string_equal(d->mail_attr, "mail");
+	assert_string_equal(d->alias_attr, "");
+	assert_string_equal(d->routing_attr, "");
+	assert_string_equal(d->member_attr, "member");
+	assert_string_equal(d->quota_attr, "");
+	assert_string_equal(d->sendas_attr, "managedBy");
+	assert_string_equal(d->proxy_attr, "proxyAddresses");
+	assert_string_equal(d->disabled_flags_attr, "userAccountControl");
+	assert_int_equal(d->disabled_flags_mask, 2);
+	assert_string_equal(d->member_of_attr, "memberOf");
+	assert_string_equal(d->member_uid_attr, "memberUid");
+	assert_string_equal(cfg->admin_user_classes, "user");
+	config_free(cfg);
+	free(path);
+
+	/* One override per field: each lands, the others stay the profile's. */
+	static const struct {
+		const char *line;
+		size_t offset;
+		const char *want;
+	} one[] = {
+#define D(f) offsetof(struct directory_config, f)
+	    {"user_filter = (sAMAccountName=%u)", D(user_filter), "(sAMAccountName=%u)"},
+	    {"recipient_filter = (mail=%a)", D(recipient_filter), "(mail=%a)"},
+	    {"disabled_filter = (x=1)", D(disabled_filter), "(x=1)"},
+	    {"list_classes = group", D(list_classes), "group"},
+	    {"id_attr = entryUUID", D(id_attr), "entryUUID"},
+	    {"login_attr = userPrincipalName", D(login_attr), "userPrincipalName"},
+	    {"mail_attr = targetAddress", D(mail_attr), "targetAddress"},
+	    {"alias_attr = otherMailbox", D(alias_attr), "otherMailbox"},
+	    {"routing_attr = targetAddress", D(routing_attr), "targetAddress"},
+	    {"member_attr = member, uniqueMember", D(member_attr), "member, uniqueMember"},
+	    {"quota_attr = mDBStorageQuota", D(quota_attr), "mDBStorageQuota"},
+	    {"sendas_attr =", D(sendas_attr), ""},
+	    {"proxy_attr =", D(proxy_attr), ""},
+	    {"disabled_flags_attr = msDS-User-Account-Control-Computed", D(disabled_flags_attr),
+	     "msDS-User-Account-Control-Computed"},
+	    {"member_of_attr = isMemberOf", D(member_of_attr), "isMemberOf"},
+	    {"member_uid_attr =", D(member_uid_attr), ""},
+	    {"member_address_attr = mailForwardingAddress", D(member_address_attr),
+	     "mailForwardingAddress"},
+	    {"member_url_attr = labeledURI", D(member_url_attr), "labeledURI"},
+	    {"member_query_attr = mailListFilter", D(member_query_attr), "mailListFilter"},
+	    {"ad_matching_rules = no", D(ad_matching_rules), "no"},
+#undef D
+	};
+	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+		char *text;
+		assert_true(asprintf(&text, BASE "profile = ad\n%s\n", one[i].line) > 0);
+		cfg = load_text(text, &path, &err);
+		free(text);
+		if (cfg == NULL)
+			fail_msg("%s: %s", one[i].line, err);
+		const char *got = *(char **)((char *)&cfg->dir + one[i].offset);
+		assert_string_equal(got, one[i].want);
+		if (one[i].offset != offsetof(struct directory_config, user_filter))
+			assert_string_equal(cfg->dir.user_filter,
+					    "(&(sAMAccountType=805306368)(|(sAMAccountName=%u)("
+					    "userPrincipalName=%u)))");
+		else
+			assert_string_equal(cfg->dir.id_attr, "objectGUID");
+		config_free(cfg);
+		free(path);
+	}
 }
 
 static void
@@ -325,7 +423,11 @@ static const struct error_case error_cases[] = {
     {"[server]\nhostname = mail example\n", 2, "[server] hostname: not a host name"},
     {"[server]\ndomains = example.org,,example.net\n", 2, "[server] domains: empty item"},
     {"[server]\ndomains = exa mple.org\n", 2, "[server] domains: \"exa mple.org\" is not a domain"},
-    {BASE "profile = ad\n", 8, "[directory] profile: profile \"ad\" is not supported yet"},
+    {BASE "profile = AD\n", 8, "[directory] profile: unknown profile \"AD\" (openldap, ad)"},
+    {BASE "ad_matching_rules = maybe\n", 8,
+     "[directory] ad_matching_rules: must be auto, yes or no"},
+    {BASE "disabled_flags_attr = user Account\n", 8,
+     "[directory] disabled_flags_attr: not an attribute name"},
     {BASE "profile = custom\n", 8, "[directory] profile: unknown profile \"custom\""},
     {BASE "user_filter = (uid=%u\n", 8, "[directory] user_filter: must be enclosed"},
     {BASE "user_filter = (&(uid=%u)\n", 8, "[directory] user_filter: unbalanced parentheses"},
@@ -772,6 +874,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_minimal_defaults),
+	    cmocka_unit_test(test_ad_profile),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_cannot_open),

@@ -717,6 +717,119 @@ test_check_finds_queue_damage(void **state)
 	assert_non_null(strstr(buf_cstr(&report_buf), "reference count 2, but 1 messages"));
 }
 
+static int
+admin_sync(enum queue_admin_op op, uint64_t qid, time_t now, enum queue_admin_result *res_r)
+{
+	struct queue_admin q = {.req = {.done = req_done}, .op = op, .queue_id = qid, .now = now};
+	unsigned target = done_now() + 1;
+
+	queue_admin(&q);
+	wait_for(target);
+	*res_r = q.result;
+	return q.req.status;
+}
+
+/* Hold, release, retry and delete (queue_admin.c): a held entry is never
+ * due, not even after a result of an attempt that was in flight, and the
+ * store checks clean; release and retry make it due now; delete frees
+ * the body. The admin's list and show see the same. */
+static void
+test_admin_ops(void **state)
+{
+	(void)state;
+	const char *r1[] = {"x@remote.test", "y@other.test"};
+	const char *r2[] = {"z@remote.test"};
+	uint64_t q1 = submit(body_a, r1, 2, NULL, 0);
+	uint64_t q2 = submit(body_b, r2, 1, NULL, 0);
+	time_t now = time(NULL);
+	struct arena *a = arena_new(0);
+	struct queue_item *it;
+	enum queue_admin_result res;
+
+	assert_int_equal(admin_sync(QUEUE_OP_HOLD, q1, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_DONE);
+	check_clean();
+	size_t n = due_now(now + 100000, 10, NULL, NULL, a, &it);
+	assert_int_equal(n, 1);
+	assert_int_equal(it[0].queue_id, q2);
+	assert_int_equal(admin_sync(QUEUE_OP_HOLD, q1, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_UNCHANGED);
+	assert_int_equal(admin_sync(QUEUE_OP_RETRY, q1, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_IS_HELD);
+	assert_int_equal(admin_sync(QUEUE_OP_RELEASE, q2, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_NOT_HELD);
+	assert_int_equal(admin_sync(QUEUE_OP_HOLD, 999999, now, &res), STORE_NOTFOUND);
+
+	/* An attempt that was in flight when the hold landed reports back:
+	 * recorded, but the entry stays out of the due index. */
+	struct queue_result dr = {.queue_id = q1,
+				  .rcpt_idx = 0,
+				  .outcome = QUEUE_DEFERRED,
+				  .next_attempt = now + 50,
+				  .reason = "451 4.4.1 no answer"};
+	assert_int_equal(update_sync(&dr, 1, NULL, 0), STORE_OK);
+	check_clean();
+	assert_int_equal(due_now(now + 100000, 10, NULL, NULL, a, &it), 1);
+
+	/* Show and list. */
+	struct queue_info info;
+	assert_int_equal(queue_get(q1, a, &info), STORE_OK);
+	assert_true(info.held);
+	assert_int_equal(info.state, QUEUE_MSG_HELD);
+	assert_int_equal(info.nrcpts, 2);
+	assert_string_equal(info.sender, "alice@local.test");
+	assert_string_equal(info.rcpts[1].address, "y@other.test");
+	assert_int_equal(info.rcpts[0].attempts, 1);
+	assert_string_equal(info.rcpts[0].last_error, "451 4.4.1 no answer");
+	assert_int_equal(info.size, strlen(body_a));
+	assert_int_equal(queue_get(999999, a, &info), STORE_NOTFOUND);
+	struct queue_filter f = {.state = QUEUE_MSG_HELD};
+	struct queue_info *list;
+	bool more;
+	assert_int_equal(queue_list(&f, 0, 10, now, a, &list, &n, &more), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].queue_id, q1);
+	f = (struct queue_filter){.domain = "remote.test"};
+	assert_int_equal(queue_list(&f, 0, 1, now, a, &list, &n, &more), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_true(more);
+	assert_int_equal(list[0].queue_id, q1);
+	assert_int_equal(queue_list(&f, list[0].queue_id, 1, now, a, &list, &n, &more), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_false(more);
+	assert_int_equal(list[0].queue_id, q2);
+
+	/* Release: both pending recipients due now (not at now + 50). */
+	assert_int_equal(admin_sync(QUEUE_OP_RELEASE, q1, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_DONE);
+	check_clean();
+	assert_int_equal(due_now(now, 10, NULL, NULL, a, &it), 3);
+
+	/* Retry: a recipient deferred far is due now again. */
+	dr = (struct queue_result){.queue_id = q2,
+				   .rcpt_idx = 0,
+				   .outcome = QUEUE_DEFERRED,
+				   .next_attempt = now + 3600,
+				   .reason = "421 later"};
+	assert_int_equal(update_sync(&dr, 1, NULL, 0), STORE_OK);
+	assert_int_equal(due_now(now, 10, NULL, NULL, a, &it), 2);
+	assert_int_equal(admin_sync(QUEUE_OP_RETRY, q2, now, &res), STORE_OK);
+	assert_int_equal(res, QUEUE_ADMIN_DONE);
+	check_clean();
+	assert_int_equal(due_now(now, 10, NULL, NULL, a, &it), 3);
+
+	/* Delete: gone, body freed, nothing due for it. */
+	assert_int_equal(admin_sync(QUEUE_OP_DELETE, q1, now, &res), STORE_OK);
+	check_clean();
+	assert_refs(body_a, 0);
+	assert_int_equal(queue_get(q1, a, &info), STORE_NOTFOUND);
+	n = due_now(now, 10, NULL, NULL, a, &it);
+	assert_int_equal(n, 1);
+	assert_int_equal(it[0].queue_id, q2);
+	assert_int_equal(admin_sync(QUEUE_OP_DELETE, q1, now, &res), STORE_NOTFOUND);
+	arena_destroy(&a);
+}
+
 static void
 test_codecs(void **state)
 {
@@ -789,6 +902,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_envelope_fails_delivery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_env_without_queue_dbs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_check_finds_queue_damage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_ops, setup, teardown),
 	    cmocka_unit_test(test_codecs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
