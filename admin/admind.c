@@ -98,12 +98,13 @@ main(int argc, char **argv)
 	admin_backup_routes();
 	admin_provision_routes();
 	admin_queue_routes();
-	/* Feature modules register their routes here (provisioning,
-	 * mailboxes, queue, backups: docs/openapi.yaml, x-tern-status). */
 	if (admin_server_start(cfg, &err) < 0)
 		fatal("%s", err);
-	/* XXX [server] user: tern-admind keeps the user it was started as
-	 * (run it as the tern user; it binds an unprivileged port). */
+	/* The port and the TLS key are root's; after this tern-admind is
+	 * [server] user like ternd, so what it writes in STATE_DIR (audit
+	 * log, backups, the store) belongs to that user. */
+	if (server_drop_privileges(cfg, &err) < 0)
+		fatal("%s", err);
 	log_info(0, "tern-admind", "start version=%s threads=%u config=%s", TERN_VERSION,
 		 worker_pool_size(), path);
 	worker_pool_start();

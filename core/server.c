@@ -257,7 +257,7 @@ server_drop_privileges(const struct config *cfg, char **error_r)
 	if (cfg->user == NULL || cfg->user[0] == '\0')
 		return 0;
 	if (geteuid() != 0) {
-		log_warn(0, "ternd", "not-root user=%s note=\"not changing user\"", cfg->user);
+		log_warn(0, server_name, "not-root user=%s note=\"not changing user\"", cfg->user);
 		return 0;
 	}
 	pw = getpwnam(cfg->user);
