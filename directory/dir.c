@@ -174,31 +174,6 @@ lower_ascii(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* Splits a comma-separated list, trimming blanks; NULL-terminated. */
-static char **
-split_list(const char *s)
-{
-	size_t n = 0, cap = 4;
-	char **v = xcalloc(cap, sizeof(*v));
-
-	while (s != NULL && *s != '\0') {
-		s += strspn(s, " \t,");
-		size_t len = strcspn(s, ",");
-		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-			len--;
-		if (len > 0) {
-			if (n + 1 >= cap) {
-				cap *= 2;
-				v = xrealloc(v, cap * sizeof(*v));
-			}
-			v[n++] = xstrndup(s, len);
-		}
-		s += strcspn(s, ",");
-	}
-	v[n] = NULL;
-	return v;
-}
-
 static void
 free_list(char **v)
 {
@@ -1378,8 +1353,8 @@ build_static(const struct directory_config *dc)
 				dc->member_query_attr};
 	size_t cap = ARRAY_SIZE(single) + 8, n = 0;
 
-	S.member_attrs = split_list(dc->member_attr);
-	S.list_classes = split_list(dc->list_classes);
+	S.member_attrs = dir_split_list(dc->member_attr);
+	S.list_classes = dir_split_list(dc->list_classes);
 	S.attrs = xcalloc(cap, sizeof(*S.attrs));
 	for (size_t i = 0; i < ARRAY_SIZE(single) + 64; i++) {
 		const char *a;

@@ -111,5 +111,8 @@ int dir_filter_expand(const char *tmpl, char key, const char *value, struct buf 
  * then matches every entry the template could match for some value (the
  * admin's "list all users"). 0 or -1 like dir_filter_expand. Pure. */
 int dir_filter_expand_any(const char *tmpl, char key, struct buf *out);
+/* Splits a comma-separated list ("a, b,c"), trimming blanks and
+ * dropping empty items; a NULL-terminated array of malloc'd strings. */
+char **dir_split_list(const char *s);
 
 #endif

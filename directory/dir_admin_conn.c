@@ -94,30 +94,6 @@ dir_admin_ldap_fail(struct arena *a, struct dir_admin_error *err, int rc, const 
 
 /* ---- lists of names ---- */
 
-char **
-dir_admin_split(const char *s)
-{
-	size_t n = 0, cap = 4;
-	char **v = xcalloc(cap, sizeof(*v));
-
-	while (s != NULL && *s != '\0') {
-		s += strspn(s, " \t,");
-		size_t len = strcspn(s, ",");
-		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-			len--;
-		if (len > 0) {
-			if (n + 1 >= cap) {
-				cap *= 2;
-				v = xrealloc(v, cap * sizeof(*v));
-			}
-			v[n++] = xstrndup(s, len);
-		}
-		s += strcspn(s, ",");
-	}
-	v[n] = NULL;
-	return v;
-}
-
 void
 dir_admin_free_list(char **v)
 {
@@ -715,13 +691,13 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 		if (*p == ',')
 			*p = ' ';
 
-	h->member_attrs = dir_admin_split(dc->member_attr);
-	h->list_classes = dir_admin_split(dc->list_classes);
-	h->user_classes = dir_admin_split(cfg->admin_user_classes);
-	h->new_list_classes = dir_admin_split(cfg->admin_list_classes);
+	h->member_attrs = dir_split_list(dc->member_attr);
+	h->list_classes = dir_split_list(dc->list_classes);
+	h->user_classes = dir_split_list(cfg->admin_user_classes);
+	h->new_list_classes = dir_split_list(cfg->admin_list_classes);
 	parse_disabled_filter(h);
 
-	h->user_attrs = dir_admin_split("objectClass, displayName, cn, sn");
+	h->user_attrs = dir_split_list("objectClass, displayName, cn, sn");
 	const char *uattrs[] = {dc->id_attr,
 				dc->login_attr,
 				dc->mail_attr,
@@ -731,7 +707,7 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 				h->ad ? "userAccountControl" : NULL};
 	for (size_t i = 0; i < ARRAY_SIZE(uattrs); i++)
 		push_unique(&h->user_attrs, uattrs[i]);
-	h->list_attrs = dir_admin_split("objectClass, cn");
+	h->list_attrs = dir_split_list("objectClass, cn");
 	const char *lattrs[] = {dc->id_attr, dc->mail_attr, dc->alias_attr};
 	for (size_t i = 0; i < ARRAY_SIZE(lattrs); i++)
 		push_unique(&h->list_attrs, lattrs[i]);

@@ -69,8 +69,6 @@ const char *dir_admin_quote(struct arena *a, const char *s);
 int dir_admin_ldap_fail(struct arena *a, struct dir_admin_error *err, int rc, const char *diag,
 			const char *field, const char *what);
 
-/* NULL-terminated list of a comma-separated config value. */
-char **dir_admin_split(const char *s);
 void dir_admin_free_list(char **v);
 bool dir_admin_list_has(char *const *v, const char *s);
 

@@ -90,3 +90,27 @@ dir_filter_expand_any(const char *tmpl, char key, struct buf *out)
 {
 	return expand(tmpl, key, NULL, out);
 }
+
+char **
+dir_split_list(const char *s)
+{
+	size_t n = 0, cap = 4;
+	char **v = xcalloc(cap, sizeof(*v));
+
+	while (s != NULL && *s != '\0') {
+		s += strspn(s, " \t,");
+		size_t len = strcspn(s, ",");
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			if (n + 1 >= cap) {
+				cap *= 2;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n++] = xstrndup(s, len);
+		}
+		s += strcspn(s, ",");
+	}
+	v[n] = NULL;
+	return v;
+}

@@ -43,11 +43,6 @@ const char *store_strerror(int status);
 int store_open(const struct config *cfg, char **error_r);
 /* Finishes queued writes, stops the writer, closes the environment. */
 void store_close(void);
-/* Opens the environment read-only for a process that only looks
- * (tern-admind): no writer, no migration, nothing created; write calls
- * fail. -1 with a malloc'd *error_r if ternd has not created it yet.
- * store_close() closes it. */
-int store_open_readonly(const struct config *cfg, char **error_r);
 /* Sizes for metrics: data file bytes, map size, bytes in use (pages up
  * to the last one used). STORE_OK or a STORE_* status. Any thread. */
 int store_env_sizes(uint64_t *file_bytes_r, uint64_t *map_bytes_r, uint64_t *used_bytes_r);
