@@ -181,6 +181,11 @@ void admin_queue_routes(void);
  * server, stopped before admin_job_shutdown(). */
 void admin_backup_scheduler_start(void);
 void admin_backup_scheduler_stop(void);
+/* The periodic orphan scan ([admin] orphan_scan_interval, 0 = off; the
+ * first scan at start): a thread started after the server, stopped
+ * before admin_job_shutdown(). */
+void admin_orphan_scanner_start(void);
+void admin_orphan_scanner_stop(void);
 /* Provisioning: users and aliases (admin_users.c), lists
  * (admin_lists.c). Main thread before admin_server_start. */
 void admin_provision_routes(void);

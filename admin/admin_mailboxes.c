@@ -6,9 +6,12 @@
  * back), and purge, export and import as jobs (admin/admin_job.h).
  *
  * The store is held through admin_store.c; the directory is read through
- * dir_admin on a handle opened per request (these calls are rare, and a
- * handle must not outlive the config it was opened under). {user} in a
- * path is a stable id the store knows, a login or any address.
+ * the pooled dir_admin handles of admin_dir.c. {user} in a path is a
+ * stable id the store knows, a login or any address.
+ * Orphans are marked by the same scan (orphan_scan) when
+ * GET /api/v1/mailboxes/orphans is called and on a timer of its own
+ * thread ([admin] orphan_scan_interval), so that the retention counts
+ * from about when a user left the directory; nothing is purged by it.
  * After an import or a purge, the running ternd is told
  * ("mailbox.changed" on its control socket) so that its IMAP sessions of
  * that user see the change at once; a ternd that is not running is fine.
@@ -20,6 +23,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,27 +76,49 @@ admin_notify_mailbox_changed(const struct config *cfg, const char *user_id)
 
 /* ---- the directory's users ---- */
 
-/* Every directory user into *users_r (in r's arena). On failure answers
- * 503 (or 500) and returns -1. */
+/* Every directory user into *users_r (in a), through a pooled writer
+ * handle (admin_dir.c). 0, or -1 with *http_r (503 the directory cannot
+ * answer, 500 another error) and *error_r (in a). */
 static int
-dir_users(struct admin_req *r, struct dir_admin_user **users_r, size_t *n_r)
+dir_list(struct arena *a, struct dir_admin_user **users_r, size_t *n_r, int *http_r,
+	 const char **error_r)
 {
 	struct dir_admin *h = NULL;
 	struct dir_admin_error e = {0};
 	char *err = NULL;
 
-	if (dir_admin_open(r->cfg, &h, &err) < 0) {
-		admin_reply_error(r, 503, "unavailable", NULL, "directory: %s", err);
+	if (admin_dir_acquire(&h, &err) < 0) {
+		*http_r = 503;
+		*error_r = arena_printf(a, "directory: %s", err);
 		free(err);
 		return -1;
 	}
-	int st = dir_admin_user_list(h, r->arena, users_r, n_r, &e);
-	dir_admin_close(&h);
+	int st = dir_admin_user_list(h, a, users_r, n_r, &e);
+	admin_dir_release(h);
 	if (st != DIR_ADMIN_OK) {
-		admin_reply_error(r, st == DIR_ADMIN_UNAVAILABLE ? 503 : 500,
-				  st == DIR_ADMIN_UNAVAILABLE ? "unavailable" : "directory", NULL,
-				  "directory: %s",
-				  e.message != NULL ? e.message : dir_admin_strerror(st));
+		*http_r = st == DIR_ADMIN_UNAVAILABLE ? 503 : 500;
+		*error_r = arena_printf(a, "directory: %s",
+					e.message != NULL ? e.message : dir_admin_strerror(st));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+reply_failure(struct admin_req *r, int http, const char *error)
+{
+	admin_reply_error(r, http, http == 503 ? "unavailable" : "directory", NULL, "%s", error);
+}
+
+/* dir_list for a request: on failure answers 503 (or 500), returns -1. */
+static int
+dir_users(struct admin_req *r, struct dir_admin_user **users_r, size_t *n_r)
+{
+	const char *err;
+	int http;
+
+	if (dir_list(r->arena, users_r, n_r, &http, &err) < 0) {
+		reply_failure(r, http, err);
 		return -1;
 	}
 	return 0;
@@ -118,21 +144,21 @@ dir_user_by_key(struct admin_req *r, const char *key, bool *failed_r)
 	char *err = NULL;
 
 	*failed_r = false;
-	if (dir_admin_open(r->cfg, &h, &err) < 0) {
+	if (admin_dir_acquire(&h, &err) < 0) {
 		admin_reply_error(r, 503, "unavailable", NULL, "directory: %s", err);
 		free(err);
 		*failed_r = true;
 		return NULL;
 	}
 	int st = dir_admin_user_get(h, r->arena, key, &u, &e);
-	dir_admin_close(&h);
+	admin_dir_release(h);
 	if (st == DIR_ADMIN_OK)
 		return u;
 	if (st == DIR_ADMIN_NOTFOUND || st == DIR_ADMIN_INVALID)
 		return NULL;
-	admin_reply_error(r, st == DIR_ADMIN_UNAVAILABLE ? 503 : 500,
-			  st == DIR_ADMIN_UNAVAILABLE ? "unavailable" : "directory", NULL,
-			  "directory: %s", e.message != NULL ? e.message : dir_admin_strerror(st));
+	reply_failure(r, st == DIR_ADMIN_UNAVAILABLE ? 503 : 500,
+		      arena_printf(r->arena, "directory: %s",
+				   e.message != NULL ? e.message : dir_admin_strerror(st)));
 	*failed_r = true;
 	return NULL;
 }
@@ -356,84 +382,226 @@ handle_get(struct admin_req *r)
 	r->summary = arena_printf(r->arena, "user=%s", w.id);
 }
 
+/* ---- the orphan scan ---- */
+
+/* One comparison of the store's users with the directory. */
+struct orphan_scan {
+	struct store_user_summary *users; /* every store user, orphaned_at after the scan */
+	bool *live;			  /* per user: in the directory */
+	size_t n;
+	const char **unmarked; /* users found back (and unmarked) */
+	size_t n_unmarked;
+	unsigned marked; /* newly marked */
+	/* on failure */
+	int http;
+	const char *error;
+};
+
+/* Marks the store users the directory no longer has orphan (keeping an
+ * existing mark's time) and unmarks the ones back, logging each
+ * (orphan-marked, orphan-unmarked). Used by GET
+ * /api/v1/mailboxes/orphans and by the periodic scan, so both follow the
+ * same rules. 0, or -1 with s->http and s->error (in a); marks made
+ * before a store error stay. */
+static int
+orphan_scan(const struct config *cfg, struct arena *a, struct orphan_scan *s)
+{
+	struct dir_admin_user *dusers;
+	size_t nd;
+	char *err = NULL;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	/* The directory first: nothing is marked unless it answered. */
+	if (dir_list(a, &dusers, &nd, &s->http, &s->error) < 0)
+		return -1;
+	if (admin_store_acquire(cfg, &err) < 0) {
+		s->http = 503;
+		s->error = arena_printf(a, "store: %s", err);
+		free(err);
+		return -1;
+	}
+	rc = store_user_list(a, &s->users, &s->n);
+	if (rc != STORE_OK) {
+		admin_store_release();
+		s->http = 503;
+		s->error = arena_printf(a, "store: %s", store_strerror(rc));
+		return -1;
+	}
+	if (nd == 0 && s->n > 0) {
+		/* A directory that lists nobody is far more likely a wrong
+		 * base or filter than everyone gone: mark nothing. */
+		admin_store_release();
+		s->http = 503;
+		s->error =
+		    arena_printf(a,
+				 "the directory lists no users at all; not marking %zu mailbox "
+				 "owners orphan (check [directory] base and user_filter)",
+				 s->n);
+		return -1;
+	}
+	s->live = arena_alloc(a, (s->n + 1) * sizeof(*s->live));
+	s->unmarked = arena_alloc(a, (s->n + 1) * sizeof(*s->unmarked));
+	for (size_t i = 0; i < s->n; i++) {
+		struct store_user_summary *u = &s->users[i];
+		s->live[i] = find_id(dusers, nd, u->user_id) != NULL;
+		if (s->live[i] && u->orphaned_at != 0) {
+			rc = store_user_unmark_orphan(u->user_id);
+			if (rc == STORE_OK || rc == STORE_NOTFOUND) {
+				u->orphaned_at = 0;
+				s->unmarked[s->n_unmarked++] = u->user_id;
+				log_info(0, "admin", "orphan-unmarked user=%s", u->user_id);
+			}
+			continue;
+		}
+		if (s->live[i] || u->orphaned_at != 0)
+			continue;
+		time_t at = 0;
+		rc = store_user_mark_orphan(u->user_id, 0, &at);
+		if (rc == STORE_NOTFOUND) { /* purged meanwhile */
+			s->live[i] = true;  /* not listed as an orphan */
+			continue;
+		}
+		if (rc != STORE_OK) {
+			admin_store_release();
+			s->http = 503;
+			s->error = arena_printf(a, "store: marking %s: %s", u->user_id,
+						store_strerror(rc));
+			return -1;
+		}
+		u->orphaned_at = at;
+		s->marked++;
+		log_info(0, "admin", "orphan-marked user=%s", u->user_id);
+	}
+	admin_store_release();
+	return 0;
+}
+
 /* ---- GET /api/v1/mailboxes/orphans ---- */
 
 static void
 handle_orphans(struct admin_req *r)
 {
-	struct store_user_summary *su;
-	struct dir_admin_user *users;
-	size_t n, nd;
+	struct orphan_scan s;
 	time_t now = time(NULL);
 
-	/* The directory first: nothing is marked unless it answered. */
-	if (dir_users(r, &users, &nd) < 0)
-		return;
-	if (hold_store(r) < 0)
-		return;
-	int rc = store_user_list(r->arena, &su, &n);
-	if (rc != STORE_OK) {
-		admin_store_release();
-		admin_reply_error(r, 503, "unavailable", NULL, "store: %s", store_strerror(rc));
-		return;
-	}
-	if (nd == 0 && n > 0) {
-		/* A directory that lists nobody is far more likely a wrong
-		 * base or filter than everyone gone: mark nothing. */
-		admin_store_release();
-		admin_reply_error(r, 503, "unavailable", NULL,
-				  "the directory lists no users at all; not marking %zu mailbox "
-				  "owners orphan (check [directory] base and user_filter)",
-				  n);
+	if (orphan_scan(r->cfg, r->arena, &s) < 0) {
+		admin_reply_error(r, s.http, s.http == 503 ? "unavailable" : "directory", NULL,
+				  "%s", s.error);
 		return;
 	}
 	json_t *arr = json_array(), *back = json_array();
-	unsigned marked = 0;
-	for (size_t i = 0; i < n; i++) {
-		bool live = find_id(users, nd, su[i].user_id) != NULL;
-		if (live && su[i].orphaned_at != 0) {
-			rc = store_user_unmark_orphan(su[i].user_id);
-			if (rc == STORE_OK || rc == STORE_NOTFOUND) {
-				json_array_append_new(back, json_string(su[i].user_id));
-				log_info(0, "admin", "orphan-unmarked user=%s", su[i].user_id);
-			}
+	for (size_t i = 0; i < s.n; i++) {
+		const struct store_user_summary *u = &s.users[i];
+		if (s.live[i])
 			continue;
-		}
-		if (live)
-			continue;
-		if (su[i].orphaned_at == 0) {
-			time_t at = 0;
-			rc = store_user_mark_orphan(su[i].user_id, 0, &at);
-			if (rc == STORE_NOTFOUND) /* purged meanwhile */
-				continue;
-			if (rc != STORE_OK) {
-				json_decref(arr);
-				json_decref(back);
-				admin_store_release();
-				admin_reply_error(r, 503, "unavailable", NULL,
-						  "store: marking %s: %s", su[i].user_id,
-						  store_strerror(rc));
-				return;
-			}
-			su[i].orphaned_at = at;
-			marked++;
-			log_info(0, "admin", "orphan-marked user=%s", su[i].user_id);
-		}
-		time_t due = su[i].orphaned_at + (time_t)r->cfg->orphan_retention;
+		time_t due = u->orphaned_at + (time_t)r->cfg->orphan_retention;
 		json_array_append_new(
-		    arr,
-		    json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:b}", "user", su[i].user_id,
-			      "messages", (json_int_t)su[i].messages, "bytes",
-			      (json_int_t)su[i].bytes, "mailboxes", (json_int_t)su[i].mailboxes,
-			      "orphaned_since", admin_json_time(su[i].orphaned_at), "purge_after",
-			      admin_json_time(due), "due", due <= now));
+		    arr, json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:b}", "user", u->user_id,
+				   "messages", (json_int_t)u->messages, "bytes",
+				   (json_int_t)u->bytes, "mailboxes", (json_int_t)u->mailboxes,
+				   "orphaned_since", admin_json_time(u->orphaned_at), "purge_after",
+				   admin_json_time(due), "due", due <= now));
 	}
-	admin_store_release();
+	for (size_t i = 0; i < s.n_unmarked; i++)
+		json_array_append_new(back, json_string(s.unmarked[i]));
 	size_t norphans = json_array_size(arr);
 	admin_reply_json(r, 200,
 			 json_pack("{s:o, s:o, s:I}", "orphans", arr, "unmarked", back, "retention",
 				   (json_int_t)r->cfg->orphan_retention));
-	r->summary = arena_printf(r->arena, "%zu orphans, %u newly marked", norphans, marked);
+	r->summary = arena_printf(r->arena, "%zu orphans, %u newly marked", norphans, s.marked);
+}
+
+/* ---- the periodic scan ([admin] orphan_scan_interval) ---- */
+
+#define SCAN_RECHECK_S 30 /* config reloads reach the scanner within this */
+
+static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t scan_cond = PTHREAD_COND_INITIALIZER;
+static bool scan_stop;	  /* guarded by scan_lock */
+static bool scan_started; /* main thread only */
+static pthread_t scan_thread;
+
+/* One scan from the timer; a failure is logged once until it changes or
+ * a scan succeeds (an interval of seconds must not flood the log). */
+static void
+scan_once(const struct config *cfg, char **last_error)
+{
+	struct arena *a = arena_new(0);
+	struct orphan_scan s;
+
+	if (orphan_scan(cfg, a, &s) < 0) {
+		if (*last_error == NULL || strcmp(*last_error, s.error) != 0) {
+			log_warn(0, "admin", "orphan-scan-failed error=\"%s\"", s.error);
+			free(*last_error);
+			*last_error = xstrdup(s.error);
+		}
+	} else {
+		if (*last_error != NULL)
+			log_info(0, "admin", "orphan-scan-recovered");
+		free(*last_error);
+		*last_error = NULL;
+		if (s.marked > 0 || s.n_unmarked > 0)
+			log_info(0, "admin", "orphan-scan users=%zu marked=%u unmarked=%zu", s.n,
+				 s.marked, s.n_unmarked);
+	}
+	arena_destroy(&a);
+}
+
+static void *
+scan_main(void *arg)
+{
+	(void)arg;
+	time_t last = 0; /* the last scan's end; 0: none yet, so the first is at start */
+	char *last_error = NULL;
+
+	pthread_mutex_lock(&scan_lock);
+	while (!scan_stop) {
+		struct config *cfg = config_acquire();
+		time_t every = cfg != NULL ? (time_t)cfg->admin_orphan_scan_interval : 0;
+		time_t now = time(NULL);
+
+		if (every != 0 && now >= last + every) {
+			pthread_mutex_unlock(&scan_lock);
+			scan_once(cfg, &last_error);
+			pthread_mutex_lock(&scan_lock);
+			last = now = time(NULL);
+		}
+		config_release(cfg);
+		if (scan_stop)
+			break;
+		time_t wake = now + SCAN_RECHECK_S;
+		if (every != 0 && last + every < wake)
+			wake = last + every;
+		if (wake <= now)
+			wake = now + 1;
+		struct timespec ts = {.tv_sec = wake, .tv_nsec = 0};
+		pthread_cond_timedwait(&scan_cond, &scan_lock, &ts);
+	}
+	pthread_mutex_unlock(&scan_lock);
+	free(last_error);
+	return NULL;
+}
+
+void
+admin_orphan_scanner_start(void)
+{
+	if (pthread_create(&scan_thread, NULL, scan_main, NULL) != 0)
+		fatal("admin: cannot start the orphan scan thread");
+	scan_started = true;
+}
+
+void
+admin_orphan_scanner_stop(void)
+{
+	if (!scan_started)
+		return;
+	pthread_mutex_lock(&scan_lock);
+	scan_stop = true;
+	pthread_cond_signal(&scan_cond);
+	pthread_mutex_unlock(&scan_lock);
+	pthread_join(scan_thread, NULL);
+	scan_started = false;
 }
 
 /* ---- jobs: purge, export, import ---- */

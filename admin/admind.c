@@ -109,9 +109,11 @@ main(int argc, char **argv)
 		 worker_pool_size(), path);
 	worker_pool_start();
 	admin_backup_scheduler_start();
+	admin_orphan_scanner_start();
 	server_run(); /* until SIGTERM; SIGHUP reloads config and certificates */
 
 	admin_server_stop();
+	admin_orphan_scanner_stop();
 	admin_backup_scheduler_stop();
 	admin_job_shutdown();
 	worker_pool_stop();

@@ -169,6 +169,7 @@ static const struct key_def keys[] = {
     {"admin", "metrics_public", CT_BOOL, CFG(admin_metrics_public), "no", 0, 0, 0},
     {"admin", "max_body", CT_SIZE, CFG(admin_max_body), "1M", 0, 1024, 1ull << 30},
     {"admin", "threads", CT_UINT, CFG(admin_threads), "4", 0, 1, 64},
+    {"admin", "orphan_scan_interval", CT_SECONDS, CFG(admin_orphan_scan_interval), "1h", 0, 0, 0},
     {"backup", "dir", CT_STRING, CFG(backup_dir), "", 0, 0, 0},
     {"backup", "schedule", CT_SCHEDULE, CFG(backup_schedule), "off", 0, 0, 0},
     {"backup", "keep", CT_UINT, CFG(backup_keep), "7", 0, 1, 10000},

@@ -196,6 +196,7 @@ struct config {
 	bool admin_metrics_public;  /* /metrics without auth from loopback */
 	uint64_t admin_max_body;    /* bytes of a request body */
 	unsigned admin_threads;	    /* request threads */
+	unsigned admin_orphan_scan_interval; /* seconds between orphan scans (0 = off) */
 
 	/* [backup]: tern-admind's backups (admin/admin_backups.c). */
 	char *backup_dir;		  /* "" = STATE_DIR/backups */

@@ -10,7 +10,9 @@ orphan_retention, a purge before it is refused (409) and allowed with
 force, one after it without; the mailbox is gone afterwards; a live user
 is never purged; export of a user (mbox and Maildir) then import into
 another user gives identical messages over IMAP (bodies, flags,
-keywords, internal dates); 401/403/400/404 on these endpoints.
+keywords, internal dates); 401/403/400/404 on these endpoints; with
+[admin] orphan_scan_interval, tern-admind marks a removed user and
+unmarks a marked user still in the directory by itself.
 """
 import imaplib
 import os
@@ -371,3 +373,68 @@ def test_import_wakes_idle_session(setup):
         assert b"OK" in tagged, tagged
     finally:
         c.close()
+
+
+def store_orphans(ternd):
+    """{user_id: marked_at} from `ternd store orphans` (docs/store-tool.md)."""
+    r = subprocess.run([harness.ternd_path(), "store", "orphans", "-c", ternd.conf_path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    marks = {}
+    for line in r.stdout.decode().splitlines():
+        f = line.split()
+        if len(f) >= 4 and re.match(r"^[0-9a-f-]{36}$", f[0]):
+            marks[f[0]] = f[1]
+    return marks
+
+
+def test_orphan_scan_on_timer():
+    """[admin] orphan_scan_interval: tern-admind marks a user removed from
+    the directory and unmarks one who is there, by itself, without the
+    orphans endpoint being called."""
+    env, admind = admin_env({"admin": {"orphan_scan_interval": "1s"}})
+    try:
+        t = env.ternd
+        for login in ("user40", "user41"):
+            assert t.send("%s@example.test" % login,
+                          harness.make_message(harness.unique_token("s")))[0] == 250
+        gone, back = stable_id(env, "user40"), stable_id(env, "user41")
+        # A mark on a user the directory still has (as if it had been
+        # removed and restored): the timer takes it away.
+        r = subprocess.run([harness.ternd_path(), "store", "mark-orphan", "-c", t.conf_path,
+                            back], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        assert back in store_orphans(t)
+        ldapdelete(env, "user40")
+        deleted = time.time()
+        deadline = time.monotonic() + (30 if harness.SANITIZE else 10)
+        while True:
+            marks = store_orphans(t)
+            log = admind.log()
+            if gone in marks and back not in marks and \
+                    "orphan-marked user=%s" % gone in log and \
+                    "orphan-unmarked user=%s" % back in log:
+                break
+            assert time.monotonic() < deadline, (marks, log[-4000:])
+            time.sleep(0.3)
+        # The retention counts from the scan that found it gone.
+        status, _, body = api(admind, "GET", "/api/v1/mailboxes/" + gone)
+        assert status == 200, body
+        since = time.mktime(time.strptime(body["orphaned_since"],
+                                          "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        assert abs(since - deleted) < 5, (since, deleted)
+        assert body["in_directory"] is False and body["messages"] == 1
+        status, _, body = api(admind, "GET", "/api/v1/mailboxes/user41")
+        assert status == 200 and body["orphaned_since"] is None, body
+        # Marked once: later scans keep the first time and log nothing new.
+        time.sleep(2.5)
+        assert admind.log().count("orphan-marked user=%s" % gone) == 1
+        assert store_orphans(t)[gone] == marks[gone]
+        # Never purged by the timer.
+        status, _, body = api(admind, "GET", "/api/v1/mailboxes/" + gone)
+        assert status == 200 and body["messages"] == 1, body
+    finally:
+        try:
+            admind.stop()
+        finally:
+            env.close()
