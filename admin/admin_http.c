@@ -304,10 +304,10 @@ audit(struct hreq *h)
 			       r->body, r->status, result) < 0) {
 		buf_reset(&line);
 		/* Too big to audit whole: keep the who/what/result. */
-		json_t *stub = json_pack("{s:s}", "note", "params too large for the audit log");
+		json_t *short_params = json_pack("{s:s}", "note", "params too large for the audit log");
 		(void)admin_audit_format(&line, (long long)time(NULL), who, r->peer_ip, r->method,
-					 r->path, NULL, stub, r->status, result);
-		json_decref(stub);
+					 r->path, NULL, short_params, r->status, result);
+		json_decref(short_params);
 	}
 	json_decref(q);
 	char *path = NULL;
