@@ -23,8 +23,9 @@
  *
  * XXX no cookie is kept: every reconnect runs a full refresh (entry names
  * only). A cookie would make it a delta, but we flush on reconnect anyway.
- * XXX a server that vanishes without closing the TCP connection is only
- * noticed when the kernel gives up on it; the TTLs still bound staleness.
+ * A server that vanishes without closing is noticed by the TCP keepalive
+ * and TCP_USER_TIMEOUT every handle gets (dir_tls_setup); until then the
+ * TTLs still bound staleness.
  */
 #include <stdbool.h>
 #include <string.h>
