@@ -122,6 +122,7 @@ static const struct key_def keys[] = {
     {"directory", "follow_referrals", CT_BOOL, DIRF(follow_referrals), "no", 0, 0, 0},
     {"directory", "failback_interval", CT_SECONDS, DIRF(failback_interval), "60s", 0, 1, 0},
     {"directory", "page_size", CT_UINT, DIRF(page_size), "500", 0, 1, 100000},
+    {"directory", "sync", CT_STRING, DIRF(sync), "auto", 0, 0, 0},
     {"directory", "proxy_attr", CT_ATTR, DIRF(proxy_attr), NULL, 0, 0, 0},
     {"directory", "disabled_flags_attr", CT_ATTR, DIRF(disabled_flags_attr), NULL, 0, 0, 0},
     {"directory", "disabled_flags_mask", CT_UINT, DIRF(disabled_flags_mask), "2", 0, 1, 0},
@@ -1416,6 +1417,12 @@ check_config(struct loader *ld)
 	    strcmp(cfg->dir.ad_matching_rules, "no") != 0) {
 		set_error(ld, ld->main_line[key_index("directory", "ad_matching_rules")],
 			  "[directory] ad_matching_rules: must be auto, yes or no");
+		return;
+	}
+	if (strcmp(cfg->dir.sync, "auto") != 0 && strcmp(cfg->dir.sync, "yes") != 0 &&
+	    strcmp(cfg->dir.sync, "no") != 0) {
+		set_error(ld, ld->main_line[key_index("directory", "sync")],
+			  "[directory] sync: must be auto, yes or no");
 		return;
 	}
 	if (cfg->dir.id_attr[0] == '\0') {

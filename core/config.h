@@ -82,6 +82,7 @@ struct directory_config {
 	bool follow_referrals;
 	unsigned failback_interval; /* seconds between tries of the preferred URI */
 	unsigned page_size;	    /* RFC 2696 page size for big searches */
+	char *sync;		    /* auto|yes|no: RFC 4533 change pickup (dir_sync.c) */
 	/* Active Directory shapes (profile ad; usable with any profile). */
 	char *proxy_attr;	/* typed addresses: "SMTP:" primary, "smtp:"
 				   aliases, other types ignored (proxyAddresses) */

@@ -61,6 +61,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "directory/dir_ldap.h"
+#include "directory/dir_sync.h"
 #include "directory/dir_tls.h"
 
 #define MAX_INFLIGHT 64
@@ -72,7 +73,9 @@
 #define KICK_MIN_MS 250
 #define SLOW_OP_MS 1000
 
-enum pool { POOL_LOOKUP, POOL_AUTH };
+/* POOL_SYNC: at most one handle, bound like a lookup one, carrying the
+ * RFC 4533 consumer's search and nothing else (dir_sync.c). */
+enum pool { POOL_LOOKUP, POOL_AUTH, POOL_SYNC };
 enum cstate { CS_DOWN, CS_CONNECTING, CS_STARTTLS, CS_BINDING, CS_UP };
 
 struct opq {
@@ -97,6 +100,7 @@ struct dconn {
 	uint64_t failback_at; /* UP on a later URI: when to try the first again */
 	bool draining;	      /* takes no new ops: moving back to the first URI */
 	bool probing;	      /* connecting to the first URI to move back */
+	bool parked;	      /* sync handle: the server has no syncprov */
 	struct opq ops;	      /* in flight */
 };
 
@@ -106,7 +110,7 @@ static struct {
 	size_t nuris;
 	struct dconn *conns; /* owned: lookup handles first, then auth */
 	size_t nconns;
-	struct opq wait[2]; /* per pool */
+	struct opq wait[3]; /* per pool */
 	int epfd, evfd;
 	pthread_t thread;
 	bool started;
@@ -117,7 +121,7 @@ static struct {
 
 static uint64_t now_ms;
 
-static const char *const pool_names[] = {"lookup", "auth"};
+static const char *const pool_names[] = {"lookup", "auth", "sync"};
 
 uint64_t
 dir_ldap_now(void)
@@ -282,6 +286,7 @@ conn_close(struct dconn *c)
 }
 
 static void pool_pump(enum pool p);
+static void sync_next(struct dconn *c, enum dir_sync_next next);
 static void log_tls_failure(struct dconn *c, int rc);
 static bool next_page(struct dconn *c, struct dir_op *op, LDAPControl **ctrls);
 
@@ -374,6 +379,7 @@ conn_start(struct dconn *c)
 
 	c->last_attempt = now_ms;
 	c->retry_at = UINT64_MAX;
+	c->parked = false;
 	rc = ldap_initialize(&c->ld, uri);
 	if (rc != LDAP_SUCCESS) {
 		c->ld = NULL;
@@ -537,7 +543,7 @@ conn_bound(struct dconn *c, LDAPMessage *msg)
 	if (was_down) {
 		for (size_t i = 0; i < L.nconns; i++) {
 			struct dconn *o = &L.conns[i];
-			if (o->state == CS_DOWN) {
+			if (o->state == CS_DOWN && !o->parked) {
 				o->uri = c->uri;
 				o->tried = 0;
 				o->backoff_ms = 0;
@@ -545,7 +551,10 @@ conn_bound(struct dconn *c, LDAPMessage *msg)
 			}
 		}
 	}
-	pool_pump(c->pool);
+	if (c->pool == POOL_SYNC)
+		sync_next(c, dir_sync_connected(c->ld, L.dc, L.uris[c->uri]));
+	else
+		pool_pump(c->pool);
 }
 
 void
@@ -665,6 +674,10 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 			ldap_msgfree(msg);
 		return;
 	}
+	if (c->pool == POOL_SYNC) {
+		sync_next(c, dir_sync_message(c->ld, msg)); /* frees msg */
+		return;
+	}
 	struct dir_op *op = find_op(c, msgid);
 	if (op == NULL) {
 		/* An answer to something we abandoned. */
@@ -756,6 +769,25 @@ conn_event(struct dconn *c, uint32_t events)
 		conn_drain(c);
 		break;
 	case CS_DOWN:
+		break;
+	}
+}
+
+/* What dir_sync.c wants done with the sync handle. */
+static void
+sync_next(struct dconn *c, enum dir_sync_next next)
+{
+	switch (next) {
+	case DIR_SYNC_GO_ON:
+		break;
+	case DIR_SYNC_RECONNECT:
+		conn_lost(c, "sync-ended", false);
+		break;
+	case DIR_SYNC_PARK:
+		conn_close(c);
+		c->parked = true;
+		c->tried = 0;
+		c->retry_at = now_ms + (uint64_t)DIR_SYNC_PARK_SECONDS * 1000;
 		break;
 	}
 }
@@ -881,7 +913,7 @@ pick_conn(enum pool p)
 static void
 pool_pump(enum pool p)
 {
-	static int depth[2];
+	static int depth[3];
 
 	/* conn_send can fail a handle, whose callbacks submit and pump
 	 * again; the outer call finishes the job. */
@@ -1018,7 +1050,7 @@ run_timers(void)
 			if (op->deadline < next)
 				next = op->deadline;
 	}
-	for (int p = 0; p < 2; p++) {
+	for (int p = 0; p < 3; p++) {
 		struct dir_op *op = L.wait[p].head;
 		while (op != NULL) {
 			struct dir_op *nx = op->next;
@@ -1117,12 +1149,13 @@ dir_ldap_start(const struct config *cfg, dir_ldap_intake_fn *intake, char **erro
 	dir_tls_log_config(dc, "ternd");
 	size_t nl = dc->lookup_connections > 0 ? dc->lookup_connections : 1;
 	size_t na = dc->auth_connections > 0 ? dc->auth_connections : 1;
-	L.nconns = nl + na;
+	size_t ns = dir_sync_wanted(dc) ? 1 : 0;
+	L.nconns = nl + na + ns;
 	L.conns = xcalloc(L.nconns, sizeof(*L.conns));
 	for (size_t i = 0; i < L.nconns; i++) {
 		struct dconn *c = &L.conns[i];
-		c->pool = i < nl ? POOL_LOOKUP : POOL_AUTH;
-		c->index = (unsigned)(i < nl ? i : i - nl);
+		c->pool = i < nl ? POOL_LOOKUP : i < nl + na ? POOL_AUTH : POOL_SYNC;
+		c->index = (unsigned)(i < nl ? i : i < nl + na ? i - nl : 0);
 		c->fd = -1;
 		/* Spread handles over the URIs? No: the list is an order of
 		 * preference (first is primary); all start on the first. */

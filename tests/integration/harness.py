@@ -509,10 +509,12 @@ class RawLines:
 class Env:
     """A slapd and a ternd in one temp dir, with helpers to stop both."""
 
-    def __init__(self, overrides=None, start_ternd=True, flavour="openldap"):
+    def __init__(self, overrides=None, start_ternd=True, flavour="openldap", slapd_opts=None):
         self.tmp = tempfile.mkdtemp(prefix="tern-it-")
-        # flavour "ad": the AD-shaped directory (tests/fixtures/ad.schema).
-        self.slapd = Slapd(os.path.join(self.tmp, "ldap"), flavour=flavour)
+        # flavour "ad": the AD-shaped directory (tests/fixtures/ad.schema);
+        # slapd_opts: more Slapd() options (syncprov=False, ...).
+        self.slapd = Slapd(os.path.join(self.tmp, "ldap"), flavour=flavour,
+                           **(slapd_opts or {}))
         SLAPDS.append(self.slapd)
         self.slapd.start()
         self.cert, self.key = make_cert(self.tmp)

@@ -57,9 +57,10 @@ def setup():
                   "writer_password_file": env.writer_secret,
                   # Every call checks the password against the directory.
                   "auth_cache_ttl": "0"},
-        # Long caches: only directory.flush can make a change visible.
+        # Long caches and no sync consumer: only directory.flush can make a
+        # change visible.
         "directory": {"quota_attr": "employeeNumber", "cache_ttl": "300s",
-                      "negative_ttl": "300s", "timeout": "3s"},
+                      "negative_ttl": "300s", "timeout": "3s", "sync": "no"},
     }
     try:
         env.ternd = env.new_ternd(overrides)

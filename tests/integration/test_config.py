@@ -108,6 +108,7 @@ def test_unknown_section_rejected(workdir):
     ("limits", "auth_fail_delay", "-1s"),
     ("storage", "group_commit", "perhaps"),
     ("directory", "cache_ttl", "10 parsecs"),
+    ("directory", "sync", "sometimes"),
     ("server", "workers", "-3"),
     ("smtp", "listen", "127.0.0.1:99999"),
 ])
