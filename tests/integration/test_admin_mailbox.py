@@ -404,7 +404,8 @@ def test_orphan_scan_on_timer():
         r = subprocess.run([harness.ternd_path(), "store", "mark-orphan", "-c", t.conf_path,
                             back], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 0, r.stderr.decode(errors="replace")
-        assert back in store_orphans(t)
+        # (Not checked here: a scan may already have taken the mark away;
+        # the orphan-unmarked line below shows the timer did.)
         ldapdelete(env, "user40")
         deleted = time.time()
         deadline = time.monotonic() + (30 if harness.SANITIZE else 10)
