@@ -328,17 +328,18 @@ dir_admin_connect(struct dir_admin *h, struct arena *a, struct dir_admin_error *
 	}
 	if (h->ld != NULL)
 		return DIR_ADMIN_OK;
-	int rc = bind_as(h, h->cfg->admin_writer_dn, h->cfg->admin_writer_password, "writer bind",
-			 &h->ld, &h->uri_index, &diag);
+	int rc =
+	    bind_as(h, h->bind_dn, h->bind_password, h->bind_what, &h->ld, &h->uri_index, &diag);
 	h->connected_at = mono_seconds();
 	if (rc != LDAP_SUCCESS) {
 		const char *what =
-		    arena_printf(a, "writer bind as %s to %s", h->cfg->admin_writer_dn, h->uri);
+		    arena_printf(a, "%s as %s to %s", h->bind_what, h->bind_dn, h->uri);
 		int status = dir_admin_ldap_fail(a, err, rc, diag, NULL, what);
 		ldap_memfree(diag);
 		log_warn(0, "diradmin",
-			 "writer-bind-failed uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\" diag=\"%s\"",
-			 h->uri, h->cfg->admin_writer_dn, rc, ldap_err2string(rc),
+			 "bind-failed what=\"%s\" uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\" "
+			 "diag=\"%s\"",
+			 h->bind_what, h->uri, h->bind_dn, rc, ldap_err2string(rc),
 			 err->message != NULL ? err->message : "");
 		h->ld = NULL;
 		return status;
@@ -672,8 +673,8 @@ open_fail(struct dir_admin *h, char **error_r, const char *msg)
 	return -1;
 }
 
-int
-dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+static int
+open_handle(const struct config *cfg, bool reader, struct dir_admin **h_r, char **error_r)
 {
 	const struct directory_config *dc = &cfg->dir;
 	struct dir_admin *h = xcalloc(1, sizeof(*h));
@@ -714,6 +715,15 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 	for (char **m = h->member_attrs; *m != NULL; m++)
 		push_unique(&h->list_attrs, *m);
 
+	if (reader) {
+		h->bind_dn = dc->bind_dn != NULL ? dc->bind_dn : "";
+		h->bind_password = dc->bind_password != NULL ? dc->bind_password : "";
+		h->bind_what = "service bind";
+		goto connect;
+	}
+	h->bind_dn = cfg->admin_writer_dn;
+	h->bind_password = cfg->admin_writer_password;
+	h->bind_what = "writer bind";
 	if (cfg->admin_writer_dn == NULL || cfg->admin_writer_dn[0] == '\0')
 		return open_fail(h, error_r, "[admin] writer_bind_dn is not set");
 	if (cfg->admin_writer_password == NULL || cfg->admin_writer_password[0] == '\0')
@@ -739,6 +749,7 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 		ldap_dnfree(dn);
 	}
 
+connect:;
 	struct arena *a = arena_new(0);
 	struct dir_admin_error err;
 	if (dir_admin_connect(h, a, &err) != DIR_ADMIN_OK) {
@@ -747,10 +758,26 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 		return -1;
 	}
 	arena_destroy(&a);
-	log_info(0, "diradmin", "open uri=\"%s\" writer=\"%s\" user_base=\"%s\" group_base=\"%s\"",
-		 h->uri, cfg->admin_writer_dn, cfg->admin_user_base, cfg->admin_group_base);
+	if (reader)
+		log_info(0, "diradmin", "open uri=\"%s\" reader=\"%s\"", h->uri, h->bind_dn);
+	else
+		log_info(0, "diradmin",
+			 "open uri=\"%s\" writer=\"%s\" user_base=\"%s\" group_base=\"%s\"", h->uri,
+			 cfg->admin_writer_dn, cfg->admin_user_base, cfg->admin_group_base);
 	*h_r = h;
 	return 0;
+}
+
+int
+dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+{
+	return open_handle(cfg, false, h_r, error_r);
+}
+
+int
+dir_admin_open_reader(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+{
+	return open_handle(cfg, true, h_r, error_r);
 }
 
 void
