@@ -159,8 +159,12 @@ check_uris(struct check *c)
 		one.uri = uris[i];
 		int rc = dir_tls_open_sync(&one, &ld, NULL, &why);
 		if (rc != LDAP_SUCCESS) {
-			problem(c, "cannot connect to %s: %s", uris[i],
-				why != NULL ? why : ldap_err2string(rc));
+			/* dir_tls_open_sync's text starts with the URI again. */
+			const char *reason = why != NULL ? why : ldap_err2string(rc);
+			size_t ul = strlen(uris[i]);
+			if (strncmp(reason, uris[i], ul) == 0 && strncmp(reason + ul, ": ", 2) == 0)
+				reason += ul + 2;
+			problem(c, "cannot connect to %s: %s", uris[i], reason);
 			free(why);
 			continue;
 		}
