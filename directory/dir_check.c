@@ -142,6 +142,19 @@ add_attr(struct check *c, const char *name)
 		c->attrs[n] = arena_strdup(c->a, name);
 }
 
+/* Disabled by [directory] disabled_flags_attr (AD's userAccountControl
+ * 0x2), which ternd checks itself rather than in the filter (dir.c): such
+ * an entry neither logs in nor claims an address. */
+static bool
+flags_disabled(const struct check *c, const struct dir_ldap_entry *e)
+{
+	const char *attr = c->dc->disabled_flags_attr;
+	const struct dir_ldap_attr *at =
+	    attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+
+	return at != NULL && dir_shape_flags_set(at->vals[0], c->dc->disabled_flags_mask) != 0;
+}
+
 /* 1. Every URI on its own: connect, then the service account's bind. */
 static size_t
 check_uris(struct check *c)
@@ -297,6 +310,10 @@ check_users(struct check *c, const char *ufilter)
 		const struct dir_ldap_entry *e = &en[i];
 		if (dir_admin_is_list(c->h, e))
 			continue;
+		if (flags_disabled(c, e)) {
+			c->ndisabled++;
+			continue;
+		}
 		c->nusers++;
 		if (dir_admin_attr(e, c->dc->id_attr) == NULL)
 			no_id++;
@@ -330,7 +347,7 @@ check_users(struct check *c, const char *ufilter)
 			c->dc->alias_attr);
 	for (size_t i = 0; i < nen; i++) {
 		const struct dir_ldap_entry *e = &en[i];
-		if (dir_admin_is_list(c->h, e))
+		if (dir_admin_is_list(c->h, e) || flags_disabled(c, e))
 			continue;
 		if (no_id < c->nusers && dir_admin_attr(e, c->dc->id_attr) == NULL)
 			problem(c,
@@ -376,16 +393,18 @@ check_lists(struct check *c)
 	struct dir_ldap_entry *lists = NULL;
 	size_t n = 0;
 
+	if (c->h->list_classes[0] == NULL)
+		return; /* no entry is a list */
 	buf_init(&f, DIR_ADMIN_FILTER_MAX);
 	(void)buf_append_str(&f, "(|");
-	for (char **cl = c->h->list_classes; *cl != NULL; cl++)
-		if (dir_admin_eq(c->a, "objectClass", *cl) != NULL)
-			(void)buf_append_str(&f, dir_admin_eq(c->a, "objectClass", *cl));
+	for (char **cl = c->h->list_classes; *cl != NULL; cl++) {
+		const char *eq = dir_admin_eq(c->a, "objectClass", *cl);
+		if (eq != NULL)
+			(void)buf_append_str(&f, eq);
+	}
 	(void)buf_append_str(&f, ")");
 	const char *filter = dir_admin_enabled(c->h, c->a, arena_strdup(c->a, buf_cstr(&f)));
 	buf_free(&f);
-	if (c->h->list_classes[0] == NULL)
-		return;
 	if (!search(c, c->dc->base, LDAP_SCOPE_SUBTREE, filter, c->attrs, 0, &lists, &n,
 		    "[directory] list_classes"))
 		return;
@@ -398,6 +417,8 @@ check_lists(struct check *c)
 	for (size_t i = 0; i < n; i++) {
 		const struct dir_ldap_entry *e = &lists[i];
 		const char *self = norm_dn(c->a, e->dn);
+		if (flags_disabled(c, e))
+			continue;
 		c->nlists++;
 		(void)claim_addresses(c, e, true);
 		for (char **m = c->h->member_attrs; *m != NULL; m++) {
@@ -480,9 +501,10 @@ run(struct check *c)
 		fprintf(c->out, "summary: %u problem(s)\n", c->problems);
 		return EXIT_PROBLEMS;
 	}
-	const char *attrs[] = {"objectClass",	    c->dc->id_attr,	   c->dc->login_attr,
-			       c->dc->mail_attr,    c->dc->alias_attr,	   c->dc->proxy_attr,
-			       c->dc->routing_attr, c->dc->member_uid_attr};
+	const char *attrs[] = {
+	    "objectClass",	 c->dc->id_attr,	 c->dc->login_attr,
+	    c->dc->mail_attr,	 c->dc->alias_attr,	 c->dc->proxy_attr,
+	    c->dc->routing_attr, c->dc->member_uid_attr, c->dc->disabled_flags_attr};
 	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++)
 		add_attr(c, attrs[i]);
 	for (char **m = c->h->member_attrs; *m != NULL; m++)

@@ -285,3 +285,26 @@ def test_duplicate_addresses_reported_and_refused(env):
     # never cached).
     code, text = rcpt(t, "bob@example.test")
     assert code == 250, (code, text)
+
+
+def test_ad_fixture_clean_and_proxy_address_duplicate():
+    """The AD-shaped directory: carol (userAccountControl 0x2) counts as
+    disabled, proxyAddresses "smtp:" values are addresses, so one given
+    to a second user is a duplicate naming both entries."""
+    e = harness.Env(flavour="ad", start_ternd=False)
+    try:
+        t = e.new_ternd({"directory": {"profile": "ad"}}, start=False)
+        rc, out, problems = check(t.conf_path)
+        assert rc == 0, out
+        assert "summary: 10 users (1 disabled), " in out, out
+        user02 = "cn=User 02," + O.PEOPLE
+        e.slapd.modify("dn: %s\nchangetype: modify\nadd: proxyAddresses\n"
+                       "proxyAddresses: smtp:%s\n" % (user02, O.AD_BOB_ALIAS))
+        rc, out, problems = check(t.conf_path)
+        assert rc == 1, out
+        assert len(problems) == 1, out
+        assert problems[0].startswith("problem: address %s is claimed by two entries: "
+                                      % O.AD_BOB_ALIAS), out
+        assert user02 in problems[0] and O.ad_user_dn("bob") in problems[0], out
+    finally:
+        e.close()
