@@ -673,6 +673,34 @@ open_fail(struct dir_admin *h, char **error_r, const char *msg)
 	return -1;
 }
 
+/* What the writer needs from [admin]: NULL, or a malloc'd reason. */
+static char *
+writer_config_error(const struct config *cfg, const struct dir_admin *h)
+{
+	if (cfg->admin_writer_dn == NULL || cfg->admin_writer_dn[0] == '\0')
+		return xstrdup("[admin] writer_bind_dn is not set");
+	if (cfg->admin_writer_password == NULL || cfg->admin_writer_password[0] == '\0')
+		return xstrdup("[admin] writer_password_file is not set");
+	if (h->user_classes[0] == NULL || h->new_list_classes[0] == NULL)
+		return xstrdup("[admin] user_object_classes and list_object_classes must not "
+			       "be empty");
+	const char *bases[] = {cfg->admin_user_base, cfg->admin_group_base};
+	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+		LDAPDN dn = NULL;
+		if (bases[i] == NULL ||
+		    ldap_str2dn(bases[i], &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
+			char *msg = NULL;
+			if (asprintf(&msg, "[admin] %s: \"%s\" is not a DN",
+				     i == 0 ? "user_base" : "group_base",
+				     bases[i] != NULL ? bases[i] : "") < 0)
+				fatal("out of memory");
+			return msg;
+		}
+		ldap_dnfree(dn);
+	}
+	return NULL;
+}
+
 static int
 open_handle(const struct config *cfg, bool reader, struct dir_admin **h_r, char **error_r)
 {
@@ -716,40 +744,22 @@ open_handle(const struct config *cfg, bool reader, struct dir_admin **h_r, char 
 		push_unique(&h->list_attrs, *m);
 
 	if (reader) {
+		/* ternd's service account: [admin] plays no part. */
 		h->bind_dn = dc->bind_dn != NULL ? dc->bind_dn : "";
 		h->bind_password = dc->bind_password != NULL ? dc->bind_password : "";
 		h->bind_what = "service bind";
-		goto connect;
-	}
-	h->bind_dn = cfg->admin_writer_dn;
-	h->bind_password = cfg->admin_writer_password;
-	h->bind_what = "writer bind";
-	if (cfg->admin_writer_dn == NULL || cfg->admin_writer_dn[0] == '\0')
-		return open_fail(h, error_r, "[admin] writer_bind_dn is not set");
-	if (cfg->admin_writer_password == NULL || cfg->admin_writer_password[0] == '\0')
-		return open_fail(h, error_r, "[admin] writer_password_file is not set");
-	if (h->user_classes[0] == NULL || h->new_list_classes[0] == NULL)
-		return open_fail(h, error_r,
-				 "[admin] user_object_classes and list_object_classes must not "
-				 "be empty");
-	const char *bases[] = {cfg->admin_user_base, cfg->admin_group_base};
-	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
-		LDAPDN dn = NULL;
-		if (bases[i] == NULL ||
-		    ldap_str2dn(bases[i], &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
-			char *msg = NULL;
-			if (asprintf(&msg, "[admin] %s: \"%s\" is not a DN",
-				     i == 0 ? "user_base" : "group_base",
-				     bases[i] != NULL ? bases[i] : "") < 0)
-				fatal("out of memory");
-			open_fail(h, error_r, msg);
-			free(msg);
+	} else {
+		h->bind_dn = cfg->admin_writer_dn;
+		h->bind_password = cfg->admin_writer_password;
+		h->bind_what = "writer bind";
+		char *why = writer_config_error(cfg, h);
+		if (why != NULL) {
+			open_fail(h, error_r, why);
+			free(why);
 			return -1;
 		}
-		ldap_dnfree(dn);
 	}
 
-connect:;
 	struct arena *a = arena_new(0);
 	struct dir_admin_error err;
 	if (dir_admin_connect(h, a, &err) != DIR_ADMIN_OK) {
