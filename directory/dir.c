@@ -12,7 +12,9 @@
  *
  * How it fails: a directory that is down, slow or answers strangely gives
  * DIR_TEMPFAIL (never cached); "no such address" DIR_NOTFOUND; an address
- * two entries claim DIR_PERMFAIL; any login problem DIR_AUTHFAIL. A list
+ * two enabled entries claim DIR_CONFLICT (never cached, logged with both
+ * DNs: delivered to neither); any login problem DIR_AUTHFAIL (a login two
+ * entries match is logged with their DNs too). A list
  * is resolved all or nothing: if one member read fails temporarily, the
  * whole answer is DIR_TEMPFAIL, so a sender retries rather than some
  * members silently missing the mail. Disabled or missing members, routing
@@ -153,6 +155,8 @@ dir_strerror(int status)
 		return "authentication failed";
 	case DIR_PERMFAIL:
 		return "directory error";
+	case DIR_CONFLICT:
+		return "address claimed by several directory entries";
 	default:
 		return "unknown directory status";
 	}
@@ -766,7 +770,7 @@ handle_entry(struct dreq *r, const struct rop *ro, const struct dir_ldap_entry *
 static void
 finish_rcpt(struct dreq *r)
 {
-	if (r->fail != DIR_TEMPFAIL) {
+	if (r->fail != DIR_TEMPFAIL && r->fail != DIR_CONFLICT) {
 		/* A list is cached under its own prefix, so that a cached
 		 * answer still says it came from a list (list_post). */
 		char *key = arena_printf(r->arena, "%s:%s", r->is_list ? "l" : "r", r->key);
@@ -798,6 +802,27 @@ pick_enabled(const struct dir_op *op, size_t *enabled_r, bool *more_r)
 	return one;
 }
 
+/* The DNs of a search's enabled entries, "dn1" "dn2", for the log line
+ * that tells the admin which entries to fix; "..." when the server had
+ * more than it sent. */
+static const char *
+enabled_dns(struct dreq *r, const struct dir_op *op, bool more)
+{
+	struct buf b;
+
+	buf_init(&b, 2048);
+	for (size_t i = 0; i < op->nentries; i++) {
+		if (entry_disabled(&op->entries[i]))
+			continue;
+		(void)buf_printf(&b, "%s\"%s\"", b.len > 0 ? " " : "", op->entries[i].dn);
+	}
+	if (more)
+		(void)buf_append_str(&b, " ...");
+	const char *s = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	return s;
+}
+
 static void
 login_done(struct dreq *r, struct dir_op *op)
 {
@@ -818,7 +843,10 @@ login_done(struct dreq *r, struct dir_op *op)
 		return;
 	}
 	if (enabled > 1 || more) {
-		log_warn(0, "dir", "login-ambiguous login=%s entries=%zu", r->key, op->nseen);
+		/* Binding as either could let one person into the other's
+		 * mailbox: refused until the directory is fixed. */
+		log_warn(0, "dir", "login-ambiguous login=%s entries=%zu dns=[%s]", r->key,
+			 op->nseen, enabled_dns(r, op, more));
 		req_fail(r, DIR_AUTHFAIL, "login matches several entries");
 		return;
 	}
@@ -894,9 +922,15 @@ rop_done(struct dir_op *op)
 			else
 				part_failed(r, ro, DIR_NOTFOUND, why, member ? what : op->filter);
 		} else if (enabled > 1 || more) {
-			log_warn(0, "dir", "ambiguous-address address=%s filter=\"%s\" entries=%zu",
-				 r->key, op->filter, op->nseen);
-			part_failed(r, ro, DIR_PERMFAIL, "address matches several entries",
+			/* Never guess which of two owners gets the mail. */
+			const char *dns = enabled_dns(r, op, more);
+			log_warn(0, "dir",
+				 "ambiguous-address address=%s filter=\"%s\" entries=%zu dns=[%s]",
+				 r->key, op->filter, op->nseen, dns);
+			part_failed(r, ro, DIR_CONFLICT,
+				    arena_printf(r->arena,
+						 "address claimed by several directory entries: %s",
+						 dns),
 				    op->filter);
 		} else {
 			handle_entry(r, ro, one);

@@ -27,7 +27,11 @@ enum dir_status {
 	DIR_NOTFOUND = -1, /* permanent: no such user/address (or disabled) */
 	DIR_TEMPFAIL = -2, /* directory down, timeout: try again later */
 	DIR_AUTHFAIL = -3, /* wrong password, unknown login, disabled account */
-	DIR_PERMFAIL = -4, /* anything else permanent (e.g. two entries match) */
+	DIR_PERMFAIL = -4, /* anything else permanent */
+	/* Two enabled entries (users, or a user and a list) claim the
+	 * address: the directory must be fixed; never cached, so the fix
+	 * applies at once. res->error names the DNs. */
+	DIR_CONFLICT = -5,
 };
 const char *dir_strerror(int status);
 

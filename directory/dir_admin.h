@@ -121,6 +121,11 @@ struct dir_admin;
  * cn=...: Invalid credentials") when the config lacks what is needed or
  * the bind fails; a directory that is down is an error too. */
 int dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r);
+/* The same handle bound as [directory] bind_dn, ternd's service account,
+ * for read-only tools (ternd check-directory): only the read calls
+ * (user_list, user_get, list_all, list_get, list_members) make sense on
+ * it; [admin] is not needed. Errors as dir_admin_open. */
+int dir_admin_open_reader(const struct config *cfg, struct dir_admin **h_r, char **error_r);
 /* Unbinds and frees; *h becomes NULL. */
 void dir_admin_close(struct dir_admin **h);
 

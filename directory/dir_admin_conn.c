@@ -328,17 +328,18 @@ dir_admin_connect(struct dir_admin *h, struct arena *a, struct dir_admin_error *
 	}
 	if (h->ld != NULL)
 		return DIR_ADMIN_OK;
-	int rc = bind_as(h, h->cfg->admin_writer_dn, h->cfg->admin_writer_password, "writer bind",
-			 &h->ld, &h->uri_index, &diag);
+	int rc =
+	    bind_as(h, h->bind_dn, h->bind_password, h->bind_what, &h->ld, &h->uri_index, &diag);
 	h->connected_at = mono_seconds();
 	if (rc != LDAP_SUCCESS) {
 		const char *what =
-		    arena_printf(a, "writer bind as %s to %s", h->cfg->admin_writer_dn, h->uri);
+		    arena_printf(a, "%s as %s to %s", h->bind_what, h->bind_dn, h->uri);
 		int status = dir_admin_ldap_fail(a, err, rc, diag, NULL, what);
 		ldap_memfree(diag);
 		log_warn(0, "diradmin",
-			 "writer-bind-failed uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\" diag=\"%s\"",
-			 h->uri, h->cfg->admin_writer_dn, rc, ldap_err2string(rc),
+			 "bind-failed what=\"%s\" uri=\"%s\" dn=\"%s\" rc=%d error=\"%s\" "
+			 "diag=\"%s\"",
+			 h->bind_what, h->uri, h->bind_dn, rc, ldap_err2string(rc),
 			 err->message != NULL ? err->message : "");
 		h->ld = NULL;
 		return status;
@@ -672,8 +673,36 @@ open_fail(struct dir_admin *h, char **error_r, const char *msg)
 	return -1;
 }
 
-int
-dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+/* What the writer needs from [admin]: NULL, or a malloc'd reason. */
+static char *
+writer_config_error(const struct config *cfg, const struct dir_admin *h)
+{
+	if (cfg->admin_writer_dn == NULL || cfg->admin_writer_dn[0] == '\0')
+		return xstrdup("[admin] writer_bind_dn is not set");
+	if (cfg->admin_writer_password == NULL || cfg->admin_writer_password[0] == '\0')
+		return xstrdup("[admin] writer_password_file is not set");
+	if (h->user_classes[0] == NULL || h->new_list_classes[0] == NULL)
+		return xstrdup("[admin] user_object_classes and list_object_classes must not "
+			       "be empty");
+	const char *bases[] = {cfg->admin_user_base, cfg->admin_group_base};
+	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+		LDAPDN dn = NULL;
+		if (bases[i] == NULL ||
+		    ldap_str2dn(bases[i], &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
+			char *msg = NULL;
+			if (asprintf(&msg, "[admin] %s: \"%s\" is not a DN",
+				     i == 0 ? "user_base" : "group_base",
+				     bases[i] != NULL ? bases[i] : "") < 0)
+				fatal("out of memory");
+			return msg;
+		}
+		ldap_dnfree(dn);
+	}
+	return NULL;
+}
+
+static int
+open_handle(const struct config *cfg, bool reader, struct dir_admin **h_r, char **error_r)
 {
 	const struct directory_config *dc = &cfg->dir;
 	struct dir_admin *h = xcalloc(1, sizeof(*h));
@@ -714,29 +743,21 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 	for (char **m = h->member_attrs; *m != NULL; m++)
 		push_unique(&h->list_attrs, *m);
 
-	if (cfg->admin_writer_dn == NULL || cfg->admin_writer_dn[0] == '\0')
-		return open_fail(h, error_r, "[admin] writer_bind_dn is not set");
-	if (cfg->admin_writer_password == NULL || cfg->admin_writer_password[0] == '\0')
-		return open_fail(h, error_r, "[admin] writer_password_file is not set");
-	if (h->user_classes[0] == NULL || h->new_list_classes[0] == NULL)
-		return open_fail(h, error_r,
-				 "[admin] user_object_classes and list_object_classes must not "
-				 "be empty");
-	const char *bases[] = {cfg->admin_user_base, cfg->admin_group_base};
-	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
-		LDAPDN dn = NULL;
-		if (bases[i] == NULL ||
-		    ldap_str2dn(bases[i], &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
-			char *msg = NULL;
-			if (asprintf(&msg, "[admin] %s: \"%s\" is not a DN",
-				     i == 0 ? "user_base" : "group_base",
-				     bases[i] != NULL ? bases[i] : "") < 0)
-				fatal("out of memory");
-			open_fail(h, error_r, msg);
-			free(msg);
+	if (reader) {
+		/* ternd's service account: [admin] plays no part. */
+		h->bind_dn = dc->bind_dn != NULL ? dc->bind_dn : "";
+		h->bind_password = dc->bind_password != NULL ? dc->bind_password : "";
+		h->bind_what = "service bind";
+	} else {
+		h->bind_dn = cfg->admin_writer_dn;
+		h->bind_password = cfg->admin_writer_password;
+		h->bind_what = "writer bind";
+		char *why = writer_config_error(cfg, h);
+		if (why != NULL) {
+			open_fail(h, error_r, why);
+			free(why);
 			return -1;
 		}
-		ldap_dnfree(dn);
 	}
 
 	struct arena *a = arena_new(0);
@@ -747,10 +768,26 @@ dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
 		return -1;
 	}
 	arena_destroy(&a);
-	log_info(0, "diradmin", "open uri=\"%s\" writer=\"%s\" user_base=\"%s\" group_base=\"%s\"",
-		 h->uri, cfg->admin_writer_dn, cfg->admin_user_base, cfg->admin_group_base);
+	if (reader)
+		log_info(0, "diradmin", "open uri=\"%s\" reader=\"%s\"", h->uri, h->bind_dn);
+	else
+		log_info(0, "diradmin",
+			 "open uri=\"%s\" writer=\"%s\" user_base=\"%s\" group_base=\"%s\"", h->uri,
+			 cfg->admin_writer_dn, cfg->admin_user_base, cfg->admin_group_base);
 	*h_r = h;
 	return 0;
+}
+
+int
+dir_admin_open(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+{
+	return open_handle(cfg, false, h_r, error_r);
+}
+
+int
+dir_admin_open_reader(const struct config *cfg, struct dir_admin **h_r, char **error_r)
+{
+	return open_handle(cfg, true, h_r, error_r);
 }
 
 void

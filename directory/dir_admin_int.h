@@ -41,6 +41,9 @@ struct dir_admin {
 	 * disabling writes it, enabling removes it. NULL otherwise. */
 	char *disable_attr, *disable_value;
 	bool ad; /* profile ad: userAccountControl bit 0x2 */
+	/* Who the connection binds as: [admin] writer_bind_dn, or [directory]
+	 * bind_dn for a reader (dir_admin_open_reader). Borrowed from cfg. */
+	const char *bind_dn, *bind_password, *bind_what;
 };
 
 /* The body of a public function: runs call under the handle's lock and

@@ -269,9 +269,10 @@ bounce_local_done(void *arg, const struct dir_rcpt_result *res)
 		j->dsn.nrcpts = res->nusers;
 		j->u.dsns = &j->dsn;
 		j->u.ndsns = 1;
-	} else if (res->status == DIR_TEMPFAIL) {
-		/* Who the sender is cannot be told now: the failures wait for
-		 * the next attempt, when the bounce is tried again. */
+	} else if (res->status == DIR_TEMPFAIL || res->status == DIR_CONFLICT) {
+		/* Who the sender is cannot be told now (directory down, or two
+		 * entries claim the address): the failures wait for the next
+		 * attempt, when the bounce is tried again. */
 		log_warn(j->id, "outbound", "bounce-deferred sender=<%s> reason=\"directory: %s\"",
 			 j->sender, res->error != NULL ? res->error : dir_strerror(res->status));
 		time_t next = time(NULL) + r->cfg->outbound_retry_initial_s;

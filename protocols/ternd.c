@@ -22,6 +22,7 @@
 #include "core/tls.h"
 #include "core/worker.h"
 #include "directory/dir.h"
+#include "directory/dir_check.h"
 #include "directory/dir_tls.h"
 #include "outbound/outbound.h"
 #include "protocols/imap/imap_session.h"
@@ -60,10 +61,13 @@ usage(FILE *f)
 	fprintf(f, "usage: ternd -c FILE [-t]\n"
 		   "       ternd store check|dump|backup|restore -c FILE [ARG]\n"
 		   "       ternd store users|usage|orphans|purge|export|import -c FILE ...\n"
+		   "       ternd check-directory -c FILE   (or ternd --check-directory -c FILE)\n"
 		   "  -c FILE  configuration file\n"
 		   "  -t       check the configuration and exit\n"
 		   "  -V       print the version\n"
-		   "  store    mail store maintenance (docs/store-tool.md)\n");
+		   "  store    mail store maintenance (docs/store-tool.md)\n"
+		   "  check-directory  check [directory] against the live directory\n"
+		   "           (docs/admin-guide.md); exit 0 clean, 1 problems, 2 usage\n");
 }
 
 /* Control commands served by ternd itself (core/control.h). */
@@ -108,6 +112,16 @@ main(int argc, char **argv)
 	/* The maintenance tool: its own options, never the daemon's. */
 	if (argc >= 2 && strcmp(argv[1], "store") == 0)
 		return store_tool_main(argc - 1, argv + 1);
+	/* The directory check, a tool too: "check-directory" first, or
+	 * "--check-directory" anywhere among -c FILE. */
+	if (argc >= 2 && strcmp(argv[1], "check-directory") == 0)
+		return dir_check_main(argc - 1, argv + 1);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--check-directory") != 0)
+			continue;
+		memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+		return dir_check_main(argc - 1, argv);
+	}
 	while ((ch = getopt(argc, argv, "c:thV")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -596,6 +596,17 @@ rcpt_done(void *arg, const struct dir_rcpt_result *res)
 			 res->error != NULL ? res->error : dir_strerror(res->status));
 		smtp_reply(s, "451 4.4.3 Directory temporarily unavailable, try again later");
 		break;
+	case DIR_CONFLICT:
+		/* Temporary on purpose: the directory is wrong, not the
+		 * address; the sender retries while the admin fixes it, and
+		 * the mail reaches its owner instead of bouncing. The DNs go
+		 * to the log (dir.c), never to the client. */
+		log_warn(c->id, svc_name(s), "rcpt to=<%s> result=conflict reason=\"%s\"", given,
+			 res->error != NULL ? res->error : dir_strerror(res->status));
+		smtp_reply(s,
+			   "451 4.3.0 <%s>: address is ambiguous in the directory, try again later",
+			   given);
+		break;
 	case DIR_NOTFOUND:
 		log_rcpt(s, given, "unknown");
 		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", given);

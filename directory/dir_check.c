@@ -1,0 +1,590 @@
+/*
+ * dir_check.c - `ternd check-directory` (dir_check.h): the config against
+ * the live directory, as ternd will see it.
+ *
+ * What it checks, in order: every [directory] uri connects (TLS included)
+ * and accepts the service account's bind; base exists; user_filter
+ * matches someone; every enabled user has the id, login and an address
+ * (the profile's attributes, as the service account can read them); every
+ * member DN (member_attr) and memberUid of an enabled list names an
+ * entry / a login; and no address (mail, alias, proxy SMTP address) is
+ * claimed by two enabled entries, which ternd refuses at delivery
+ * (DIR_CONFLICT). The searches are dir_admin's (paged, RFC 2696) on a
+ * handle bound as the service account: no second LDAP client.
+ *
+ * How it fails: each problem is one "problem: ..." line on stdout naming
+ * the entry and what to fix; a search the directory refuses is a problem
+ * too. "ok: ..." lines say what was fine, and a "summary: ..." line ends
+ * the output. Exit 0 clean, 1 problems, 2 usage or config error.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <ldap.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/compat.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "directory/dir.h"
+#include "directory/dir_admin_int.h"
+#include "directory/dir_check.h"
+#include "directory/dir_shape.h"
+#include "directory/dir_tls.h"
+
+#define EXIT_PROBLEMS 1
+#define EXIT_USAGE 2
+#define MAX_ATTRS 24
+
+/* One address and the entry that claims it. */
+struct claim {
+	const char *addr; /* lower-case */
+	const char *dn;
+	bool list;
+};
+
+struct check {
+	const struct config *cfg;
+	const struct directory_config *dc;
+	struct arena *a;
+	FILE *out;
+	unsigned problems;
+	struct dir_admin *h;
+	char *attrs[MAX_ATTRS]; /* read for users and lists */
+	struct claim *claims;
+	size_t nclaims, capclaims;
+	const char **dns; /* normalised DNs of every user and list, sorted */
+	size_t ndns;
+	const char **logins; /* every user's login, lower-case, sorted */
+	size_t nlogins;
+	size_t nusers, ndisabled, nlists;
+};
+
+static void PRINTF_LIKE(2, 3) problem(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("problem: ", c->out);
+	va_start(ap, fmt);
+	vfprintf(c->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->out);
+	c->problems++;
+}
+
+static void PRINTF_LIKE(2, 3) ok(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ok: ", c->out);
+	va_start(ap, fmt);
+	vfprintf(c->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->out);
+}
+
+static char *
+lower(struct arena *a, const char *s, size_t len)
+{
+	char *d = arena_alloc(a, len + 1);
+
+	for (size_t i = 0; i < len; i++)
+		d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+	d[len] = '\0';
+	return d;
+}
+
+/* A DN in one spelling (RFC 4514 normal form, lower-cased), so that
+ * "uid=Bob, ou=People" and "uid=bob,ou=people" compare equal. */
+static const char *
+norm_dn(struct arena *a, const char *dn)
+{
+	char *out = NULL;
+
+	if (ldap_dn_normalize(dn, LDAP_DN_FORMAT_LDAPV3, &out, LDAP_DN_FORMAT_LDAPV3) ==
+		LDAP_SUCCESS &&
+	    out != NULL) {
+		const char *n = lower(a, out, strlen(out));
+		ldap_memfree(out);
+		return n;
+	}
+	return lower(a, dn, strlen(dn));
+}
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static bool
+sorted_has(const char **v, size_t n, const char *s)
+{
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+static void
+add_attr(struct check *c, const char *name)
+{
+	size_t n = 0;
+
+	if (name == NULL || name[0] == '\0')
+		return;
+	for (; c->attrs[n] != NULL; n++)
+		if (strcasecmp(c->attrs[n], name) == 0)
+			return;
+	if (n + 1 < MAX_ATTRS)
+		c->attrs[n] = arena_strdup(c->a, name);
+}
+
+/* Disabled by [directory] disabled_flags_attr (AD's userAccountControl
+ * 0x2), which ternd checks itself rather than in the filter (dir.c): such
+ * an entry neither logs in nor claims an address. */
+static bool
+flags_disabled(const struct check *c, const struct dir_ldap_entry *e)
+{
+	const char *attr = c->dc->disabled_flags_attr;
+	const struct dir_ldap_attr *at =
+	    attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+
+	return at != NULL && dir_shape_flags_set(at->vals[0], c->dc->disabled_flags_mask) != 0;
+}
+
+/* 1. Every URI on its own: connect, then the service account's bind. */
+static size_t
+check_uris(struct check *c)
+{
+	size_t n = 0, good = 0;
+	char **uris = dir_tls_split_uris(c->dc->uri, &n);
+
+	if (n == 0)
+		problem(c, "[directory] uri is empty: there is no directory to connect to");
+	for (size_t i = 0; i < n; i++) {
+		struct directory_config one = *c->dc;
+		LDAP *ld = NULL;
+		char *why = NULL;
+
+		one.uri = uris[i];
+		int rc = dir_tls_open_sync(&one, &ld, NULL, &why);
+		if (rc != LDAP_SUCCESS) {
+			/* dir_tls_open_sync's text starts with the URI again. */
+			const char *reason = why != NULL ? why : ldap_err2string(rc);
+			size_t ul = strlen(uris[i]);
+			if (strncmp(reason, uris[i], ul) == 0 && strncmp(reason + ul, ": ", 2) == 0)
+				reason += ul + 2;
+			problem(c, "cannot connect to %s: %s", uris[i], reason);
+			free(why);
+			continue;
+		}
+		const char *dn = c->dc->bind_dn != NULL ? c->dc->bind_dn : "";
+		rc = dir_tls_bind_sync(ld, &one, dn, c->dc->bind_password, "service bind");
+		if (rc != LDAP_SUCCESS) {
+			char *diag = NULL;
+			ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+			const char *hint = "";
+			if (rc == LDAP_INVALID_CREDENTIALS)
+				hint = " - the password in [directory] bind_password_file is wrong "
+				       "for this DN, or the DN does not exist";
+			problem(c, "cannot bind to %s as %s ([directory] bind_dn): %s%s%s%s",
+				uris[i], dn[0] != '\0' ? dn : "(anonymous)", ldap_err2string(rc),
+				diag != NULL && diag[0] != '\0' ? " (" : "",
+				diag != NULL && diag[0] != '\0' ? diag : "",
+				diag != NULL && diag[0] != '\0' ? ")" : "");
+			if (hint[0] != '\0')
+				fprintf(c->out, "  hint:%s\n", hint);
+			ldap_memfree(diag);
+		} else {
+			ok(c, "%s: connected and bound as %s", uris[i],
+			   dn[0] != '\0' ? dn : "(anonymous)");
+			good++;
+		}
+		ldap_unbind_ext_s(ld, NULL, NULL);
+	}
+	dir_tls_free_uris(uris);
+	return good;
+}
+
+/* A paged search on the reader handle; a refusal is reported as a
+ * problem and gives false. */
+static bool
+search(struct check *c, const char *base, int scope, const char *filter, char **attrs,
+       int sizelimit, struct dir_ldap_entry **e_r, size_t *n_r, const char *what)
+{
+	struct dir_admin_error err = {0};
+	size_t nseen;
+
+	if (dir_admin_search(c->h, c->a, base, scope, filter, attrs, sizelimit, e_r, n_r, &nseen,
+			     &err) != DIR_ADMIN_OK) {
+		problem(c, "%s: the search failed: %s", what, err.message);
+		return false;
+	}
+	return true;
+}
+
+static void
+add_claim(struct check *c, const char *addr, size_t len, const char *dn, bool list)
+{
+	if (len == 0 || memchr(addr, '@', len) == NULL)
+		return;
+	const char *l = lower(c->a, addr, len);
+	/* The same address twice on one entry (mail and alias) is no
+	 * conflict: only keep one claim per entry. */
+	for (size_t i = c->nclaims; i > 0 && c->claims[i - 1].dn == dn; i--)
+		if (strcmp(c->claims[i - 1].addr, l) == 0)
+			return;
+	if (c->nclaims == c->capclaims) {
+		c->capclaims = c->capclaims == 0 ? 256 : c->capclaims * 2;
+		c->claims = xrealloc(c->claims, c->capclaims * sizeof(*c->claims));
+	}
+	c->claims[c->nclaims++] = (struct claim){.addr = l, .dn = dn, .list = list};
+}
+
+/* The addresses of e: mail_attr, alias_attr and the SMTP ones of
+ * proxy_attr; how many. */
+static size_t
+claim_addresses(struct check *c, const struct dir_ldap_entry *e, bool list)
+{
+	const char *names[] = {c->dc->mail_attr, c->dc->alias_attr};
+	size_t n = 0;
+
+	for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
+		if (names[k] == NULL || names[k][0] == '\0')
+			continue;
+		const struct dir_ldap_attr *at = dir_admin_attr(e, names[k]);
+		for (size_t i = 0; at != NULL && i < at->nvals; i++, n++)
+			add_claim(c, at->vals[i], strlen(at->vals[i]), e->dn, list);
+	}
+	if (c->dc->proxy_attr != NULL && c->dc->proxy_attr[0] != '\0') {
+		const struct dir_ldap_attr *at = dir_admin_attr(e, c->dc->proxy_attr);
+		for (size_t i = 0; at != NULL && i < at->nvals; i++) {
+			const char *p;
+			size_t len;
+			bool primary;
+			if (dir_shape_proxy_address(at->vals[i], at->lens[i], &p, &len, &primary) ==
+			    1) {
+				add_claim(c, p, len, e->dn, list);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+/* 3. Users: user_filter with every %u a wildcard. */
+static void
+check_users(struct check *c, const char *ufilter)
+{
+	struct dir_ldap_entry *all = NULL, *en = NULL;
+	size_t nall = 0, nen = 0;
+	char *login_only[] = {(char *)c->dc->login_attr, NULL};
+
+	if (!search(c, c->dc->base, LDAP_SCOPE_SUBTREE, ufilter, login_only, 0, &all, &nall,
+		    "[directory] user_filter"))
+		return;
+	if (nall == 0) {
+		problem(c,
+			"[directory] user_filter %s matches no entry under %s ([directory] base): "
+			"no one can log in",
+			ufilter, c->dc->base);
+		return;
+	}
+	c->logins = xcalloc(nall, sizeof(*c->logins));
+	for (size_t i = 0; i < nall; i++) {
+		const char *l = dir_admin_attr1(&all[i], c->dc->login_attr);
+		if (l[0] != '\0')
+			c->logins[c->nlogins++] = lower(c->a, l, strlen(l));
+	}
+	qsort(c->logins, c->nlogins, sizeof(*c->logins), cmp_str);
+
+	if (!search(c, c->dc->base, LDAP_SCOPE_SUBTREE, dir_admin_enabled(c->h, c->a, ufilter),
+		    c->attrs, 0, &en, &nen, "[directory] user_filter (enabled users)"))
+		return;
+	c->ndisabled = nall > nen ? nall - nen : 0;
+	size_t no_id = 0, no_login = 0, no_addr = 0;
+	for (size_t i = 0; i < nen; i++) {
+		const struct dir_ldap_entry *e = &en[i];
+		if (dir_admin_is_list(c->h, e))
+			continue;
+		if (flags_disabled(c, e)) {
+			c->ndisabled++;
+			continue;
+		}
+		c->nusers++;
+		if (dir_admin_attr(e, c->dc->id_attr) == NULL)
+			no_id++;
+		if (dir_admin_attr(e, c->dc->login_attr) == NULL)
+			no_login++;
+		if (claim_addresses(c, e, false) == 0 &&
+		    (c->dc->routing_attr[0] == '\0' ||
+		     dir_admin_attr(e, c->dc->routing_attr) == NULL))
+			no_addr++;
+	}
+	if (c->nusers == 0)
+		return;
+	/* Missing on every user: the attribute name is wrong or the service
+	 * account may not read it. One line says so, not one per user. */
+	if (no_id == c->nusers)
+		problem(c,
+			"no user has a readable %s ([directory] id_attr, the mailbox key): the "
+			"name is wrong or the service account may not read it; every delivery "
+			"and login fails",
+			c->dc->id_attr);
+	if (no_login == c->nusers)
+		problem(c,
+			"no user has a readable %s ([directory] login_attr): the name is wrong or "
+			"the service account may not read it",
+			c->dc->login_attr);
+	if (no_addr == c->nusers)
+		problem(c,
+			"no user has an address in %s%s%s: the names are wrong or the service "
+			"account may not read them; no mail can be delivered",
+			c->dc->mail_attr, c->dc->alias_attr[0] != '\0' ? " or " : "",
+			c->dc->alias_attr);
+	for (size_t i = 0; i < nen; i++) {
+		const struct dir_ldap_entry *e = &en[i];
+		if (dir_admin_is_list(c->h, e) || flags_disabled(c, e))
+			continue;
+		if (no_id < c->nusers && dir_admin_attr(e, c->dc->id_attr) == NULL)
+			problem(c,
+				"user %s has no %s ([directory] id_attr): mail to it and its "
+				"logins are refused",
+				e->dn, c->dc->id_attr);
+		if (no_login < c->nusers && dir_admin_attr(e, c->dc->login_attr) == NULL)
+			problem(c, "user %s has no %s ([directory] login_attr): it cannot log in",
+				e->dn, c->dc->login_attr);
+	}
+	if (no_addr > 0 && no_addr < c->nusers)
+		fprintf(c->out,
+			"note: %zu enabled user(s) have no address (%s, %s): they can log in but "
+			"receive no mail\n",
+			no_addr, c->dc->mail_attr, c->dc->alias_attr);
+	/* Every user, disabled ones too: a member naming one is no dangling
+	 * DN. check_lists adds the lists and sorts. */
+	c->dns = xcalloc(nall, sizeof(*c->dns));
+	for (size_t i = 0; i < nall; i++)
+		c->dns[c->ndns++] = norm_dn(c->a, all[i].dn);
+}
+
+/* Does dn name an entry? Users and lists seen are known; anything else
+ * is read (a base search). */
+static int
+dn_exists(struct check *c, const char *dn, const char *what)
+{
+	if (sorted_has(c->dns, c->ndns, norm_dn(c->a, dn)))
+		return 1;
+	struct dir_ldap_entry *e = NULL;
+	size_t n = 0;
+	char *none[] = {"1.1", NULL};
+	if (!search(c, dn, LDAP_SCOPE_BASE, "(objectClass=*)", none, 1, &e, &n, what))
+		return -1;
+	return n > 0;
+}
+
+/* 4. Lists: every entry of list_classes under base. */
+static void
+check_lists(struct check *c)
+{
+	struct buf f;
+	struct dir_ldap_entry *lists = NULL;
+	size_t n = 0;
+
+	if (c->h->list_classes[0] == NULL)
+		return; /* no entry is a list */
+	buf_init(&f, DIR_ADMIN_FILTER_MAX);
+	(void)buf_append_str(&f, "(|");
+	for (char **cl = c->h->list_classes; *cl != NULL; cl++) {
+		const char *eq = dir_admin_eq(c->a, "objectClass", *cl);
+		if (eq != NULL)
+			(void)buf_append_str(&f, eq);
+	}
+	(void)buf_append_str(&f, ")");
+	const char *filter = dir_admin_enabled(c->h, c->a, arena_strdup(c->a, buf_cstr(&f)));
+	buf_free(&f);
+	if (!search(c, c->dc->base, LDAP_SCOPE_SUBTREE, filter, c->attrs, 0, &lists, &n,
+		    "[directory] list_classes"))
+		return;
+	/* Lists are members too: known DNs include them. */
+	c->dns = xrealloc(c->dns, (c->ndns + n + 1) * sizeof(*c->dns));
+	for (size_t i = 0; i < n; i++)
+		c->dns[c->ndns++] = norm_dn(c->a, lists[i].dn);
+	qsort(c->dns, c->ndns, sizeof(*c->dns), cmp_str);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct dir_ldap_entry *e = &lists[i];
+		const char *self = norm_dn(c->a, e->dn);
+		if (flags_disabled(c, e))
+			continue;
+		c->nlists++;
+		(void)claim_addresses(c, e, true);
+		for (char **m = c->h->member_attrs; *m != NULL; m++) {
+			const struct dir_ldap_attr *at = dir_admin_attr(e, *m);
+			for (size_t k = 0; at != NULL && k < at->nvals; k++) {
+				const char *dn = at->vals[k];
+				/* groupOfNames needs a member: an empty list holds
+				 * its own DN (dir_admin), which ternd skips. */
+				if (strcmp(norm_dn(c->a, dn), self) == 0)
+					continue;
+				if (dn_exists(c, dn, e->dn) == 0)
+					problem(c,
+						"list %s: member %s names no entry (deleted?); it "
+						"is skipped at delivery - remove it from %s",
+						e->dn, dn, *m);
+			}
+		}
+		const char *uid = c->dc->member_uid_attr;
+		const struct dir_ldap_attr *at =
+		    uid != NULL && uid[0] != '\0' ? dir_admin_attr(e, uid) : NULL;
+		for (size_t k = 0; at != NULL && k < at->nvals; k++) {
+			const char *l = lower(c->a, at->vals[k], strlen(at->vals[k]));
+			if (!sorted_has(c->logins, c->nlogins, l))
+				problem(c,
+					"list %s: %s %s matches no user's %s; it is skipped at "
+					"delivery",
+					e->dn, uid, at->vals[k], c->dc->login_attr);
+		}
+	}
+}
+
+static int
+cmp_claim(const void *x, const void *y)
+{
+	const struct claim *p = x, *q = y;
+	int r = strcmp(p->addr, q->addr);
+
+	return r != 0 ? r : strcmp(p->dn, q->dn);
+}
+
+/* 5. An address two enabled entries claim: ternd refuses it (451). */
+static size_t
+check_duplicates(struct check *c)
+{
+	size_t distinct = 0;
+
+	qsort(c->claims, c->nclaims, sizeof(*c->claims), cmp_claim);
+	for (size_t i = 0; i < c->nclaims;) {
+		size_t j = i + 1;
+		while (j < c->nclaims && strcmp(c->claims[j].addr, c->claims[i].addr) == 0)
+			j++;
+		distinct++;
+		if (j - i > 1) {
+			const struct claim *p = &c->claims[i], *q = &c->claims[i + 1];
+			problem(c,
+				"address %s is claimed by two entries: %s %s and %s %s%s; mail to "
+				"it is refused (451 4.3.0) until one of them drops it",
+				p->addr, p->list ? "list" : "user", p->dn,
+				q->list ? "list" : "user", q->dn,
+				j - i > 2 ? arena_printf(c->a, " (and %zu more)", j - i - 2) : "");
+		}
+		i = j;
+	}
+	return distinct;
+}
+
+static int
+run(struct check *c)
+{
+	size_t good = check_uris(c);
+	if (good == 0) {
+		fprintf(c->out, "summary: the directory could not be reached; %u problem(s)\n",
+			c->problems);
+		return EXIT_PROBLEMS;
+	}
+	char *err = NULL;
+	if (dir_admin_open_reader(c->cfg, &c->h, &err) < 0) {
+		problem(c, "%s", err);
+		free(err);
+		fprintf(c->out, "summary: %u problem(s)\n", c->problems);
+		return EXIT_PROBLEMS;
+	}
+	const char *attrs[] = {
+	    "objectClass",	 c->dc->id_attr,	 c->dc->login_attr,
+	    c->dc->mail_attr,	 c->dc->alias_attr,	 c->dc->proxy_attr,
+	    c->dc->routing_attr, c->dc->member_uid_attr, c->dc->disabled_flags_attr};
+	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++)
+		add_attr(c, attrs[i]);
+	for (char **m = c->h->member_attrs; *m != NULL; m++)
+		add_attr(c, *m);
+
+	struct dir_ldap_entry *e = NULL;
+	size_t n = 0;
+	char *none[] = {"1.1", NULL};
+	if (search(c, c->dc->base, LDAP_SCOPE_BASE, "(objectClass=*)", none, 1, &e, &n,
+		   "[directory] base") &&
+	    n == 0)
+		problem(c,
+			"[directory] base %s does not exist, or the service account may not "
+			"read it",
+			c->dc->base);
+
+	struct buf uf;
+	buf_init(&uf, DIR_ADMIN_FILTER_MAX);
+	if (dir_filter_expand_any(c->dc->user_filter, 'u', &uf) < 0)
+		problem(c, "[directory] user_filter %s does not expand", c->dc->user_filter);
+	else
+		check_users(c, arena_strdup(c->a, buf_cstr(&uf)));
+	buf_free(&uf);
+	check_lists(c);
+	size_t naddr = check_duplicates(c);
+	fprintf(c->out,
+		"summary: %zu users (%zu disabled), %zu lists, %zu addresses; %u problem(s)\n",
+		c->nusers, c->ndisabled, c->nlists, naddr, c->problems);
+	return c->problems > 0 ? EXIT_PROBLEMS : 0;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: ternd check-directory -c FILE\n"
+		   "  checks [directory] against the live directory; exit 0 clean,\n"
+		   "  1 problems found, 2 usage or configuration error\n");
+}
+
+int
+dir_check_main(int argc, char **argv)
+{
+	const char *path = NULL;
+	char *err = NULL;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* Warnings only on stderr: the report is stdout. */
+	log_init(LOGL_WARN);
+	struct config *cfg = config_load(path, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "ternd: %s\n", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	struct check c = {.cfg = cfg, .dc = &cfg->dir, .a = arena_new(0), .out = stdout};
+	int rc = run(&c);
+	fflush(stdout);
+	dir_admin_close(&c.h);
+	free(c.claims);
+	free(c.dns);
+	free(c.logins);
+	arena_destroy(&c.a);
+	config_free(cfg);
+	return rc;
+}
