@@ -195,25 +195,35 @@ ob_caps_parse(const char *text, struct ob_caps *caps)
 int
 ob_dot_stuff(const char *msg, size_t len, struct buf *out)
 {
+	/* A line at a time (memchr finds the ends): copying byte by byte
+	 * was a few percent of outbound CPU. The next CR and LF are kept and
+	 * looked for again only once passed. */
+	const char *cr = memchr(msg, '\r', len), *lf = memchr(msg, '\n', len);
+	size_t i = 0;
 	bool bol = true;
-	for (size_t i = 0; i < len; i++) {
-		char c = msg[i];
-		if (bol && c == '.' && buf_putc(out, '.') < 0)
+
+	while (i < len) {
+		if (bol && msg[i] == '.' && buf_putc(out, '.') < 0)
 			return -1;
-		bol = false;
-		if (c == '\r') {
-			if (buf_append(out, "\r\n", 2) < 0)
-				return -1;
-			if (i + 1 < len && msg[i + 1] == '\n')
-				i++;
-			bol = true;
-		} else if (c == '\n') {
-			if (buf_append(out, "\r\n", 2) < 0)
-				return -1;
-			bol = true;
-		} else if (buf_putc(out, c) < 0) {
+		if (cr != NULL && cr < msg + i)
+			cr = memchr(msg + i, '\r', len - i);
+		if (lf != NULL && lf < msg + i)
+			lf = memchr(msg + i, '\n', len - i);
+		const char *e = cr == NULL ? lf : lf == NULL ? cr : cr < lf ? cr : lf;
+		size_t end = e != NULL ? (size_t)(e - msg) : len;
+		if (buf_append(out, msg + i, end - i) < 0)
 			return -1;
+		if (e == NULL) {
+			bol = false;
+			break;
 		}
+		/* CRLF, a bare CR and a bare LF all end a line: CRLF on the wire. */
+		if (buf_append(out, "\r\n", 2) < 0)
+			return -1;
+		i = end + 1;
+		if (*e == '\r' && i < len && msg[i] == '\n')
+			i++;
+		bol = true;
 	}
 	if (!bol && buf_append(out, "\r\n", 2) < 0)
 		return -1;

@@ -626,8 +626,11 @@ dest_kick(struct dest *d)
 		event_del(oc->idle_ev);
 	}
 	/* More connections for what is left, within the caps. */
-	size_t waiting = 0;
-	for (struct job *j = d->pending; j != NULL; j = j->next)
+	/* Counted only as far as it can matter: no more than max_per_destination
+	 * connections are ever opened beyond those connecting (a long
+	 * pending list was walked whole on every kick). */
+	size_t waiting = 0, enough = d->connecting + r->cfg->outbound_max_per_destination;
+	for (struct job *j = d->pending; j != NULL && waiting < enough; j = j->next)
 		waiting++;
 	while (waiting > d->connecting && d->nconns < r->cfg->outbound_max_per_destination &&
 	       r->nconns < r->cfg->outbound_max_connections) {

@@ -197,6 +197,60 @@ test_dot_stuff(void **state)
 	buf_free(&small);
 }
 
+/* The byte-at-a-time rule the line-at-a-time code must match: a '.'
+ * first on a line doubled; CRLF, bare CR and bare LF each one CRLF; a
+ * last line without an end gets one; then the ".\r\n" terminator. */
+static size_t
+dot_stuff_ref(const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+	int bol = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (bol && in[i] == '.')
+			out[o++] = '.';
+		bol = 0;
+		if (in[i] == '\r' || in[i] == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+				i++;
+			bol = 1;
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	if (!bol) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+static void
+test_dot_stuff_matches_reference(void **state)
+{
+	static const char alphabet[] = {'.', '\r', '\n', 'a', '\0'};
+	char in[40], want[200];
+	unsigned seed = 12345;
+
+	(void)state;
+	for (int n = 0; n < 20000; n++) {
+		size_t len = (size_t)(n % 40);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = alphabet[(seed >> 16) % sizeof(alphabet)];
+		}
+		size_t wlen = dot_stuff_ref(in, len, want);
+		struct buf b;
+		buf_init(&b, 1000);
+		assert_int_equal(ob_dot_stuff(in, len, &b), 0);
+		assert_int_equal(b.len, wlen);
+		assert_memory_equal(b.data, want, wlen);
+		buf_free(&b);
+	}
+}
+
 static void
 test_received(void **state)
 {
@@ -429,6 +483,7 @@ main(void)
 	    cmocka_unit_test(test_reply_limits),
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_dot_stuff),
+	    cmocka_unit_test(test_dot_stuff_matches_reference),
 	    cmocka_unit_test(test_received),
 	    cmocka_unit_test(test_8bit_xtext),
 	    cmocka_unit_test(test_backoff),
