@@ -5,12 +5,18 @@
 # -base package ships no init script; tests start and stop it by PID).
 set -eu
 # python3-prometheus-client parses /metrics in test_admind.py.
+# The Kerberos packages are for GSSAPI: libsasl2-modules-gssapi-mit is
+# Cyrus's GSSAPI plugin (ternd), the rest is the tests' private KDC
+# (tests/integration/krb5kdc.py: kdb5_util and krb5kdc from krb5-kdc,
+# kadmin.local from krb5-admin-server, kinit/klist from krb5-user) and
+# their client (python3-gssapi). The system KDC is never used.
 PKGS="build-essential cmake pkg-config openssl
 libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
 libunistring-dev libcmocka-dev
 slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
-dnsmasq-base"
+dnsmasq-base
+libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user python3-gssapi"
 
 missing=""
 for p in $PKGS; do
@@ -35,9 +41,12 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq || true
 $SUDO apt-get install -y -qq --no-install-recommends $missing
 [ $created_policy -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
-# Debian's slapd package may still have left a system instance configured;
-# we never use it, and make sure it is not running.
+# Debian's slapd and krb5-kdc/krb5-admin-server packages may still have
+# left system instances enabled; we never use them, and make sure they
+# are not running.
 if command -v systemctl >/dev/null 2>&1; then
-	$SUDO systemctl disable --now slapd >/dev/null 2>&1 || true
+	for unit in slapd krb5-kdc krb5-admin-server; do
+		$SUDO systemctl disable --now $unit >/dev/null 2>&1 || true
+	done
 fi
 exit 0
