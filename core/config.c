@@ -1359,6 +1359,15 @@ check_admin(struct loader *ld)
 			  "[admin] writer_password_file: set, but writer_bind_dn is not");
 		return -1;
 	}
+	/* The verifier would replace the password hash that simple binds
+	 * (PLAIN, the admin API) check. */
+	if (cfg->admin_write_scram && (cfg->dir.scram_attr[0] == '\0' ||
+				       strcasecmp(cfg->dir.scram_attr, "userPassword") == 0)) {
+		set_error(ld, ld->main_line[key_index("admin", "write_scram")],
+			  "[admin] write_scram needs [directory] scram_attribute set to an "
+			  "attribute other than userPassword (authPassword)");
+		return -1;
+	}
 	if (cfg->admin_user_base[0] == '\0') {
 		free(cfg->admin_user_base);
 		if (asprintf(&cfg->admin_user_base, "ou=people,%s", cfg->dir.base) < 0)
