@@ -911,8 +911,8 @@ login_done(struct dreq *r, struct dir_op *op)
 
 /* ---- finding a user without a password (directory thread) ---- */
 
-/* The first usable verifier of scram_attribute into r->scram; the raw
- * values are wiped from the entry either way (they are secrets). */
+/* The first usable verifier of scram_attribute into r->scram (the raw
+ * values are wiped afterwards: wipe_scram_values). */
 static void
 find_scram(struct dreq *r, const struct dir_ldap_entry *e)
 {
@@ -932,11 +932,22 @@ find_scram(struct dreq *r, const struct dir_ldap_entry *e)
 			/* Never the value: only what is wrong with it. */
 			log_warn(0, "dir", "scram-verifier-invalid dn=\"%s\" attr=%s why=\"%s\"",
 				 e->dn, name, why);
-		explicit_bzero(a->vals[i], a->lens[i]);
 	}
 	if (r->scram == NULL)
 		log_info(0, "dir", "scram-verifier-none dn=\"%s\" attr=%s values=%zu", e->dn,
 			 attr_set(name) ? name : "(none)", a != NULL ? a->nvals : 0);
+}
+
+/* Every entry's scram_attribute values, also those of entries not used
+ * (several matched): the arena is freed without wiping. */
+static void
+wipe_scram_values(struct dir_op *op)
+{
+	for (size_t i = 0; i < op->nentries; i++) {
+		const struct dir_ldap_attr *a = get_attr(&op->entries[i], S.dc->scram_attr);
+		for (size_t j = 0; a != NULL && j < a->nvals; j++)
+			explicit_bzero(a->vals[j], a->lens[j]);
+	}
 }
 
 static void
@@ -984,6 +995,8 @@ rop_done(struct dir_op *op)
 		if (r->kind == RQ_FIND) {
 			if (e != NULL && r->want_scram)
 				find_scram(r, e);
+			if (r->want_scram)
+				wipe_scram_values(op);
 			finish_find(r);
 		} else if (r->fail == DIR_OK)
 			start_bind(r);

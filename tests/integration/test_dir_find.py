@@ -30,7 +30,7 @@ def find(conf, *queries, scram=False, secret=False, timeout=60):
     if secret:
         args.append("--show-secret")
     r = subprocess.run(args + list(queries), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
+                       timeout=timeout, env=harness.sanitizer_env())
     err = r.stderr.decode(errors="replace")
     report = [m for m in harness.SANITIZER_MARKS if m in r.stderr]
     assert not report, err
