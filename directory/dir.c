@@ -1,8 +1,10 @@
 /*
  * dir.c - the directory's public entry points (dir.h): recipient
- * resolution (users, local routing, list expansion) and authentication
- * (search the login, then bind as that DN), on top of dir_ldap.c's
- * operations, with dir_cache.c in front.
+ * resolution (users, local routing, list expansion), authentication
+ * (search the login, then bind as that DN) and finding a user without a
+ * password (the same search, plus the SCRAM-SHA-256 verifier on request:
+ * dir_scram.h), on top of dir_ldap.c's operations, with dir_cache.c in
+ * front. Verifiers are never cached nor logged, and wiped once answered.
  *
  * Requests travel from workers to the directory thread through a
  * mutex-protected queue (the thread is woken by an eventfd); their

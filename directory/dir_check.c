@@ -9,7 +9,9 @@
  * member DN (member_attr) and memberUid of an enabled list names an
  * entry / a login; and no address (mail, alias, proxy SMTP address) is
  * claimed by two enabled entries, which ternd refuses at delivery
- * (DIR_CONFLICT). The searches are dir_admin's (paged, RFC 2696) on a
+ * (DIR_CONFLICT); with SCRAM-SHA-256 in [sasl] mechanisms, how many
+ * users have a usable verifier in scram_attribute (never printing one).
+ * The searches are dir_admin's (paged, RFC 2696) on a
  * handle bound as the service account: no second LDAP client.
  *
  * How it fails: each problem is one "problem: ..." line on stdout naming
