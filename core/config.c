@@ -133,6 +133,7 @@ static const struct key_def keys[] = {
     {"directory", "member_url_attr", CT_ATTR, DIRF(member_url_attr), NULL, 0, 0, 0},
     {"directory", "member_query_attr", CT_ATTR, DIRF(member_query_attr), NULL, 0, 0, 0},
     {"directory", "max_list_depth", CT_UINT, DIRF(max_list_depth), "8", 0, 1, 64},
+    {"directory", "scram_attribute", CT_ATTR, DIRF(scram_attr), "authPassword", 0, 0, 0},
 
     {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
     {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
@@ -171,6 +172,7 @@ static const struct key_def keys[] = {
     {"admin", "max_body", CT_SIZE, CFG(admin_max_body), "1M", 0, 1024, 1ull << 30},
     {"admin", "threads", CT_UINT, CFG(admin_threads), "4", 0, 1, 64},
     {"admin", "orphan_scan_interval", CT_SECONDS, CFG(admin_orphan_scan_interval), "1h", 0, 0, 0},
+    {"admin", "write_scram", CT_BOOL, CFG(admin_write_scram), "no", 0, 0, 0},
     {"backup", "dir", CT_STRING, CFG(backup_dir), "", 0, 0, 0},
     {"backup", "schedule", CT_SCHEDULE, CFG(backup_schedule), "off", 0, 0, 0},
     {"backup", "keep", CT_UINT, CFG(backup_keep), "7", 0, 1, 10000},
@@ -1355,6 +1357,15 @@ check_admin(struct loader *ld)
 	if (cfg->admin_writer_password[0] != '\0' && cfg->admin_writer_dn[0] == '\0') {
 		set_error(ld, ld->main_line[key_index("admin", "writer_password_file")],
 			  "[admin] writer_password_file: set, but writer_bind_dn is not");
+		return -1;
+	}
+	/* The verifier would replace the password hash that simple binds
+	 * (PLAIN, the admin API) check. */
+	if (cfg->admin_write_scram && (cfg->dir.scram_attr[0] == '\0' ||
+				       strcasecmp(cfg->dir.scram_attr, "userPassword") == 0)) {
+		set_error(ld, ld->main_line[key_index("admin", "write_scram")],
+			  "[admin] write_scram needs [directory] scram_attribute set to an "
+			  "attribute other than userPassword (authPassword)");
 		return -1;
 	}
 	if (cfg->admin_user_base[0] == '\0') {

@@ -97,6 +97,9 @@ struct directory_config {
 	char *member_url_attr;	/* LDAP URLs whose results are members (memberURL) */
 	char *member_query_attr; /* an LDAP filter whose results are members */
 	unsigned max_list_depth; /* nesting of lists in lists */
+	/* Where SCRAM-SHA-256 verifiers are kept (directory/dir_scram.h):
+	 * authPassword (RFC 5803) or userPassword ({SCRAM-SHA-256}). */
+	char *scram_attr;
 };
 
 /* [outbound] relayhost_tls and what a static route asks of TLS. */
@@ -198,6 +201,7 @@ struct config {
 	uint64_t admin_max_body;    /* bytes of a request body */
 	unsigned admin_threads;	    /* request threads */
 	unsigned admin_orphan_scan_interval; /* seconds between orphan scans (0 = off) */
+	bool admin_write_scram;	    /* set passwords write [directory] scram_attribute too */
 
 	/* [backup]: tern-admind's backups (admin/admin_backups.c). */
 	char *backup_dir;		  /* "" = STATE_DIR/backups */

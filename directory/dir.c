@@ -1,8 +1,10 @@
 /*
  * dir.c - the directory's public entry points (dir.h): recipient
- * resolution (users, local routing, list expansion) and authentication
- * (search the login, then bind as that DN), on top of dir_ldap.c's
- * operations, with dir_cache.c in front.
+ * resolution (users, local routing, list expansion), authentication
+ * (search the login, then bind as that DN) and finding a user without a
+ * password (the same search, plus the SCRAM-SHA-256 verifier on request:
+ * dir_scram.h), on top of dir_ldap.c's operations, with dir_cache.c in
+ * front. Verifiers are never cached nor logged, and wiped once answered.
  *
  * Requests travel from workers to the directory thread through a
  * mutex-protected queue (the thread is woken by an eventfd); their
@@ -39,6 +41,7 @@
 #include "directory/dir.h"
 #include "directory/dir_cache.h"
 #include "directory/dir_ldap.h"
+#include "directory/dir_scram.h"
 #include "directory/dir_shape.h"
 
 #define CACHE_MAX_ENTRIES 100000
@@ -47,7 +50,7 @@
 #define MAX_INPUT 512	      /* longest address or login we look up */
 #define FILTER_MAX 8192
 
-enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR };
+enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR, RQ_FIND };
 /* P_MEMBER: one member (by DN, login or address; exactly one entry);
  * P_MEMBERS: a search whose every entry is a member (dynamic lists, the
  * in-chain rule). */
@@ -81,6 +84,7 @@ struct dreq {
 	dir_rcpt_cb *rcpt_cb;
 	dir_auth_cb *auth_cb;
 	dir_addr_cb *addr_cb;
+	dir_find_cb *find_cb;
 	void *arg;
 	struct arena *arena; /* owned: everything below that is a string */
 	uint64_t generation; /* cache generation when it started */
@@ -107,6 +111,11 @@ struct dreq {
 	 * (malloc'd arrays, strings in the arena). */
 	const char **own, **sendas;
 	size_t nown, capown, nsendas, capsendas;
+	/* RQ_FIND: the attribute searched (NULL: the login), whether the
+	 * verifier is wanted, and the one found (arena, wiped when done). */
+	const char *find_attr;
+	bool want_scram;
+	char *scram;
 };
 
 struct rop {
@@ -123,6 +132,7 @@ static struct {
 	const struct directory_config *dc;
 	struct dir_cache *cache; /* owned */
 	char **attrs;		 /* owned, NULL-terminated */
+	char **scram_attrs;	 /* attrs and scram_attribute: dir_find_user's */
 	char **list_classes;	 /* owned */
 	char **member_attrs;	 /* owned */
 	char *enabled_prefix;	 /* "(&" or "" */
@@ -380,14 +390,41 @@ deliver_addr(void *arg)
 }
 
 static void
+deliver_find(void *arg)
+{
+	struct dreq *r = arg;
+	/* The search path is dir_authenticate's: its "no such login" is
+	 * our "not found". */
+	enum dir_status st = r->fail == DIR_AUTHFAIL ? DIR_NOTFOUND : r->fail;
+	struct dir_find_result res = {
+	    .status = st,
+	    .user = st == DIR_OK && r->nusers == 1 ? &r->users[0] : NULL,
+	    .scram = st == DIR_OK ? r->scram : NULL,
+	    .error = r->error,
+	};
+
+	if (st == DIR_OK && r->nusers != 1) {
+		res.status = DIR_TEMPFAIL;
+		res.error = "no user";
+	}
+	r->find_cb(r->arg, &res);
+	if (r->scram != NULL)
+		explicit_bzero(r->scram, strlen(r->scram));
+	req_free(r);
+}
+
+static void
 req_post(struct dreq *r)
 {
+	static worker_fn *const deliver[] = {
+	    [RQ_RCPT] = deliver_rcpt,
+	    [RQ_AUTH] = deliver_auth,
+	    [RQ_ADDR] = deliver_addr,
+	    [RQ_FIND] = deliver_find,
+	};
+
 	buf_wipe(&r->pw);
-	worker_post(r->w,
-		    r->kind == RQ_RCPT	 ? deliver_rcpt
-		    : r->kind == RQ_AUTH ? deliver_auth
-					 : deliver_addr,
-		    r);
+	worker_post(r->w, deliver[r->kind], r);
 }
 
 /* ---- recipient resolution (directory thread) ---- */
@@ -823,44 +860,125 @@ enabled_dns(struct dreq *r, const struct dir_op *op, bool more)
 	return s;
 }
 
-static void
+/* The answer to the search for one user (dir_authenticate's, and
+ * dir_find_user's by login or attribute): the entry, or NULL with r
+ * failed (DIR_AUTHFAIL for none, disabled or several; DIR_TEMPFAIL).
+ * Only login searches are cached (key "u:" + login). */
+static const struct dir_ldap_entry *
 login_done(struct dreq *r, struct dir_op *op)
 {
+	/* What was looked up, for the logs: "login=alice", "mail=a@b". */
+	const char *label = r->find_attr != NULL ? r->find_attr : "login";
+	const char *cache_key =
+	    r->find_attr == NULL ? arena_printf(r->arena, "u:%s", r->key) : NULL;
+
 	if (r->fail != DIR_OK)
-		return;
+		return NULL;
 	if (op->rc != LDAP_SUCCESS && op->rc != LDAP_SIZELIMIT_EXCEEDED &&
 	    op->rc != LDAP_NO_SUCH_OBJECT) {
 		req_fail(r, DIR_TEMPFAIL, "directory search failed");
-		return;
+		return NULL;
 	}
 	bool more;
 	size_t enabled;
 	const struct dir_ldap_entry *e = pick_enabled(op, &enabled, &more);
 	if (op->nseen == 0 || op->nentries == 0 || (enabled == 0 && !more)) {
-		dir_cache_put(S.cache, r->generation, arena_printf(r->arena, "u:%s", r->key),
-			      DIR_NOTFOUND, NULL, 0, NULL, 0);
+		if (cache_key != NULL)
+			dir_cache_put(S.cache, r->generation, cache_key, DIR_NOTFOUND, NULL, 0,
+				      NULL, 0);
 		req_fail(r, DIR_AUTHFAIL, op->nseen == 0 ? "unknown login" : "account disabled");
-		return;
+		return NULL;
 	}
 	if (enabled > 1 || more) {
 		/* Binding as either could let one person into the other's
 		 * mailbox: refused until the directory is fixed. */
-		log_warn(0, "dir", "login-ambiguous login=%s entries=%zu dns=[%s]", r->key,
+		log_warn(0, "dir", "login-ambiguous %s=%s entries=%zu dns=[%s]", label, r->key,
 			 op->nseen, enabled_dns(r, op, more));
 		req_fail(r, DIR_AUTHFAIL, "login matches several entries");
-		return;
+		return NULL;
 	}
 	struct dir_user u;
 	if (entry_to_user(r, e, &u) < 0) {
-		log_warn(0, "dir", "entry-without-id login=%s dn=\"%s\" id_attr=%s", r->key, e->dn,
-			 S.dc->id_attr);
+		log_warn(0, "dir", "entry-without-id %s=%s dn=\"%s\" id_attr=%s", label, r->key,
+			 e->dn, S.dc->id_attr);
 		req_fail(r, DIR_AUTHFAIL, "entry has no stable id");
-		return;
+		return NULL;
 	}
 	add_user(r, &u);
-	dir_cache_put(S.cache, r->generation, arena_printf(r->arena, "u:%s", r->key), DIR_OK,
-		      r->users, 1, NULL, 0);
+	if (cache_key != NULL)
+		dir_cache_put(S.cache, r->generation, cache_key, DIR_OK, r->users, 1, NULL, 0);
 	r->have_user = true;
+	return e;
+}
+
+/* ---- finding a user without a password (directory thread) ---- */
+
+/* The first usable verifier of scram_attribute into r->scram (the raw
+ * values are wiped afterwards: wipe_scram_values). */
+static void
+find_scram(struct dreq *r, const struct dir_ldap_entry *e)
+{
+	const char *name = S.dc->scram_attr;
+	const struct dir_ldap_attr *a = get_attr(e, name);
+	bool userpassword = name != NULL && strcasecmp(name, "userPassword") == 0;
+	size_t bad = 0;
+
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		const char *out, *why;
+		int rc = r->scram == NULL ? dir_scram_parse(r->arena, a->vals[i], a->lens[i],
+							    userpassword, &out, &why)
+					  : 0;
+		if (rc == 1)
+			r->scram = (char *)out;
+		else if (rc < 0 && bad++ == 0)
+			/* Never the value: only what is wrong with it. */
+			log_warn(0, "dir", "scram-verifier-invalid dn=\"%s\" attr=%s why=\"%s\"",
+				 e->dn, name, why);
+	}
+	if (r->scram == NULL)
+		log_info(0, "dir", "scram-verifier-none dn=\"%s\" attr=%s values=%zu", e->dn,
+			 attr_set(name) ? name : "(none)", a != NULL ? a->nvals : 0);
+}
+
+/* Every entry's scram_attribute values, also those of entries not used
+ * (several matched): the arena is freed without wiping. */
+static void
+wipe_scram_values(struct dir_op *op)
+{
+	for (size_t i = 0; i < op->nentries; i++) {
+		const struct dir_ldap_attr *a = get_attr(&op->entries[i], S.dc->scram_attr);
+		for (size_t j = 0; a != NULL && j < a->nvals; j++)
+			explicit_bzero(a->vals[j], a->lens[j]);
+	}
+}
+
+static void
+finish_find(struct dreq *r)
+{
+	if (r->fail != DIR_OK)
+		log_info(0, "dir", "find-failed %s=%s status=%s why=\"%s\"",
+			 r->find_attr != NULL ? r->find_attr : "login", r->key,
+			 dir_strerror(r->fail == DIR_AUTHFAIL ? DIR_NOTFOUND : r->fail),
+			 r->error != NULL ? r->error : "");
+	req_post(r);
+}
+
+/* "(&" user_filter-for-any-user "(attr=value)" "(!(disabled)))". */
+static const char *
+attr_filter(struct dreq *r)
+{
+	struct buf b;
+	const char *f = NULL;
+
+	buf_init(&b, FILTER_MAX);
+	if (buf_append_str(&b, "(&") == 0 &&
+	    dir_filter_expand_any(S.dc->user_filter, 'u', &b) == 0 &&
+	    buf_printf(&b, "(%s=", r->find_attr) == 0 &&
+	    dir_escape_filter_value(r->key, strlen(r->key), &b) == 0 &&
+	    buf_append_str(&b, "))") == 0)
+		f = wrap_enabled(r, buf_cstr(&b));
+	buf_free(&b);
+	return f;
 }
 
 static void
@@ -875,8 +993,14 @@ rop_done(struct dir_op *op)
 	}
 	if (ro->purpose == P_LOGIN) {
 		r->outstanding--;
-		login_done(r, op);
-		if (r->fail == DIR_OK)
+		const struct dir_ldap_entry *e = login_done(r, op);
+		if (r->kind == RQ_FIND) {
+			if (e != NULL && r->want_scram)
+				find_scram(r, e);
+			if (r->want_scram)
+				wipe_scram_values(op);
+			finish_find(r);
+		} else if (r->fail == DIR_OK)
 			start_bind(r);
 		else
 			finish_auth(r);
@@ -1102,18 +1226,20 @@ start_bind(struct dreq *r)
 	dir_ldap_submit(op);
 }
 
+/* The search for one user: by login (user_filter), or for
+ * dir_find_user by an attribute; login_done gets the answer. */
 static void
-start_auth(struct dreq *r)
+start_login_search(struct dreq *r)
 {
-	if (r->have_user) {
-		start_bind(r);
-		return;
-	}
-	const char *filter = build_filter(r, S.dc->user_filter, 'u', r->key);
+	const char *filter =
+	    r->find_attr != NULL ? attr_filter(r) : build_filter(r, S.dc->user_filter, 'u', r->key);
 	if (filter == NULL) {
 		log_error(0, "dir", "bad-filter template=\"%s\"", S.dc->user_filter);
 		req_fail(r, DIR_TEMPFAIL, "user_filter does not expand");
-		finish_auth(r);
+		if (r->kind == RQ_FIND)
+			finish_find(r);
+		else
+			finish_auth(r);
 		return;
 	}
 	struct rop *ro = rop_new(r, P_LOGIN);
@@ -1121,7 +1247,19 @@ start_auth(struct dreq *r)
 	ro->op.scope = LDAP_SCOPE_SUBTREE;
 	ro->op.filter = filter;
 	ro->op.sizelimit = SINGLE_SIZELIMIT;
+	if (r->want_scram)
+		ro->op.attrs = S.scram_attrs;
 	rop_submit(ro);
+}
+
+static void
+start_auth(struct dreq *r)
+{
+	if (r->have_user) {
+		start_bind(r);
+		return;
+	}
+	start_login_search(r);
 }
 
 /* ---- AD matching rules: what the rootDSE says (directory thread) ---- */
@@ -1208,6 +1346,8 @@ intake(void)
 				finish_rcpt(r);
 		} else if (r->kind == RQ_ADDR) {
 			start_addr(r);
+		} else if (r->kind == RQ_FIND) {
+			start_login_search(r);
 		} else {
 			start_auth(r);
 		}
@@ -1373,6 +1513,63 @@ dir_authenticate(struct worker *w, const char *login, const char *password, size
 	req_enqueue(r);
 }
 
+static bool
+attr_name_ok(const char *s)
+{
+	if (s[0] == '\0' || strlen(s) > 128)
+		return false;
+	for (const char *p = s; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != ';')
+			return false;
+	return true;
+}
+
+void
+dir_find_user(struct worker *w, const char *attr, const char *value, bool want_scram,
+	      dir_find_cb *cb, void *arg)
+{
+	struct dreq *r = req_new(RQ_FIND, w, arg);
+	struct dir_cache_value *v = NULL;
+
+	r->find_cb = cb;
+	r->want_scram = want_scram;
+	if (attr != NULL && !attr_name_ok(attr)) {
+		req_fail(r, DIR_PERMFAIL, "not an attribute name");
+		req_post(r);
+		return;
+	}
+	if (value == NULL || value[0] == '\0' || strlen(value) > MAX_INPUT) {
+		req_fail(r, DIR_NOTFOUND, "value empty or too long");
+		req_post(r);
+		return;
+	}
+	r->find_attr = attr != NULL ? arena_strdup(r->arena, attr) : NULL;
+	char *key = arena_strdup(r->arena, value);
+	if (attr == NULL)
+		lower_ascii(key); /* as dir_authenticate: the cache key */
+	r->key = key;
+	/* Only login answers are cached, and never with the verifier. */
+	if (S.cache != NULL && attr == NULL) {
+		r->generation = dir_cache_generation(S.cache);
+		if (!want_scram) {
+			bool hit = dir_cache_get(S.cache, arena_printf(r->arena, "u:%s", key), &v);
+			metric_inc(hit ? M_DIR_CACHE_HIT : M_DIR_CACHE_MISS);
+			if (hit) {
+				if (v->status == DIR_OK && v->nusers == 1) {
+					req_fill_from_cache(r, v);
+				} else {
+					r->fail = DIR_NOTFOUND;
+					r->error = "unknown login (cached)";
+				}
+				dir_cache_value_free(v);
+				req_post(r);
+				return;
+			}
+		}
+	}
+	req_enqueue(r);
+}
+
 /* ---- start and stop ---- */
 
 static void
@@ -1413,6 +1610,11 @@ build_static(const struct directory_config *dc)
 		S.attrs[n++] = xstrdup(a);
 	}
 	S.attrs[n] = NULL;
+	S.scram_attrs = xcalloc(n + 2, sizeof(*S.scram_attrs));
+	for (size_t i = 0; i < n; i++)
+		S.scram_attrs[i] = xstrdup(S.attrs[i]);
+	if (attr_set(dc->scram_attr))
+		S.scram_attrs[n] = xstrdup(dc->scram_attr);
 
 	const char *rules = dc->ad_matching_rules != NULL ? dc->ad_matching_rules : "auto";
 	S.ad_rules = strcmp(rules, "yes") == 0	? RULES_YES
@@ -1474,12 +1676,13 @@ static void
 free_static(void)
 {
 	free_list(S.attrs);
+	free_list(S.scram_attrs);
 	free_list(S.member_attrs);
 	free_list(S.list_classes);
 	free(S.enabled_prefix);
 	free(S.enabled_suffix);
 	free(S.member_filter);
-	S.attrs = S.member_attrs = S.list_classes = NULL;
+	S.attrs = S.scram_attrs = S.member_attrs = S.list_classes = NULL;
 	S.enabled_prefix = S.enabled_suffix = S.member_filter = NULL;
 }
 

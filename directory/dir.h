@@ -101,6 +101,33 @@ void dir_authenticate(struct worker *w, const char *login, const char *password,
  * entry is gone or disabled. cb runs later on w. */
 void dir_user_addresses(struct worker *w, const char *user_dn, dir_addr_cb *cb, void *arg);
 
+/* A user found without a password, for mechanisms that prove who the
+ * client is another way (SCRAM, GSSAPI, EXTERNAL). */
+struct dir_find_result {
+	enum dir_status status;	     /* DIR_OK, DIR_NOTFOUND (none, several, or disabled),
+					DIR_TEMPFAIL, DIR_PERMFAIL */
+	const struct dir_user *user; /* on DIR_OK */
+	/* On DIR_OK with want_scram: the user's SCRAM-SHA-256 verifier in
+	 * RFC 5803 form "SCRAM-SHA-256$<iter>:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>",
+	 * or NULL when the entry has none (or none readable). Wiped after
+	 * the callback: copy it if it must live longer. */
+	const char *scram;
+	const char *error; /* for logs only */
+};
+typedef void dir_find_cb(void *arg, const struct dir_find_result *res);
+
+/* Finds the one enabled user whose entry matches: attr == NULL means the
+ * login (the profile's login filter, exactly as dir_authenticate finds the
+ * entry, AD sAMAccountName/UPN included); otherwise the user filter AND
+ * (attr=value) (value escaped, RFC 4515), e.g. attr "mail" for a TLS client
+ * certificate's e-mail address. Zero or several entries: DIR_NOTFOUND (log
+ * why). With want_scram the verifier attribute ([directory] scram_attribute)
+ * is fetched too, and the answer is not taken from the cache (secrets are
+ * not kept in the cache); without, the cache may be used. An attr that
+ * is not an attribute name is DIR_PERMFAIL. cb runs later on w. */
+void dir_find_user(struct worker *w, const char *attr, const char *value, bool want_scram,
+		   dir_find_cb *cb, void *arg);
+
 /* Forget every cached answer (tests, admin changes). Any thread. */
 void dir_cache_flush(void);
 

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
+#include "directory/dir_scram.h"
 #include "directory/dir_shape.h"
 
 #define KEY_MAX 254
@@ -263,6 +264,48 @@ check_addresses(struct dir_admin *h, struct arena *a, const char *field, const c
 	return DIR_ADMIN_OK;
 }
 
+/* [admin] write_scram: after the RFC 3062 password modify, the password's
+ * SCRAM-SHA-256 verifier (RFC 5803, fresh 16-byte salt, 4096 iterations)
+ * into [directory] scram_attribute, replacing the old one. An entry whose
+ * classes do not allow authPassword gets authPasswordObject in the same
+ * modify. A failure is logged, not returned: the password itself is set
+ * (PLAIN works) and check-directory counts the users without verifier. */
+static void
+write_scram(struct dir_admin *h, struct arena *a, const char *dn, const char *password)
+{
+	const char *attr = h->dc->scram_attr;
+	const char *v, *diag = NULL;
+
+	if (!h->cfg->admin_write_scram || attr == NULL || attr[0] == '\0')
+		return;
+	if (dir_scram_make(a, password, strlen(password), DIR_SCRAM_MIN_ITER, &v) < 0) {
+		log_warn(0, "diradmin", "user-scram-failed dn=\"%s\" why=\"cannot compute\"", dn);
+		return;
+	}
+	int rc = LDAP_OBJECT_CLASS_VIOLATION;
+	for (int pass = 0; pass < 2 && rc == LDAP_OBJECT_CLASS_VIOLATION; pass++) {
+		struct dir_admin_mods m;
+		dir_admin_mods_init(&m, a);
+		if (pass == 1) {
+			if (strcasecmp(attr, "authPassword") != 0)
+				break;
+			dir_admin_mod1(&m, LDAP_MOD_ADD, "objectClass", "authPasswordObject");
+		}
+		dir_admin_mod1(&m, LDAP_MOD_REPLACE, attr, v);
+		rc = dir_admin_ldap_modify(h, a, dn, &m, &diag);
+		/* The copy in the mods is a secret too. */
+		LDAPMod *last = m.v[m.n - 1];
+		explicit_bzero(last->mod_values[0], strlen(last->mod_values[0]));
+	}
+	explicit_bzero((char *)v, strlen(v));
+	if (rc != LDAP_SUCCESS)
+		log_warn(0, "diradmin",
+			 "user-scram-failed dn=\"%s\" attr=%s rc=%d error=\"%s\" diag=\"%s\"", dn,
+			 attr, rc, ldap_err2string(rc), diag != NULL ? diag : "");
+	else
+		log_info(0, "diradmin", "user-scram dn=\"%s\" attr=%s", dn, attr);
+}
+
 static int
 user_create(struct dir_admin *h, struct arena *a, const struct dir_admin_user_spec *spec,
 	    struct dir_admin_user **user_r, struct dir_admin_error *err)
@@ -383,6 +426,7 @@ user_create(struct dir_admin *h, struct arena *a, const struct dir_admin_user_sp
 					 drc == LDAP_SUCCESS ? "not created" : "left without one"));
 			return status;
 		}
+		write_scram(h, a, dn, spec->password);
 	}
 	if (user_r != NULL)
 		return read_user(h, a, dn, user_r, err);
@@ -770,6 +814,7 @@ set_password(struct dir_admin *h, struct arena *a, const char *key, const char *
 		return dir_admin_ldap_fail(a, err, rc, diag, "password",
 					   arena_printf(a, "set the password of %s", e->dn));
 	log_info(0, "diradmin", "user-password dn=\"%s\"", e->dn);
+	write_scram(h, a, e->dn, password);
 	return DIR_ADMIN_OK;
 }
 

@@ -9,7 +9,9 @@
  * member DN (member_attr) and memberUid of an enabled list names an
  * entry / a login; and no address (mail, alias, proxy SMTP address) is
  * claimed by two enabled entries, which ternd refuses at delivery
- * (DIR_CONFLICT). The searches are dir_admin's (paged, RFC 2696) on a
+ * (DIR_CONFLICT); with SCRAM-SHA-256 in [sasl] mechanisms, how many
+ * users have a usable verifier in scram_attribute (never printing one).
+ * The searches are dir_admin's (paged, RFC 2696) on a
  * handle bound as the service account: no second LDAP client.
  *
  * How it fails: each problem is one "problem: ..." line on stdout naming
@@ -34,6 +36,7 @@
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
 #include "directory/dir_check.h"
+#include "directory/dir_scram.h"
 #include "directory/dir_shape.h"
 #include "directory/dir_tls.h"
 
@@ -63,6 +66,10 @@ struct check {
 	const char **logins; /* every user's login, lower-case, sorted */
 	size_t nlogins;
 	size_t nusers, ndisabled, nlists;
+	/* [sasl] mechanisms has SCRAM-SHA-256(-PLUS): enabled users with a
+	 * usable verifier in scram_attribute, and with a malformed one. */
+	bool scram;
+	size_t nscram, nscram_bad;
 };
 
 static void PRINTF_LIKE(2, 3) problem(struct check *c, const char *fmt, ...)
@@ -276,6 +283,84 @@ claim_addresses(struct check *c, const struct dir_ldap_entry *e, bool list)
 }
 
 /* 3. Users: user_filter with every %u a wildcard. */
+/* Does [sasl] mechanisms offer SCRAM-SHA-256 (or its -PLUS variant)? */
+static bool
+scram_offered(const struct config *cfg)
+{
+	char **mechs = dir_split_list(cfg->sasl_mechanisms != NULL ? cfg->sasl_mechanisms : "");
+	bool yes = false;
+
+	for (char **m = mechs; *m != NULL; m++) {
+		/* The list may be blank-separated too. */
+		for (char *t = strtok(*m, " \t"); t != NULL; t = strtok(NULL, " \t"))
+			if (strcasecmp(t, "SCRAM-SHA-256") == 0 ||
+			    strcasecmp(t, "SCRAM-SHA-256-PLUS") == 0)
+				yes = true;
+		free(*m);
+	}
+	free(mechs);
+	return yes;
+}
+
+/* A user's verifier, the way dir_find_user reads it (never printed). */
+static void
+count_scram(struct check *c, const struct dir_ldap_entry *e)
+{
+	const struct dir_ldap_attr *a = dir_admin_attr(e, c->dc->scram_attr);
+	bool userpassword = strcasecmp(c->dc->scram_attr, "userPassword") == 0;
+	bool good = false, bad = false;
+
+	for (size_t i = 0; a != NULL && i < a->nvals; i++) {
+		const char *out, *why;
+		int rc = dir_scram_parse(c->a, a->vals[i], a->lens[i], userpassword, &out, &why);
+		good |= rc == 1;
+		bad |= rc < 0;
+		explicit_bzero(a->vals[i], a->lens[i]);
+	}
+	if (good)
+		c->nscram++;
+	else if (bad)
+		c->nscram_bad++;
+}
+
+/* What SCRAM-SHA-256 logins will meet: users without a verifier fail
+ * them (PLAIN still works). None at all is a problem: the attribute name
+ * or the service account's read access is wrong. */
+static void
+report_scram(struct check *c)
+{
+	const char *attr = c->dc->scram_attr;
+
+	if (!c->scram || c->nusers == 0)
+		return;
+	if (attr[0] == '\0') {
+		problem(c, "[sasl] mechanisms offers SCRAM-SHA-256 but [directory] scram_attribute "
+			   "is empty: every SCRAM login fails");
+		return;
+	}
+	if (c->nscram_bad > 0)
+		fprintf(c->out,
+			"note: %zu user(s) have a malformed SCRAM-SHA-256 verifier in %s "
+			"(ternd logs which)\n",
+			c->nscram_bad, attr);
+	if (c->nscram == c->nusers) {
+		ok(c, "all %zu users have a SCRAM-SHA-256 verifier in %s", c->nusers, attr);
+		return;
+	}
+	if (c->nscram == 0)
+		problem(c,
+			"0 of %zu users have a SCRAM-SHA-256 verifier readable by the service "
+			"account in %s ([directory] scram_attribute): SCRAM logins will fail for "
+			"them; they can still use PLAIN over TLS",
+			c->nusers, attr);
+	else
+		fprintf(c->out,
+			"note: %zu of %zu users have a SCRAM-SHA-256 verifier readable by the "
+			"service account in %s ([directory] scram_attribute): SCRAM logins will "
+			"fail for the others; they can still use PLAIN over TLS\n",
+			c->nscram, c->nusers, attr);
+}
+
 static void
 check_users(struct check *c, const char *ufilter)
 {
@@ -319,6 +404,8 @@ check_users(struct check *c, const char *ufilter)
 			no_id++;
 		if (dir_admin_attr(e, c->dc->login_attr) == NULL)
 			no_login++;
+		if (c->scram)
+			count_scram(c, e);
 		if (claim_addresses(c, e, false) == 0 &&
 		    (c->dc->routing_attr[0] == '\0' ||
 		     dir_admin_attr(e, c->dc->routing_attr) == NULL))
@@ -509,6 +596,9 @@ run(struct check *c)
 		add_attr(c, attrs[i]);
 	for (char **m = c->h->member_attrs; *m != NULL; m++)
 		add_attr(c, *m);
+	c->scram = scram_offered(c->cfg);
+	if (c->scram)
+		add_attr(c, c->dc->scram_attr);
 
 	struct dir_ldap_entry *e = NULL;
 	size_t n = 0;
@@ -528,6 +618,7 @@ run(struct check *c)
 	else
 		check_users(c, arena_strdup(c->a, buf_cstr(&uf)));
 	buf_free(&uf);
+	report_scram(c);
 	check_lists(c);
 	size_t naddr = check_duplicates(c);
 	fprintf(c->out,

@@ -308,3 +308,33 @@ def test_ad_fixture_clean_and_proxy_address_duplicate():
         assert user02 in problems[0] and O.ad_user_dn("bob") in problems[0], out
     finally:
         e.close()
+
+
+def test_scram_verifiers_counted(env):
+    """With SCRAM-SHA-256 offered, the users with a readable verifier are
+    counted (user01..user03 have one in authPassword); none at all is a
+    problem (a wrong scram_attribute); not offered, nothing is said."""
+    def conf(name, **directory):
+        directory.setdefault("member_uid_attr", "")
+        return env.new_ternd({"directory": directory,
+                              "sasl": {"mechanisms": "SCRAM-SHA-256-PLUS SCRAM-SHA-256"}},
+                             name=name, start=False).conf_path
+
+    rc, out, problems = check(conf("scram"))
+    assert rc == 0, out
+    assert ("note: 3 of 64 users have a SCRAM-SHA-256 verifier readable by the service "
+            "account in authPassword ([directory] scram_attribute): SCRAM logins will "
+            "fail for the others; they can still use PLAIN over TLS") in out, out
+    # The verifiers themselves never reach the output.
+    stored = O.scram_verifier_for("user01").split("$")[2]
+    assert stored not in out
+
+    rc, out, problems = check(conf("scram-none", scram_attribute="description"))
+    assert rc == 1, out
+    assert problems == [
+        "problem: 0 of 64 users have a SCRAM-SHA-256 verifier readable by the service "
+        "account in description ([directory] scram_attribute): SCRAM logins will fail for "
+        "them; they can still use PLAIN over TLS"], out
+
+    rc, out, _ = check(conf_with(env, {"member_uid_attr": ""}, "no-scram"))
+    assert rc == 0 and "SCRAM" not in out, out
