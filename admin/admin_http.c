@@ -304,7 +304,8 @@ audit(struct hreq *h)
 			       r->body, r->status, result) < 0) {
 		buf_reset(&line);
 		/* Too big to audit whole: keep the who/what/result. */
-		json_t *short_params = json_pack("{s:s}", "note", "params too large for the audit log");
+		json_t *short_params =
+		    json_pack("{s:s}", "note", "params too large for the audit log");
 		(void)admin_audit_format(&line, (long long)time(NULL), who, r->peer_ip, r->method,
 					 r->path, NULL, short_params, r->status, result);
 		json_decref(short_params);
@@ -765,7 +766,7 @@ admin_server_start(const struct config *cfg, char **error_r)
 			fatal("out of memory");
 		return -1;
 	}
-	if (use_tls && tls_init(cfg->tls_cert, cfg->tls_key, error_r) < 0)
+	if (use_tls && tls_init(cfg->tls_cert, cfg->tls_key, NULL, error_r) < 0)
 		return -1;
 	nthreads = worker_pool_size();
 	threads = xcalloc(nthreads, sizeof(*threads));

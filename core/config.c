@@ -85,6 +85,7 @@ static const struct key_def keys[] = {
 
     {"tls", "cert", CT_READABLE, CFG(tls_cert), "", 0, 0, 0},
     {"tls", "key", CT_READABLE, CFG(tls_key), "", 0, 0, 0},
+    {"tls", "client_ca", CT_READABLE, CFG(tls_client_ca), "", 0, 0, 0},
 
     {"directory", "uri", CT_URI, DIRF(uri), NULL, F_REQUIRED, 0, 0},
     {"directory", "base", CT_STRING, DIRF(base), NULL, F_REQUIRED, 0, 0},
@@ -157,6 +158,11 @@ static const struct key_def keys[] = {
     {"storage", "orphan_retention", CT_SECONDS, CFG(orphan_retention), "30d", 0, 0, 0},
 
     {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},
+    {"sasl", "keytab", CT_READABLE, CFG(sasl_keytab), "", 0, 0, 0},
+    {"sasl", "realms", CT_STRING, CFG(sasl_realms), "", 0, 0, 0},
+    {"sasl", "gssapi_hostname", CT_STRING, CFG(sasl_gssapi_hostname), "", 0, 0, 0},
+    {"sasl", "external_field", CT_STRING, CFG(sasl_external_field), "email", 0, 0, 0},
+    {"sasl", "external_attribute", CT_ATTR, CFG(sasl_external_attr), "mail", 0, 0, 0},
 
     {"admin", "admin_group", CT_STRING, CFG(admin_group), "", 0, 0, 0},
     {"admin", "writer_bind_dn", CT_STRING, CFG(admin_writer_dn), "", 0, 0, 0},

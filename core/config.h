@@ -29,23 +29,23 @@ enum service {
 };
 
 struct listener_config {
-	bool present;	    /* the section is in the file */
-	char **addrs;	    /* "host:port" strings; [v6]:port accepted */
+	bool present; /* the section is in the file */
+	char **addrs; /* "host:port" strings; [v6]:port accepted */
 	size_t naddrs;
-	bool implicit_tls;  /* smtps, imaps, pop3s */
-	bool plaintext_auth; /* allow password auth without TLS (loopback tests) */
-	unsigned idle_timeout; /* seconds */
-	size_t max_line;	/* longest command line */
+	bool implicit_tls;	  /* smtps, imaps, pop3s */
+	bool plaintext_auth;	  /* allow password auth without TLS (loopback tests) */
+	unsigned idle_timeout;	  /* seconds */
+	size_t max_line;	  /* longest command line */
 	unsigned max_connections; /* per listener, across workers (0: none) */
-	int line; /* where the section starts, for messages */
+	int line;		  /* where the section starts, for messages */
 };
 
 struct directory_config {
-	char *uri;		/* space- or comma-separated list of LDAP URIs */
+	char *uri; /* space- or comma-separated list of LDAP URIs */
 	char *base;
 	char *bind_dn;
-	char *bind_password;	/* read from bind_password_file; owned */
-	char *profile;		/* "openldap" or "ad" */
+	char *bind_password; /* read from bind_password_file; owned */
+	char *profile;	     /* "openldap" or "ad" */
 	/* Profile fields; NULL means "the profile's default". After loading,
 	 * config_load() fills every one from the profile, so users of the
 	 * config never see NULL here (an empty string disables an attribute). */
@@ -68,15 +68,15 @@ struct directory_config {
 	unsigned lookup_connections;
 	unsigned auth_connections;
 	unsigned max_list_members; /* expansion bound for one list */
-	char *sendas_attr;	/* attribute naming who may send as an entry
-				   (owner; "" = nobody) */
-	char *list_post;	/* who may post to a list: anyone|members|owners */
+	char *sendas_attr;	   /* attribute naming who may send as an entry
+				      (owner; "" = nobody) */
+	char *list_post;	   /* who may post to a list: anyone|members|owners */
 	/* Transport security and failover (directory/dir_tls.h). */
-	bool starttls;		/* StartTLS on ldap:// URIs */
-	bool tls_verify;	/* check the server's chain and name (default yes) */
-	char *tls_ca_file;	/* "" = the system's default CAs */
+	bool starttls;	   /* StartTLS on ldap:// URIs */
+	bool tls_verify;   /* check the server's chain and name (default yes) */
+	char *tls_ca_file; /* "" = the system's default CAs */
 	char *tls_ca_dir;
-	char *tls_cert;		/* client certificate ("" = none), with tls_key */
+	char *tls_cert; /* client certificate ("" = none), with tls_key */
 	char *tls_key;
 	bool allow_plaintext_passwords; /* send passwords unencrypted off loopback */
 	bool follow_referrals;
@@ -84,19 +84,19 @@ struct directory_config {
 	unsigned page_size;	    /* RFC 2696 page size for big searches */
 	char *sync;		    /* auto|yes|no: RFC 4533 change pickup (dir_sync.c) */
 	/* Active Directory shapes (profile ad; usable with any profile). */
-	char *proxy_attr;	/* typed addresses: "SMTP:" primary, "smtp:"
-				   aliases, other types ignored (proxyAddresses) */
-	char *disabled_flags_attr; /* integer attribute: disabled when a bit of
-				      disabled_flags_mask is set (userAccountControl) */
+	char *proxy_attr;	      /* typed addresses: "SMTP:" primary, "smtp:"
+					 aliases, other types ignored (proxyAddresses) */
+	char *disabled_flags_attr;    /* integer attribute: disabled when a bit of
+					 disabled_flags_mask is set (userAccountControl) */
 	unsigned disabled_flags_mask; /* 2: ACCOUNTDISABLE */
-	char *member_of_attr;	/* back-link for LDAP_MATCHING_RULE_IN_CHAIN (memberOf) */
-	char *ad_matching_rules; /* auto|yes|no: 1.2.840.113556.1.4.803 and .1941 */
+	char *member_of_attr;	      /* back-link for LDAP_MATCHING_RULE_IN_CHAIN (memberOf) */
+	char *ad_matching_rules;      /* auto|yes|no: 1.2.840.113556.1.4.803 and .1941 */
 	/* Other list shapes (both profiles; "" disables one). */
-	char *member_uid_attr;	/* member logins (posixGroup memberUid) */
+	char *member_uid_attr;	   /* member logins (posixGroup memberUid) */
 	char *member_address_attr; /* member addresses (nisMailAlias rfc822MailMember) */
-	char *member_url_attr;	/* LDAP URLs whose results are members (memberURL) */
-	char *member_query_attr; /* an LDAP filter whose results are members */
-	unsigned max_list_depth; /* nesting of lists in lists */
+	char *member_url_attr;	   /* LDAP URLs whose results are members (memberURL) */
+	char *member_query_attr;   /* an LDAP filter whose results are members */
+	unsigned max_list_depth;   /* nesting of lists in lists */
 	/* Where SCRAM-SHA-256 verifiers are kept (directory/dir_scram.h):
 	 * authPassword (RFC 5803) or userPassword ({SCRAM-SHA-256}). */
 	char *scram_attr;
@@ -140,13 +140,14 @@ struct config {
 	char **domains; /* lower-case */
 	size_t ndomains;
 	char *state_dir;
-	char *user;	/* "" = do not change user */
+	char *user;	  /* "" = do not change user */
 	unsigned workers; /* 0 = number of cores */
-	int log_level;	/* enum log_level */
+	int log_level;	  /* enum log_level */
 
 	/* [tls] */
 	char *tls_cert;
 	char *tls_key;
+	char *tls_client_ca; /* CAs for client certificates ("" = none asked) */
 
 	struct directory_config dir;
 
@@ -170,8 +171,8 @@ struct config {
 	unsigned ip_recipients_per_hour;
 
 	/* [storage] */
-	uint64_t map_size;	  /* LMDB map size (bytes) */
-	bool group_commit;	  /* off: one commit per operation (benchmarks) */
+	uint64_t map_size; /* LMDB map size (bytes) */
+	bool group_commit; /* off: one commit per operation (benchmarks) */
 	unsigned batch_max_ops;
 	uint64_t batch_max_bytes;
 	unsigned batch_max_ms;
@@ -181,39 +182,44 @@ struct config {
 	unsigned orphan_retention;
 
 	/* [sasl] */
-	char *sasl_mechanisms; /* extra Cyrus SASL mechanisms ("" = none) */
+	char *sasl_mechanisms;	    /* extra Cyrus SASL mechanisms ("" = none) */
+	char *sasl_keytab;	    /* GSSAPI: the service keys */
+	char *sasl_realms;	    /* GSSAPI: realms whose principals map to logins */
+	char *sasl_gssapi_hostname; /* host part of the service principal ("" = hostname) */
+	char *sasl_external_field;  /* EXTERNAL: email, cn or subject of the certificate */
+	char *sasl_external_attr;   /* EXTERNAL: the directory attribute it must equal */
 
 	struct listener_config listeners[SVC_COUNT];
 
 	/* [admin]: provisioning through the directory (directory/dir_admin.h). */
-	char *admin_group;	  /* DN of the admins' group; required with [admin] */
-	char *admin_writer_dn;	  /* writer_bind_dn: the account that writes ("" = unset) */
+	char *admin_group;	     /* DN of the admins' group; required with [admin] */
+	char *admin_writer_dn;	     /* writer_bind_dn: the account that writes ("" = unset) */
 	char *admin_writer_password; /* from writer_password_file; a secret, wiped on free */
-	char *admin_user_base;	  /* new users go under it (ou=people,<base>) */
-	char *admin_group_base;	  /* new lists go under it (ou=groups,<base>) */
-	char *admin_user_classes; /* objectClasses of a new user; the first is structural */
-	char *admin_list_classes; /* objectClasses of a new list; the first is structural */
+	char *admin_user_base;	     /* new users go under it (ou=people,<base>) */
+	char *admin_group_base;	     /* new lists go under it (ou=groups,<base>) */
+	char *admin_user_classes;    /* objectClasses of a new user; the first is structural */
+	char *admin_list_classes;    /* objectClasses of a new list; the first is structural */
 	/* tern-admind */
-	unsigned admin_token_ttl;   /* seconds a login token lives */
-	unsigned admin_auth_cache_ttl; /* seconds a checked Basic credential is kept */
-	char *admin_audit_log;	    /* "" = STATE_DIR/audit.log */
-	bool admin_metrics_public;  /* /metrics without auth from loopback */
-	uint64_t admin_max_body;    /* bytes of a request body */
-	unsigned admin_threads;	    /* request threads */
+	unsigned admin_token_ttl;	     /* seconds a login token lives */
+	unsigned admin_auth_cache_ttl;	     /* seconds a checked Basic credential is kept */
+	char *admin_audit_log;		     /* "" = STATE_DIR/audit.log */
+	bool admin_metrics_public;	     /* /metrics without auth from loopback */
+	uint64_t admin_max_body;	     /* bytes of a request body */
+	unsigned admin_threads;		     /* request threads */
 	unsigned admin_orphan_scan_interval; /* seconds between orphan scans (0 = off) */
-	bool admin_write_scram;	    /* set passwords write [directory] scram_attribute too */
+	bool admin_write_scram; /* set passwords write [directory] scram_attribute too */
 
 	/* [backup]: tern-admind's backups (admin/admin_backups.c). */
-	char *backup_dir;		  /* "" = STATE_DIR/backups */
+	char *backup_dir;			/* "" = STATE_DIR/backups */
 	struct config_schedule backup_schedule; /* scheduled backups */
-	unsigned backup_keep;		  /* scheduled backups kept */
+	unsigned backup_keep;			/* scheduled backups kept */
 
 	/* Read and kept as strings for later issues; not used yet. */
-	char *outbound_relayhost;   /* [outbound] relayhost ("" = deliver by MX) */
+	char *outbound_relayhost;     /* [outbound] relayhost ("" = deliver by MX) */
 	char *outbound_retry_initial; /* [outbound] retry_initial ("5m") */
-	char *dns_resolver;	    /* [dns] resolver ("" = the system's) */
-	char *dkim_selector;	    /* [dkim] selector */
-	char *dkim_key_dir;	    /* [dkim] key_dir */
+	char *dns_resolver;	      /* [dns] resolver ("" = the system's) */
+	char *dkim_selector;	      /* [dkim] selector */
+	char *dkim_key_dir;	      /* [dkim] key_dir */
 
 	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
 	unsigned outbound_retry_initial_s; /* retry_initial, seconds */
@@ -233,9 +239,9 @@ struct config {
 	unsigned outbound_data_timeout;	   /* seconds for the reply to the final dot */
 	unsigned outbound_max_connections; /* in total */
 	unsigned outbound_max_per_destination;
-	struct config_route *routes;	   /* [routes] domain = host[:port] */
+	struct config_route *routes; /* [routes] domain = host[:port] */
 	size_t nroutes;
-	char *dns_resolver_host;	   /* [dns] resolver's address, "" = system */
+	char *dns_resolver_host; /* [dns] resolver's address, "" = system */
 	unsigned dns_resolver_port;
 
 	unsigned refs; /* owned by config_acquire/release/set_current */

@@ -326,6 +326,14 @@ conn_input_pending(const struct conn *c)
 	return lr_pending(&c->lr) > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
 }
 
+SSL *
+conn_ssl(const struct conn *c)
+{
+	if (!c->tls || c->closed || c->bev == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(c->bev);
+}
+
 int
 conn_starttls(struct conn *c)
 {

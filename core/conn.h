@@ -73,7 +73,7 @@ struct conn {
 	bool in_dispatch;
 	unsigned idle_timeout;
 	const char *close_reason;
-	int metric_svc; /* enum service for core/metrics.h, or -1 */
+	int metric_svc;			    /* enum service for core/metrics.h, or -1 */
 	struct conn *list_next, *list_prev; /* this worker's connections */
 };
 
@@ -123,6 +123,10 @@ void conn_set_idle_timeout(struct conn *c, unsigned seconds);
  * clear; CVE-2011-0411). Returns -1 if TLS is not configured or already
  * on (the caller should have checked). */
 int conn_starttls(struct conn *c);
+/* The TLS session of a conn that speaks TLS, else NULL (for channel
+ * bindings and client certificates, core/tls.h). */
+struct ssl_st;
+struct ssl_st *conn_ssl(const struct conn *c);
 /* True if input bytes follow the current line (STARTTLS injection check). */
 bool conn_input_pending(const struct conn *c);
 

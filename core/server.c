@@ -36,13 +36,13 @@
 struct listener {
 	struct listener *next;
 	enum service svc;
-	struct worker *worker;	     /* borrowed */
+	struct worker *worker;	    /* borrowed */
 	struct evconnlistener *evl; /* owned */
 	server_accept_fn *accept;
-	char *addr_text;	     /* owned: "host:port" as bound */
+	char *addr_text; /* owned: "host:port" as bound */
 };
 
-static struct listener *listeners; /* owned */
+static struct listener *listeners;	  /* owned */
 static const char *server_name = "ternd"; /* static string, for log lines */
 
 void
@@ -300,7 +300,8 @@ reload(void)
 		config_release(cur);
 		return;
 	}
-	if (cfg->tls_cert[0] != '\0' && tls_reload(cfg->tls_cert, cfg->tls_key, &err) < 0) {
+	if (cfg->tls_cert[0] != '\0' &&
+	    tls_reload(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &err) < 0) {
 		log_error(0, server_name, "reload-failed reason=\"%s\"", err);
 		free(err);
 		config_free(cfg);

@@ -182,7 +182,8 @@ main(int argc, char **argv)
 	 * settings need a restart); pin it so a SIGHUP reload cannot free it. */
 	struct config *boot = config_acquire();
 
-	if (cfg->tls_cert[0] != '\0' && tls_init(cfg->tls_cert, cfg->tls_key, &err) < 0)
+	if (cfg->tls_cert[0] != '\0' &&
+	    tls_init(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca, &err) < 0)
 		fatal("%s", err);
 	worker_pool_create(cfg->workers);
 	server_accept_fn *accept_fns[SVC_COUNT] = {0};

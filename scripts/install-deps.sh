@@ -15,7 +15,7 @@ libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
 libunistring-dev libcmocka-dev
 slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
-dnsmasq-base
+dnsmasq-base python3-openssl
 libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user python3-gssapi"
 
 missing=""

@@ -298,12 +298,16 @@ capabilities(struct imap_session *s)
 		if (starttls_available(s))
 			buf_append_str(b, " STARTTLS");
 		if (password_auth_allowed(s)) {
-			for (const char *m = mech_advertised(s->cfg, true); *m != '\0';) {
+			struct buf mechs;
+			buf_init(&mechs, 512);
+			auth_sasl_mechanisms(&s->sasl, true, &mechs);
+			for (const char *m = buf_cstr(&mechs); *m != '\0';) {
 				size_t n = strcspn(m, " ");
 				buf_printf(b, " AUTH=%.*s", (int)n, m);
 				m += n;
 				m += strspn(m, " ");
 			}
+			buf_free(&mechs);
 		} else {
 			buf_append_str(b, " LOGINDISABLED");
 		}
@@ -397,13 +401,15 @@ cmd_id(struct imap_session *s, const struct imap_cmd *cmd)
 			if (!imap_arg_string(&l->list[i], false, &k, &kl) ||
 			    !imap_arg_nstring(&l->list[i + 1], &v, &vl) || kl > 30 || vl > 1024) {
 				buf_free(&logl);
-				imap_bad(s, "ID fields are strings of at most 30 bytes, values 1024");
+				imap_bad(s,
+					 "ID fields are strings of at most 30 bytes, values 1024");
 				return;
 			}
 			buf_printf(&logl, " %.*s=\"", (int)kl, k);
 			for (size_t j = 0; j < vl && j < 64; j++) {
 				char c = v[j];
-				buf_append(&logl, c < 0x20 || c == '"' || c == '\\' || c > 0x7e ? "?" : &c,
+				buf_append(&logl,
+					   c < 0x20 || c == '"' || c == '\\' || c > 0x7e ? "?" : &c,
 					   1);
 			}
 			buf_append(&logl, "\"", 1);
@@ -527,9 +533,6 @@ cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 static void
 sasl_step(struct imap_session *s, enum auth_sasl_step step, const char *challenge)
 {
-	size_t pwlen;
-	const char *pw;
-
 	s->in_sasl = false;
 	switch (step) {
 	case AUTH_SASL_CHALLENGE:
@@ -540,10 +543,13 @@ sasl_step(struct imap_session *s, enum auth_sasl_step step, const char *challeng
 		conn_printf(&s->conn, "+ %s\r\n", challenge);
 		return;
 	case AUTH_SASL_CHECK:
-		pw = auth_sasl_password(&s->sasl, &pwlen);
-		start_check(s, s->sasl.mech, auth_sasl_login(&s->sasl), pw, pwlen,
-			    s->sasl.authzid_differs);
+		imap_async_begin(s);
+		auth_sasl_check(&s->sasl, login_done);
 		auth_sasl_reset(&s->sasl);
+		return;
+	case AUTH_SASL_WAIT:
+		/* The directory answers later, through sasl_resume. */
+		s->async = true;
 		return;
 	case AUTH_SASL_CANCEL:
 		imap_tagged(s, "BAD", "Authentication cancelled");
@@ -556,6 +562,15 @@ sasl_step(struct imap_session *s, enum auth_sasl_step step, const char *challeng
 		break;
 	}
 	auth_sasl_reset(&s->sasl);
+}
+
+static void
+sasl_resume(struct conn *c, enum auth_sasl_step step, const char *challenge)
+{
+	struct imap_session *s = (struct imap_session *)c;
+
+	s->async = false;
+	sasl_step(s, step, challenge);
 }
 
 static void
@@ -1003,6 +1018,7 @@ imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	s->rate_tokens = cfg->imap_command_rate;
 	s->rate_at_ms = now_ms();
 	auth_sasl_init(&s->sasl);
+	auth_sasl_attach(&s->sasl, &s->conn, cfg, "imap", sasl_resume);
 	struct imap_parser_limits lim = {
 	    .max_literal = cfg->imap_literal_max,
 	    .max_message_literal = cfg->message_size_max,
@@ -1031,6 +1047,5 @@ imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		conn_close(&s->conn, "too many connections");
 		return;
 	}
-	imap_untagged(s, "OK [CAPABILITY %s] %s Tern IMAP ready", capabilities(s),
-		      cfg->hostname);
+	imap_untagged(s, "OK [CAPABILITY %s] %s Tern IMAP ready", capabilities(s), cfg->hostname);
 }

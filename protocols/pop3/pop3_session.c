@@ -331,9 +331,6 @@ auth_done(struct conn *c, enum auth_outcome outcome, const struct dir_user *u)
 static void
 sasl_step(struct pop3_session *s, enum auth_sasl_step step, const char *challenge)
 {
-	size_t pwlen;
-	const char *pw;
-
 	s->in_sasl = false;
 	switch (step) {
 	case AUTH_SASL_CHALLENGE:
@@ -341,17 +338,15 @@ sasl_step(struct pop3_session *s, enum auth_sasl_step step, const char *challeng
 		conn_printf(&s->conn, "+ %s\r\n", challenge);
 		return;
 	case AUTH_SASL_CHECK:
-		pw = auth_sasl_password(&s->sasl, &pwlen);
-		auth_check(&s->conn, s->cfg, s->sasl.mech, auth_sasl_login(&s->sasl), pw, pwlen,
-			   s->sasl.authzid_differs, auth_done);
+		auth_sasl_check(&s->sasl, auth_done);
 		auth_sasl_reset(&s->sasl);
 		return;
+	case AUTH_SASL_WAIT:
+		return; /* the directory answers later, through sasl_resume */
 	case AUTH_SASL_CANCEL:
 		reply(s, "-ERR [AUTH] Authentication cancelled");
 		break;
 	case AUTH_SASL_UNKNOWN:
-		/* XXX: Cyrus mechanisms (SCRAM) wait for directory-held
-		 * verifiers (issue 7); none is run here yet. */
 		reply(s, "-ERR [AUTH] Unsupported mechanism");
 		bad_command(s);
 		break;
@@ -361,6 +356,12 @@ sasl_step(struct pop3_session *s, enum auth_sasl_step step, const char *challeng
 		break;
 	}
 	auth_sasl_reset(&s->sasl);
+}
+
+static void
+sasl_resume(struct conn *c, enum auth_sasl_step step, const char *challenge)
+{
+	sasl_step((struct pop3_session *)c, step, challenge);
 }
 
 /* ---- AUTHORIZATION commands ---- */
@@ -397,8 +398,8 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *cmd)
 	}
 	/* RFC 1939: after PASS, right or wrong, USER starts over. */
 	s->have_user = false;
-	auth_check(&s->conn, s->cfg, "USER", buf_cstr(&s->user), cmd->args[0],
-		   strlen(cmd->args[0]), false, auth_done);
+	auth_check(&s->conn, s->cfg, "USER", buf_cstr(&s->user), cmd->args[0], strlen(cmd->args[0]),
+		   false, auth_done);
 	buf_wipe(&s->user);
 }
 
@@ -413,9 +414,11 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 	if (cmd->nargs == 0) {
 		/* The mechanism list, one per line (RFC 5034 clients use
 		 * CAPA, older ones send a bare AUTH). */
-		const char *mechs = mech_advertised(s->cfg, true);
+		struct buf list;
+		buf_init(&list, 512);
+		auth_sasl_mechanisms(&s->sasl, true, &list);
 		write_str(s, "+OK\r\n");
-		for (const char *p = mechs; *p != '\0';) {
+		for (const char *p = buf_cstr(&list); *p != '\0';) {
 			size_t n = strcspn(p, " ");
 			if (n > 0) {
 				conn_write(&s->conn, p, n);
@@ -424,13 +427,14 @@ cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 			p += n;
 			p += strspn(p, " ");
 		}
+		buf_free(&list);
 		write_str(s, ".\r\n");
 		return;
 	}
 	const char *ir = cmd->nargs > 1 ? cmd->args[1] : NULL;
 	const char *challenge;
-	enum auth_sasl_step step = auth_sasl_start(&s->sasl, cmd->args[0], ir,
-						   ir != NULL ? strlen(ir) : 0, &challenge);
+	enum auth_sasl_step step =
+	    auth_sasl_start(&s->sasl, cmd->args[0], ir, ir != NULL ? strlen(ir) : 0, &challenge);
 	sasl_step(s, step, challenge);
 }
 
@@ -475,7 +479,11 @@ cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
 	if (s->state == ST_AUTHZ) {
 		if (password_auth_allowed(s)) {
 			write_str(s, "USER\r\n");
-			conn_printf(&s->conn, "SASL %s\r\n", mech_advertised(s->cfg, true));
+			struct buf mechs;
+			buf_init(&mechs, 512);
+			auth_sasl_mechanisms(&s->sasl, true, &mechs);
+			conn_printf(&s->conn, "SASL %s\r\n", buf_cstr(&mechs));
+			buf_free(&mechs);
 		}
 		if (stls_available(s))
 			write_str(s, "STLS\r\n");
@@ -861,6 +869,7 @@ pop3_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	buf_init(&s->reply, POP3_REPLY_MAX);
 	buf_init(&s->user, POP3_LOGIN_MAX + 1);
 	auth_sasl_init(&s->sasl);
+	auth_sasl_attach(&s->sasl, &s->conn, cfg, "pop", sasl_resume);
 	buf_init(&s->logname, 256);
 
 	struct conn_params params = {

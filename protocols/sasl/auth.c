@@ -23,6 +23,7 @@
 #include "core/worker.h"
 #include "directory/dir.h"
 #include "protocols/sasl/auth.h"
+#include "protocols/sasl/auth_int.h"
 #include "protocols/sasl/mech.h"
 
 /* RFC 4616: authcid and authzid up to 255 bytes, passwd up to 255 too,
@@ -31,6 +32,7 @@
 #define AUTH_LOGIN_MAX 255
 
 enum { X_IDLE, X_PLAIN, X_LOGIN_USER, X_LOGIN_PASS, X_DONE };
+/* Cyrus states (auth_cyrus.c) are X_CYRUS and above. */
 
 void
 auth_sasl_init(struct auth_sasl *x)
@@ -38,16 +40,46 @@ auth_sasl_init(struct auth_sasl *x)
 	memset(x, 0, sizeof(*x));
 	buf_init(&x->user, AUTH_LOGIN_MAX + 1);
 	buf_init(&x->secret, AUTH_RESPONSE_MAX);
+	buf_init(&x->challenge, AUTH_RESPONSE_MAX * 2);
+}
+
+void
+auth_sasl_attach(struct auth_sasl *x, struct conn *c, const struct config *cfg, const char *service,
+		 auth_resume_fn *resume)
+{
+	x->c = c;
+	x->cfg = cfg;
+	x->service = service;
+	x->resume = resume;
 }
 
 void
 auth_sasl_reset(struct auth_sasl *x)
 {
+	struct conn *c = x->c;
+	const struct config *cfg = x->cfg;
+	const char *service = x->service;
+	auth_resume_fn *resume = x->resume;
+
+	auth_cyrus_reset(x);
 	buf_wipe(&x->user);
 	buf_wipe(&x->secret);
 	buf_free(&x->user);
 	buf_free(&x->secret);
+	buf_free(&x->challenge);
 	auth_sasl_init(x);
+	auth_sasl_attach(x, c, cfg, service, resume);
+}
+
+void
+auth_sasl_mechanisms(const struct auth_sasl *x, bool password_ok, struct buf *out)
+{
+	size_t start = out->len;
+
+	if (password_ok)
+		buf_append_str(out, "PLAIN LOGIN");
+	if (x->c != NULL && password_ok)
+		auth_cyrus_mechanisms(x, out, out->len > start);
 }
 
 /* Decodes a response into x->secret; "=" is the empty initial response. */
@@ -124,6 +156,8 @@ auth_sasl_start(struct auth_sasl *x, const char *mech, const char *initial, size
 	buf_wipe(&x->secret);
 	x->reason = NULL;
 	x->authzid_differs = false;
+	if (auth_cyrus_runs(mech))
+		return auth_cyrus_start(x, mech, initial, initial_len, challenge_r);
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		x->mech = "PLAIN";
 		if (initial != NULL)
@@ -153,6 +187,8 @@ auth_sasl_continue(struct auth_sasl *x, const char *line, size_t len, const char
 		x->state = X_DONE;
 		return AUTH_SASL_CANCEL;
 	}
+	if (x->cyrus != NULL || x->state >= X_CYRUS)
+		return auth_cyrus_continue(x, line, len, challenge_r);
 	switch (x->state) {
 	case X_PLAIN:
 		return plain(x, line, len, false);
@@ -185,11 +221,17 @@ auth_sasl_password(const struct auth_sasl *x, size_t *len_r)
 
 struct attempt {
 	struct conn *c;
-	const struct config *cfg; /* borrowed: the session holds it */
-	const char *mech;	  /* static */
+	const struct config *cfg;	    /* borrowed: the session holds it */
+	const char *mech;		    /* static */
 	char login[2 * AUTH_LOGIN_MAX + 2]; /* log-safe copy */
 	auth_done_fn *done;
 	struct event *delay_ev; /* owned */
+	/* A success or temporary failure decided before anything was asked
+	 * (a Cyrus mechanism): delivered from the loop, never from inside
+	 * the caller's own call. */
+	enum auth_outcome outcome;
+	struct dir_user user;
+	char *user_strs[4];
 };
 
 static void
@@ -213,6 +255,8 @@ finish(struct attempt *at, enum auth_outcome outcome, const struct dir_user *u)
 		at->done(c, outcome, u);
 	if (at->delay_ev != NULL)
 		event_free(at->delay_ev);
+	for (size_t i = 0; i < 4; i++)
+		free(at->user_strs[i]);
 	free(at);
 	conn_resume(c);
 	conn_unref(c);
@@ -221,67 +265,30 @@ finish(struct attempt *at, enum auth_outcome outcome, const struct dir_user *u)
 static void
 delay_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct attempt *at = arg;
+
 	(void)fd;
 	(void)what;
-	finish(arg, AUTH_FAILED, NULL);
+	finish(at, at->outcome, at->outcome == AUTH_OK ? &at->user : NULL);
 }
 
+/* Runs delay_cb after ms (0: on the next loop turn). */
 static void
-fail(struct attempt *at, const char *why)
+later(struct attempt *at, unsigned ms)
 {
-	struct conn *c = at->c;
-	unsigned delay = mech_fail_delay_ms(at->cfg, c->peer_ip);
-
-	mech_record_result(c->peer_ip, false);
-	metric_inc_svc(M_LOGIN_FAILED, c->service);
-	log_info(c->id, c->service,
-		 "login user=\"%s\" result=fail mech=%s ip=%s tls=%s delay_ms=%u reason=\"%s\"",
-		 at->login, at->mech, c->peer_ip, c->tls ? "yes" : "no", delay, why);
-	if (delay > 0 && !c->closed)
-		at->delay_ev = evtimer_new(worker_base(c->worker), delay_cb, at);
+	if (!at->c->closed)
+		at->delay_ev = evtimer_new(worker_base(at->c->worker), delay_cb, at);
 	if (at->delay_ev == NULL) {
-		finish(at, AUTH_FAILED, NULL);
+		delay_cb(-1, 0, at);
 		return;
 	}
-	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	evtimer_add(at->delay_ev, &tv);
 }
 
-static void
-dir_done(void *arg, const struct dir_auth_result *res)
-{
-	struct attempt *at = arg;
-	struct conn *c = at->c;
-
-	switch (res->status) {
-	case DIR_OK: {
-		const struct dir_user *u = res->user;
-		mech_record_result(c->peer_ip, true);
-		metric_inc_svc(M_LOGIN_OK, c->service);
-		if (u->login != NULL && u->login[0] != '\0')
-			safe_copy(at->login, sizeof(at->login), u->login);
-		log_info(c->id, c->service, "login user=\"%s\" result=ok mech=%s ip=%s tls=%s",
-			 at->login, at->mech, c->peer_ip, c->tls ? "yes" : "no");
-		finish(at, AUTH_OK, u);
-		return;
-	}
-	case DIR_TEMPFAIL:
-		metric_inc_svc(M_LOGIN_TEMPFAIL, c->service);
-		log_warn(c->id, c->service,
-			 "login user=\"%s\" result=tempfail mech=%s ip=%s reason=\"%s\"", at->login,
-			 at->mech, c->peer_ip,
-			 res->error != NULL ? res->error : "directory unavailable");
-		finish(at, AUTH_TEMPFAIL, NULL);
-		return;
-	default:
-		fail(at, res->error != NULL ? res->error : dir_strerror(res->status));
-		return;
-	}
-}
-
-void
-auth_check(struct conn *c, const struct config *cfg, const char *mech, const char *login,
-	   const char *password, size_t pwlen, bool force_fail, auth_done_fn *done)
+struct attempt *
+auth_attempt_new(struct conn *c, const struct config *cfg, const char *mech, const char *login,
+		 auth_done_fn *done)
 {
 	struct attempt *at = xcalloc(1, sizeof(*at));
 
@@ -292,10 +299,113 @@ auth_check(struct conn *c, const struct config *cfg, const char *mech, const cha
 	safe_copy(at->login, sizeof(at->login), login);
 	conn_pause(c);
 	conn_ref(c);
+	return at;
+}
+
+void
+auth_attempt_fail(struct attempt *at, const char *why)
+{
+	struct conn *c = at->c;
+	unsigned delay = mech_fail_delay_ms(at->cfg, c->peer_ip);
+
+	mech_record_result(c->peer_ip, false);
+	metric_inc_svc(M_LOGIN_FAILED, c->service);
+	log_info(c->id, c->service,
+		 "login user=\"%s\" result=fail mech=%s ip=%s tls=%s delay_ms=%u reason=\"%s\"",
+		 at->login, at->mech, c->peer_ip, c->tls ? "yes" : "no", delay, why);
+	at->outcome = AUTH_FAILED;
+	later(at, delay);
+}
+
+void
+auth_attempt_tempfail(struct attempt *at, const char *why, bool now)
+{
+	struct conn *c = at->c;
+
+	metric_inc_svc(M_LOGIN_TEMPFAIL, c->service);
+	log_warn(c->id, c->service, "login user=\"%s\" result=tempfail mech=%s ip=%s reason=\"%s\"",
+		 at->login, at->mech, c->peer_ip, why != NULL ? why : "directory unavailable");
+	at->outcome = AUTH_TEMPFAIL;
+	if (now)
+		finish(at, AUTH_TEMPFAIL, NULL);
+	else
+		later(at, 0);
+}
+
+void
+auth_attempt_ok(struct attempt *at, const struct dir_user *u, bool now)
+{
+	struct conn *c = at->c;
+
+	mech_record_result(c->peer_ip, true);
+	metric_inc_svc(M_LOGIN_OK, c->service);
+	if (u->login != NULL && u->login[0] != '\0')
+		safe_copy(at->login, sizeof(at->login), u->login);
+	log_info(c->id, c->service, "login user=\"%s\" result=ok mech=%s ip=%s tls=%s", at->login,
+		 at->mech, c->peer_ip, c->tls ? "yes" : "no");
+	if (now) {
+		finish(at, AUTH_OK, u);
+		return;
+	}
+	const char *src[4] = {u->id, u->dn, u->login, u->mail};
+	for (size_t i = 0; i < 4; i++)
+		at->user_strs[i] = xstrdup(src[i] != NULL ? src[i] : "");
+	at->user = (struct dir_user){.id = at->user_strs[0],
+				     .dn = at->user_strs[1],
+				     .login = at->user_strs[2],
+				     .mail = at->user_strs[3],
+				     .quota = u->quota};
+	at->outcome = AUTH_OK;
+	later(at, 0);
+}
+
+void
+auth_attempt_dir(struct attempt *at, enum dir_status status, const struct dir_user *u,
+		 const char *error, const char *why)
+{
+	switch (status) {
+	case DIR_OK:
+		auth_attempt_ok(at, u, true);
+		return;
+	case DIR_TEMPFAIL:
+		auth_attempt_tempfail(at, error, true);
+		return;
+	default:
+		auth_attempt_fail(at, why != NULL     ? why
+				      : error != NULL ? error
+						      : dir_strerror(status));
+		return;
+	}
+}
+
+static void
+dir_done(void *arg, const struct dir_auth_result *res)
+{
+	auth_attempt_dir(arg, res->status, res->user, res->error, NULL);
+}
+
+void
+auth_check(struct conn *c, const struct config *cfg, const char *mech, const char *login,
+	   const char *password, size_t pwlen, bool force_fail, auth_done_fn *done)
+{
+	struct attempt *at = auth_attempt_new(c, cfg, mech, login, done);
+
 	if (force_fail) {
-		fail(at, "authzid differs from authcid");
+		auth_attempt_fail(at, "authzid differs from authcid");
 		return;
 	}
 	/* An empty password fails inside dir_authenticate without a bind. */
 	dir_authenticate(c->worker, login, password, pwlen, dir_done, at);
+}
+
+void
+auth_sasl_check(struct auth_sasl *x, auth_done_fn *done)
+{
+	if (x->cyrus != NULL || x->state >= X_CYRUS) {
+		auth_cyrus_check(x, done);
+		return;
+	}
+	size_t pwlen;
+	const char *pw = auth_sasl_password(x, &pwlen);
+	auth_check(x->c, x->cfg, x->mech, auth_sasl_login(x), pw, pwlen, x->authzid_differs, done);
 }

@@ -68,20 +68,16 @@ mech_plain_parse(char *msg, size_t len, const char **authzid_r, const char **aut
 
 /* ---- Cyrus SASL ---- */
 
-/* Every list built so far, kept for the life of the process so that no
- * caller's pointer ever dangles: there is one per distinct [sasl]
- * mechanisms value, i.e. a handful over any number of reloads. */
-struct adv_entry {
-	struct adv_entry *next;
-	char *source; /* the config string it came from */
-	char *text;
-};
-static pthread_mutex_t adv_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct adv_entry *adv_list;
-
 static char *cyrus_mech_list; /* owned; set once by mech_cyrus_init */
+static char *cyrus_keytab;    /* owned; "" = none */
 static bool cyrus_up;
 static char tern_plugin_name[] = "tern";
+
+/* The verifier the next Cyrus call on this thread may hand out (set by
+ * auth_cyrus.c around sasl_server_start, from the directory lookup that
+ * preceded it): Cyrus calls the auxprop synchronously from inside. */
+static __thread const char *tl_verifier;
+static __thread const char *tl_verifier_user;
 
 static void *
 mutex_alloc(void)
@@ -110,20 +106,43 @@ mutex_free(void *m)
 	free(m);
 }
 
-/* SCRAM verifiers will come from the directory cache (a later issue);
- * until then nobody has a stored secret, so every lookup finds nothing.
- * Being the only auxprop plugin Cyrus may use is what matters: a failed
- * check then ends in SASL_NOUSER instead of a sasldb lookup. */
+/* SCRAM asks for the user's authPassword; it gets the verifier fetched
+ * from the directory just before (mech_set_verifier), and only for the
+ * user it was fetched for. Being the only auxprop plugin Cyrus may use
+ * matters too: anything else ends in SASL_NOUSER, never a sasldb lookup. */
 static int
 tern_auxprop_lookup(void *glob_context, sasl_server_params_t *sparams, unsigned flags,
 		    const char *user, unsigned ulen)
 {
 	(void)glob_context;
-	(void)sparams;
-	(void)flags;
-	(void)user;
-	(void)ulen;
-	return SASL_NOUSER;
+	/* An authorization identity has no properties here; saying "no such
+	 * user" would refuse an authzid equal to the authcid (EXTERNAL,
+	 * GSSAPI), which RFC 4422 allows. Whether one may act as another is
+	 * the proxy policy's question, and Tern's answer is no. */
+	if (flags & SASL_AUXPROP_AUTHZID)
+		return SASL_OK;
+	if (tl_verifier == NULL || tl_verifier_user == NULL || strlen(tl_verifier_user) != ulen ||
+	    memcmp(tl_verifier_user, user, ulen) != 0)
+		return SASL_NOUSER;
+	if (flags & SASL_AUXPROP_OVERRIDE)
+		return SASL_OK;
+	const struct propval *want = sparams->utils->prop_get(sparams->propctx);
+	for (const struct propval *p = want; p != NULL && p->name != NULL; p++) {
+		/* Properties of the authentication identity carry a '*'. */
+		if (p->name[0] != '*' || strcasecmp(p->name + 1, "authPassword") != 0)
+			continue;
+		sparams->utils->prop_erase(sparams->propctx, p->name);
+		sparams->utils->prop_set(sparams->propctx, p->name, tl_verifier,
+					 (int)strlen(tl_verifier));
+	}
+	return SASL_OK;
+}
+
+void
+mech_set_verifier(const char *user, const char *verifier)
+{
+	tl_verifier_user = user;
+	tl_verifier = verifier;
 }
 
 static sasl_auxprop_plug_t tern_auxprop = {
@@ -165,6 +184,8 @@ cyrus_getopt(void *context, const char *plugin_name, const char *option, const c
 		v = cyrus_mech_list != NULL ? cyrus_mech_list : "";
 	else if (strcmp(option, "sasldb_path") == 0)
 		v = "/dev/null"; /* belt and braces: never a real sasldb */
+	else if (strcmp(option, "keytab") == 0 && cyrus_keytab != NULL && cyrus_keytab[0] != '\0')
+		v = cyrus_keytab;
 	if (v == NULL)
 		return SASL_FAIL;
 	*result = v;
@@ -207,24 +228,23 @@ static const sasl_callback_t cyrus_callbacks[] = {
     {SASL_CB_LIST_END, NULL, NULL},
 };
 
-/* Cyrus reads mech_list as a space-separated list; the config may use
- * commas. An empty list stays empty: Cyrus then offers no mechanism at
- * all (checked: sasl_listmech answers SASL_NOMECH). */
-static char *
-cyrus_list_from_config(const char *s)
-{
-	char *out = xstrdup(s != NULL ? s : "");
-	for (char *p = out; *p != '\0'; p++) {
-		if (*p == ',' || *p == '\t')
-			*p = ' ';
-	}
-	return out;
-}
+static const struct {
+	const char *name;
+	unsigned flag;
+} cyrus_mechs[] = {
+    {"SCRAM-SHA-256", MECH_SCRAM},
+    {"SCRAM-SHA-256-PLUS", MECH_SCRAM_PLUS},
+    {"GSSAPI", MECH_GSSAPI},
+    {"EXTERNAL", MECH_EXTERNAL},
+};
 
-int
-mech_check_config(const struct config *cfg, char **error_r)
+/* Walks [sasl] mechanisms: the flags of the names known, or -1 with
+ * bad and badlen naming the first unknown one. */
+static int
+parse_mechs(const char *s, unsigned *flags_r, const char **bad, size_t *badlen)
 {
-	const char *p = cfg->sasl_mechanisms != NULL ? cfg->sasl_mechanisms : "";
+	unsigned flags = 0;
+	const char *p = s != NULL ? s : "";
 
 	while (*p != '\0') {
 		while (*p == ' ' || *p == ',' || *p == '\t')
@@ -233,20 +253,107 @@ mech_check_config(const struct config *cfg, char **error_r)
 		while (*e != '\0' && *e != ' ' && *e != ',' && *e != '\t')
 			e++;
 		size_t n = (size_t)(e - p);
-		/* XXX SCRAM, GSSAPI and EXTERNAL need the enterprise directory
-		 * work (issue 7); until then advertising them would offer a
-		 * login that can never succeed. */
-		if (n > 0 && !(n == 5 && strncasecmp(p, "PLAIN", 5) == 0) &&
-		    !(n == 5 && strncasecmp(p, "LOGIN", 5) == 0)) {
-			if (asprintf(error_r,
-				     "[sasl] mechanisms: %.*s is not available in this release "
-				     "(only PLAIN and LOGIN)",
-				     (int)n, p) < 0)
-				*error_r = NULL;
+		if (n == 0)
+			break;
+		bool known = (n == 5 &&
+			      (strncasecmp(p, "PLAIN", 5) == 0 || strncasecmp(p, "LOGIN", 5) == 0));
+		for (size_t i = 0; !known && i < sizeof(cyrus_mechs) / sizeof(cyrus_mechs[0]);
+		     i++) {
+			if (strlen(cyrus_mechs[i].name) == n &&
+			    strncasecmp(p, cyrus_mechs[i].name, n) == 0) {
+				flags |= cyrus_mechs[i].flag;
+				known = true;
+			}
+		}
+		if (!known) {
+			*bad = p;
+			*badlen = n;
 			return -1;
 		}
 		p = e;
 	}
+	/* Cyrus offers -PLUS beside plain SCRAM once a channel binding is
+	 * set, and the other way round: both or neither. */
+	if (flags & (MECH_SCRAM | MECH_SCRAM_PLUS))
+		flags |= MECH_SCRAM | MECH_SCRAM_PLUS;
+	*flags_r = flags;
+	return 0;
+}
+
+unsigned
+mech_cyrus_configured(const struct config *cfg)
+{
+	unsigned flags = 0;
+	const char *bad;
+	size_t badlen;
+
+	if (parse_mechs(cfg->sasl_mechanisms, &flags, &bad, &badlen) < 0)
+		return 0; /* refused at start-up by mech_check_config */
+	return flags;
+}
+
+/* Cyrus's mech_list: exactly the Cyrus mechanisms configured. An empty
+ * list stays empty: Cyrus then offers no mechanism at all (checked:
+ * sasl_listmech answers SASL_NOMECH). */
+static char *
+cyrus_list_from_flags(unsigned flags)
+{
+	struct buf b;
+	char *out;
+
+	buf_init(&b, 1024);
+	for (size_t i = 0; i < sizeof(cyrus_mechs) / sizeof(cyrus_mechs[0]); i++) {
+		if (flags & cyrus_mechs[i].flag) {
+			if (b.len > 0)
+				buf_putc(&b, ' ');
+			buf_append_str(&b, cyrus_mechs[i].name);
+		}
+	}
+	out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+static int
+config_error(char **error_r, const char *what)
+{
+	*error_r = xstrdup(what);
+	return -1;
+}
+
+int
+mech_check_config(const struct config *cfg, char **error_r)
+{
+	unsigned flags;
+	const char *bad;
+	size_t badlen;
+
+	if (parse_mechs(cfg->sasl_mechanisms, &flags, &bad, &badlen) < 0) {
+		if (asprintf(error_r,
+			     "[sasl] mechanisms: %.*s is not a mechanism Tern runs (PLAIN, LOGIN, "
+			     "SCRAM-SHA-256, SCRAM-SHA-256-PLUS, GSSAPI, EXTERNAL)",
+			     (int)badlen, bad) < 0)
+			*error_r = NULL;
+		return -1;
+	}
+	if ((flags & MECH_GSSAPI) && cfg->sasl_keytab[0] == '\0')
+		return config_error(error_r, "[sasl] keytab: required for GSSAPI");
+	if ((flags & MECH_GSSAPI) && cfg->sasl_realms[0] == '\0')
+		return config_error(error_r,
+				    "[sasl] realms: required for GSSAPI (the Kerberos realms whose "
+				    "principals map to directory logins)");
+	if ((flags & MECH_EXTERNAL) && cfg->tls_client_ca[0] == '\0')
+		return config_error(error_r,
+				    "[tls] client_ca: required for EXTERNAL (the CAs that sign "
+				    "client certificates)");
+	if ((flags & MECH_EXTERNAL) && cfg->tls_cert[0] == '\0')
+		return config_error(error_r, "[tls] cert: required for EXTERNAL");
+	const char *f = cfg->sasl_external_field;
+	if (strcmp(f, "email") != 0 && strcmp(f, "cn") != 0 && strcmp(f, "subject") != 0)
+		return config_error(error_r,
+				    "[sasl] external_field: must be one of email, cn, subject");
+	if ((flags & MECH_EXTERNAL) && cfg->sasl_external_attr[0] == '\0')
+		return config_error(error_r, "[sasl] external_attribute: required for EXTERNAL");
 	return 0;
 }
 
@@ -260,7 +367,15 @@ mech_cyrus_init(const struct config *cfg, char **error_r)
 		return -1;
 	}
 	free(cyrus_mech_list);
-	cyrus_mech_list = cyrus_list_from_config(cfg->sasl_mechanisms);
+	cyrus_mech_list = cyrus_list_from_flags(mech_cyrus_configured(cfg));
+	free(cyrus_keytab);
+	cyrus_keytab = xstrdup(cfg->sasl_keytab);
+	/* MIT's acceptor reads the keytab named by KRB5_KTNAME; set once
+	 * here, on the main thread, before any worker exists. */
+	if (cyrus_keytab[0] != '\0' && setenv("KRB5_KTNAME", cyrus_keytab, 1) < 0) {
+		*error_r = xstrdup("SASL: cannot set KRB5_KTNAME");
+		return -1;
+	}
 	sasl_set_mutex(mutex_alloc, mutex_lock, mutex_unlock, mutex_free);
 	r = sasl_auxprop_add_plugin(tern_plugin_name, tern_auxprop_init);
 	if (r != SASL_OK) {
@@ -288,84 +403,8 @@ mech_cyrus_done(void)
 	cyrus_up = false;
 	free(cyrus_mech_list);
 	cyrus_mech_list = NULL;
-	/* Shutdown: no session is left to hold one of these. */
-	pthread_mutex_lock(&adv_lock);
-	while (adv_list != NULL) {
-		struct adv_entry *e = adv_list;
-		adv_list = e->next;
-		free(e->source);
-		free(e->text);
-		free(e);
-	}
-	pthread_mutex_unlock(&adv_lock);
-}
-
-/* ---- what to advertise ---- */
-
-static bool
-word_in(const char *list, const char *w, size_t wlen)
-{
-	const char *p = list;
-	while (*p != '\0') {
-		while (*p == ' ')
-			p++;
-		const char *e = p;
-		while (*e != '\0' && *e != ' ')
-			e++;
-		if ((size_t)(e - p) == wlen && strncasecmp(p, w, wlen) == 0)
-			return true;
-		p = e;
-	}
-	return false;
-}
-
-const char *
-mech_advertised(const struct config *cfg, bool tls_or_plain_ok)
-{
-	if (!tls_or_plain_ok)
-		return "";
-	const char *extra = cfg->sasl_mechanisms != NULL ? cfg->sasl_mechanisms : "";
-	if (extra[0] == '\0')
-		return "PLAIN LOGIN";
-	pthread_mutex_lock(&adv_lock);
-	for (struct adv_entry *e = adv_list; e != NULL; e = e->next) {
-		if (strcmp(e->source, extra) == 0) {
-			pthread_mutex_unlock(&adv_lock);
-			return e->text;
-		}
-	}
-
-	struct buf b;
-	buf_init(&b, 4096);
-	buf_append_str(&b, "PLAIN LOGIN");
-	const char *p = extra;
-	while (*p != '\0') {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		const char *e = p;
-		while (*e != '\0' && *e != ' ' && *e != ',' && *e != '\t')
-			e++;
-		size_t n = (size_t)(e - p);
-		if (n > 0 && !word_in(buf_cstr(&b), p, n)) {
-			buf_putc(&b, ' ');
-			size_t at = b.len;
-			if (buf_append(&b, p, n) == 0) {
-				for (size_t i = at; i < b.len; i++) {
-					if (b.data[i] >= 'a' && b.data[i] <= 'z')
-						b.data[i] = (char)(b.data[i] - 'a' + 'A');
-				}
-			}
-		}
-		p = e;
-	}
-	struct adv_entry *e = xmalloc(sizeof(*e));
-	e->source = xstrdup(extra);
-	e->text = xstrdup(buf_cstr(&b));
-	e->next = adv_list;
-	adv_list = e;
-	buf_free(&b);
-	pthread_mutex_unlock(&adv_lock);
-	return e->text;
+	free(cyrus_keytab);
+	cyrus_keytab = NULL;
 }
 
 /* ---- throttling ---- */

@@ -20,22 +20,30 @@
 int mech_plain_parse(char *msg, size_t len, const char **authzid_r, const char **authcid_r,
 		     const char **passwd_r, size_t *pwlen_r);
 
-/* Start-up check of [sasl] mechanisms: every name must be one this build
- * can run (PLAIN and LOGIN; the Cyrus mechanisms that need directory-held
- * secrets, a keytab or client certificates are not wired to a protocol
- * yet). 0, or -1 with a malloc'd *error_r naming the mechanism. */
+/* Start-up check of [sasl]: every mechanism named must be one Tern runs
+ * (PLAIN, LOGIN, SCRAM-SHA-256(-PLUS), GSSAPI, EXTERNAL) with what it
+ * needs (GSSAPI: keytab and realms; EXTERNAL: [tls] client_ca). 0, or -1
+ * with a malloc'd *error_r naming the problem. */
 int mech_check_config(const struct config *cfg, char **error_r);
+
+/* The Cyrus mechanisms configured (SCRAM implies -PLUS and back). */
+enum {
+	MECH_SCRAM = 1u << 0,
+	MECH_SCRAM_PLUS = 1u << 1,
+	MECH_GSSAPI = 1u << 2,
+	MECH_EXTERNAL = 1u << 3,
+};
+unsigned mech_cyrus_configured(const struct config *cfg);
+
+/* For the next Cyrus call on this thread: the SCRAM verifier (RFC 5803
+ * "SCRAM-SHA-256$i:salt$stored:server") of user, handed to Cyrus by
+ * Tern's auxprop plugin. (NULL, NULL) after the call. */
+void mech_set_verifier(const char *user, const char *verifier);
 
 /* Once per process, main thread: sasl_server_init() with Tern's options.
  * 0, or -1 with a malloc'd *error_r. */
 int mech_cyrus_init(const struct config *cfg, char **error_r);
 void mech_cyrus_done(void);
-
-/* The mechanisms to advertise, space-separated ("PLAIN LOGIN" plus any
- * configured Cyrus ones); "" when password mechanisms are not allowed
- * (no TLS on a listener that does not allow plaintext auth). Any thread;
- * the string stays valid until mech_cyrus_done(). */
-const char *mech_advertised(const struct config *cfg, bool tls_or_plain_ok);
 
 /* Failed-auth throttling by peer address, any thread: how many ms to
  * wait before answering a failure (grows with repeated failures from the

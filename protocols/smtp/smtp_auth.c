@@ -116,14 +116,14 @@ auth_step(struct smtp_session *s, enum auth_sasl_step step, const char *challeng
 		s->state = ST_AUTH;
 		smtp_reply(s, "334 %s", challenge);
 		return;
-	case AUTH_SASL_CHECK: {
+	case AUTH_SASL_CHECK:
 		s->state = ST_GREETED;
-		size_t pwlen;
-		const char *pw = auth_sasl_password(&s->sasl, &pwlen);
-		auth_check(&s->conn, s->cfg, s->sasl.mech, auth_sasl_login(&s->sasl), pw, pwlen,
-			   s->sasl.authzid_differs, check_done);
+		auth_sasl_check(&s->sasl, check_done);
 		return;
-	}
+	case AUTH_SASL_WAIT:
+		/* The directory answers later, through smtp_auth_resume. */
+		s->state = ST_AUTH;
+		return;
 	case AUTH_SASL_BAD:
 		s->state = ST_GREETED;
 		smtp_reply(s, "501 5.5.2 %s",
@@ -143,6 +143,12 @@ auth_step(struct smtp_session *s, enum auth_sasl_step step, const char *challeng
 		smtp_bad_command(s);
 		return;
 	}
+}
+
+void
+smtp_auth_resume(struct conn *c, enum auth_sasl_step step, const char *challenge)
+{
+	auth_step((struct smtp_session *)c, step, challenge);
 }
 
 void

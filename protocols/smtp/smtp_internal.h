@@ -130,6 +130,8 @@ bool smtp_auth_offered(const struct smtp_session *s);
 void smtp_cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd);
 /* A line while ST_AUTH. */
 void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+/* Steps of an AUTH exchange that waited for the directory. */
+void smtp_auth_resume(struct conn *c, enum auth_sasl_step step, const char *challenge);
 /* True if the lower-case address is one the authenticated user may use
  * as a sender (own or send-as). */
 bool smtp_sender_allowed(const struct smtp_session *s, const char *address);

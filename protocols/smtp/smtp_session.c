@@ -335,8 +335,13 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	/* RFC 8689 4: offered only on a TLS session. */
 	if (s->conn.tls)
 		smtp_reply(s, "250-REQUIRETLS");
-	if (smtp_auth_offered(s))
-		smtp_reply(s, "250-AUTH PLAIN LOGIN");
+	if (smtp_auth_offered(s)) {
+		struct buf mechs;
+		buf_init(&mechs, 512);
+		auth_sasl_mechanisms(&s->sasl, true, &mechs);
+		smtp_reply(s, "250-AUTH %s", buf_cstr(&mechs));
+		buf_free(&mechs);
+	}
 	if (starttls) {
 		smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 		smtp_reply(s, "250 STARTTLS");
@@ -1125,6 +1130,7 @@ smtp_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	s->state = ST_CONNECTED;
 	s->tx = arena_new(0);
 	auth_sasl_init(&s->sasl);
+	auth_sasl_attach(&s->sasl, &s->conn, cfg, "smtp", smtp_auth_resume);
 	buf_init(&s->helo, 512);
 	buf_init(&s->reply, SMTP_REPLY_MAX);
 	buf_init(&s->body, 0);

@@ -130,6 +130,7 @@ class Ternd:
         self.imaps_port = free_port()
         self.proc = None
         self.returncode = None
+        self.extra_env = {}  # more environment for the ternd process (KRB5_CONFIG...)
         with open(self.secret_path, "w") as f:
             f.write(org_ldif.SERVICE_PASSWORD + "\n")
         os.chmod(self.secret_path, 0o600)
@@ -194,9 +195,11 @@ class Ternd:
         timeout = timeout or (30 if SANITIZE else 15)
         log = open(self.log_path, "ab")
         try:
+            env = sanitizer_env()
+            env.update(self.extra_env)
             self.proc = subprocess.Popen([ternd_path(), "-c", self.conf_path],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=sanitizer_env())
+                                         env=env)
         finally:
             log.close()
         INSTANCES.append(self)

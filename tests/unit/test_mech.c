@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <sasl/sasl.h>
 
 #include "core/config.h"
@@ -101,19 +104,48 @@ test_plain_limits(void **state)
 }
 
 static void
-test_advertised(void **state)
+sasl_cfg(struct config *cfg, const char *mechs)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->sasl_mechanisms = (char *)mechs;
+	cfg->sasl_keytab = "";
+	cfg->sasl_realms = "";
+	cfg->sasl_gssapi_hostname = "";
+	cfg->sasl_external_field = "email";
+	cfg->sasl_external_attr = "mail";
+	cfg->tls_client_ca = "";
+	cfg->tls_cert = "";
+}
+
+static void
+test_configured(void **state)
 {
 	(void)state;
 	struct config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.sasl_mechanisms = "";
-	assert_string_equal(mech_advertised(&cfg, false), "");
-	assert_string_equal(mech_advertised(&cfg, true), "PLAIN LOGIN");
-	cfg.sasl_mechanisms = "scram-sha-256, PLAIN";
-	assert_string_equal(mech_advertised(&cfg, true), "PLAIN LOGIN SCRAM-SHA-256");
-	assert_string_equal(mech_advertised(&cfg, false), "");
-	cfg.sasl_mechanisms = "";
-	assert_string_equal(mech_advertised(&cfg, true), "PLAIN LOGIN");
+	sasl_cfg(&cfg, "");
+	assert_int_equal(mech_cyrus_configured(&cfg), 0);
+	sasl_cfg(&cfg, "PLAIN, LOGIN");
+	assert_int_equal(mech_cyrus_configured(&cfg), 0);
+	/* SCRAM brings -PLUS and the other way round (Cyrus runs both). */
+	sasl_cfg(&cfg, "scram-sha-256");
+	assert_int_equal(mech_cyrus_configured(&cfg), MECH_SCRAM | MECH_SCRAM_PLUS);
+	sasl_cfg(&cfg, "SCRAM-SHA-256-PLUS");
+	assert_int_equal(mech_cyrus_configured(&cfg), MECH_SCRAM | MECH_SCRAM_PLUS);
+	sasl_cfg(&cfg, "gssapi external");
+	assert_int_equal(mech_cyrus_configured(&cfg), MECH_GSSAPI | MECH_EXTERNAL);
+	sasl_cfg(&cfg, "GSSAPI, CRAM-MD5");
+	assert_int_equal(mech_cyrus_configured(&cfg), 0);
+}
+
+static void
+check_fails(struct config *cfg, const char *needle)
+{
+	char *err = NULL;
+	assert_int_equal(mech_check_config(cfg, &err), -1);
+	assert_non_null(err);
+	if (strstr(err, needle) == NULL)
+		fail_msg("\"%s\" does not name \"%s\"", err, needle);
+	free(err);
 }
 
 static void
@@ -122,22 +154,32 @@ test_check_config(void **state)
 	(void)state;
 	struct config cfg;
 	char *err = NULL;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.sasl_mechanisms = "";
+	sasl_cfg(&cfg, "");
 	assert_int_equal(mech_check_config(&cfg, &err), 0);
-	cfg.sasl_mechanisms = " plain, LOGIN ";
+	sasl_cfg(&cfg, " plain, LOGIN ");
 	assert_int_equal(mech_check_config(&cfg, &err), 0);
-	/* Advertising a mechanism no protocol can run would offer a login
-	 * that never succeeds: refused at start-up, naming it. */
-	cfg.sasl_mechanisms = "PLAIN, scram-sha-256";
-	assert_int_equal(mech_check_config(&cfg, &err), -1);
-	assert_non_null(err);
-	assert_non_null(strstr(err, "scram-sha-256"));
-	free(err);
-	err = NULL;
-	cfg.sasl_mechanisms = "PLAINX";
-	assert_int_equal(mech_check_config(&cfg, &err), -1);
-	free(err);
+	sasl_cfg(&cfg, "PLAIN, scram-sha-256 SCRAM-SHA-256-PLUS");
+	assert_int_equal(mech_check_config(&cfg, &err), 0);
+	/* Mechanisms that would offer a login that never succeeds are
+	 * refused at start-up, naming what is wrong. */
+	sasl_cfg(&cfg, "PLAIN, cram-md5");
+	check_fails(&cfg, "cram-md5");
+	sasl_cfg(&cfg, "PLAINX");
+	check_fails(&cfg, "PLAINX");
+	sasl_cfg(&cfg, "GSSAPI");
+	check_fails(&cfg, "[sasl] keytab");
+	cfg.sasl_keytab = "/etc/krb5.keytab";
+	check_fails(&cfg, "[sasl] realms");
+	cfg.sasl_realms = "EXAMPLE.TEST";
+	assert_int_equal(mech_check_config(&cfg, &err), 0);
+	sasl_cfg(&cfg, "EXTERNAL");
+	check_fails(&cfg, "[tls] client_ca");
+	cfg.tls_client_ca = "/ca.pem";
+	check_fails(&cfg, "[tls] cert");
+	cfg.tls_cert = "/cert.pem";
+	assert_int_equal(mech_check_config(&cfg, &err), 0);
+	cfg.sasl_external_field = "serial";
+	check_fails(&cfg, "external_field");
 }
 
 static void
@@ -211,8 +253,7 @@ test_cyrus_no_fallback(void **state)
 	(void)state;
 	struct config cfg;
 	char *err = NULL;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.sasl_mechanisms = "";
+	sasl_cfg(&cfg, "");
 
 	/* An empty mech_list: Cyrus offers nothing (out of the box it
 	 * would offer ANONYMOUS, CRAM-MD5, DIGEST-MD5, PLAIN...). */
@@ -244,8 +285,11 @@ test_cyrus_no_fallback(void **state)
 	assert_int_equal(mech_cyrus_init(&cfg, &err), 0);
 	assert_int_equal(sasl_server_new("pop", "localhost", NULL, NULL, NULL, NULL, 0, &conn),
 			 SASL_OK);
+	/* Without a channel binding the -PLUS half lists under the plain
+	 * name (Cyrus prints it once per plugin entry): SCRAM only. */
 	m = cyrus_mechs(conn);
-	assert_string_equal(m, "SCRAM-SHA-256");
+	for (char *w = strtok(m, " "); w != NULL; w = strtok(NULL, " "))
+		assert_string_equal(w, "SCRAM-SHA-256");
 	free(m);
 	r = sasl_checkpass(conn, "alice", 5, "alicepw", 7);
 	assert_int_not_equal(r, SASL_OK);
@@ -257,13 +301,130 @@ test_cyrus_no_fallback(void **state)
 	mech_cyrus_done();
 }
 
+/* ---- SCRAM through Tern's auxprop, against Cyrus's own client ---- */
+
+static const char *client_user, *client_pass;
+
+static int
+cb_user(void *ctx, int id, const char **result, unsigned *len)
+{
+	(void)ctx;
+	(void)id;
+	*result = client_user;
+	if (len != NULL)
+		*len = (unsigned)strlen(client_user);
+	return SASL_OK;
+}
+
+static int
+cb_pass(sasl_conn_t *conn, void *ctx, int id, sasl_secret_t **psecret)
+{
+	static sasl_secret_t *sec;
+	(void)conn;
+	(void)ctx;
+	(void)id;
+	free(sec);
+	sec = calloc(1, sizeof(*sec) + strlen(client_pass) + 1);
+	sec->len = strlen(client_pass);
+	memcpy(sec->data, client_pass, sec->len);
+	*psecret = sec;
+	return SASL_OK;
+}
+
+/* RFC 5803 verifier of password, as the directory would hold it. */
+static void
+make_verifier(const char *password, char *out, size_t cap)
+{
+	unsigned char salt[16] = "0123456789abcdef", salted[32], ck[32], sk[32], stored[32];
+	unsigned len = 32;
+	char b_salt[64], b_stored[64], b_server[64];
+
+	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, 16, 4096, EVP_sha256(), 32,
+			  salted);
+	HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, ck, &len);
+	HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Server Key", 10, sk, &len);
+	SHA256(ck, 32, stored);
+	EVP_EncodeBlock((unsigned char *)b_salt, salt, 16);
+	EVP_EncodeBlock((unsigned char *)b_stored, stored, 32);
+	EVP_EncodeBlock((unsigned char *)b_server, sk, 32);
+	snprintf(out, cap, "SCRAM-SHA-256$4096:%s$%s:%s", b_salt, b_stored, b_server);
+}
+
+/* A whole SCRAM-SHA-256 exchange, the server's verifier set for
+ * vuser around every server call as auth_cyrus.c does. */
+static int
+scram_exchange(const char *user, const char *pass, const char *vuser, const char *verifier)
+{
+	typedef int (*cbfn)(void);
+	sasl_callback_t ccbs[] = {
+	    {SASL_CB_AUTHNAME, (cbfn)(void (*)(void))cb_user, NULL},
+	    {SASL_CB_USER, (cbfn)(void (*)(void))cb_user, NULL},
+	    {SASL_CB_PASS, (cbfn)(void (*)(void))cb_pass, NULL},
+	    {SASL_CB_LIST_END, NULL, NULL},
+	};
+	sasl_conn_t *srv = NULL, *cli = NULL;
+	const char *out, *cout, *mech;
+	unsigned outlen, coutlen;
+	int r;
+
+	client_user = user;
+	client_pass = pass;
+	assert_int_equal(sasl_server_new("imap", "localhost", NULL, NULL, NULL, NULL, 0, &srv),
+			 SASL_OK);
+	assert_int_equal(sasl_client_new("imap", "localhost", NULL, NULL, ccbs, 0, &cli), SASL_OK);
+	r = sasl_client_start(cli, "SCRAM-SHA-256", NULL, &cout, &coutlen, &mech);
+	assert_true(r == SASL_CONTINUE || r == SASL_OK);
+	mech_set_verifier(vuser, verifier);
+	r = sasl_server_start(srv, "SCRAM-SHA-256", cout, coutlen, &out, &outlen);
+	mech_set_verifier(NULL, NULL);
+	for (int round = 0; r == SASL_CONTINUE && round < 4; round++) {
+		int cr = sasl_client_step(cli, out, outlen, NULL, &cout, &coutlen);
+		if (cr != SASL_CONTINUE && cr != SASL_OK) {
+			r = cr;
+			break;
+		}
+		mech_set_verifier(vuser, verifier);
+		r = sasl_server_step(srv, cout, coutlen, &out, &outlen);
+		mech_set_verifier(NULL, NULL);
+	}
+	sasl_dispose(&srv);
+	sasl_dispose(&cli);
+	return r;
+}
+
+static void
+test_cyrus_scram_verifier(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char *err = NULL, v[256];
+
+	sasl_cfg(&cfg, "SCRAM-SHA-256");
+	assert_int_equal(mech_cyrus_init(&cfg, &err), 0);
+	assert_int_equal(sasl_client_init(NULL), SASL_OK);
+	make_verifier("alicepw", v, sizeof(v));
+	/* The right password against the verifier: in. */
+	assert_int_equal(scram_exchange("alice", "alicepw", "alice", v), SASL_OK);
+	/* A wrong one: out. */
+	assert_int_not_equal(scram_exchange("alice", "wrong", "alice", v), SASL_OK);
+	/* A verifier fetched for somebody else is never handed out. */
+	assert_int_not_equal(scram_exchange("mallory", "alicepw", "alice", v), SASL_OK);
+	/* Nothing set: nobody has a verifier. */
+	assert_int_not_equal(scram_exchange("alice", "alicepw", NULL, NULL), SASL_OK);
+	mech_cyrus_done();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_table), cmocka_unit_test(test_plain_limits),
-	    cmocka_unit_test(test_advertised),	cmocka_unit_test(test_check_config),
-	    cmocka_unit_test(test_throttle),	cmocka_unit_test(test_cyrus_no_fallback),
+	    cmocka_unit_test(test_plain_table),
+	    cmocka_unit_test(test_plain_limits),
+	    cmocka_unit_test(test_configured),
+	    cmocka_unit_test(test_check_config),
+	    cmocka_unit_test(test_throttle),
+	    cmocka_unit_test(test_cyrus_no_fallback),
+	    cmocka_unit_test(test_cyrus_scram_verifier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
