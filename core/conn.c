@@ -531,8 +531,13 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->closed)
 		return;
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		/* Only TLS bufferevents report this on an accepted socket:
+		 * the handshake is done. */
+		if (c->tls && c->ops->on_tls_ready != NULL)
+			c->ops->on_tls_ready(c);
 		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && !c->closing) {
 			conn_ref(c);

@@ -44,6 +44,10 @@ struct conn_ops {
 	 * (last is true on the final one); valid until the handler returns.
 	 * Not called while paused. Needed only by protocols that use it. */
 	void (*on_data)(struct conn *c, const char *data, size_t len, bool last);
+	/* The TLS handshake completed (implicit TLS or STARTTLS): the
+	 * session, channel binding and client certificate are known now.
+	 * Optional. */
+	void (*on_tls_ready)(struct conn *c);
 };
 
 struct conn {

@@ -36,41 +36,42 @@
 #define IMAP_ST_AUTHED (IMAP_ST_AUTH | IMAP_ST_SELECTED)
 
 /* Limits the config does not set ([limits] imap_* holds the others). */
-#define IMAP_MAX_ARGS 100000		/* arguments in one command */
-#define IMAP_MAX_ERRORS 20		/* BADs before the session is closed */
+#define IMAP_MAX_ARGS 100000 /* arguments in one command */
+#define IMAP_MAX_ERRORS 20   /* BADs before the session is closed */
 
 struct imap_view;
 
 struct imap_session {
-	struct conn conn;     /* first: the conn pointer is the session pointer */
-	struct arena *arena;  /* owns this struct */
+	struct conn conn;	 /* first: the conn pointer is the session pointer */
+	struct arena *arena;	 /* owns this struct */
 	struct arena *cmd_arena; /* owned: the current command; cleared after it */
-	struct config *cfg;   /* owned reference, released on free */
+	struct config *cfg;	 /* owned reference, released on free */
 	enum service svc;
-	unsigned state;	      /* one IMAP_ST_* */
+	unsigned state;		    /* one IMAP_ST_* */
 	struct imap_parser *parser; /* owned */
-	uint64_t skip;	      /* input bytes to throw away (after a BAD) */
-	bool skip_rest;	      /* then the failed command's further lines */
-	bool in_literal;      /* feeding a literal to the parser */
-	unsigned errors;      /* BADs so far */
+	uint64_t skip;		    /* input bytes to throw away (after a BAD) */
+	bool skip_rest;		    /* then the failed command's further lines */
+	bool in_literal;	    /* feeding a literal to the parser */
+	unsigned errors;	    /* BADs so far */
 	unsigned auth_failures;
 
 	/* The command being run (valid until its tagged reply). */
 	const struct imap_cmd *cmd;
-	bool async;	      /* a handler is waiting for directory/store */
+	bool async; /* a handler is waiting for directory/store */
 
 	/* AUTHENTICATE in progress: lines are SASL responses. */
 	struct auth_sasl sasl;
 	bool in_sasl;
+	bool greet_pending; /* implicit TLS: greeting after the handshake */
 
 	/* After login. */
-	char *user_id;	      /* owned: the directory's stable id */
-	char *login;	      /* owned: for logs */
-	uint64_t quota;	      /* bytes, 0 = none (from the directory at login) */
+	char *user_id;	/* owned: the directory's stable id */
+	char *login;	/* owned: for logs */
+	uint64_t quota; /* bytes, 0 = none (from the directory at login) */
 
 	/* ENABLEd (RFC 5161). */
-	bool rev2;	      /* IMAP4rev2 */
-	bool utf8;	      /* UTF8=ACCEPT: mailbox names and strings in UTF-8 */
+	bool rev2; /* IMAP4rev2 */
+	bool utf8; /* UTF8=ACCEPT: mailbox names and strings in UTF-8 */
 	bool condstore;
 	bool qresync;
 
@@ -79,19 +80,19 @@ struct imap_session {
 	 * ascending; emptied when the view is closed (imap_view_close). */
 	uint32_t *search_saved; /* owned (malloc), or NULL */
 	size_t nsearch_saved;
-	bool idling;		/* between IDLE's "+" and DONE */
+	bool idling;		  /* between IDLE's "+" and DONE */
 	struct imap_cmd idle_cmd; /* IDLE's, kept out of the command arena */
-	char *idle_tag;		/* owned: idle_cmd.tag */
+	char *idle_tag;		  /* owned: idle_cmd.tag */
 
-	struct buf out;		/* formatting scratch for one response */
+	struct buf out; /* formatting scratch for one response */
 
 	/* [limits] imap_command_rate: a token bucket of commands. A command
 	 * that finds it empty waits (input paused) for its token; a
 	 * connection that keeps it empty for imap_flood_time is closed. */
 	double rate_tokens;
-	uint64_t rate_at_ms;	   /* when rate_tokens was last topped up */
-	uint64_t throttled_since_ms; /* 0: not over the rate now */
-	struct event *rate_ev;	   /* owned, made the first time it waits */
+	uint64_t rate_at_ms;		 /* when rate_tokens was last topped up */
+	uint64_t throttled_since_ms;	 /* 0: not over the rate now */
+	struct event *rate_ev;		 /* owned, made the first time it waits */
 	const struct imap_cmd *rate_cmd; /* the command waiting for a token */
 };
 
@@ -100,9 +101,9 @@ struct imap_session {
 typedef void imap_cmd_fn(struct imap_session *s, const struct imap_cmd *cmd);
 
 struct imap_command {
-	const char *name;     /* upper case */
-	unsigned states;      /* IMAP_ST_* where it is allowed */
-	bool uid_ok;	      /* may come as "UID <name>" */
+	const char *name; /* upper case */
+	unsigned states;  /* IMAP_ST_* where it is allowed */
+	bool uid_ok;	  /* may come as "UID <name>" */
 	imap_cmd_fn *fn;
 };
 
@@ -162,7 +163,7 @@ struct imap_range {
 struct imap_seqset {
 	struct imap_range *r; /* sorted, merged */
 	size_t n;
-	bool saved;	      /* "$" (SEARCHRES) */
+	bool saved; /* "$" (SEARCHRES) */
 };
 
 /* Parses a sequence-set atom ("1:4,7,9:*", "$"). 0, or -1 (not one). */
@@ -177,22 +178,22 @@ int imap_seqset_uids(const struct imap_session *s, const struct imap_seqset *set
 /* ---- the selected mailbox (imap_view.c) ---- */
 
 struct imap_view {
-	char *name;	     /* owned: UTF-8 */
-	uint32_t id;	     /* store mailbox id */
-	bool readonly;	     /* EXAMINE */
+	char *name;    /* owned: UTF-8 */
+	uint32_t id;   /* store mailbox id */
+	bool readonly; /* EXAMINE */
 	uint32_t uidvalidity;
-	uint32_t uidnext;    /* as last reported */
-	uint64_t modseq;     /* HIGHESTMODSEQ the view is in sync with */
-	uint32_t *uids;	     /* owned: message number i+1 is uids[i] */
+	uint32_t uidnext; /* as last reported */
+	uint64_t modseq;  /* HIGHESTMODSEQ the view is in sync with */
+	uint32_t *uids;	  /* owned: message number i+1 is uids[i] */
 	size_t count, cap;
 	/* The UIDs that are \Recent in this session (imap_recent.c):
 	 * ascending, disjoint ranges. */
 	struct imap_recent_range {
 		uint32_t lo, hi;
-	} *recent; /* owned */
+	} * recent; /* owned */
 	size_t nrecent, recent_cap;
 	struct store_watch *watch; /* owned */
-	bool changed;	     /* the store said something changed */
+	bool changed;		   /* the store said something changed */
 	uint32_t *pending_expunge; /* owned: expunged, not yet reported */
 	size_t npending, pending_cap;
 	/* Keywords the client was told in FLAGS: a FETCH may only show a

@@ -985,12 +985,30 @@ imap_on_free(struct conn *c)
 	session_free((struct imap_session *)c);
 }
 
+static void
+greet(struct imap_session *s)
+{
+	s->greet_pending = false;
+	imap_untagged(s, "OK [CAPABILITY %s] %s Tern IMAP ready", capabilities(s),
+		      s->cfg->hostname);
+}
+
+static void
+imap_on_tls_ready(struct conn *c)
+{
+	struct imap_session *s = (struct imap_session *)c;
+
+	if (s->greet_pending)
+		greet(s);
+}
+
 static const struct conn_ops imap_conn_ops = {
     .on_line = imap_on_line,
     .on_line_too_long = imap_on_line_too_long,
     .on_timeout = imap_on_timeout,
     .on_close = imap_on_close,
     .on_free = imap_on_free,
+    .on_tls_ready = imap_on_tls_ready,
     .on_data = imap_on_data,
 };
 
@@ -1047,5 +1065,12 @@ imap_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		conn_close(&s->conn, "too many connections");
 		return;
 	}
-	imap_untagged(s, "OK [CAPABILITY %s] %s Tern IMAP ready", capabilities(s), cfg->hostname);
+	/* On implicit TLS the greeting waits for the handshake: its
+	 * capabilities depend on it (SCRAM-SHA-256-PLUS needs the channel
+	 * binding, AUTH=EXTERNAL a verified client certificate), and clients
+	 * take the greeting's list without asking again. */
+	if (s->conn.tls)
+		s->greet_pending = true;
+	else
+		greet(s);
 }

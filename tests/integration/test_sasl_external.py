@@ -81,10 +81,13 @@ def lab():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def imap_conn(env, who=None):
+def imap_conn(env, who=None, greeting=None):
     cert, key = env.certs[who] if who else (None, None)
     c = TlsLines(env.ternd.imaps_port, cert=cert, key=key)
-    assert c.readline().startswith("* OK")
+    line = c.readline()
+    assert line.startswith("* OK")
+    if greeting is not None:
+        greeting.append(line)
     return c
 
 
@@ -96,8 +99,11 @@ def imap_caps(c):
 
 
 def test_offered_only_with_a_verified_certificate(lab):
-    c = imap_conn(lab, "user01")
+    greeting = []
+    c = imap_conn(lab, "user01", greeting)
     assert "AUTH=EXTERNAL" in imap_caps(c)
+    # The implicit-TLS greeting already lists it (sent after the handshake).
+    assert "AUTH=EXTERNAL" in greeting[0].replace("]", " ").split(), greeting
     c.close()
     for who in (None, "other"):
         c = imap_conn(lab, who)
