@@ -21,9 +21,13 @@
  * A refresh cut short by a size or administrative limit is logged with
  * what the directory admin must change, and parked likewise.
  *
- * XXX no cookie is kept: every reconnect runs a full refresh (entry names
- * only). A cookie would make it a delta, but we flush on reconnect anyway.
- * A server that vanishes without closing is noticed by the TCP keepalive
+ * The latest cookie the server sent (sync info, sync state controls) is
+ * kept in memory and sent with the next request, so a reconnect's refresh
+ * carries only what changed meanwhile (or nothing) instead of every entry
+ * name under base; the flush at its end stays, so a cookie the server
+ * misreads can cost speed, never correctness. e-syncRefreshRequired drops
+ * the cookie. It is not kept across restarts (a restart starts with an
+ * empty cache anyway). A server that vanishes without closing is noticed by the TCP keepalive
  * and TCP_USER_TIMEOUT every handle gets (dir_tls_setup); until then the
  * TTLs still bound staleness.
  */
@@ -38,16 +42,39 @@
 #include "directory/dir.h"
 #include "directory/dir_sync.h"
 
+/* Cookies of OpenLDAP are "rid=..,sid=..,csn=.." per provider, ~60 bytes
+ * each; this leaves room for a few dozen providers. */
+#define DIR_SYNC_COOKIE_MAX 2048
+
 static struct {
 	const struct directory_config *dc; /* borrowed from the config */
 	const char *uri;		   /* borrowed from dir_ldap.c */
 	int rootdse_msgid;
 	int sync_msgid;
-	bool supported;	  /* the rootDSE lists the sync control */
-	bool refreshing;  /* refresh phase: notifications are the past */
-	bool told;	  /* "no syncprov, TTLs rule" was logged */
-	unsigned changes; /* flushes in the persist phase, for the log */
+	bool supported;		  /* the rootDSE lists the sync control */
+	bool refreshing;	  /* refresh phase: notifications are the past */
+	bool told;		  /* "no syncprov, TTLs rule" was logged */
+	unsigned changes;	  /* flushes in the persist phase, for the log */
+	unsigned refresh_entries; /* entries sent in this refresh phase */
+	char cookie[DIR_SYNC_COOKIE_MAX];
+	size_t cookie_len; /* 0: none yet */
 } Y = {.rootdse_msgid = -1, .sync_msgid = -1};
+
+/* Keeps the server's latest cookie (RFC 4533 2.1.1: opaque). One longer
+ * than we keep is dropped, as is any older one: the next refresh is then
+ * a full one. */
+static void
+keep_cookie(const struct berval *bv)
+{
+	if (bv == NULL || bv->bv_val == NULL || bv->bv_len == 0)
+		return;
+	if (bv->bv_len > sizeof(Y.cookie)) {
+		Y.cookie_len = 0;
+		return;
+	}
+	memcpy(Y.cookie, bv->bv_val, bv->bv_len);
+	Y.cookie_len = bv->bv_len;
+}
 
 bool
 dir_sync_wanted(const struct directory_config *dc)
@@ -91,8 +118,11 @@ start_sync(LDAP *ld)
 		return DIR_SYNC_RECONNECT;
 	/* syncRequestValue ::= SEQUENCE { mode ENUMERATED, cookie OPTIONAL,
 	 * reloadHint DEFAULT FALSE } */
-	if (ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST) < 0 ||
-	    ber_flatten(ber, &value) < 0) {
+	struct berval cookie = {.bv_len = Y.cookie_len, .bv_val = Y.cookie};
+	int br = Y.cookie_len > 0
+		     ? ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &cookie)
+		     : ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST);
+	if (br < 0 || ber_flatten(ber, &value) < 0) {
 		ber_free(ber, 1);
 		return DIR_SYNC_RECONNECT;
 	}
@@ -111,7 +141,9 @@ start_sync(LDAP *ld)
 		return DIR_SYNC_RECONNECT;
 	}
 	Y.refreshing = true;
-	log_info(0, "dir", "sync-start uri=%s base=\"%s\"", Y.uri, Y.dc->base);
+	Y.refresh_entries = 0;
+	log_info(0, "dir", "sync-start uri=%s base=\"%s\" cookie=%s", Y.uri, Y.dc->base,
+		 Y.cookie_len > 0 ? "yes" : "no");
 	return DIR_SYNC_GO_ON;
 }
 
@@ -170,7 +202,9 @@ sync_info(LDAP *ld, LDAPMessage *msg)
 		if (ber_scanf(ber, "{") != LBER_ERROR) {
 			tag = ber_peek_tag(ber, &len);
 			if (tag == LDAP_TAG_SYNC_COOKIE) {
-				ber_scanf(ber, "x");
+				struct berval bv = {0};
+				if (ber_scanf(ber, "m", &bv) != LBER_ERROR)
+					keep_cookie(&bv);
 				tag = ber_peek_tag(ber, &len);
 			}
 			if (tag == LBER_BOOLEAN)
@@ -179,13 +213,26 @@ sync_info(LDAP *ld, LDAPMessage *msg)
 		if (done && Y.refreshing) {
 			Y.refreshing = false;
 			flush("refresh-done");
-			log_info(0, "dir", "sync-ready uri=%s", Y.uri);
+			log_info(0, "dir", "sync-ready uri=%s entries=%u", Y.uri,
+				 Y.refresh_entries);
 		}
-	} else if (tag == LDAP_TAG_SYNC_ID_SET && !Y.refreshing) {
-		Y.changes++;
-		flush("deleted");
+	} else if (tag == LDAP_TAG_SYNC_ID_SET) {
+		/* { cookie OPTIONAL, refreshDeletes, syncUUIDs } */
+		struct berval bv = {0};
+		if (ber_scanf(ber, "{") != LBER_ERROR &&
+		    ber_peek_tag(ber, &len) == LDAP_TAG_SYNC_COOKIE &&
+		    ber_scanf(ber, "m", &bv) != LBER_ERROR)
+			keep_cookie(&bv);
+		if (!Y.refreshing) {
+			Y.changes++;
+			flush("deleted");
+		}
+	} else if (tag == LDAP_TAG_SYNC_NEW_COOKIE) {
+		/* Nothing changed for us; only the cookie moves on. */
+		struct berval bv = {0};
+		if (ber_scanf(ber, "m", &bv) != LBER_ERROR)
+			keep_cookie(&bv);
 	}
-	/* LDAP_TAG_SYNC_NEW_COOKIE: nothing changed for us. */
 	ber_free(ber, 1);
 out:
 	ldap_memfree(oid);
@@ -200,17 +247,26 @@ sync_entry(LDAP *ld, LDAPMessage *msg)
 	LDAPControl **ctrls = NULL;
 	ber_int_t state = -1;
 
-	if (Y.refreshing)
-		return;
 	if (ldap_get_entry_controls(ld, msg, &ctrls) == LDAP_SUCCESS) {
 		LDAPControl *c = ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL);
 		BerElement *ber = c != NULL ? ber_init(&c->ldctl_value) : NULL;
 		if (ber != NULL) {
-			if (ber_scanf(ber, "{e", &state) == LBER_ERROR)
+			/* syncStateValue ::= SEQUENCE { state, entryUUID,
+			 * cookie OPTIONAL } */
+			struct berval uuid = {0}, bv = {0};
+			ber_len_t len;
+			if (ber_scanf(ber, "{em", &state, &uuid) == LBER_ERROR)
 				state = -1;
+			else if (ber_peek_tag(ber, &len) == LDAP_TAG_SYNC_COOKIE &&
+				 ber_scanf(ber, "m", &bv) != LBER_ERROR)
+				keep_cookie(&bv);
 			ber_free(ber, 1);
 		}
 		ldap_controls_free(ctrls);
+	}
+	if (Y.refreshing) {
+		Y.refresh_entries++;
+		return;
 	}
 	Y.changes++;
 	flush(state >= 0 && state <= 3 ? states[state] : "change");
@@ -245,6 +301,8 @@ sync_result(LDAP *ld, LDAPMessage *msg)
 		next = DIR_SYNC_PARK;
 		break;
 	case LDAP_SYNC_REFRESH_REQUIRED:
+		/* Our cookie is too old (or from another server): start over. */
+		Y.cookie_len = 0;
 		log_info(0, "dir", "sync-refresh-required uri=%s", Y.uri);
 		break;
 	default:

@@ -178,6 +178,14 @@ def test_change_missed_while_disconnected_is_seen_after_reconnect(env):
         time.sleep(0.05)
     print("sync pickup: reconnected after %.3f s" % (time.monotonic() - start))
     assert rcpt_code(t, addr) == 550
+    # The reconnect resumed with the server's cookie: its refresh carried
+    # only what changed, not every entry name under base as the first did.
+    log = t.log().decode(errors="replace")
+    starts = re.findall(r"sync-start uri=\S+ base=\S+ cookie=(yes|no)", log)
+    readies = [int(n) for n in re.findall(r"sync-ready uri=\S+ entries=(\d+)", log)]
+    assert starts[0] == "no" and starts[-1] == "yes", starts
+    print("sync refresh entries: first %d, after the reconnect %d" % (readies[0], readies[-1]))
+    assert readies[0] > 50 and readies[-1] < readies[0] // 4, readies
     # And the consumer listens again.
     alias = O.ALICE_ADDRS[2]
     assert rcpt_code(t, alias) == 250
