@@ -1496,6 +1496,17 @@ check_config(struct loader *ld)
 	}
 }
 
+static int (*load_hook)(struct config *cfg, char **error_r);
+static void (*unload_hook)(struct config *cfg);
+
+void
+config_set_hooks(int (*load)(struct config *cfg, char **error_r),
+		 void (*unload)(struct config *cfg))
+{
+	load_hook = load;
+	unload_hook = unload;
+}
+
 struct config *
 config_load(const char *path, char **error_r)
 {
@@ -1535,6 +1546,13 @@ config_load(const char *path, char **error_r)
 	}
 	if (ld->error == NULL)
 		check_config(ld);
+	if (ld->error == NULL && load_hook != NULL) {
+		char *herr = NULL;
+		if (load_hook(ld->cfg, &herr) < 0) {
+			set_error(ld, 0, "%s", herr != NULL ? herr : "load failed");
+			free(herr);
+		}
+	}
 	if (ld->error != NULL)
 		goto fail;
 
@@ -1569,6 +1587,8 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	if (unload_hook != NULL)
+		unload_hook(cfg);
 	for (size_t i = 0; i < NKEYS; i++) {
 		void *f = (char *)cfg + keys[i].offset;
 		switch (keys[i].type) {

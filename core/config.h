@@ -132,6 +132,8 @@ struct config_schedule {
 	unsigned at;
 };
 
+struct dkim_keyset;
+
 struct config {
 	char *path; /* the file it came from */
 
@@ -244,8 +246,19 @@ struct config {
 	char *dns_resolver_host; /* [dns] resolver's address, "" = system */
 	unsigned dns_resolver_port;
 
+	/* [dkim] key_dir's keys, loaded by the hook ternd installs
+	 * (config_set_hooks); NULL without one or without key_dir. */
+	struct dkim_keyset *dkim_keys;
+
 	unsigned refs; /* owned by config_acquire/release/set_current */
 };
+
+/* A daemon's own step of every config_load (ternd: the DKIM keys, which
+ * live in protocols/), run after the file checked out; its error is
+ * reported as "FILE: error" and fails the load. unload runs in
+ * config_free. Set once, before the first load. */
+void config_set_hooks(int (*load)(struct config *cfg, char **error_r),
+		      void (*unload)(struct config *cfg));
 
 /* 0, or -1 for a string that is not a schedule (or an interval of 0). */
 int config_parse_schedule(const char *s, struct config_schedule *r);

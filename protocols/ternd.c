@@ -28,6 +28,7 @@
 #include "protocols/imap/imap_session.h"
 #include "protocols/pop3/pop3_session.h"
 #include "protocols/sasl/mech.h"
+#include "protocols/smtp/dkim.h"
 #include "protocols/smtp/smtp_session.h"
 #include "storage/store.h"
 #include "storage/store_tool.h"
@@ -62,6 +63,10 @@ usage(FILE *f)
 		   "       ternd store check|dump|backup|restore -c FILE [ARG]\n"
 		   "       ternd store users|usage|orphans|purge|export|import -c FILE ...\n"
 		   "       ternd check-directory -c FILE   (or ternd --check-directory -c FILE)\n"
+		   "       ternd dkim-keygen --domain D [--selector S] [--type rsa|ed25519]\n"
+		   "                         [--key-dir DIR] [-c FILE]\n"
+		   "       ternd dkim-sign --key FILE --domain D --selector S MSGFILE\n"
+		   "       ternd dkim-verify --key TXT MSGFILE\n"
 		   "  -c FILE  configuration file\n"
 		   "  -t       check the configuration and exit\n"
 		   "  -V       print the version\n"
@@ -114,6 +119,8 @@ main(int argc, char **argv)
 		return store_tool_main(argc - 1, argv + 1);
 	/* The directory check, a tool too: "check-directory" first, or
 	 * "--check-directory" anywhere among -c FILE. */
+	if (argc >= 2 && strncmp(argv[1], "dkim-", 5) == 0)
+		return dkim_tool_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check-directory") == 0)
 		return dir_check_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
@@ -148,6 +155,8 @@ main(int argc, char **argv)
 
 	server_block_signals();
 	log_init(LOGL_INFO);
+	/* [dkim] key_dir's keys load with every config, -t and SIGHUP too. */
+	dkim_config_install();
 	struct config *cfg = config_load(path, &err);
 	if (cfg == NULL) {
 		fprintf(stderr, "ternd: %s\n", err);
@@ -161,6 +170,9 @@ main(int argc, char **argv)
 		/* What the directory connection will refuse, said before a
 		 * start rather than at the first login. */
 		dir_tls_log_config(&cfg->dir, "ternd");
+		if (cfg->dkim_keys != NULL)
+			printf("ternd: [dkim] %zu signing key(s) in %s\n",
+			       dkim_keyset_count(cfg->dkim_keys), cfg->dkim_key_dir);
 		printf("ternd: %s: configuration OK\n", path);
 		config_free(cfg);
 		return 0;

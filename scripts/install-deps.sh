@@ -5,6 +5,8 @@
 # -base package ships no init script; tests start and stop it by PID).
 set -eu
 # python3-prometheus-client parses /metrics in test_admind.py.
+# python3-dkim (with python3-nacl for Ed25519) is the independent DKIM
+# signer and verifier of test_dkim.py.
 # The Kerberos packages are for GSSAPI: libsasl2-modules-gssapi-mit is
 # Cyrus's GSSAPI plugin (ternd), the rest is the tests' private KDC
 # (tests/integration/krb5kdc.py: kdb5_util and krb5kdc from krb5-kdc,
@@ -15,7 +17,7 @@ libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev
 libunistring-dev libcmocka-dev
 slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
-dnsmasq-base python3-openssl
+dnsmasq-base python3-openssl python3-dkim python3-nacl
 libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user python3-gssapi"
 
 missing=""

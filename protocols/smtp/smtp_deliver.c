@@ -7,15 +7,20 @@
  * the commit is synced: one reply for SMTP, one per accepted RCPT for
  * LMTP (RFC 2033 4.2), so a recipient over quota gets its own 452.
  *
+ * Submitted mail leaving the organisation is DKIM-signed here, before
+ * the store, so the queued copy and every retry carry one signature.
+ *
  * How it fails: a store failure answers 4xx so the sender retries (those
  * who got the message keep it: a duplicate beats a loss); a queued part
  * that did not commit fails the whole message with 451.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/log.h"
+#include "dkim_internal.h"
 #include "smtp_internal.h"
 
 /* The store's status for one local target. */
@@ -151,6 +156,76 @@ has_8bit(const char *p, size_t len)
 	return false;
 }
 
+/* The domain of the first From address, in the tx arena; NULL if none. */
+static const char *
+from_domain(struct smtp_session *s, const char *msg, size_t len)
+{
+	struct dkim_field *f;
+	size_t nf, body_off;
+	const char *dom = NULL;
+	struct buf addrs;
+
+	if (dkim_split_header(msg, len, &f, &nf, &body_off) < 0)
+		return NULL;
+	buf_init(&addrs, 64 * 1024);
+	for (size_t i = 0; i < nf && dom == NULL; i++) {
+		if (!dkim_field_is(&f[i], "From", 4))
+			continue;
+		const char *colon = memchr(f[i].p, ':', f[i].len);
+		if (colon == NULL ||
+		    smtp_address_list(colon + 1, (size_t)(f[i].p + f[i].len - colon - 1), &addrs) <=
+			0)
+			break;
+		const char *at = strrchr(addrs.data, '@');
+		if (at != NULL && at[1] != '\0')
+			dom = arena_strdup(s->tx, at + 1);
+	}
+	buf_free(&addrs);
+	free(f);
+	return dom;
+}
+
+/* RFC 6376: sign with the From domain's key ([dkim] key_dir), putting
+ * DKIM-Signature in front of the message (after our Received). Without
+ * a key, or when signing fails, the message goes unsigned: one log line. */
+static void
+dkim_sign_submission(struct smtp_session *s)
+{
+	struct conn *c = &s->conn;
+	const char *msg = s->body.data + s->msg_off;
+	size_t msg_len = s->body.len - s->msg_off;
+	const char *dom = from_domain(s, msg, msg_len), *d = NULL, *why = NULL;
+	const struct dkim_key *k = dkim_keyset_find(s->cfg->dkim_keys, dom != NULL ? dom : "", &d);
+
+	if (k == NULL) {
+		log_info(c->id, c->service,
+			 "dkim-unsigned id=%016" PRIx64 " domain=%s reason=no-key", s->msg_id,
+			 dom != NULL ? dom : "-");
+		return;
+	}
+	struct dkim_sign_params p = {
+	    .domain = d, .selector = s->cfg->dkim_selector, .t = time(NULL)};
+	struct buf sig;
+	buf_init(&sig, 16 * 1024);
+	int r = dkim_sign(k, &p, msg, msg_len, &sig, &why);
+	char *at = r == 0 ? buf_reserve(&s->body, sig.len) : NULL;
+	if (at == NULL) {
+		log_warn(c->id, c->service,
+			 "dkim-unsigned id=%016" PRIx64 " domain=%s reason=\"%s\"", s->msg_id, d,
+			 why != NULL ? why : "message too big");
+	} else {
+		/* body may have moved: the message is re-read from it. */
+		char *m = s->body.data + s->msg_off;
+		memmove(m + sig.len, m, msg_len);
+		memcpy(m, sig.data, sig.len);
+		buf_commit(&s->body, sig.len);
+		log_info(c->id, c->service, "dkim-signed id=%016" PRIx64 " d=%s s=%s a=%s",
+			 s->msg_id, d, p.selector,
+			 dkim_key_alg(k) == DKIM_ALG_RSA_SHA256 ? "rsa-sha256" : "ed25519-sha256");
+	}
+	buf_free(&sig);
+}
+
 /* The end of DATA or of the last BDAT chunk: checks, then the store. */
 void
 smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
@@ -181,6 +256,12 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		smtp_reply(s, "553 5.7.1 %s", why);
 		smtp_reset_transaction(s);
 		return;
+	}
+	/* Mail leaving the organisation: submitted, with remote recipients. */
+	if (s->submission && s->auth_id != NULL && s->nremote > 0 && s->cfg->dkim_keys != NULL) {
+		dkim_sign_submission(s);
+		msg = s->body.data + s->msg_off;
+		msg_len = s->body.len - s->msg_off;
 	}
 
 	struct store_delivery *d = arena_alloc(s->tx, sizeof(*d));
