@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "directory/dir.h"
 #include "directory/dir_admin_int.h"
+#include "directory/dir_range.h"
 #include "directory/dir_tls.h"
 
 const char *
@@ -367,6 +368,58 @@ collect(struct dir_admin *h, struct arena *a, LDAPMessage *res, struct entry_vec
 	}
 }
 
+/* Completes the AD ranged attributes (dir_range.h) of n entries with
+ * follow-up base reads, one at a time. LDAP_SUCCESS, the read's error,
+ * or LDAP_OTHER when the server broke the range protocol: a caller never
+ * sees part of a big group as if it were all of it. Too many values are
+ * logged and the rest left out. */
+static int
+fill_ranges(struct dir_admin *h, struct arena *a, struct dir_ldap_entry *v, size_t n)
+{
+	struct dir_range_walk w = {0};
+	struct timeval tv = {.tv_sec = h->dc->timeout > 0 ? h->dc->timeout : 5};
+	enum dir_range_step s = dir_range_walk_next(a, v, n, &w);
+	bool after_next = true;
+
+	for (;;) {
+		const char *dn = w.entry < n ? v[w.entry].dn : "";
+		if (s == DIR_RANGE_MORE) {
+			char *attrs[] = {(char *)w.request, NULL};
+			LDAPMessage *res = NULL;
+			int rc = ldap_search_ext_s(h->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)",
+						   attrs, 0, NULL, NULL, &tv, 1, &res);
+			LDAPMessage *m = rc == LDAP_SUCCESS ? ldap_first_entry(h->ld, res) : NULL;
+			struct dir_ldap_entry reply;
+			if (m != NULL)
+				dir_ldap_copy_entry(h->ld, m, a, &reply);
+			ldap_msgfree(res);
+			if (rc != LDAP_SUCCESS) {
+				log_warn(0, "diradmin",
+					 "range-failed dn=\"%s\" attr=%s rc=%d error=\"%s\"", dn,
+					 w.base, rc, ldap_err2string(rc));
+				return dir_ldap_rc_is_temporary(rc) ? rc : LDAP_OTHER;
+			}
+			s = dir_range_walk_answer(a, v, &w, m != NULL ? &reply : NULL);
+			after_next = false;
+			continue;
+		}
+		if (s == DIR_RANGE_BAD) {
+			log_warn(0, "diradmin", "range-failed dn=\"%s\" attr=%s reason=\"%s\"", dn,
+				 w.base, w.why);
+			return LDAP_OTHER;
+		}
+		if (s == DIR_RANGE_CAP)
+			log_error(0, "diradmin",
+				  "range-cap dn=\"%s\" attr=%s values=%zu reason=\"%s\": the rest "
+				  "of the values are left out",
+				  dn, w.base, w.st.total, w.why);
+		if (s == DIR_RANGE_DONE && after_next)
+			return LDAP_SUCCESS;
+		s = dir_range_walk_next(a, v, n, &w);
+		after_next = true;
+	}
+}
+
 /* One search (all pages when sizelimit is 0); the LDAP code. */
 static int
 search_once(struct dir_admin *h, struct arena *a, const char *base, int scope, const char *filter,
@@ -406,8 +459,12 @@ search_once(struct dir_admin *h, struct arena *a, const char *base, int scope, c
 		}
 		int count = ldap_count_entries(h->ld, res);
 		*nseen_r += count > 0 ? (size_t)count : 0;
-		if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED)
+		int range_rc = LDAP_SUCCESS;
+		if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED) {
+			size_t first = ev->n;
 			collect(h, a, res, ev, sizelimit);
+			range_rc = fill_ranges(h, a, ev->v + first, ev->n - first);
+		}
 		int err = rc;
 		LDAPControl **rctrls = NULL;
 		if (ldap_parse_result(h->ld, res, &err, NULL, diag_r, NULL, &rctrls, 0) ==
@@ -421,6 +478,10 @@ search_once(struct dir_admin *h, struct arena *a, const char *base, int scope, c
 			ldap_controls_free(rctrls);
 		}
 		ldap_msgfree(res);
+		if (range_rc != LDAP_SUCCESS) {
+			rc = range_rc;
+			break;
+		}
 		if (rc == LDAP_SIZELIMIT_EXCEEDED) {
 			/* More than sizelimit matched: say so through nseen. */
 			*nseen_r = (size_t)sizelimit + 1;

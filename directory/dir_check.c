@@ -7,11 +7,16 @@
  * matches someone; every enabled user has the id, login and an address
  * (the profile's attributes, as the service account can read them); every
  * member DN (member_attr) and memberUid of an enabled list names an
- * entry / a login; and no address (mail, alias, proxy SMTP address) is
- * claimed by two enabled entries, which ternd refuses at delivery
- * (DIR_CONFLICT); with SCRAM-SHA-256 in [sasl] mechanisms, how many
- * users have a usable verifier in scram_attribute (never printing one).
- * The searches are dir_admin's (paged, RFC 2696) on a
+ * entry / a login; every dynamic list's member URL is one ternd follows
+ * and it (and member_query_attr's filter) finds an enabled entry; no
+ * address (mail, alias, proxy SMTP address) is claimed by two enabled
+ * entries, which ternd refuses at delivery (DIR_CONFLICT); every member
+ * address (rfc822MailMember) and routing address (mailRoutingAddress) in
+ * a local domain belongs to an enabled entry; routing addresses do not
+ * loop (A to B, B to A); with SCRAM-SHA-256 in [sasl] mechanisms, how
+ * many users have a usable verifier in scram_attribute (never printing
+ * one). Ranged AD attributes are read in full (dir_range.h, through
+ * dir_admin_search). The searches are dir_admin's (paged, RFC 2696) on a
  * handle bound as the service account: no second LDAP client.
  *
  * How it fails: each problem is one "problem: ..." line on stdout naming
@@ -51,6 +56,19 @@ struct claim {
 	bool list;
 };
 
+/* A user's routing address (routing_attr), lower-case. */
+struct route {
+	const char *dn;
+	const char *to;
+};
+
+/* A list's member address (member_address_attr) in a local domain. */
+struct member_addr {
+	const char *list;
+	const char *value; /* as written */
+	const char *addr;  /* lower-case */
+};
+
 struct check {
 	const struct config *cfg;
 	const struct directory_config *dc;
@@ -70,6 +88,10 @@ struct check {
 	 * usable verifier in scram_attribute, and with a malformed one. */
 	bool scram;
 	size_t nscram, nscram_bad;
+	struct route *routes;
+	size_t nroutes, caproutes;
+	struct member_addr *maddrs;
+	size_t nmaddrs, capmaddrs;
 };
 
 static void PRINTF_LIKE(2, 3) problem(struct check *c, const char *fmt, ...)
@@ -282,6 +304,35 @@ claim_addresses(struct check *c, const struct dir_ldap_entry *e, bool list)
 	return n;
 }
 
+static bool
+is_local(const struct check *c, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL && at != addr && at[1] != '\0' && config_is_local_domain(c->cfg, at + 1);
+}
+
+/* Remembers an enabled user's routing address in a local domain: where
+ * it leads is checked once every address is known (check_routes). */
+static void
+add_route(struct check *c, const struct dir_ldap_entry *e)
+{
+	const char *attr = c->dc->routing_attr;
+	const struct dir_ldap_attr *at =
+	    attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+
+	if (at == NULL || at->vals[0][0] == '\0')
+		return;
+	const char *to = lower(c->a, at->vals[0], strlen(at->vals[0]));
+	if (!is_local(c, to))
+		return; /* forwarded out: not ours to check */
+	if (c->nroutes == c->caproutes) {
+		c->caproutes = c->caproutes == 0 ? 16 : c->caproutes * 2;
+		c->routes = xrealloc(c->routes, c->caproutes * sizeof(*c->routes));
+	}
+	c->routes[c->nroutes++] = (struct route){.dn = e->dn, .to = to};
+}
+
 /* 3. Users: user_filter with every %u a wildcard. */
 /* Does [sasl] mechanisms offer SCRAM-SHA-256 (or its -PLUS variant)? */
 static bool
@@ -400,6 +451,7 @@ check_users(struct check *c, const char *ufilter)
 			continue;
 		}
 		c->nusers++;
+		add_route(c, e);
 		if (dir_admin_attr(e, c->dc->id_attr) == NULL)
 			no_id++;
 		if (dir_admin_attr(e, c->dc->login_attr) == NULL)
@@ -472,6 +524,84 @@ dn_exists(struct check *c, const char *dn, const char *what)
 	return n > 0;
 }
 
+/* Member addresses (nisMailAlias rfc822MailMember) in a local domain:
+ * checked against every address once all are known (check_addresses).
+ * Others are forwarded out, as they should be. */
+static void
+add_member_addrs(struct check *c, const struct dir_ldap_entry *e)
+{
+	const char *attr = c->dc->member_address_attr;
+	const struct dir_ldap_attr *at =
+	    attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+
+	for (size_t k = 0; at != NULL && k < at->nvals; k++) {
+		const char *addr = lower(c->a, at->vals[k], strlen(at->vals[k]));
+		if (!is_local(c, addr))
+			continue;
+		if (c->nmaddrs == c->capmaddrs) {
+			c->capmaddrs = c->capmaddrs == 0 ? 16 : c->capmaddrs * 2;
+			c->maddrs = xrealloc(c->maddrs, c->capmaddrs * sizeof(*c->maddrs));
+		}
+		c->maddrs[c->nmaddrs++] =
+		    (struct member_addr){.list = e->dn, .value = at->vals[k], .addr = addr};
+	}
+}
+
+/* One dynamic list search (a member URL's, or member_query_attr's
+ * filter): it must work and find at least one enabled entry, as ternd
+ * runs it (limited to enabled entries). */
+static void
+check_dynamic_search(struct check *c, const struct dir_ldap_entry *e, const char *attr,
+		     const char *value, const char *base, int scope, const char *filter)
+{
+	struct dir_ldap_entry *found = NULL;
+	size_t n = 0, nseen = 0;
+	struct dir_admin_error err = {0};
+	char *none[] = {"1.1", NULL};
+	bool wrap = filter[0] != '(';
+	const char *f = arena_printf(c->a, "%s%s%s", wrap ? "(" : "", filter, wrap ? ")" : "");
+
+	if (dir_admin_search(c->h, c->a, base, scope, dir_admin_enabled(c->h, c->a, f), none, 1,
+			     &found, &n, &nseen, &err) != DIR_ADMIN_OK)
+		problem(c,
+			"list %s: %s %s does not work: %s; the list gets no members from it - fix "
+			"it",
+			e->dn, attr, value, err.message);
+	else if (nseen == 0)
+		problem(c,
+			"list %s: %s %s matches no enabled entry; the list gets no members from it",
+			e->dn, attr, value);
+}
+
+/* Dynamic lists: every member URL (groupOfURLs memberURL) must be one
+ * ternd accepts, and it and every member_query_attr filter must find
+ * someone. */
+static void
+check_dynamic(struct check *c, const struct dir_ldap_entry *e)
+{
+	const char *attr = c->dc->member_url_attr;
+	const struct dir_ldap_attr *at =
+	    attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+
+	for (size_t k = 0; at != NULL && k < at->nvals; k++) {
+		const char *base, *filter, *why;
+		int scope;
+		if (dir_shape_member_url(c->a, at->vals[k], c->dc->base, &base, &scope, &filter,
+					 &why) < 0)
+			problem(c,
+				"list %s: %s %s is not usable (%s); the list gets no members from "
+				"it - fix it",
+				e->dn, attr, at->vals[k], why);
+		else
+			check_dynamic_search(c, e, attr, at->vals[k], base, scope, filter);
+	}
+	attr = c->dc->member_query_attr;
+	at = attr != NULL && attr[0] != '\0' ? dir_admin_attr(e, attr) : NULL;
+	for (size_t k = 0; at != NULL && k < at->nvals; k++)
+		check_dynamic_search(c, e, attr, at->vals[k], c->dc->base, LDAP_SCOPE_SUBTREE,
+				     at->vals[k]);
+}
+
 /* 4. Lists: every entry of list_classes under base. */
 static void
 check_lists(struct check *c)
@@ -534,6 +664,8 @@ check_lists(struct check *c)
 					"delivery",
 					e->dn, uid, at->vals[k], c->dc->login_attr);
 		}
+		add_member_addrs(c, e);
+		check_dynamic(c, e);
 	}
 }
 
@@ -572,6 +704,108 @@ check_duplicates(struct check *c)
 	return distinct;
 }
 
+/* The claims of addr (claims sorted): the first, and how many. */
+static const struct claim *
+find_claims(const struct check *c, const char *addr, size_t *n_r)
+{
+	size_t lo = 0, hi = c->nclaims;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(c->claims[mid].addr, addr) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*n_r = 0;
+	while (lo + *n_r < c->nclaims && strcmp(c->claims[lo + *n_r].addr, addr) == 0)
+		(*n_r)++;
+	return *n_r > 0 ? &c->claims[lo] : NULL;
+}
+
+/* 6. Member addresses in a local domain that no enabled entry has. */
+static void
+check_member_addrs(struct check *c)
+{
+	for (size_t i = 0; i < c->nmaddrs; i++) {
+		const struct member_addr *m = &c->maddrs[i];
+		size_t n;
+		if (find_claims(c, m->addr, &n) == NULL)
+			problem(c,
+				"list %s: %s %s is in a local domain but no enabled entry has that "
+				"address; it is skipped at delivery - fix or remove it",
+				m->list, c->dc->member_address_attr, m->value);
+	}
+}
+
+/* Where a routing address leads: the DN of the one user claiming it
+ * (NULL if none, a list, or several: reported elsewhere). */
+static const char *
+route_target(const struct check *c, const char *to)
+{
+	size_t n;
+	const struct claim *cl = find_claims(c, to, &n);
+
+	return n == 1 && !cl->list ? cl->dn : NULL;
+}
+
+static const struct route *
+route_of(const struct check *c, const char *dn)
+{
+	/* XXX linear: routes within the directory are few. */
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (c->routes[i].dn == dn)
+			return &c->routes[i];
+	return NULL;
+}
+
+/* 7. Routing addresses (routing_attr) into a local domain: someone must
+ * have the address, and following them must not come back. */
+static void
+check_routes(struct check *c)
+{
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct route *r = &c->routes[i];
+		size_t n;
+		const struct claim *cl = find_claims(c, r->to, &n);
+		if (cl == NULL) {
+			problem(c,
+				"user %s: %s %s is in a local domain but no enabled entry has that "
+				"address; mail to the user is refused (550) - fix or remove it",
+				r->dn, c->dc->routing_attr, r->to);
+			continue;
+		}
+		/* Follow the hops: a loop is reported once, at the smallest DN in
+		 * it (dir.c delivers where the loop closes, not where meant). */
+		struct buf path;
+		buf_init(&path, 4096);
+		(void)buf_append_str(&path, r->dn);
+		const char *dn = r->dn;
+		bool loop = false, smallest = true;
+		for (int hop = 0; hop < 16; hop++) {
+			const struct route *h = route_of(c, dn);
+			const char *next = h != NULL ? route_target(c, h->to) : NULL;
+			if (next == NULL || next == dn)
+				break; /* delivered here, or reported elsewhere */
+			(void)buf_printf(&path, " -> %s", next);
+			if (next == r->dn) {
+				loop = true;
+				break;
+			}
+			if (strcmp(next, r->dn) < 0)
+				smallest = false;
+			dn = next;
+		}
+		if (loop && smallest)
+			problem(
+			    c,
+			    "user %s: %s leads back to it (%s): a routing loop; ternd delivers to "
+			    "the entry where the loop closes instead - fix the %s values",
+			    r->dn, c->dc->routing_attr, buf_cstr(&path), c->dc->routing_attr);
+		buf_free(&path);
+	}
+}
+
 static int
 run(struct check *c)
 {
@@ -588,10 +822,18 @@ run(struct check *c)
 		fprintf(c->out, "summary: %u problem(s)\n", c->problems);
 		return EXIT_PROBLEMS;
 	}
-	const char *attrs[] = {
-	    "objectClass",	 c->dc->id_attr,	 c->dc->login_attr,
-	    c->dc->mail_attr,	 c->dc->alias_attr,	 c->dc->proxy_attr,
-	    c->dc->routing_attr, c->dc->member_uid_attr, c->dc->disabled_flags_attr};
+	const char *attrs[] = {"objectClass",
+			       c->dc->id_attr,
+			       c->dc->login_attr,
+			       c->dc->mail_attr,
+			       c->dc->alias_attr,
+			       c->dc->proxy_attr,
+			       c->dc->routing_attr,
+			       c->dc->member_uid_attr,
+			       c->dc->disabled_flags_attr,
+			       c->dc->member_address_attr,
+			       c->dc->member_url_attr,
+			       c->dc->member_query_attr};
 	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++)
 		add_attr(c, attrs[i]);
 	for (char **m = c->h->member_attrs; *m != NULL; m++)
@@ -621,6 +863,8 @@ run(struct check *c)
 	report_scram(c);
 	check_lists(c);
 	size_t naddr = check_duplicates(c);
+	check_member_addrs(c);
+	check_routes(c);
 	fprintf(c->out,
 		"summary: %zu users (%zu disabled), %zu lists, %zu addresses; %u problem(s)\n",
 		c->nusers, c->ndisabled, c->nlists, naddr, c->problems);
@@ -673,6 +917,8 @@ dir_check_main(int argc, char **argv)
 	fflush(stdout);
 	dir_admin_close(&c.h);
 	free(c.claims);
+	free(c.routes);
+	free(c.maddrs);
 	free(c.dns);
 	free(c.logins);
 	arena_destroy(&c.a);

@@ -61,6 +61,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "directory/dir_ldap.h"
+#include "directory/dir_range.h"
 #include "directory/dir_sync.h"
 #include "directory/dir_tls.h"
 
@@ -654,6 +655,97 @@ find_op(struct dconn *c, int msgid)
 	return NULL;
 }
 
+/* Completes a search's ranged attributes (AD, dir_range.h) with
+ * follow-up base searches on the same handle, one at a time, then the
+ * op. s is the walk's last step; after_next says it came from
+ * dir_range_walk_next (so DONE means nothing is left). A server breaking
+ * the range protocol fails the search with LDAP_OTHER (temporary: a
+ * list is never expanded from part of its members); too many values are
+ * logged and the rest left out. */
+static void
+range_go_on(struct dconn *c, struct dir_op *op, enum dir_range_step s, bool after_next)
+{
+	struct dir_range_walk *w = op->range;
+
+	while (s != DIR_RANGE_MORE) {
+		const char *dn = w->entry < op->nentries ? op->entries[w->entry].dn : "";
+		if (s == DIR_RANGE_BAD) {
+			log_warn(0, "dir", "range-failed dn=\"%s\" attr=%s reason=\"%s\"", dn,
+				 w->base, w->why);
+			op->range_rc = LDAP_OTHER;
+			break;
+		}
+		if (s == DIR_RANGE_CAP)
+			log_error(0, "dir",
+				  "range-cap dn=\"%s\" attr=%s values=%zu reason=\"%s\": the rest "
+				  "of the values are left out",
+				  dn, w->base, w->st.total, w->why);
+		if (s == DIR_RANGE_DONE && after_next)
+			break;
+		s = dir_range_walk_next(op->arena, op->entries, op->nentries, w);
+		after_next = true;
+	}
+	if (s == DIR_RANGE_MORE) {
+		uint64_t left = op->deadline > now_ms ? op->deadline - now_ms : 0;
+		struct timeval tl = {.tv_sec = (time_t)(left / 1000) + 1};
+		char *attrs[] = {(char *)w->request, NULL};
+		op->range_answered = false;
+		int rc =
+		    ldap_search_ext(c->ld, op->entries[w->entry].dn, LDAP_SCOPE_BASE,
+				    "(objectClass=*)", attrs, 0, NULL, NULL, &tl, 1, &op->msgid);
+		if (rc != LDAP_SUCCESS)
+			/* The op starts over elsewhere (conn_send forgets the
+			 * walk), or fails temporarily. */
+			conn_lost(c, "send-failed", false);
+		return;
+	}
+	opq_remove(&c->ops, op);
+	op->range = NULL;
+	op_complete(op, op->range_rc);
+	if (c->state == CS_UP)
+		pool_pump(c->pool);
+}
+
+/* A message for a follow-up range request of op. */
+static void
+range_message(struct dconn *c, struct dir_op *op, LDAPMessage *msg, int type)
+{
+	if (type == LDAP_RES_SEARCH_ENTRY) {
+		struct dir_ldap_entry reply;
+		dir_ldap_copy_entry(c->ld, msg, op->arena, &reply);
+		if (!op->range_answered)
+			op->range_step =
+			    (int)dir_range_walk_answer(op->arena, op->entries, op->range, &reply);
+		op->range_answered = true;
+		ldap_msgfree(msg);
+		return;
+	}
+	if (type != LDAP_RES_SEARCH_RESULT) {
+		ldap_msgfree(msg);
+		return;
+	}
+	int err = LDAP_OTHER;
+	int rc = ldap_parse_result(c->ld, msg, &err, NULL, NULL, NULL, NULL, 1);
+	if (rc != LDAP_SUCCESS)
+		err = rc;
+	if (err != LDAP_SUCCESS) {
+		/* e.g. the group was deleted meanwhile: ask again later. */
+		log_warn(0, "dir", "range-failed dn=\"%s\" attr=%s rc=%d error=\"%s\"",
+			 op->entries[op->range->entry].dn, op->range->base, err,
+			 ldap_err2string(err));
+		opq_remove(&c->ops, op);
+		op->range = NULL;
+		op_complete(op, dir_ldap_rc_is_temporary(err) ? err : LDAP_OTHER);
+		if (c->state == CS_UP)
+			pool_pump(c->pool);
+		return;
+	}
+	enum dir_range_step s =
+	    op->range_answered ? (enum dir_range_step)op->range_step
+			       : dir_range_walk_answer(op->arena, op->entries, op->range, NULL);
+	range_go_on(c, op, s, false);
+}
+
 static void
 conn_dispatch(struct dconn *c, LDAPMessage *msg)
 {
@@ -684,6 +776,10 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 		ldap_msgfree(msg);
 		return;
 	}
+	if (op->range != NULL) {
+		range_message(c, op, msg, type); /* frees msg */
+		return;
+	}
 	if (type == LDAP_RES_SEARCH_ENTRY) {
 		op->nseen++;
 		if (op->nentries < (size_t)op->sizelimit)
@@ -712,6 +808,17 @@ conn_dispatch(struct dconn *c, LDAPMessage *msg)
 	ldap_controls_free(ctrls);
 	if (op->paged && err == LDAP_SUCCESS && op->nseen > (size_t)op->sizelimit)
 		err = LDAP_SIZELIMIT_EXCEEDED;
+	if (op->kind == DIR_OP_SEARCH && op->nentries > 0 &&
+	    (err == LDAP_SUCCESS || err == LDAP_SIZELIMIT_EXCEEDED)) {
+		/* AD may have sent only part of a big attribute. */
+		op->range = arena_alloc(op->arena, sizeof(*op->range));
+		memset(op->range, 0, sizeof(*op->range));
+		op->range_rc = err;
+		range_go_on(c, op,
+			    dir_range_walk_next(op->arena, op->entries, op->nentries, op->range),
+			    true);
+		return;
+	}
 	opq_remove(&c->ops, op);
 	op_complete(op, err);
 	if (c->state == CS_UP)
@@ -855,6 +962,7 @@ conn_send(struct dconn *c, struct dir_op *op)
 	if (op->kind == DIR_OP_SEARCH) {
 		/* A retry starts from nothing. */
 		op->nentries = op->nseen = 0;
+		op->range = NULL;
 		op->cookie.bv_val = NULL;
 		op->cookie.bv_len = 0;
 		if (op->entries == NULL && op->sizelimit > 0)

@@ -36,6 +36,8 @@ struct dir_ldap_entry {
 
 enum dir_op_kind { DIR_OP_SEARCH, DIR_OP_BIND };
 
+struct dir_range_walk;
+
 struct dir_op;
 typedef void dir_op_done_fn(struct dir_op *op);
 
@@ -69,6 +71,13 @@ struct dir_op {
 	int msgid;
 	uint64_t started;
 	struct berval cookie; /* paged: where the next page starts (arena) */
+	/* AD ranged attributes (dir_range.h): while the entries' ranged
+	 * values are fetched, the walk (arena), the search's own result,
+	 * and the answer to the follow-up in flight. */
+	struct dir_range_walk *range;
+	int range_rc;
+	int range_step;
+	bool range_answered;
 };
 
 /* Called on the directory thread each time dir_ldap_wake() was called. */
@@ -89,7 +98,9 @@ void dir_ldap_submit(struct dir_op *op);
  * any thread. */
 /* True if the rc means "try again later" rather than a real answer. */
 bool dir_ldap_rc_is_temporary(int rc);
-/* Copies a search entry (DN, every attribute and value) into arena. */
+/* Copies a search entry (DN, every attribute and value) into arena.
+ * Ranged attributes ("member;range=0-1499") are copied as they are:
+ * dir_range.h completes them. */
 void dir_ldap_copy_entry(LDAP *ld, LDAPMessage *msg, struct arena *arena, struct dir_ldap_entry *e);
 /* The stable id as text: printable values as they are, a binary 16-byte
  * value (AD objectGUID) in GUID form, anything else in hex. */

@@ -3,9 +3,11 @@ slapd fixture, and the refusal of an address (or a login) that two
 directory entries claim, at RCPT and at login (directory/dir.c,
 DIR_CONFLICT).
 
-The fixture has one real problem on purpose: the posixGroup devs lists
-memberUid "ghost", a login no user has (tests/fixtures/org_ldif.py). With
-member_uid_attr switched off the fixture is clean. Each other problem is
+The fixture has two real problems on purpose: the posixGroup devs lists
+memberUid "ghost", a login no user has, and the nisMailAlias helpdesk
+lists rfc822MailMember nobody-here@example.test, a local address no
+entry has (tests/fixtures/org_ldif.py). With member_uid_attr and
+member_address_attr switched off (CLEAN) the fixture is clean. Each other problem is
 made with ldapmodify, checked, and undone again."""
 import imaplib
 import os
@@ -25,6 +27,9 @@ def dn(login):
 
 
 STAFF_DN = "cn=staff," + O.GROUPS
+HELPDESK_DN = "cn=helpdesk," + O.ALIASES
+# The fixture's two known problems switched off: a clean directory.
+CLEAN = {"member_uid_attr": "", "member_address_attr": ""}
 DEVS_DN = "cn=devs," + O.ALIASES
 
 
@@ -53,20 +58,23 @@ def flush(t):
     t.control({"cmd": "directory.flush"})
 
 
-def test_fixture_has_exactly_its_known_problem(env):
+def test_fixture_has_exactly_its_known_problems(env):
     rc, out, problems = check(env.ternd.conf_path)
     assert rc == 1, out
     assert problems == [
         "problem: list %s: memberUid ghost matches no user's uid; it is skipped at delivery"
-        % DEVS_DN], out
+        % DEVS_DN,
+        "problem: list %s: rfc822MailMember nobody-here@example.test is in a local domain "
+        "but no enabled entry has that address; it is skipped at delivery - fix or remove it"
+        % HELPDESK_DN], out
     assert "ok: %s: connected and bound as %s" % (env.slapd.uri, O.SERVICE_DN) in out
     # 60 numbered users and alice, bob, dave, erin enabled; carol disabled.
     assert "summary: 64 users (1 disabled), " in out, out
-    assert "; 1 problem(s)" in out
+    assert "; 2 problem(s)" in out
 
 
 def test_clean_without_member_uid_exits_0(env):
-    conf = conf_with(env, {"member_uid_attr": ""}, "clean")
+    conf = conf_with(env, CLEAN, "clean")
     rc, out, problems = check(conf)
     assert rc == 0, out
     assert problems == []
@@ -108,7 +116,7 @@ def test_wrong_bind_password_and_dead_uri(env):
     # A dead URI before the good one: named with the reason, the rest of
     # the check still runs on the good one.
     dead = "ldap://127.0.0.1:%d/" % harness.free_port()
-    conf = conf_with(env, {"uri": "%s, %s" % (dead, env.slapd.uri), "member_uid_attr": ""},
+    conf = conf_with(env, dict(CLEAN, uri="%s, %s" % (dead, env.slapd.uri)),
                      "deaduri")
     rc, out, problems = check(conf)
     assert rc == 1, out
@@ -118,8 +126,8 @@ def test_wrong_bind_password_and_dead_uri(env):
 
 
 def test_user_filter_matching_nothing(env):
-    conf = conf_with(env, {"user_filter": "(&(objectClass=posixAccount)(uid=%u))",
-                           "member_uid_attr": ""}, "nofilter")
+    conf = conf_with(env, dict(CLEAN, user_filter="(&(objectClass=posixAccount)(uid=%u))"),
+                     "nofilter")
     rc, out, problems = check(conf)
     assert rc == 1, out
     assert problems == [
@@ -128,7 +136,7 @@ def test_user_filter_matching_nothing(env):
 
 
 def test_id_attr_not_readable(env):
-    conf = conf_with(env, {"id_attr": "employeeNumber", "member_uid_attr": ""}, "noid")
+    conf = conf_with(env, dict(CLEAN, id_attr="employeeNumber"), "noid")
     rc, out, problems = check(conf)
     assert rc == 1, out
     assert len(problems) == 1, out
@@ -139,7 +147,7 @@ def test_dangling_list_member(env):
     gone = dn("gone")
     env.slapd.modify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n" % (STAFF_DN, gone))
     try:
-        conf = conf_with(env, {"member_uid_attr": ""}, "dangling")
+        conf = conf_with(env, CLEAN, "dangling")
         rc, out, problems = check(conf)
         assert rc == 1, out
         assert problems == [
@@ -224,7 +232,7 @@ def test_duplicate_addresses_reported_and_refused(env):
     env.slapd.modify(DUPS % names)
     try:
         flush(t)
-        conf = conf_with(env, {"member_uid_attr": ""}, "dups")
+        conf = conf_with(env, CLEAN, "dups")
         rc, out, problems = check(conf)
         assert rc == 1, out
         # Sorted by address; both DNs named, users before lists by DN.
@@ -287,6 +295,107 @@ def test_duplicate_addresses_reported_and_refused(env):
     assert code == 250, (code, text)
 
 
+# Dynamic lists that give no members, member addresses and routing
+# addresses leading nowhere, and a routing loop: added for the test only
+# (under ou=aliases and on numbered users no other test here uses), and
+# removed again.
+BADURL_DN = "cn=badurl," + O.ALIASES
+NOBODY_DN = "cn=nobodyurl," + O.ALIASES
+BADFILTER_DN = "cn=badfilter," + O.ALIASES
+BADQUERY_DN = "cn=badquery," + O.ALIASES
+NIS2_DN = "cn=nis2," + O.ALIASES
+REMOTE_URL = "ldap://ldap.remote.example/%s??one?(uid=*)" % P
+NOBODY_URL = "ldap:///%s??one?(departmentNumber=no-such-department)" % P
+BAD_FILTER_URL = "ldap:///%s??one?(uid=user01" % P
+
+
+def _list(dn, addr, cls, attrs):
+    lines = ["dn: %s" % dn, "changetype: add", "objectClass: top", "objectClass: %s" % cls,
+             "objectClass: inetLocalMailRecipient", "cn: %s" % dn.split(",")[0][3:],
+             "mailLocalAddress: %s" % addr]
+    lines += ["%s: %s" % a for a in attrs]
+    return "\n".join(lines) + "\n"
+
+
+def _route(login, to):
+    return ("dn: %s\nchangetype: modify\nadd: objectClass\nobjectClass: inetLocalMailRecipient"
+            "\n-\nadd: mailRoutingAddress\nmailRoutingAddress: %s\n" % (dn(login), to))
+
+
+def _unroute(login):
+    return ("dn: %s\nchangetype: modify\ndelete: mailRoutingAddress\n-\ndelete: objectClass\n"
+            "objectClass: inetLocalMailRecipient\n" % dn(login))
+
+
+def test_lists_and_routing_that_lead_nowhere(env):
+    adds = [
+        _list(BADURL_DN, "badurl@example.test", "groupOfURLs", [("memberURL", REMOTE_URL)]),
+        _list(NOBODY_DN, "nobodyurl@example.test", "groupOfURLs", [("memberURL", NOBODY_URL)]),
+        _list(BADFILTER_DN, "badfilter@example.test", "groupOfURLs",
+              [("memberURL", BAD_FILTER_URL)]),
+        _list(BADQUERY_DN, "badquery@example.test", "groupOfURLs",
+              [("description", "(uid=no-such-login)")]),
+        _list(NIS2_DN, "nis2@example.test", "nisMailAlias",
+              [("rfc822MailMember", "user30@example.test"),
+               ("rfc822MailMember", "Gone.Person@Example.test"),
+               ("rfc822MailMember", "someone@remote.example")]),
+    ]
+    routes = [("user20", "no-one@example.test"), ("user21", "user22@example.test"),
+              ("user22", "user21@example.test"), ("user23", "user23@example.test"),
+              ("user24", "user25@remote.example")]
+    done = []
+    try:
+        for a in adds:
+            env.slapd.modify(a)
+            done.append("dn: %s\nchangetype: delete\n" % a.split("\n")[0][4:])
+        for login, to in routes:
+            env.slapd.modify(_route(login, to))
+            done.append(_unroute(login))
+        conf = conf_with(env, dict(CLEAN, member_address_attr="rfc822MailMember",
+                                   member_query_attr="description"), "nowhere")
+        rc, out, problems = check(conf)
+        assert rc == 1, out
+        no_members = "; the list gets no members from it"
+        nowhere = ("is in a local domain but no enabled entry has that address; it is "
+                   "skipped at delivery - fix or remove it")
+        assert problems == [
+            "problem: list %s: memberURL %s is not usable (names a server (only ldap:///... "
+            "is followed))%s - fix it" % (BADURL_DN, REMOTE_URL, no_members),
+            "problem: list %s: memberURL %s matches no enabled entry%s"
+            % (NOBODY_DN, NOBODY_URL, no_members),
+            "problem: list %s: memberURL %s does not work: search (&(uid=user01"
+            "(!(shadowExpire=1))) under %s: Bad search filter%s - fix it"
+            % (BADFILTER_DN, BAD_FILTER_URL, P, no_members),
+            "problem: list %s: description (uid=no-such-login) matches no enabled entry%s"
+            % (BADQUERY_DN, no_members),
+            "problem: list %s: rfc822MailMember nobody-here@example.test %s"
+            % (HELPDESK_DN, nowhere),
+            "problem: list %s: rfc822MailMember Gone.Person@Example.test %s"
+            % (NIS2_DN, nowhere),
+            "problem: user %s: mailRoutingAddress no-one@example.test is in a local domain "
+            "but no enabled entry has that address; mail to the user is refused (550) - fix "
+            "or remove it" % dn("user20"),
+            "problem: user %s: mailRoutingAddress leads back to it (%s -> %s -> %s): a "
+            "routing loop; ternd delivers to the entry where the loop closes instead - fix "
+            "the mailRoutingAddress values" % (dn("user21"), dn("user21"), dn("user22"),
+                                               dn("user21")),
+        ], out
+        # What ternd does with them: the routing address nobody has is
+        # refused; the other list members still get the list's mail.
+        flush(env.ternd)
+        code, text = rcpt(env.ternd, "user20@example.test")
+        assert code == 550, (code, text)
+        code, text = rcpt(env.ternd, "nis2@example.test")
+        assert code == 250, (code, text)
+    finally:
+        for d in reversed(done):
+            env.slapd.modify(d)
+        flush(env.ternd)
+    # Undone: clean again.
+    rc, out, problems = check(conf_with(env, CLEAN, "nowhere-undone"))
+    assert rc == 0 and problems == [], out
+
+
 def test_ad_fixture_clean_and_proxy_address_duplicate():
     """The AD-shaped directory: carol (userAccountControl 0x2) counts as
     disabled, proxyAddresses "smtp:" values are addresses, so one given
@@ -315,7 +424,8 @@ def test_scram_verifiers_counted(env):
     counted (user01..user03 have one in authPassword); none at all is a
     problem (a wrong scram_attribute); not offered, nothing is said."""
     def conf(name, **directory):
-        directory.setdefault("member_uid_attr", "")
+        for k, v in CLEAN.items():
+            directory.setdefault(k, v)
         return env.new_ternd({"directory": directory,
                               "sasl": {"mechanisms": "SCRAM-SHA-256-PLUS SCRAM-SHA-256"}},
                              name=name, start=False).conf_path
@@ -336,5 +446,5 @@ def test_scram_verifiers_counted(env):
         "account in description ([directory] scram_attribute): SCRAM logins will fail for "
         "them; they can still use PLAIN over TLS"], out
 
-    rc, out, _ = check(conf_with(env, {"member_uid_attr": ""}, "no-scram"))
+    rc, out, _ = check(conf_with(env, CLEAN, "no-scram"))
     assert rc == 0 and "SCRAM" not in out, out
