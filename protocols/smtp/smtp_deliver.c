@@ -182,7 +182,20 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		smtp_reset_transaction(s);
 		return;
 	}
+	if (smtp_spf_wait(s))
+		return;
+	smtp_store_message(s);
+}
 
+void
+smtp_store_message(struct smtp_session *s)
+{
+	struct conn *c = &s->conn;
+
+	if (!smtp_authres_apply(s))
+		return;
+	const char *msg = s->body.data + s->msg_off;
+	size_t msg_len = s->body.len - s->msg_off;
 	struct store_delivery *d = arena_alloc(s->tx, sizeof(*d));
 	d->body = s->body.data;
 	d->body_len = s->body.len;
