@@ -201,6 +201,8 @@ static const struct key_def keys[] = {
      1000},
     {"dkim", "selector", CT_STRING, CFG(dkim_selector), "", 0, 0, 0},
     {"dkim", "key_dir", CT_STRING, CFG(dkim_key_dir), "", 0, 0, 0},
+    {"spf", "check", CT_BOOL, CFG(spf_check), "yes", 0, 0, 0},
+    {"spf", "reject_fail", CT_BOOL, CFG(spf_reject_fail), "no", 0, 0, 0},
 };
 
 /* Keys of every listener section; defaults that differ per service are in
@@ -237,7 +239,7 @@ static const struct {
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
     "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup",
+    "outbound", "dns", "dkim",	    "routes", "backup", "spf",
 };
 
 struct profile_field {

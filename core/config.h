@@ -222,6 +222,8 @@ struct config {
 	char *dns_resolver;	      /* [dns] resolver ("" = the system's) */
 	char *dkim_selector;	      /* [dkim] selector */
 	char *dkim_key_dir;	      /* [dkim] key_dir */
+	bool spf_check;		      /* [spf] check: SPF on [smtp] (port 25) */
+	bool spf_reject_fail;	      /* [spf] reject_fail: 550 5.7.23 on fail */
 
 	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
 	unsigned outbound_retry_initial_s; /* retry_initial, seconds */

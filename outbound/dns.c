@@ -7,7 +7,11 @@
  *
  * Only the configured resolver is asked ([dns] resolver, forwarding only;
  * tests point it at their own loopback server) or, without one, those of
- * resolv.conf. CNAMEs are followed by libunbound.
+ * resolv.conf: the context is set up by core/dns.c's dns_ctx_new(). The
+ * runner keeps a context of its own on its loop rather than using the
+ * front ends' shared resolver (core/dns.h), because it wants the raw
+ * answers in its own lookup objects and already has a loop to watch it.
+ * CNAMEs are followed by libunbound.
  *
  * Failure: NXDOMAIN and RFC 7505 null MX are permanent (the mail bounces);
  * SERVFAIL, timeouts and a lookup that could not start are temporary.
@@ -21,6 +25,7 @@
 #include <event2/event.h>
 #include <unbound.h>
 
+#include "core/dns.h"
 #include "core/log.h"
 #include "outbound/outbound_internal.h"
 
@@ -80,57 +85,16 @@ int
 ob_dns_new(struct event_base *base, const struct config *cfg, struct ob_dns **d_r, char **error_r)
 {
 	struct ob_dns *d = xcalloc(1, sizeof(*d));
-	int r;
-	const char *what = "create";
 
-	d->ctx = ub_ctx_create();
-	if (d->ctx == NULL) {
+	if (dns_ctx_new(cfg, &d->ctx, error_r) < 0) {
 		free(d);
-		*error_r = xstrdup("libunbound: cannot create a context");
 		return -1;
-	}
-	/* Threads, never fork(): this process has many threads. */
-	if ((r = ub_ctx_async(d->ctx, 1)) != 0) {
-		what = "async";
-		goto fail;
-	}
-	if (cfg->dns_resolver_host[0] != '\0') {
-		char *fwd = NULL;
-		if (asprintf(&fwd, "%s@%u", cfg->dns_resolver_host, cfg->dns_resolver_port) < 0)
-			fatal("out of memory");
-		r = ub_ctx_set_fwd(d->ctx, fwd);
-		free(fwd);
-		if (r != 0) {
-			what = "[dns] resolver";
-			goto fail;
-		}
-		/* A resolver on loopback (tests, a local unbound) is fine. */
-		if ((r = ub_ctx_set_option(d->ctx, "do-not-query-localhost:", "no")) != 0) {
-			what = "do-not-query-localhost";
-			goto fail;
-		}
-		/* libunbound answers RFC 6761's "test." itself (NXDOMAIN);
-		 * the configured resolver may serve it (test setups do), and
-		 * for real mail it never exists either way. */
-		if ((r = ub_ctx_set_option(d->ctx, "local-zone:", "test. transparent")) != 0) {
-			what = "local-zone test.";
-			goto fail;
-		}
-	} else if ((r = ub_ctx_resolvconf(d->ctx, NULL)) != 0) {
-		what = "resolv.conf";
-		goto fail;
 	}
 	d->ev = event_new(base, ub_fd(d->ctx), EV_READ | EV_PERSIST, dns_readable, d);
 	if (d->ev == NULL || event_add(d->ev, NULL) < 0)
 		fatal("libevent: cannot watch the resolver");
 	*d_r = d;
 	return 0;
-fail:
-	if (asprintf(error_r, "libunbound: %s: %s", what, ub_strerror(r)) < 0)
-		fatal("out of memory");
-	ub_ctx_delete(d->ctx);
-	free(d);
-	return -1;
 }
 
 static void

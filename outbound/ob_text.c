@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dns.h"
 #include "core/log.h"
 #include "outbound/outbound_internal.h"
 
@@ -289,40 +290,16 @@ ob_backoff(unsigned attempts, unsigned initial, unsigned max)
 int
 ob_mx_decode(const unsigned char *rd, size_t len, struct arena *a, struct ob_mx *mx_r)
 {
+	size_t off = 2;
+	const char *name;
+
 	if (len < 3)
 		return -1;
 	mx_r->pref = (unsigned)rd[0] << 8 | rd[1];
-	struct buf name;
-	buf_init(&name, 255);
-	size_t i = 2;
-	for (;;) {
-		if (i >= len)
-			goto bad;
-		unsigned l = rd[i++];
-		if (l == 0)
-			break;
-		if (l > 63 || i + l > len) /* a pointer or garbage: libunbound
-					       hands out uncompressed names */
-			goto bad;
-		if (name.len > 0 && buf_putc(&name, '.') < 0)
-			goto bad;
-		for (unsigned k = 0; k < l; k++) {
-			char c = (char)rd[i + k];
-			if (c >= 'A' && c <= 'Z')
-				c = (char)(c - 'A' + 'a');
-			if (c == '.' || c == '\0' || buf_putc(&name, c) < 0)
-				goto bad;
-		}
-		i += l;
-	}
-	if (i != len)
-		goto bad;
-	mx_r->name = arena_strdup(a, buf_cstr(&name)); /* "" is the root */
-	buf_free(&name);
+	if (dns_name_decode(rd, len, &off, a, &name) < 0 || off != len)
+		return -1;
+	mx_r->name = (char *)name; /* "" is the root */
 	return 0;
-bad:
-	buf_free(&name);
-	return -1;
 }
 
 bool

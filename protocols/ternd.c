@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/dns.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/server.h"
@@ -224,6 +225,9 @@ main(int argc, char **argv)
 		fatal("%s", err);
 	if (dir_start(cfg, &err) < 0)
 		fatal("%s", err);
+	/* The front ends' resolver (SPF, DNSBL): workers ask it. */
+	if (dns_start(cfg, &err) < 0)
+		fatal("%s", err);
 	/* The queue runner needs the store (the queue) and the directory
 	 * (bounces to local senders). */
 	if (outbound_start(cfg, &err) < 0)
@@ -244,6 +248,7 @@ main(int argc, char **argv)
 	control_stop();
 	worker_pool_stop();
 	outbound_stop();
+	dns_stop();
 	dir_stop();
 	store_close();
 	mech_cyrus_done();

@@ -257,13 +257,25 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		smtp_reset_transaction(s);
 		return;
 	}
-	/* Mail leaving the organisation: submitted, with remote recipients. */
-	if (s->submission && s->auth_id != NULL && s->nremote > 0 && s->cfg->dkim_keys != NULL) {
+	/* Mail leaving the organisation: submitted, with remote recipients.
+	 * Signed before anything else may wait, so the stored and queued
+	 * copies carry the same signature. */
+	if (s->submission && s->auth_id != NULL && s->nremote > 0 && s->cfg->dkim_keys != NULL)
 		dkim_sign_submission(s);
-		msg = s->body.data + s->msg_off;
-		msg_len = s->body.len - s->msg_off;
-	}
+	if (smtp_spf_wait(s))
+		return;
+	smtp_store_message(s);
+}
 
+void
+smtp_store_message(struct smtp_session *s)
+{
+	struct conn *c = &s->conn;
+
+	if (!smtp_authres_apply(s))
+		return;
+	const char *msg = s->body.data + s->msg_off;
+	size_t msg_len = s->body.len - s->msg_off;
 	struct store_delivery *d = arena_alloc(s->tx, sizeof(*d));
 	d->body = s->body.data;
 	d->body_len = s->body.len;

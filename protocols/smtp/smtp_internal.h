@@ -19,8 +19,10 @@
 #include "protocols/sasl/auth.h"
 #include "storage/queue.h"
 #include "storage/store.h"
+#include "authres.h"
 #include "smtp_data.h"
 #include "smtp_parser.h"
+#include "spf.h"
 
 enum smtp_state {
 	ST_CONNECTED = 1 << 0, /* before HELO/EHLO (again after STARTTLS) */
@@ -112,6 +114,13 @@ struct smtp_session {
 	struct buf pending_lower;
 	uint8_t pending_notify;
 	const char *pending_orcpt; /* tx arena */
+
+	/* Sender authentication of inbound mail (smtp_spf.c) */
+	struct spf_check *spf; /* in flight, or NULL; cancelled by reset */
+	bool spf_wait;	       /* the message is complete and waits for SPF */
+	bool spf_done;
+	enum spf_result spf_result;
+	struct authres authres; /* results for the A-R header; tx arena strings */
 };
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -122,6 +131,18 @@ void smtp_reset_transaction(struct smtp_session *s);
 /* smtp_deliver.c: the message is complete (or failed): check, store,
  * reply (from the store's callback). */
 void smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long);
+
+/* smtp_deliver.c: the message passed every check: store it. */
+void smtp_store_message(struct smtp_session *s);
+
+/* smtp_spf.c: starts SPF for the transaction's sender ([smtp] only). */
+void smtp_spf_start(struct smtp_session *s);
+/* The message is complete: true if it must wait for SPF (the session is
+ * paused and smtp_store_message() runs when the result is in). */
+bool smtp_spf_wait(struct smtp_session *s);
+/* Policy and the A-R header, just before storing: false if the message
+ * was refused (reply sent, transaction reset). */
+bool smtp_authres_apply(struct smtp_session *s);
 
 /* smtp_auth.c */
 /* AUTH is offered on this session now (submission, EHLO, TLS or

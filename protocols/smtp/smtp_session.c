@@ -102,6 +102,11 @@ svc_name(const struct smtp_session *s)
 void
 smtp_reset_transaction(struct smtp_session *s)
 {
+	spf_check_cancel(s->spf);
+	s->spf = NULL;
+	s->spf_wait = s->spf_done = false;
+	s->spf_result = SPF_NONE;
+	memset(&s->authres, 0, sizeof(s->authres));
 	arena_clear(s->tx);
 	s->msg_id = 0;
 	s->sender = NULL;
@@ -506,6 +511,7 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	log_info(s->conn.id, svc_name(s),
 		 "mail from=<%s> size=%" PRIu64 " id=%016" PRIx64 " smtputf8=%s requiretls=%s",
 		 s->sender, size, s->msg_id, smtputf8 ? "yes" : "no", requiretls ? "yes" : "no");
+	smtp_spf_start(s);
 	smtp_reply(s, "250 2.1.0 Ok");
 out:
 	buf_free(&dec);
@@ -1094,6 +1100,7 @@ session_free(struct smtp_session *s)
 	buf_free(&s->body);
 	buf_free(&s->pending_given);
 	buf_free(&s->pending_lower);
+	spf_check_cancel(s->spf);
 	arena_destroy(&s->tx);
 	config_release(s->cfg);
 	arena_destroy(&a); /* s itself lives in it */

@@ -150,6 +150,9 @@ class Ternd:
             # a test has none (nothing listens on port 9), remote mail just
             # waits in the queue (outbound tests set their own DnsServer).
             ("dns", {"resolver": "127.0.0.1:9"}),
+            # SPF on port 25 would wait for that dead resolver (seconds
+            # per message); tests of sender authentication turn it on.
+            ("spf", {"check": "no"}),
             ("smtp", {"listen": "127.0.0.1:%d" % self.smtp_port}),
             ("pop3", {"listen": "127.0.0.1:%d" % self.pop3_port, "plaintext_auth": "yes"}),
             ("pop3s", {"listen": "127.0.0.1:%d" % self.pop3s_port}),
@@ -570,9 +573,14 @@ class DnsServer:
 
     mx: [(domain, host, preference)]; hosts: [(name, ipv4)];
     rr: [(name, rrtype number, hex rdata)] for records dnsmasq has no
-    option for (null MX: (domain, 15, "000000"))."""
+    option for (null MX: (domain, 15, "000000"));
+    txt: [(name, [strings])]: one TXT record of those character-strings
+    (several entries for one name make several records);
+    servfail: names (zones) whose queries get SERVFAIL: dnsmasq forwards
+    them to a server that refuses them."""
 
-    def __init__(self, workdir, mx=(), hosts=(), rr=(), local=("test",)):
+    def __init__(self, workdir, mx=(), hosts=(), rr=(), local=("test",), txt=(),
+                 servfail=()):
         self.workdir = workdir
         self.port = free_port()
         self.log_path = os.path.join(workdir, "dnsmasq-%d.log" % self.port)
@@ -589,6 +597,15 @@ class DnsServer:
             self.args.append("--host-record=%s,%s" % (name, ip))
         for name, rrtype, hexdata in rr:
             self.args.append("--dns-rr=%s,%d,%s" % (name, rrtype, hexdata))
+        for name, strings in txt:
+            rdata = b""
+            for st in strings:
+                b = st.encode()
+                assert len(b) < 256
+                rdata += bytes([len(b)]) + b
+            self.args.append("--dns-rr=%s,16,%s" % (name, rdata.hex()))
+        for zone in servfail:
+            self.args.append("--server=/%s/#" % zone)
         self.proc = None
 
     @property
