@@ -90,6 +90,9 @@ struct fetch_ctx {
 	struct store_msg_info *infos; /* those of uids that exist, UID order */
 	size_t ninfos;
 	bool *flags_changed; /* per info: \Seen was set by this command */
+	bool has_flags;	     /* FLAGS is one of the items */
+	struct store_msg_info *shown; /* the infos whose FLAGS were sent */
+	size_t nshown;
 	/* Progress of the responses, kept while the command waits for the
 	 * client to read (everything here is in the command arena, which
 	 * lives until the tagged reply). */
@@ -1057,7 +1060,9 @@ fetch_finish(struct fetch_ctx *f)
 	} else {
 		if (s->view != NULL)
 			absorb_own_changes(f);
-		imap_view_sync(s, false);
+		/* Flags this FETCH has just shown (as of their MODSEQ) are not
+		 * told again as unsolicited FETCHes. */
+		imap_view_sync_own(s, false, f->shown, f->nshown);
 		if (f->status == ITEM_UNKNOWN_CTE)
 			imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown content transfer encoding");
 		else if (f->status != STORE_OK)
@@ -1113,8 +1118,11 @@ respond(struct fetch_ctx *f)
 		/* Body data never exceeds the message itself. */
 		r.data_max = m->size + 4096;
 		int ret = prepare(f, m, f->flags_changed != NULL && f->flags_changed[idx], &r);
-		if (ret == STORE_OK)
+		if (ret == STORE_OK) {
 			resp_send(s, &r);
+			if (f->has_flags || f->flags_changed[idx])
+				f->shown[f->nshown++] = *m;
+		}
 		else if (ret == STORE_NOTFOUND)
 			f->expunged = true;
 		else
@@ -1231,6 +1239,18 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	/* RFC 7162 3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE. */
 	if (f->modseq)
 		imap_condstore_enable(s);
+	if (s->condstore) {
+		/* ...after which every FETCH response carries the UID too (and
+		 * the MODSEQ, see prepare). The items have room for one more. */
+		bool has_uid = false;
+		for (size_t i = 0; i < f->nitems; i++)
+			has_uid |= f->items[i].kind == FI_UID;
+		if (!has_uid) {
+			memmove(&f->items[1], &f->items[0], f->nitems * sizeof(*f->items));
+			f->items[0] = (struct fetch_item){.kind = FI_UID, .name = "UID"};
+			f->nitems++;
+		}
+	}
 	if (f->vanished)
 		fetch_vanished(s, &set, f->changedsince);
 	if (f->nuids == 0) {
@@ -1246,6 +1266,9 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	f->flags_changed = arena_alloc(a, (f->ninfos + 1) * sizeof(*f->flags_changed));
+	f->shown = arena_alloc(a, (f->ninfos + 1) * sizeof(*f->shown));
+	for (size_t i = 0; i < f->nitems; i++)
+		f->has_flags |= f->items[i].kind == FI_FLAGS;
 	if (!f->any_seen || s->view->readonly) {
 		respond(f);
 		return;
