@@ -288,3 +288,131 @@ def test_uid_fetch_vanished(env):
     # "*" reaches the highest UID ever given, and no further.
     assert a.cmd("UID FETCH 5:* (UID) (CHANGEDSINCE 11 VANISHED)") == (
         ["VANISHED (EARLIER) 5", "3 FETCH (UID 6 MODSEQ (13))"], "OK FETCH completed")
+
+
+# ---- SELECT/EXAMINE (QRESYNC ...) -------------------------------------------------------
+
+
+def test_qresync_after_away(env):
+    t = env.ternd
+    deliver(t, "user10", 8)  # UIDs 1..8, MODSEQs 1..8
+    a = qresync_session(t, "user10")
+    u, tag = a.cmd("SELECT INBOX")
+    uv = uidvalidity(u)
+    # Nothing changed since 8: the plain answer, no VANISHED, no FETCH.
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % uv) == (
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(8, uv, 9, 8),
+        "OK [READ-WRITE] SELECT completed")
+    a.cmd("LOGOUT")
+
+    # While the client is away: a flag change, three expunges, new mail.
+    b = Imap(t, "user10", rev2=True)
+    b.select()
+    b.ok("STORE 3 +FLAGS (\\Flagged)")  # 9
+    b.cmd("LOGOUT")
+    expunge(t, "user10", "2,5,7")  # 10, 11, 12 store; 13, 14, 15 expunges
+    deliver(t, "user10", 1)  # UID 9, MODSEQ 16
+
+    a = qresync_session(t, "user10")
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % uv) == (
+        rev2_select(6, uv, 10, 16) +
+        ["VANISHED (EARLIER) 2,5,7",
+         "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))",
+         "6 FETCH (UID 9 FLAGS () MODSEQ (16))"],
+        "OK [READ-WRITE] SELECT completed")
+    # known-uids limit both (RFC 7162 3.2.5.1); a reselect is [CLOSED].
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8 1:4))" % uv) == (
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16) +
+        ["VANISHED (EARLIER) 2", "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))"],
+        "OK [READ-WRITE] SELECT completed")
+    # Only what came after the mod-sequence given: 2 went at 13.
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 13))" % uv)[0][-3:] == [
+        'LIST (\\HasNoChildren) "/" "INBOX"', "VANISHED (EARLIER) 5,7",
+        "6 FETCH (UID 9 FLAGS () MODSEQ (16))"]
+    # seq-match-data (with or without known-uids) changes nothing while
+    # the store remembers every expunge.
+    full = rev2_select(6, uv, 10, 16) + [
+        "VANISHED (EARLIER) 2,5,7", "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))",
+        "6 FETCH (UID 9 FLAGS () MODSEQ (16))"]
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8 1:8 (2,4,8 2,4,8)))" % uv) == (
+        ["OK [CLOSED] Previous mailbox closed"] + full[:-1],  # 9 is not known
+        "OK [READ-WRITE] SELECT completed")
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8 (1:3 1,3,4)) CONDSTORE)" % uv) == (
+        ["OK [CLOSED] Previous mailbox closed"] + full, "OK [READ-WRITE] SELECT completed")
+    # EXAMINE too, read-only.
+    u, tag = a.cmd("EXAMINE INBOX (QRESYNC (%d 8 9))" % uv)
+    assert u[-2:] == ['LIST (\\HasNoChildren) "/" "INBOX"',
+                      "6 FETCH (UID 9 FLAGS () MODSEQ (16))"], u
+    assert tag == "OK [READ-ONLY] EXAMINE completed"
+    # A UIDVALIDITY that does not hold: QRESYNC is ignored (3.2.5.1).
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % (uv + 1)) == (
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16),
+        "OK [READ-WRITE] SELECT completed")
+    # Then the client is in sync: NOOP says nothing; another session's
+    # expunge comes as VANISHED.
+    assert a.cmd("NOOP") == ([], "OK NOOP completed")
+    expunge(t, "user10", "1")  # 17 store, 18 expunge
+    assert a.cmd("NOOP") == (["VANISHED 1"], "OK NOOP completed")
+    a.cmd("LOGOUT")
+    a = qresync_session(t, "user10")
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 16 1:9))" % uv)[0][-1:] == ["VANISHED (EARLIER) 1"]
+
+
+def test_qresync_rev1_session(env):
+    t = env.ternd
+    deliver(t, "user11", 3)
+    claim(t, "user11")
+    a = Imap(t, "user11")
+    assert a.cmd("ENABLE QRESYNC") == (["ENABLED QRESYNC"], "OK ENABLE completed")
+    uv = uidvalidity(a.ok("SELECT INBOX"))
+    a.cmd("LOGOUT")
+    expunge(t, "user11", "1")  # 4 store, 5 expunge
+    deliver(t, "user11", 1)  # UID 4, MODSEQ 6
+    a = Imap(t, "user11")
+    a.ok("ENABLE QRESYNC")
+    # rev1: RECENT and UNSEEN as usual; the new message is \Recent here.
+    assert a.cmd("SELECT INBOX (QRESYNC (%d 3))" % uv) == (
+        [FLAGS, PERM, "3 EXISTS", "1 RECENT", "OK [UNSEEN 1] First unseen",
+         "OK [UIDVALIDITY %d] UIDs valid" % uv, "OK [UIDNEXT 5] Predicted next UID",
+         "OK [HIGHESTMODSEQ 6] Highest", "VANISHED (EARLIER) 1",
+         "3 FETCH (UID 4 FLAGS (\\Recent) MODSEQ (6))"],
+        "OK [READ-WRITE] SELECT completed")
+    # A rev1 EXPUNGE becomes VANISHED as well.
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")  # 7
+    assert a.cmd("EXPUNGE") == (["VANISHED 2"], "OK [HIGHESTMODSEQ 8] EXPUNGE completed")
+    # CLOSE sends nothing (RFC 7162 3.2.8).
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert a.cmd("CLOSE") == ([], "OK CLOSE completed")
+
+
+@pytest.mark.parametrize("param", [
+    "(QRESYNC)", "(QRESYNC ())", "(QRESYNC (1))", "(QRESYNC (0 5))", "(QRESYNC (1 0))",
+    "(QRESYNC (1 x))", "(QRESYNC (x 1))", "(QRESYNC (1 -1))", "(QRESYNC (1 9223372036854775808))",
+    "(QRESYNC (4294967296 1))", "(QRESYNC (1 1 1:*))", "(QRESYNC (1 1 $))", "(QRESYNC (1 1 0:3))",
+    "(QRESYNC (1 1 1:3 (1:2 1)))", "(QRESYNC (1 1 1:3 (1:2)))", "(QRESYNC (1 1 (1 1) 1:3))",
+    "(QRESYNC (1 1 1:3 (1 1) x))", "(QRESYNC (1 1 1:3 (1:* 1:2)))", "(QRESYNC (1 1 1:3 1:3))",
+    "(QRESYNC (1 1 1:3 (1:100000 1:100000)))", "(QRESYNC (1 1) QRESYNC (1 1))",
+    "(QRESYNC 1 1)", '(QRESYNC (1 "1"))',
+])
+def test_qresync_bad_parameters(env, param):
+    t = env.ternd
+    deliver(t, "user12", 1)
+    a = qresync_session(t, "user12")
+    a.select()
+    u, tag = a.cmd("SELECT INBOX %s" % param)
+    assert u == [] and tag.startswith("BAD"), (param, u, tag)
+    # The BAD leaves the session as it was: still selected.
+    assert a.cmd("NOOP") == ([], "OK NOOP completed")
+
+
+def test_qresync_needs_enable(env):
+    t = env.ternd
+    deliver(t, "user13", 1)
+    a = Imap(t, "user13", rev2=True)
+    a.ok("ENABLE CONDSTORE")
+    assert a.cmd("SELECT INBOX (QRESYNC (1 1))") == ([], "BAD QRESYNC is not enabled")
+    assert a.cmd("UID FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED)")[1].startswith("BAD")
+    # Without QRESYNC, expunges stay EXPUNGE even with CONDSTORE.
+    a.select()
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert a.cmd("EXPUNGE") == (["1 EXPUNGE"], "OK [HIGHESTMODSEQ 3] EXPUNGE completed")
