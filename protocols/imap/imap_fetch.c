@@ -89,8 +89,8 @@ struct fetch_ctx {
 	bool vanished;		      /* VANISHED modifier (QRESYNC) */
 	struct store_msg_info *infos; /* those of uids that exist, UID order */
 	size_t ninfos;
-	bool *flags_changed; /* per info: \Seen was set by this command */
-	bool has_flags;	     /* FLAGS is one of the items */
+	bool *flags_changed;	      /* per info: \Seen was set by this command */
+	bool has_flags;		      /* FLAGS is one of the items */
 	struct store_msg_info *shown; /* the infos whose FLAGS were sent */
 	size_t nshown;
 	/* Progress of the responses, kept while the command waits for the
@@ -1120,10 +1120,9 @@ respond(struct fetch_ctx *f)
 		int ret = prepare(f, m, f->flags_changed != NULL && f->flags_changed[idx], &r);
 		if (ret == STORE_OK) {
 			resp_send(s, &r);
-			if (f->has_flags || f->flags_changed[idx])
+			if (f->has_flags || (f->flags_changed != NULL && f->flags_changed[idx]))
 				f->shown[f->nshown++] = *m;
-		}
-		else if (ret == STORE_NOTFOUND)
+		} else if (ret == STORE_NOTFOUND)
 			f->expunged = true;
 		else
 			f->status = ret;
@@ -1195,11 +1194,11 @@ fetch_vanished(struct imap_session *s, const struct imap_seqset *set, uint64_t s
 			known[i].lo = known[i].hi = s->search_saved[i];
 		nknown = s->nsearch_saved;
 	}
-	if (store_changes_since(s->user_id, v->name, since, s->cmd_arena,
-				&changed, &nchanged, &gone, &ngone, &complete) != STORE_OK)
+	if (store_changes_since(s->user_id, v->name, since, s->cmd_arena, &changed, &nchanged,
+				&gone, &ngone, &complete) != STORE_OK)
 		return;
-	if (imap_qresync_vanished(s->cmd_arena, known, nknown, v->uidnext, v->uids, v->count,
-				  gone, ngone, complete, NULL, NULL, 0, &vr, &nv) == 0 &&
+	if (imap_qresync_vanished(s->cmd_arena, known, nknown, v->uidnext, v->uids, v->count, gone,
+				  ngone, complete, NULL, NULL, 0, &vr, &nv) == 0 &&
 	    nv > 0)
 		imap_vanished_send(s, true, vr, nv);
 }

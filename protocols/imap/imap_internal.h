@@ -224,8 +224,7 @@ void imap_condstore_enable(struct imap_session *s);
 /* The view's HIGHESTMODSEQ for the response code (at least 1). */
 uint64_t imap_view_highestmodseq(const struct imap_view *v);
 /* "* VANISHED [(EARLIER) ]set" (RFC 7162 3.2.10), in bounded lines. */
-void imap_vanished_send(struct imap_session *s, bool earlier, const struct imap_range *r,
-			size_t n);
+void imap_vanished_send(struct imap_session *s, bool earlier, const struct imap_range *r, size_t n);
 /* Writes "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" for box (the
  * selected mailbox) and remembers its keywords as announced. */
 void imap_view_flags(struct imap_session *s, const struct store_mailbox *box);

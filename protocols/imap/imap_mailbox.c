@@ -427,14 +427,13 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 					imap_bad(s, "QRESYNC is not enabled");
 					return;
 				}
+				err = "QRESYNC needs its list";
 				if (i + 1 >= p->count ||
-				    imap_qresync_parse(s->cmd_arena, &p->list[i + 1], &q, &err) < 0) {
-					imap_bad(s, "%s", i + 1 >= p->count ? "QRESYNC needs its list"
-									  : err);
+				    imap_qresync_parse(s->cmd_arena, &p->list[++i], &q, &err) < 0) {
+					imap_bad(s, "%s", err);
 					return;
 				}
 				have_q = true;
-				i++;
 			} else {
 				imap_bad(s, "Unsupported or repeated %s parameter", cmd->name);
 				return;
@@ -1459,7 +1458,8 @@ expunge_done(struct store_expunge *e, void *arg)
 		 * the expunge, once CONDSTORE is on. */
 		if (e->status == STORE_OK && s->condstore && s->view != NULL)
 			imap_tagged(s, "OK", "[HIGHESTMODSEQ %" PRIu64 "] %s completed",
-				    imap_view_highestmodseq(s->view), s->cmd->uid ? "UID EXPUNGE" : "EXPUNGE");
+				    imap_view_highestmodseq(s->view),
+				    s->cmd->uid ? "UID EXPUNGE" : "EXPUNGE");
 		else if (e->status == STORE_OK)
 			imap_tagged(s, "OK", "%s completed",
 				    s->cmd->uid ? "UID EXPUNGE" : "EXPUNGE");
