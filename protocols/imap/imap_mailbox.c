@@ -1040,6 +1040,9 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 		    parse_return(&args[i + 1], o) < 0)
 			goto bad;
 		o->extended = true;
+		for (size_t k = 0; o->ret_status && k < o->status.n; k++)
+			if (o->status.items[k] == ST_HIGHESTMODSEQ)
+				imap_condstore_enable(s); /* as STATUS (RFC 7162 3.1) */
 	}
 	char **full = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*full));
 	bool *percent = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*percent));

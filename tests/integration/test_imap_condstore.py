@@ -17,6 +17,7 @@ import re
 import pytest
 
 import harness
+from test_imap_idle import expect, start_idle
 from test_imap_msg import Imap, claim, deliver
 
 PERM = ("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
@@ -117,6 +118,17 @@ def test_select_examine_condstore_and_status(env):
         ['STATUS "Empty" (HIGHESTMODSEQ 0)'], "OK STATUS completed")
     u, t = c.cmd("SELECT Empty")
     assert "OK [HIGHESTMODSEQ 1] Highest" in u, u
+
+
+def test_list_status_enables_condstore(env):
+    deliver(env.ternd, "user15", 2)
+    c = Imap(env.ternd, "user15", rev2=True)
+    c.select()
+    assert c.cmd('LIST "" INBOX RETURN (STATUS (HIGHESTMODSEQ))') == (
+        ["OK [HIGHESTMODSEQ 2] Highest", 'LIST (\\HasNoChildren) "/" "INBOX"',
+         'STATUS "INBOX" (HIGHESTMODSEQ 2)'], "OK LIST completed")
+    assert c.cmd("FETCH 1 (FLAGS)") == (
+        ["1 FETCH (UID 1 FLAGS () MODSEQ (1))"], "OK FETCH completed")
 
 
 def test_status_enables_condstore(env):
@@ -288,6 +300,23 @@ def test_uid_fetch_vanished(env):
     # "*" reaches the highest UID ever given, and no further.
     assert a.cmd("UID FETCH 5:* (UID) (CHANGEDSINCE 11 VANISHED)") == (
         ["VANISHED (EARLIER) 5", "3 FETCH (UID 6 MODSEQ (13))"], "OK FETCH completed")
+
+
+def test_idle_with_qresync(env):
+    t = env.ternd
+    deliver(t, "user14", 3)
+    a = qresync_session(t, "user14")
+    a.select()
+    start_idle(a)
+    b = Imap(t, "user14", rev2=True)
+    b.select()
+    b.ok("STORE 1 +FLAGS.SILENT (\\Seen)")  # 4
+    expect(a, ["1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (4))"])
+    b.ok("MOVE 2 Trash")  # 5
+    expect(a, ["VANISHED 2"])
+    a.send("DONE\r\n")
+    assert a.readline() == b"idle1 OK IDLE terminated"
+    assert a.cmd("NOOP") == ([], "OK NOOP completed")
 
 
 # ---- SELECT/EXAMINE (QRESYNC ...) -------------------------------------------------------
