@@ -605,6 +605,18 @@ store_changes_since(const char *user_id, const char *mailbox, uint64_t since, st
 		    struct store_msg_info **changed_r, size_t *nchanged_r, uint32_t **vanished_r,
 		    size_t *nvanished_r, bool *complete_r)
 {
+	uint64_t top;
+
+	return store_changes_since_top(user_id, mailbox, since, a, changed_r, nchanged_r,
+				       vanished_r, nvanished_r, complete_r, &top);
+}
+
+int
+store_changes_since_top(const char *user_id, const char *mailbox, uint64_t since,
+			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
+			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r,
+			uint64_t *highestmodseq_r)
+{
 	struct store_msg_info *changed = NULL;
 	uint32_t *vanished = NULL;
 	size_t nc = 0, cc = 0, nv = 0, vc = 0;
@@ -620,6 +632,7 @@ store_changes_since(const char *user_id, const char *mailbox, uint64_t since, st
 	*vanished_r = NULL;
 	*nvanished_r = 0;
 	*complete_r = true;
+	*highestmodseq_r = 0;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
 	rc = resolve(txn, user_id, mailbox, &user, &mbox);
@@ -634,6 +647,7 @@ store_changes_since(const char *user_id, const char *mailbox, uint64_t since, st
 	if (rc != 0)
 		goto out;
 	*complete_r = since >= mr.vanished_floor;
+	*highestmodseq_r = mr.highestmodseq;
 	if (since == UINT64_MAX)
 		goto out;
 

@@ -242,6 +242,13 @@ int store_message_infos(const char *user_id, const char *mailbox, const uint32_t
 int store_changes_since(const char *user_id, const char *mailbox, uint64_t since,
 			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
 			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r);
+/* The same, with the mailbox's HIGHESTMODSEQ read in the same txn (so
+ * every change up to it is in the lists): a view that took the lists in
+ * is in sync up to it, expunges included. */
+int store_changes_since_top(const char *user_id, const char *mailbox, uint64_t since,
+			    struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
+			    uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r,
+			    uint64_t *highestmodseq_r);
 
 /* Appends the whole message (trace + body) to out. STORE_NOTFOUND if the
  * UID is gone; STORE_TEMPFAIL if out's cap is hit. Any thread. */

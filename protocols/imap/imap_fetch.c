@@ -34,6 +34,7 @@
 
 #include "core/log.h"
 #include "protocols/imap/imap_internal.h"
+#include "protocols/imap/imap_qresync.h"
 #include "storage/mime.h"
 
 enum fetch_kind {
@@ -85,9 +86,13 @@ struct fetch_ctx {
 	bool any_seen;		      /* some item sets \Seen */
 	bool modseq;		      /* MODSEQ in every response (CONDSTORE) */
 	uint64_t changedsince;	      /* 0: none */
+	bool vanished;		      /* VANISHED modifier (QRESYNC) */
 	struct store_msg_info *infos; /* those of uids that exist, UID order */
 	size_t ninfos;
-	bool *flags_changed; /* per info: \Seen was set by this command */
+	bool *flags_changed;	      /* per info: \Seen was set by this command */
+	bool has_flags;		      /* FLAGS is one of the items */
+	struct store_msg_info *shown; /* the infos whose FLAGS were sent */
+	size_t nshown;
 	/* Progress of the responses, kept while the command waits for the
 	 * client to read (everything here is in the command arena, which
 	 * lives until the tagged reply). */
@@ -431,7 +436,8 @@ parse_items(struct fetch_ctx *f, struct arena *a, const struct imap_arg *arg, bo
 	return 0;
 }
 
-/* Modifiers (RFC 4466 fetch-modifier): CHANGEDSINCE <modseq>. */
+/* Modifiers (RFC 4466 fetch-modifier): CHANGEDSINCE <modseq> and
+ * VANISHED (RFC 7162 3.2.6), each at most once. */
 static int
 parse_modifiers(struct fetch_ctx *f, const struct imap_arg *arg)
 {
@@ -439,16 +445,19 @@ parse_modifiers(struct fetch_ctx *f, const struct imap_arg *arg)
 		return -1;
 	for (size_t i = 0; i < arg->count; i++) {
 		if (imap_arg_is_atom_ci(&arg->list[i], "CHANGEDSINCE") && i + 1 < arg->count &&
-		    arg->list[i + 1].type == IMAP_ARG_ATOM) {
-			const char *p = arg->list[i + 1].str;
-			if (parse_u64(&p, &f->changedsince) < 0 || *p != '\0' ||
-			    f->changedsince == 0)
+		    arg->list[i + 1].type == IMAP_ARG_ATOM && f->changedsince == 0) {
+			/* mod-sequence-value: CHANGEDSINCE 0 is not valid. */
+			const struct imap_arg *v = &arg->list[i + 1];
+			if (imap_modseq_parse(v->str, v->len, false, &f->changedsince) < 0)
 				return -1;
 			f->modseq = true;
 			i++;
 			continue;
 		}
-		/* XXX VANISHED (QRESYNC) arrives with QRESYNC. */
+		if (imap_arg_is_atom_ci(&arg->list[i], "VANISHED") && !f->vanished) {
+			f->vanished = true;
+			continue;
+		}
 		return -1;
 	}
 	return 0;
@@ -1051,7 +1060,9 @@ fetch_finish(struct fetch_ctx *f)
 	} else {
 		if (s->view != NULL)
 			absorb_own_changes(f);
-		imap_view_sync(s, false);
+		/* Flags this FETCH has just shown (as of their MODSEQ) are not
+		 * told again as unsolicited FETCHes. */
+		imap_view_sync_own(s, false, f->shown, f->nshown);
 		if (f->status == ITEM_UNKNOWN_CTE)
 			imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown content transfer encoding");
 		else if (f->status != STORE_OK)
@@ -1107,9 +1118,11 @@ respond(struct fetch_ctx *f)
 		/* Body data never exceeds the message itself. */
 		r.data_max = m->size + 4096;
 		int ret = prepare(f, m, f->flags_changed != NULL && f->flags_changed[idx], &r);
-		if (ret == STORE_OK)
+		if (ret == STORE_OK) {
 			resp_send(s, &r);
-		else if (ret == STORE_NOTFOUND)
+			if (f->has_flags || (f->flags_changed != NULL && f->flags_changed[idx]))
+				f->shown[f->nshown++] = *m;
+		} else if (ret == STORE_NOTFOUND)
 			f->expunged = true;
 		else
 			f->status = ret;
@@ -1162,6 +1175,34 @@ seen_done(void *req, void *arg)
 	imap_async_end(s);
 }
 
+/* UID FETCH ... (CHANGEDSINCE n VANISHED): "* VANISHED (EARLIER)" with
+ * the UIDs of the set expunged since n, before the FETCH responses. */
+static void
+fetch_vanished(struct imap_session *s, const struct imap_seqset *set, uint64_t since)
+{
+	struct imap_view *v = s->view;
+	struct store_msg_info *changed;
+	uint32_t *gone;
+	size_t nchanged, ngone, nv, nknown = set->n;
+	bool complete;
+	struct imap_range *vr, *known = set->r;
+
+	if (set->saved) {
+		/* "$": the saved UIDs, one range each. */
+		known = arena_alloc(s->cmd_arena, (s->nsearch_saved + 1) * sizeof(*known));
+		for (size_t i = 0; i < s->nsearch_saved; i++)
+			known[i].lo = known[i].hi = s->search_saved[i];
+		nknown = s->nsearch_saved;
+	}
+	if (store_changes_since(s->user_id, v->name, since, s->cmd_arena, &changed, &nchanged,
+				&gone, &ngone, &complete) != STORE_OK)
+		return;
+	if (imap_qresync_vanished(s->cmd_arena, known, nknown, v->uidnext, v->uids, v->count, gone,
+				  ngone, complete, NULL, NULL, 0, &vr, &nv) == 0 &&
+	    nv > 0)
+		imap_vanished_send(s, true, vr, nv);
+}
+
 static void
 cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -1184,13 +1225,33 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_bad(s, "Invalid FETCH modifiers");
 		return;
 	}
-	/* RFC 7162 3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE. */
-	if (f->modseq)
-		s->condstore = true;
+	/* RFC 7162 3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
+	 * once QRESYNC is enabled. */
+	if (f->vanished && (!cmd->uid || f->changedsince == 0 || !s->qresync)) {
+		imap_bad(s, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
+		return;
+	}
 	if (imap_seqset_uids(s, &set, cmd->uid, a, &f->uids, &f->nuids) < 0) {
 		imap_bad(s, "Invalid message number");
 		return;
 	}
+	/* RFC 7162 3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE. */
+	if (f->modseq)
+		imap_condstore_enable(s);
+	if (s->condstore) {
+		/* ...after which every FETCH response carries the UID too (and
+		 * the MODSEQ, see prepare). The items have room for one more. */
+		bool has_uid = false;
+		for (size_t i = 0; i < f->nitems; i++)
+			has_uid |= f->items[i].kind == FI_UID;
+		if (!has_uid) {
+			memmove(&f->items[1], &f->items[0], f->nitems * sizeof(*f->items));
+			f->items[0] = (struct fetch_item){.kind = FI_UID, .name = "UID"};
+			f->nitems++;
+		}
+	}
+	if (f->vanished)
+		fetch_vanished(s, &set, f->changedsince);
 	if (f->nuids == 0) {
 		imap_view_sync(s, false);
 		imap_tagged(s, "OK", "FETCH completed");
@@ -1204,6 +1265,9 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	f->flags_changed = arena_alloc(a, (f->ninfos + 1) * sizeof(*f->flags_changed));
+	f->shown = arena_alloc(a, (f->ninfos + 1) * sizeof(*f->shown));
+	for (size_t i = 0; i < f->nitems; i++)
+		f->has_flags |= f->items[i].kind == FI_FLAGS;
 	if (!f->any_seen || s->view->readonly) {
 		respond(f);
 		return;

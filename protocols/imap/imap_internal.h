@@ -219,6 +219,13 @@ void imap_view_sync(struct imap_session *s, bool expunge_ok);
  * each got) are not reported again. */
 void imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_msg_info *own,
 			size_t nown);
+/* RFC 7162 3.1: a CONDSTORE-enabling command; the first one while a
+ * mailbox is selected also sends its HIGHESTMODSEQ (untagged OK). */
+void imap_condstore_enable(struct imap_session *s);
+/* The view's HIGHESTMODSEQ for the response code (at least 1). */
+uint64_t imap_view_highestmodseq(const struct imap_view *v);
+/* "* VANISHED [(EARLIER) ]set" (RFC 7162 3.2.10), in bounded lines. */
+void imap_vanished_send(struct imap_session *s, bool earlier, const struct imap_range *r, size_t n);
 /* Writes "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" for box (the
  * selected mailbox) and remembers its keywords as announced. */
 void imap_view_flags(struct imap_session *s, const struct store_mailbox *box);

@@ -29,6 +29,7 @@
 #include "core/compat.h"
 #include "core/log.h"
 #include "protocols/imap/imap_internal.h"
+#include "protocols/imap/imap_qresync.h"
 #include "protocols/imap/imap_utf7.h"
 
 #define LINE_MAX_BYTES (256u * 1024u) /* one LIST/STATUS/FLAGS line */
@@ -258,9 +259,6 @@ status_render(struct imap_session *s, struct buf *b, const struct store_mailbox 
 			buf_printf(b, "%sRECENT %zu", sp, status_recent(s, box));
 			break;
 		case ST_HIGHESTMODSEQ:
-			/* XXX RFC 7162 3.1 makes this a CONDSTORE-enabling
-			 * request; the session does not switch CONDSTORE on
-			 * here (the FETCH/STORE side owns that). */
 			buf_printf(b, "%sHIGHESTMODSEQ %" PRIu64, sp, box->highestmodseq);
 			break;
 		case ST_APPENDLIMIT:
@@ -293,6 +291,9 @@ cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 			    "SIZE RECENT HIGHESTMODSEQ APPENDLIMIT MAILBOXID)");
 		return;
 	}
+	for (size_t i = 0; i < req.n; i++)
+		if (req.items[i] == ST_HIGHESTMODSEQ)
+			imap_condstore_enable(s); /* RFC 7162 3.1 */
 	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
 		return;
 	r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
@@ -358,31 +359,85 @@ append_box_attrs(struct buf *b, const struct store_mailbox *box, bool *first)
 	append_special_use(b, box->special_use, first);
 }
 
+/* SELECT/EXAMINE (QRESYNC ...) with a matching UIDVALIDITY: the UIDs the
+ * client knew that are gone (VANISHED (EARLIER)), then the flags of the
+ * messages that changed since its mod-sequence, both limited to its
+ * known UIDs when it gave them (RFC 7162 3.2.5.1). */
+static void
+qresync_report(struct imap_session *s, const struct imap_qresync *q)
+{
+	struct imap_view *v = s->view;
+	struct store_msg_info *changed;
+	uint32_t *gone;
+	size_t nchanged, ngone, nv;
+	bool complete;
+	struct imap_range *vr;
+
+	if (store_changes_since(s->user_id, v->name, q->modseq, s->cmd_arena, &changed, &nchanged,
+				&gone, &ngone, &complete) != STORE_OK)
+		return; /* the client resynchronises the slow way */
+	if (imap_qresync_vanished(s->cmd_arena, q->have_known ? q->known : NULL, q->nknown,
+				  v->uidnext, v->uids, v->count, gone, ngone, complete,
+				  q->match_seq, q->match_uid, q->nmatch, &vr, &nv) == 0 &&
+	    nv > 0)
+		imap_vanished_send(s, true, vr, nv);
+	struct buf *b = &s->out;
+	for (size_t i = 0; i < nchanged; i++) {
+		const struct store_msg_info *m = &changed[i];
+		uint32_t seq = imap_view_seq(v, m->uid);
+		if (seq == 0 || (q->have_known && !imap_ranges_has(q->known, q->nknown, m->uid)))
+			continue;
+		imap_view_keywords(s, m->keywords, m->nkeywords);
+		buf_reset(b);
+		buf_printf(b, "* %" PRIu32 " FETCH (UID %" PRIu32 " FLAGS (", seq, m->uid);
+		imap_append_flags(b, m->flags, m->keywords, m->nkeywords,
+				  !s->rev2 && imap_view_is_recent(v, m->uid));
+		buf_printf(b, ") MODSEQ (%" PRIu64 "))\r\n", m->modseq);
+		imap_write(s, b->data, b->len);
+	}
+}
+
 static void
 select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly, imap_cmd_fn *self)
 {
 	struct store_mailbox box;
 	const char *name;
 	bool condstore = false;
+	struct imap_qresync q;
+	bool have_q = false;
 	int r;
 
 	if (cmd->count < 1 || cmd->count > 2) {
-		imap_bad(s, "Usage: %s mailbox [(CONDSTORE)]", cmd->name);
+		imap_bad(s, "Usage: %s mailbox [(CONDSTORE | QRESYNC (...))]", cmd->name);
 		return;
 	}
 	if (cmd->count == 2) {
 		const struct imap_arg *p = &cmd->args[1];
 		if (p->type != IMAP_ARG_LIST) {
-			imap_bad(s, "Usage: %s mailbox [(CONDSTORE)]", cmd->name);
+			imap_bad(s, "Usage: %s mailbox [(CONDSTORE | QRESYNC (...))]", cmd->name);
 			return;
 		}
 		for (size_t i = 0; i < p->count; i++) {
-			/* XXX QRESYNC's select parameter is not supported. */
-			if (!imap_arg_is_atom_ci(&p->list[i], "CONDSTORE")) {
-				imap_bad(s, "Unsupported %s parameter", cmd->name);
+			const char *err;
+			if (imap_arg_is_atom_ci(&p->list[i], "CONDSTORE") && !condstore) {
+				condstore = true;
+			} else if (imap_arg_is_atom_ci(&p->list[i], "QRESYNC") && !have_q) {
+				/* RFC 7162 3.2.5: only after ENABLE QRESYNC. */
+				if (!s->qresync) {
+					imap_bad(s, "QRESYNC is not enabled");
+					return;
+				}
+				err = "QRESYNC needs its list";
+				if (i + 1 >= p->count ||
+				    imap_qresync_parse(s->cmd_arena, &p->list[++i], &q, &err) < 0) {
+					imap_bad(s, "%s", err);
+					return;
+				}
+				have_q = true;
+			} else {
+				imap_bad(s, "Unsupported or repeated %s parameter", cmd->name);
 				return;
 			}
-			condstore = true;
 		}
 	}
 	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
@@ -412,7 +467,7 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 		return;
 	}
 	s->state = IMAP_ST_SELECTED;
-	if (condstore)
+	if (condstore || have_q)
 		s->condstore = true;
 
 	struct imap_view *v = s->view;
@@ -429,7 +484,8 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 	imap_untagged(s, "OK [UIDVALIDITY %" PRIu32 "] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %" PRIu32 "] Predicted next UID", v->uidnext);
 	if (s->condstore)
-		imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest", v->modseq);
+		imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest",
+			      imap_view_highestmodseq(v));
 	if (s->rev2) {
 		/* RFC 9051 6.3.2: the LIST response of the mailbox. */
 		bool first = true;
@@ -441,6 +497,10 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 			write_line(s, &b);
 	}
 	buf_free(&b);
+	/* With a UIDVALIDITY that no longer holds, the client's cache is
+	 * void and QRESYNC is ignored (RFC 7162 3.2.5.1). */
+	if (have_q && q.uidvalidity == v->uidvalidity)
+		qresync_report(s, &q);
 	imap_tagged(s, "OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE", cmd->name);
 }
 
@@ -980,6 +1040,9 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 		    parse_return(&args[i + 1], o) < 0)
 			goto bad;
 		o->extended = true;
+		for (size_t k = 0; o->ret_status && k < o->status.n; k++)
+			if (o->status.items[k] == ST_HIGHESTMODSEQ)
+				imap_condstore_enable(s); /* as STATUS (RFC 7162 3.1) */
 	}
 	char **full = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*full));
 	bool *percent = arena_alloc(s->cmd_arena, (npa + 1) * sizeof(*percent));
@@ -1393,10 +1456,14 @@ expunge_done(struct store_expunge *e, void *arg)
 		unselect(s);
 		imap_tagged(s, "OK", "CLOSE completed");
 	} else {
-		/* XXX with CONDSTORE, RFC 7162 3.2.10 wants [HIGHESTMODSEQ]
-		 * in the tagged OK. */
 		imap_view_sync(s, true);
-		if (e->status == STORE_OK)
+		/* RFC 7162 3.2.7 and 3.2.9: the mailbox's HIGHESTMODSEQ after
+		 * the expunge, once CONDSTORE is on. */
+		if (e->status == STORE_OK && s->condstore && s->view != NULL)
+			imap_tagged(s, "OK", "[HIGHESTMODSEQ %" PRIu64 "] %s completed",
+				    imap_view_highestmodseq(s->view),
+				    s->cmd->uid ? "UID EXPUNGE" : "EXPUNGE");
+		else if (e->status == STORE_OK)
 			imap_tagged(s, "OK", "%s completed",
 				    s->cmd->uid ? "UID EXPUNGE" : "EXPUNGE");
 		else

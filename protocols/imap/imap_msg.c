@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "protocols/imap/imap_internal.h"
+#include "protocols/imap/imap_qresync.h"
 
 /* A MODIFIED or COPYUID set larger than this is not sent (COPYUID is
  * optional; MODIFIED falls back to a plain NO). */
@@ -135,24 +136,13 @@ add_flag(struct imap_session *s, const struct imap_arg *a, uint32_t *flags, cons
 	return 0;
 }
 
-/* Parses an unsigned decimal mod-sequence-valzer (RFC 7162: up to
- * 2^63 - 1). */
+/* An unsigned decimal mod-sequence-valzer (RFC 7162: up to 2^63 - 1). */
 static int
 parse_modseq(const struct imap_arg *a, uint64_t *v_r)
 {
-	uint64_t v = 0;
-
-	if (a->type != IMAP_ARG_ATOM || a->len == 0 || a->len > 19)
+	if (a->type != IMAP_ARG_ATOM)
 		return -1;
-	for (size_t i = 0; i < a->len; i++) {
-		if (a->str[i] < '0' || a->str[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(a->str[i] - '0');
-	}
-	if (v > (uint64_t)INT64_MAX)
-		return -1;
-	*v_r = v;
-	return 0;
+	return imap_modseq_parse(a->str, a->len, true, v_r);
 }
 
 /* "* n FETCH (...)" for one message STORE touched. */
@@ -370,12 +360,8 @@ cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "Mailbox is read-only");
 		return;
 	}
-	if (have_unchanged) {
-		/* RFC 7162 3.1: a CONDSTORE-enabling command. XXX the
-		 * HIGHESTMODSEQ it then owes the client comes with CONDSTORE
-		 * itself (SELECT/ENABLE). */
-		s->condstore = true;
-	}
+	if (have_unchanged)
+		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	if (have_unchanged && unchangedsince == 0) {
 		/* RFC 7162 3.1.3: UNCHANGEDSINCE 0 fails for every message
 		 * that exists (each has a MODSEQ of at least 1). */

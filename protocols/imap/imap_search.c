@@ -1181,7 +1181,7 @@ cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	if (se.modseq_used)
-		s->condstore = true; /* RFC 7162 3.1: a CONDSTORE-enabling command */
+		imap_condstore_enable(s); /* RFC 7162 3.1 */
 
 	/* The message data, aligned with the view's numbers. */
 	struct imap_view *v = s->view;

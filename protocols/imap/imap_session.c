@@ -315,7 +315,8 @@ capabilities(struct imap_session *s)
 		/* Only what is implemented in full (docs/compliance.md). */
 		buf_append_str(b, " IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE MULTIAPPEND"
 				  " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE"
-				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
+				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT"
+				  " CONDSTORE QRESYNC");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
@@ -445,6 +446,14 @@ cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
 		} else if (imap_arg_is_atom_ci(a, "UTF8=ACCEPT") && !s->utf8) {
 			s->utf8 = true;
 			buf_append_str(&en, " UTF8=ACCEPT");
+		} else if (imap_arg_is_atom_ci(a, "CONDSTORE") && !s->condstore) {
+			imap_condstore_enable(s);
+			buf_append_str(&en, " CONDSTORE");
+		} else if (imap_arg_is_atom_ci(a, "QRESYNC") && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE. */
+			imap_condstore_enable(s);
+			s->qresync = true;
+			buf_append_str(&en, " QRESYNC");
 		}
 	}
 	imap_untagged(s, "ENABLED%s", buf_cstr(&en));

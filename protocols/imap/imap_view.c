@@ -19,6 +19,7 @@
 #include "core/compat.h"
 #include "core/log.h"
 #include "protocols/imap/imap_internal.h"
+#include "protocols/imap/imap_qresync.h"
 
 static void
 view_push(struct imap_view *v, uint32_t uid)
@@ -253,18 +254,78 @@ imap_view_close(struct imap_session *s)
 	s->view = NULL;
 }
 
-/* Removes uid from the view and reports it; numbers above it shift. */
-static void
-report_expunge(struct imap_session *s, uint32_t uid)
+/* Removes uid from the view and reports it; numbers above it shift.
+ * Once QRESYNC is enabled the UID goes to *vset instead, for one VANISHED
+ * (RFC 7162 3.2.10: it replaces EXPUNGE). False if uid was not there. */
+static bool
+report_expunge(struct imap_session *s, uint32_t uid, struct imap_range *vset, size_t *nvset)
 {
 	struct imap_view *v = s->view;
 	uint32_t seq = imap_view_seq(v, uid);
 
 	if (seq == 0)
-		return;
+		return false;
 	memmove(&v->uids[seq - 1], &v->uids[seq], (v->count - seq) * sizeof(*v->uids));
 	v->count--;
-	imap_untagged(s, "%" PRIu32 " EXPUNGE", seq);
+	if (!s->qresync) {
+		imap_untagged(s, "%" PRIu32 " EXPUNGE", seq);
+		return true;
+	}
+	size_t n = *nvset;
+	if (n > 0 && vset[n - 1].hi + 1 == uid) {
+		vset[n - 1].hi = uid;
+	} else {
+		vset[n].lo = vset[n].hi = uid;
+		(*nvset)++;
+	}
+	return true;
+}
+
+/* "* VANISHED 3:5,9" for the ranges, in lines of bounded length. */
+static void
+send_vanished(struct imap_session *s, const char *earlier, const struct imap_range *r, size_t n)
+{
+	const size_t per_line = 500; /* ranges: lines well under 8 KB */
+	struct buf b;
+
+	buf_init(&b, 16384);
+	for (size_t i = 0; i < n; i += per_line) {
+		size_t k = n - i < per_line ? n - i : per_line;
+		buf_reset(&b);
+		buf_printf(&b, "* VANISHED %s", earlier);
+		imap_ranges_append(&b, r + i, k);
+		buf_append_str(&b, "\r\n");
+		imap_write(s, b.data, b.len);
+	}
+	buf_free(&b);
+}
+
+void
+imap_vanished_send(struct imap_session *s, bool earlier, const struct imap_range *r, size_t n)
+{
+	send_vanished(s, earlier ? "(EARLIER) " : "", r, n);
+}
+
+void
+imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	/* RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox
+	 * is selected owes the client that mailbox's HIGHESTMODSEQ. */
+	if (s->view != NULL)
+		imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest",
+			      imap_view_highestmodseq(s->view));
+}
+
+uint64_t
+imap_view_highestmodseq(const struct imap_view *v)
+{
+	/* The response code takes a mod-sequence-value, never 0 (RFC 7162
+	 * 7); a mailbox still at 0 never changed, so it is empty, and the
+	 * client learns its first message (MODSEQ 1) as a new UID anyway. */
+	return v->modseq > 0 ? v->modseq : 1;
 }
 
 /* Is (uid, modseq) one of the changes the current command reported
@@ -305,8 +366,9 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 	if (v == NULL)
 		return;
 	struct arena *a = arena_new(0);
-	int r = store_changes_since(s->user_id, v->name, v->modseq, a, &changed, &nchanged,
-				    &vanished, &nvanished, &complete);
+	uint64_t hms;
+	int r = store_changes_since_top(s->user_id, v->name, v->modseq, a, &changed, &nchanged,
+					&vanished, &nvanished, &complete, &hms);
 	if (r != STORE_OK) {
 		arena_destroy(&a);
 		return;
@@ -323,10 +385,16 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 		}
 		v->pending_expunge[v->npending++] = vanished[i];
 	}
-	if (expunge_ok) {
+	if (expunge_ok && v->npending > 0) {
+		struct imap_range *vset = arena_alloc(a, v->npending * sizeof(*vset));
+		size_t nvset = 0;
+		/* Ascending, so that VANISHED gets ranges. */
+		qsort(v->pending_expunge, v->npending, sizeof(uint32_t), uid_cmp);
 		for (size_t i = 0; i < v->npending; i++)
-			report_expunge(s, v->pending_expunge[i]);
+			report_expunge(s, v->pending_expunge[i], vset, &nvset);
 		v->npending = 0;
+		if (nvset > 0)
+			send_vanished(s, "", vset, nvset);
 	}
 	/* New messages, then flag changes of known ones. */
 	size_t before = v->count;
@@ -372,7 +440,9 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 		buf_append_str(b, ")\r\n");
 		imap_write(s, b->data, b->len);
 	}
-	v->modseq = top;
+	/* Every change up to the mailbox's HIGHESTMODSEQ was in the lists,
+	 * expunges too (held ones wait in pending_expunge). */
+	v->modseq = hms > top ? hms : top;
 	v->changed = false;
 	arena_destroy(&a);
 }

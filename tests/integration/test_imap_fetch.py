@@ -481,9 +481,14 @@ def test_bad_usage_and_state(env, corpus):
         _, tagged = c.cmd(cmd)
         assert tagged.startswith(b"BAD"), (cmd, tagged)
     # CHANGEDSINCE: only messages changed after it (and MODSEQ with them).
+    # CONDSTORE is then on: UID comes with every FETCH (RFC 7162 3.1).
     r = c.fetch("FETCH 1:3 (FLAGS) (CHANGEDSINCE 1)")
-    assert r and all(re.fullmatch(rb"\* \d FETCH \(FLAGS \(\\Recent\) MODSEQ \(\d+\)\)", x) for x in r), r
-    assert c.fetch("FETCH 1:3 (FLAGS) (CHANGEDSINCE 18446744073709551615)") == []
+    assert r and all(re.fullmatch(rb"\* (\d) FETCH \(UID \1 FLAGS \(\\Recent\) MODSEQ \(\d+\)\)", x)
+                     for x in r), r
+    # The largest mod-sequence-value (2^63 - 1); above it is BAD.
+    assert c.fetch("FETCH 1:3 (FLAGS) (CHANGEDSINCE 9223372036854775807)") == []
+    _, tagged = c.cmd("FETCH 1:3 (FLAGS) (CHANGEDSINCE 9223372036854775808)")
+    assert tagged.startswith(b"BAD"), tagged
     c.close()
 
 

@@ -265,9 +265,10 @@ def test_store_rev1_recent_and_rev2(env):
 
 def test_store_unchangedsince(env):
     c = session(env, "user05", 3, claimed=True)
-    # UNCHANGEDSINCE 0 fails for every message (RFC 7162 3.1.3).
+    # UNCHANGEDSINCE 0 fails for every message (RFC 7162 3.1.3); as the
+    # first CONDSTORE-enabling command it tells HIGHESTMODSEQ (3.1).
     assert c.cmd("STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)") == (
-        [], "OK [MODIFIED 1:3] Conditional STORE failed")
+        ["OK [HIGHESTMODSEQ 3] Highest"], "OK [MODIFIED 1:3] Conditional STORE failed")
     assert c.cmd("UID STORE 1,3 (UNCHANGEDSINCE 0) FLAGS (\\Seen)") == (
         [], "OK [MODIFIED 1,3] Conditional STORE failed")
     # CONDSTORE is now on: STORE replies carry UID and MODSEQ (RFC 7162 3.1).

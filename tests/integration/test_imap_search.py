@@ -360,11 +360,14 @@ def test_rev2_answers_esearch(env, corpus):
 
 
 def test_modseq(conn):
+    # The first CONDSTORE-enabling command tells HIGHESTMODSEQ first
+    # (RFC 7162 3.1).
     untagged = conn.ok("SEARCH MODSEQ 1")
-    assert len(untagged) == 1
-    m = re.fullmatch(rb"\* SEARCH 1 2 3 4 5 \(MODSEQ (\d+)\)", untagged[0])
+    assert len(untagged) == 2
+    m = re.fullmatch(rb"\* SEARCH 1 2 3 4 5 \(MODSEQ (\d+)\)", untagged[1])
     assert m, untagged
     top = int(m.group(1))
+    assert untagged[0] == b"* OK [HIGHESTMODSEQ %d] Highest" % top
     untagged = conn.ok("SEARCH MODSEQ %d" % (top + 1))
     assert untagged == [b"* SEARCH"]
     untagged = conn.ok('SEARCH MODSEQ "/flags/\\\\draft" all %d' % top)
