@@ -182,6 +182,19 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		smtp_reset_transaction(s);
 		return;
 	}
+	if (smtp_milter_message(s))
+		return;
+	smtp_store_message(s);
+}
+
+/* The message passed every check (and the milters): one store
+ * transaction; the reply comes from its callback. */
+void
+smtp_store_message(struct smtp_session *s)
+{
+	struct conn *c = &s->conn;
+	const char *msg = s->body.data + s->msg_off;
+	size_t msg_len = s->body.len - s->msg_off;
 
 	struct store_delivery *d = arena_alloc(s->tx, sizeof(*d));
 	d->body = s->body.data;
@@ -198,6 +211,10 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		r->trace_len = strlen(trace);
 		r->quota = s->targets[i].quota;
 		r->status = STORE_TEMPFAIL;
+		/* A spam verdict of the milters: the Junk folder, unless the
+		 * user's junk_attr turns that off. */
+		if (s->milter_junk && !s->targets[i].no_junk)
+			r->special_use = STORE_SPECIAL_JUNK;
 	}
 	d->outbound = NULL;
 	if (s->nremote > 0) {
