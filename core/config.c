@@ -242,7 +242,7 @@ static const struct {
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
     "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup", "milter",
+    "outbound", "dns", "dkim",	    "routes", "backup",	 "milter",
 };
 
 struct profile_field {
@@ -1191,7 +1191,8 @@ milter_section(struct loader *ld, const char *name, int line)
 	struct config_milter *m = milter_by_name(cfg, name);
 
 	if (name[0] == '\0' || strlen(name) > 64 || strpbrk(name, " \t,:") != NULL) {
-		set_error(ld, line, "[milter.%s]: not a milter name (letters, digits, - _ .)", name);
+		set_error(ld, line, "[milter.%s]: not a milter name (letters, digits, - _ .)",
+			  name);
 		return -1;
 	}
 	if (m != NULL) {
@@ -1263,7 +1264,8 @@ milter_key(struct loader *ld, int line, const char *section, const char *name, c
 			m->command_timeout = (unsigned)secs;
 	} else if (strcmp(name, "default_action") == 0) {
 		if (strcmp(value, "accept") != 0 && strcmp(value, "tempfail") != 0) {
-			set_error(ld, line, "[milter.%s] default_action: must be accept or tempfail",
+			set_error(ld, line,
+				  "[milter.%s] default_action: must be accept or tempfail",
 				  section);
 			return 0;
 		}
@@ -1285,7 +1287,8 @@ check_milter(struct loader *ld)
 	char **names = NULL;
 	size_t n = 0;
 
-	if (strcmp(cfg->milter_apply_to, "inbound") != 0 && strcmp(cfg->milter_apply_to, "all") != 0) {
+	if (strcmp(cfg->milter_apply_to, "inbound") != 0 &&
+	    strcmp(cfg->milter_apply_to, "all") != 0) {
 		set_error(ld, ld->main_line[key_index("milter", "apply_to")],
 			  "[milter] apply_to: must be inbound or all");
 		return -1;
@@ -1304,8 +1307,8 @@ check_milter(struct loader *ld)
 				rc = -1;
 			}
 		if (rc == 0 && m == NULL) {
-			set_error(ld, ml, "[milter] milters: %s has no [milter.%s] section", names[i],
-				  names[i]);
+			set_error(ld, ml, "[milter] milters: %s has no [milter.%s] section",
+				  names[i], names[i]);
 			rc = -1;
 		} else if (rc == 0 && m->socket[0] == '\0') {
 			set_error(ld, m->line, "[milter.%s] socket is required", m->name);
@@ -1320,7 +1323,8 @@ check_milter(struct loader *ld)
 			listed = listed || strcmp(names[k], cfg->milters[i].name) == 0;
 		if (!listed) {
 			set_error(ld, cfg->milters[i].line,
-				  "[milter.%s]: not listed in [milter] milters", cfg->milters[i].name);
+				  "[milter.%s]: not listed in [milter] milters",
+				  cfg->milters[i].name);
 			rc = -1;
 		}
 	}

@@ -312,9 +312,9 @@ entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u
 	a = get_attr(e, S.dc->quota_attr);
 	u->quota = a != NULL ? parse_quota(a->vals[0], e->dn) : 0;
 	a = get_attr(e, S.dc->junk_attr);
-	u->no_junk = a != NULL && (strcasecmp(a->vals[0], "FALSE") == 0 ||
-				   strcasecmp(a->vals[0], "no") == 0 ||
-				   strcasecmp(a->vals[0], "off") == 0 || strcmp(a->vals[0], "0") == 0);
+	u->no_junk = a != NULL &&
+		     (strcasecmp(a->vals[0], "FALSE") == 0 || strcasecmp(a->vals[0], "no") == 0 ||
+		      strcasecmp(a->vals[0], "off") == 0 || strcmp(a->vals[0], "0") == 0);
 	return 0;
 }
 
