@@ -405,3 +405,31 @@ def harness_wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.1)
     raise AssertionError("opendkim did not listen on %d" % port)
+
+
+@pytest.mark.parametrize("overrides,needle,why", [
+    ({"milter": {"milters": "a"}}, "milters = a", "has no [milter.a] section"),
+    ({"milter": {"milters": "a"}, "milter.a": {"socket": "tcp:1.2.3.4:5"}},
+     "socket = tcp", "is not inet:ADDRESS:PORT or unix:/PATH"),
+    ({"milter": {"milters": "a"}, "milter.a": {"socket": "inet:mx.example:25"}},
+     "socket = inet:mx", "is not inet:ADDRESS:PORT"),
+    ({"milter": {"milters": "a"}, "milter.a": {"socket": "unix:/x", "default_action": "bounce"}},
+     "default_action = bounce", "must be accept or tempfail"),
+    ({"milter": {"milters": "a"}, "milter.a": {"socket": "unix:/x", "command_timeout": "0"}},
+     "command_timeout = 0", "not a duration"),
+    ({"milter": {"milters": "a"}, "milter.a": {"socket": "unix:/x", "colour": "red"}},
+     "colour = red", "unknown key"),
+    ({"milter.b": {"socket": "unix:/x"}}, "[milter.b]", "not listed in [milter] milters"),
+    ({"milter": {"apply_to": "outbound"}}, "apply_to = outbound", "must be inbound or all"),
+])
+def test_milter_config_errors(env, overrides, needle, why):
+    t = harness.Ternd(env.tmp, env.slapd.uri, env.cert, env.key, overrides,
+                      name="cfg%s" % unique_token("")[2:10])
+    r = subprocess.run([harness.ternd_path(), "-t", "-c", t.conf_path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    with open(t.conf_path) as f:
+        line = [i for i, l in enumerate(f.read().split("\n"), 1) if needle in l][0]
+    assert "%s:%d" % (t.conf_path, line) in err, err
+    assert why in err, err
