@@ -433,3 +433,31 @@ def test_milter_config_errors(env, overrides, needle, why):
         line = [i for i, l in enumerate(f.read().split("\n"), 1) if needle in l][0]
     assert "%s:%d" % (t.conf_path, line) in err, err
     assert why in err, err
+
+
+def test_apply_to_inbound_and_all_on_submission(env):
+    sub = harness.free_port()
+    for apply_to, expect_seen in (("inbound", False), ("all", True)):
+        srv = MilterServer({"eom": [("addheader", "X-Milter", "seen")]})
+        ov = {"milter": {"milters": "m", "apply_to": apply_to},
+              "milter.m": {"socket": srv.socket_spec},
+              "submission": {"listen": "127.0.0.1:%d" % sub}}
+        t = env.new_ternd(ov)
+        try:
+            s = smtplib.SMTP("127.0.0.1", sub, local_hostname="client.example.org", timeout=30)
+            s.ehlo()
+            s.starttls(context=harness.client_tls_context())
+            s.ehlo()
+            s.login("alice", harness.password("alice"))
+            token = unique_token("sub")
+            s.sendmail(ALICE, [ALICE], make_message(token, sender=ALICE, to=ALICE))
+            s.quit()
+            got = find_token(t.mailbox("alice"), token)
+            assert (b"X-Milter: seen" in got) == expect_seen
+            if expect_seen:
+                macros = b"".join(d for c, d in srv.commands(b"D"))
+                assert b"{auth_authen}\x00alice\x00" in macros
+                assert b"{tls_version}\x00TLS" in macros
+        finally:
+            t.stop()
+            srv.close()
