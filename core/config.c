@@ -111,6 +111,7 @@ static const struct key_def keys[] = {
     {"directory", "auth_connections", CT_UINT, DIRF(auth_connections), "4", 0, 1, 256},
     {"directory", "max_list_members", CT_UINT, DIRF(max_list_members), "1000", 0, 1, 0},
     {"directory", "sendas_attr", CT_ATTR, DIRF(sendas_attr), NULL, 0, 0, 0},
+    {"directory", "junk_attr", CT_ATTR, DIRF(junk_attr), NULL, 0, 0, 0},
     {"directory", "list_post", CT_STRING, DIRF(list_post), "anyone", 0, 0, 0},
     {"directory", "starttls", CT_BOOL, DIRF(starttls), "no", 0, 0, 0},
     {"directory", "tls_verify", CT_BOOL, DIRF(tls_verify), "yes", 0, 0, 0},
@@ -199,6 +200,10 @@ static const struct key_def keys[] = {
     {"outbound", "max_connections", CT_UINT, CFG(outbound_max_connections), "100", 0, 1, 10000},
     {"outbound", "max_per_destination", CT_UINT, CFG(outbound_max_per_destination), "5", 0, 1,
      1000},
+    {"milter", "milters", CT_STRING, CFG(milter_milters), "", 0, 0, 0},
+    {"milter", "apply_to", CT_STRING, CFG(milter_apply_to), "inbound", 0, 0, 0},
+    {"milter", "spam_headers", CT_STRING, CFG(milter_spam_headers),
+     "X-Spam-Flag, X-Spam, X-Spam-Status", 0, 0, 0},
     {"dkim", "selector", CT_STRING, CFG(dkim_selector), "", 0, 0, 0},
     {"dkim", "key_dir", CT_STRING, CFG(dkim_key_dir), "", 0, 0, 0},
     {"spf", "check", CT_BOOL, CFG(spf_check), "yes", 0, 0, 0},
@@ -239,7 +244,7 @@ static const struct {
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
     "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup", "spf",
+    "outbound", "dns", "dkim",	    "routes", "backup", "spf", "milter",
 };
 
 struct profile_field {
@@ -262,6 +267,7 @@ static const struct profile_field openldap_profile[] = {
     {DIRF(routing_attr), "mailRoutingAddress"},
     {DIRF(member_attr), "member, uniqueMember"},
     {DIRF(quota_attr), "mailQuota"},
+    {DIRF(junk_attr), ""},
     {DIRF(sendas_attr), "owner"},
     {DIRF(proxy_attr), ""},
     {DIRF(disabled_flags_attr), ""},
@@ -295,6 +301,7 @@ static const struct profile_field ad_profile[] = {
     {DIRF(routing_attr), ""},
     {DIRF(member_attr), "member"},
     {DIRF(quota_attr), ""},
+    {DIRF(junk_attr), ""},
     {DIRF(sendas_attr), "managedBy"},
     {DIRF(proxy_attr), "proxyAddresses"},
     {DIRF(disabled_flags_attr), "userAccountControl"},
@@ -341,6 +348,9 @@ struct loader {
 	char *error;   /* the first error, malloc'd */
 	int error_line;
 };
+
+static int milter_section(struct loader *ld, const char *name, int line);
+static int key_index(const char *section, const char *key);
 
 static void set_error(struct loader *ld, int line, const char *fmt, ...) PRINTF_LIKE(3, 4);
 
@@ -1133,18 +1143,22 @@ config_reader(char *str, int num, void *stream)
 				int *seen = svc >= 0	 ? &ld->lst_section_line[svc]
 					    : plain >= 0 ? &ld->plain_line[plain]
 							 : NULL;
-				if (seen == NULL) {
+				if (seen == NULL && strncmp(ld->section, "milter.", 7) == 0) {
+					if (milter_section(ld, ld->section + 7, ld->lineno) < 0)
+						return NULL;
+				} else if (seen == NULL) {
 					set_error(ld, ld->lineno, "unknown section [%s]",
 						  ld->section);
 					return NULL;
 				}
-				if (*seen != 0) {
+				if (seen != NULL && *seen != 0) {
 					set_error(ld, ld->lineno,
 						  "[%s]: duplicate section (first at line %d)",
 						  ld->section, *seen);
 					return NULL;
 				}
-				*seen = ld->lineno;
+				if (seen != NULL)
+					*seen = ld->lineno;
 			}
 		}
 	}
@@ -1160,6 +1174,174 @@ config_reader(char *str, int num, void *stream)
 
 /* One [routes] line: "domain = host[:port]" (the port defaults to
  * [outbound] port, filled in by check_config). */
+/* ---- [milter.NAME] sections ---- */
+
+static struct config_milter *
+milter_by_name(struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nmilters; i++)
+		if (strcmp(cfg->milters[i].name, name) == 0)
+			return &cfg->milters[i];
+	return NULL;
+}
+
+/* A [milter.NAME] header: a new milter with its defaults. */
+static int
+milter_section(struct loader *ld, const char *name, int line)
+{
+	struct config *cfg = ld->cfg;
+	struct config_milter *m = milter_by_name(cfg, name);
+
+	if (name[0] == '\0' || strlen(name) > 64 || strpbrk(name, " \t,:") != NULL) {
+		set_error(ld, line, "[milter.%s]: not a milter name (letters, digits, - _ .)",
+			  name);
+		return -1;
+	}
+	if (m != NULL) {
+		set_error(ld, line, "[milter.%s]: duplicate section (first at line %d)", name,
+			  m->line);
+		return -1;
+	}
+	cfg->milters = xrealloc(cfg->milters, (cfg->nmilters + 1) * sizeof(*cfg->milters));
+	m = &cfg->milters[cfg->nmilters++];
+	memset(m, 0, sizeof(*m));
+	m->name = xstrdup(name);
+	m->socket = xstrdup("");
+	m->connect_timeout = 10;
+	m->command_timeout = 30;
+	m->default_tempfail = true; /* as Postfix's milter_default_action */
+	m->line = line;
+	return 0;
+}
+
+/* "inet:host:port" (host an IP address or localhost; [v6] allowed) or
+ * "unix:/absolute/path". */
+static bool
+milter_socket_ok(const char *s)
+{
+	if (strncmp(s, "unix:", 5) == 0)
+		return s[5] == '/' && strlen(s + 5) < 108;
+	if (strncmp(s, "inet:", 5) != 0)
+		return false;
+	char *host = NULL;
+	unsigned port = 0;
+	if (config_parse_hostport(s + 5, 0, &host, &port) < 0 || port == 0) {
+		free(host);
+		return false;
+	}
+	struct in6_addr a6;
+	bool ok = strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, &a6) == 1 ||
+		  inet_pton(AF_INET6, host, &a6) == 1;
+	free(host);
+	return ok;
+}
+
+static int
+milter_key(struct loader *ld, int line, const char *section, const char *name, const char *value)
+{
+	struct config_milter *m = milter_by_name(ld->cfg, section);
+	uint64_t secs;
+
+	if (m == NULL) /* cannot happen: the reader saw the header */
+		return 0;
+	if (strcmp(name, "socket") == 0) {
+		if (!milter_socket_ok(value)) {
+			set_error(ld, line,
+				  "[milter.%s] socket: \"%.100s\" is not inet:ADDRESS:PORT or "
+				  "unix:/PATH",
+				  section, value);
+			return 0;
+		}
+		free(m->socket);
+		m->socket = xstrdup(value);
+	} else if (strcmp(name, "connect_timeout") == 0 || strcmp(name, "command_timeout") == 0) {
+		if (config_parse_duration(value, &secs) < 0 || secs == 0 || secs > 3600) {
+			set_error(ld, line, "[milter.%s] %s: not a duration from 1s to 1h", section,
+				  name);
+			return 0;
+		}
+		if (name[1] == 'o' && name[2] == 'n')
+			m->connect_timeout = (unsigned)secs;
+		else
+			m->command_timeout = (unsigned)secs;
+	} else if (strcmp(name, "default_action") == 0) {
+		if (strcmp(value, "accept") != 0 && strcmp(value, "tempfail") != 0) {
+			set_error(ld, line,
+				  "[milter.%s] default_action: must be accept or tempfail",
+				  section);
+			return 0;
+		}
+		m->default_tempfail = strcmp(value, "tempfail") == 0;
+	} else {
+		set_error(ld, line, "[milter.%s] %s: unknown key", section, name);
+		return 0;
+	}
+	return 1;
+}
+
+/* [milter] milters names every [milter.NAME] in chain order; each has a
+ * socket. */
+static int
+check_milter(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	int ml = ld->main_line[key_index("milter", "milters")];
+	char **names = NULL;
+	size_t n = 0;
+
+	if (strcmp(cfg->milter_apply_to, "inbound") != 0 &&
+	    strcmp(cfg->milter_apply_to, "all") != 0) {
+		set_error(ld, ld->main_line[key_index("milter", "apply_to")],
+			  "[milter] apply_to: must be inbound or all");
+		return -1;
+	}
+	if (cfg->milter_milters[0] != '\0' && split_list(cfg->milter_milters, &names, &n) < 0) {
+		set_error(ld, ml, "[milter] milters: not a list of names");
+		return -1;
+	}
+	struct config_milter *ordered = n > 0 ? xcalloc(n, sizeof(*ordered)) : NULL;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct config_milter *m = milter_by_name(cfg, names[i]);
+		for (size_t k = 0; k < i && rc == 0; k++)
+			if (strcmp(names[k], names[i]) == 0) {
+				set_error(ld, ml, "[milter] milters: %s is listed twice", names[i]);
+				rc = -1;
+			}
+		if (rc == 0 && m == NULL) {
+			set_error(ld, ml, "[milter] milters: %s has no [milter.%s] section",
+				  names[i], names[i]);
+			rc = -1;
+		} else if (rc == 0 && m->socket[0] == '\0') {
+			set_error(ld, m->line, "[milter.%s] socket is required", m->name);
+			rc = -1;
+		} else if (rc == 0) {
+			ordered[i] = *m;
+		}
+	}
+	for (size_t i = 0; i < cfg->nmilters && rc == 0; i++) {
+		bool listed = false;
+		for (size_t k = 0; k < n; k++)
+			listed = listed || strcmp(names[k], cfg->milters[i].name) == 0;
+		if (!listed) {
+			set_error(ld, cfg->milters[i].line,
+				  "[milter.%s]: not listed in [milter] milters",
+				  cfg->milters[i].name);
+			rc = -1;
+		}
+	}
+	free_list(names, n);
+	if (rc < 0) {
+		free(ordered);
+		return -1;
+	}
+	/* The strings move to the ordered copy; every section is listed. */
+	free(cfg->milters);
+	cfg->milters = ordered;
+	cfg->nmilters = n;
+	return 0;
+}
+
 static int
 route_line(struct loader *ld, int line, const char *name, const char *value)
 {
@@ -1209,6 +1391,8 @@ config_handler(void *user, const char *section, const char *name, const char *va
 	}
 	if (strcmp(section, "routes") == 0)
 		return route_line(ld, line, name, value);
+	if (strncmp(section, "milter.", 7) == 0)
+		return milter_key(ld, line, section + 7, name, value);
 	int svc = service_by_name(section);
 	const struct key_def *k = NULL;
 	int *seen = NULL;
@@ -1478,6 +1662,8 @@ check_config(struct loader *ld)
 
 	if (check_outbound(ld) < 0)
 		return;
+	if (check_milter(ld) < 0)
+		return;
 
 	for (int s = 0; s < SVC_COUNT; s++) {
 		struct listener_config *lc = &cfg->listeners[s];
@@ -1628,6 +1814,11 @@ config_free(struct config *cfg)
 		free(cfg->routes[i].host);
 	}
 	free(cfg->routes);
+	for (size_t i = 0; i < cfg->nmilters; i++) {
+		free(cfg->milters[i].name);
+		free(cfg->milters[i].socket);
+	}
+	free(cfg->milters);
 	free(cfg->outbound_relay_host);
 	free(cfg->dns_resolver_host);
 	free(cfg->path);

@@ -71,6 +71,8 @@ struct directory_config {
 	char *sendas_attr;	   /* attribute naming who may send as an entry
 				      (owner; "" = nobody) */
 	char *list_post;	   /* who may post to a list: anyone|members|owners */
+	char *junk_attr;	   /* per-user switch: FALSE/no/off/0 = spam to INBOX
+				      ("" = spam always goes to Junk) */
 	/* Transport security and failover (directory/dir_tls.h). */
 	bool starttls;	   /* StartTLS on ldap:// URIs */
 	bool tls_verify;   /* check the server's chain and name (default yes) */
@@ -116,6 +118,16 @@ struct config_route {
 	char *host;
 	unsigned port; /* [outbound] port when not given */
 	int line;
+};
+
+/* One [milter.NAME] section (protocols/smtp/milter.c). */
+struct config_milter {
+	char *name;		  /* NAME, as listed in [milter] milters */
+	char *socket;		  /* "inet:host:port" or "unix:/path" */
+	unsigned connect_timeout; /* seconds */
+	unsigned command_timeout; /* seconds per reply */
+	bool default_tempfail;	  /* default_action = tempfail (else accept) */
+	int line;		  /* the section's line, for errors */
 };
 
 /* A repeating time ([backup] schedule): "off", "hourly", "daily" (at
@@ -245,6 +257,12 @@ struct config {
 	unsigned outbound_max_per_destination;
 	struct config_route *routes; /* [routes] domain = host[:port] */
 	size_t nroutes;
+	/* [milter] and [milter.NAME] (protocols/smtp/milter.c) */
+	char *milter_milters;	       /* [milter] milters, as written */
+	char *milter_apply_to;	       /* "inbound" ([smtp]) or "all" (+ submission) */
+	char *milter_spam_headers;     /* header names that mark spam, comma-separated */
+	struct config_milter *milters; /* in chain order */
+	size_t nmilters;
 	char *dns_resolver_host; /* [dns] resolver's address, "" = system */
 	unsigned dns_resolver_port;
 

@@ -311,6 +311,10 @@ entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u
 	}
 	a = get_attr(e, S.dc->quota_attr);
 	u->quota = a != NULL ? parse_quota(a->vals[0], e->dn) : 0;
+	a = get_attr(e, S.dc->junk_attr);
+	u->no_junk = a != NULL &&
+		     (strcasecmp(a->vals[0], "FALSE") == 0 || strcasecmp(a->vals[0], "no") == 0 ||
+		      strcasecmp(a->vals[0], "off") == 0 || strcmp(a->vals[0], "0") == 0);
 	return 0;
 }
 
@@ -1406,6 +1410,7 @@ req_fill_from_cache(struct dreq *r, const struct dir_cache_value *v)
 		    .login = arena_strdup(r->arena, v->users[i].login),
 		    .mail = arena_strdup(r->arena, v->users[i].mail),
 		    .quota = v->users[i].quota,
+		    .no_junk = v->users[i].no_junk,
 		};
 		if (r->nusers == r->capusers) {
 			r->capusers = r->capusers == 0 ? 4 : r->capusers * 2;
@@ -1581,7 +1586,7 @@ build_static(const struct directory_config *dc)
 				dc->quota_attr,		 dc->proxy_attr,
 				dc->disabled_flags_attr, dc->member_uid_attr,
 				dc->member_address_attr, dc->member_url_attr,
-				dc->member_query_attr};
+				dc->member_query_attr,	 dc->junk_attr};
 	size_t cap = ARRAY_SIZE(single) + 8, n = 0;
 
 	S.member_attrs = dir_split_list(dc->member_attr);

@@ -42,6 +42,8 @@ struct dir_user {
 	const char *login; /* login_attr value */
 	const char *mail;  /* primary address, lower-case ("" if none) */
 	uint64_t quota;	   /* bytes, 0 = no quota */
+	bool no_junk;	   /* [directory] junk_attr says FALSE/no/off/0: spam
+			      verdicts deliver to INBOX, not Junk */
 };
 
 struct dir_rcpt_result {

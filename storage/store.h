@@ -108,6 +108,9 @@ struct store_rcpt {
 	const char *mailbox;  /* in: target folder, NULL = INBOX; a missing
 				 one (or \Noselect) falls back to INBOX */
 	uint32_t flags;	      /* in: STORE_FLAG_* set on arrival (usually 0) */
+	uint32_t special_use; /* in: with mailbox NULL, a STORE_SPECIAL_* bit
+				 (JUNK for spam): the user's mailbox with that
+				 attribute, created as "Junk" etc. if none */
 	const char *trace;    /* in: per-recipient header lines (Return-Path,
 				 Delivered-To...), CRLF-terminated; may be NULL */
 	size_t trace_len;

@@ -28,13 +28,55 @@ is_decision(int rc)
 
 /* ---- delivery ---- */
 
-/* The folder a recipient's copy goes to: rcpt->mailbox when it exists and
- * holds messages, else INBOX (created if a v1 user lacks it). */
+/* The user's selectable mailbox with the special-use bit (the lowest id
+ * if several), else a new one named after it ("Junk" for JUNK; a mailbox
+ * already holding that name is used as it is). */
 static int
-delivery_target(MDB_txn *txn, struct store_user_w *u, const char *mailbox, struct store_mbox_w *mb)
+special_target(MDB_txn *txn, struct store_user_w *u, uint32_t special, struct store_mbox_w *mb)
+{
+	uint8_t key[STORE_MBOX_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	MDB_cursor *cur;
+	uint32_t found = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, store_g->mbox, &cur)) != 0)
+		return rc;
+	store_key_mbox(key, u->user, 0);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct mbox_rec r;
+		if (k.mv_size != STORE_MBOX_KEY_LEN || be_get64(k.mv_data) != u->user)
+			break;
+		if (store_mbox_decode(v.mv_data, v.mv_size, &r) == 0 && (r.special_use & special) &&
+		    !(r.flags & MBOX_F_NOSELECT)) {
+			found = be_get32((const uint8_t *)k.mv_data + 8);
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if (found != 0)
+		return store_txn_mbox_load(txn, u->user, found, mb);
+	const char *name = special == STORE_SPECIAL_JUNK ? "Junk" : "INBOX";
+	rc = store_txn_mbox_find(txn, u->user, name, mb);
+	if (rc == MDB_NOTFOUND)
+		rc = store_txn_mbox_create(txn, u, name, special, 0, true, mb);
+	return rc;
+}
+
+/* The folder a recipient's copy goes to: rcpt->mailbox when it exists and
+ * holds messages, else the special-use one asked for, else INBOX (created
+ * if a v1 user lacks it). */
+static int
+delivery_target(MDB_txn *txn, struct store_user_w *u, const char *mailbox, uint32_t special,
+		struct store_mbox_w *mb)
 {
 	int rc;
 
+	if (mailbox == NULL && special != 0)
+		return special_target(txn, u, special, mb);
 	if (mailbox != NULL) {
 		char *name = store_name_canon(mailbox);
 		rc = store_txn_mbox_find(txn, u->user, name, mb);
@@ -87,7 +129,7 @@ deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
 	*wrote_r = true;
 	if ((rc = store_txn_user(txn, r->user_id, true, &u, NULL)) != 0)
 		return rc;
-	if ((rc = delivery_target(txn, &u, r->mailbox, &mb)) != 0)
+	if ((rc = delivery_target(txn, &u, r->mailbox, r->special_use, &mb)) != 0)
 		return rc;
 	if (*email_id == 0 && (rc = store_txn_email_id(txn, email_id)) != 0)
 		goto out;

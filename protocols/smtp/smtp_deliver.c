@@ -264,8 +264,21 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		dkim_sign_submission(s);
 	if (smtp_spf_wait(s))
 		return;
+	smtp_message_milters(s);
+}
+
+/* SPF is in (or not asked): the milters see the message, then it is
+ * stored (smtp_milter.c calls smtp_store_message when they are done). */
+void
+smtp_message_milters(struct smtp_session *s)
+{
+	if (smtp_milter_message(s))
+		return;
 	smtp_store_message(s);
 }
+
+/* The message passed every check (and the milters): one store
+ * transaction; the reply comes from its callback. */
 
 void
 smtp_store_message(struct smtp_session *s)
@@ -291,6 +304,10 @@ smtp_store_message(struct smtp_session *s)
 		r->trace_len = strlen(trace);
 		r->quota = s->targets[i].quota;
 		r->status = STORE_TEMPFAIL;
+		/* A spam verdict of the milters: the Junk folder, unless the
+		 * user's junk_attr turns that off. */
+		if (s->milter_junk && !s->targets[i].no_junk)
+			r->special_use = STORE_SPECIAL_JUNK;
 	}
 	d->outbound = NULL;
 	if (s->nremote > 0) {

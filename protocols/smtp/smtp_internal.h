@@ -20,6 +20,7 @@
 #include "storage/queue.h"
 #include "storage/store.h"
 #include "authres.h"
+#include "milter.h"
 #include "smtp_data.h"
 #include "smtp_parser.h"
 #include "spf.h"
@@ -40,6 +41,7 @@ struct smtp_target {
 	const char *user_id; /* owned by the tx arena */
 	uint64_t quota;
 	const char *rcpt; /* the RCPT address that reached it first (tx arena) */
+	bool no_junk;	  /* the user's junk_attr: spam to INBOX */
 };
 
 /* LMTP: an accepted RCPT and the targets it reached, for its own reply. */
@@ -109,6 +111,16 @@ struct smtp_session {
 	uint64_t bdat_size;	/* message bytes so far */
 	bool bdat_too_big;
 
+	/* ---- milters (smtp_milter.c) ---- */
+	struct milter_session *milter; /* owned; NULL: no milters here */
+	int milter_conn_action;	       /* the connect stage's verdict, for MAIL */
+	const char *milter_conn_reply; /* session arena */
+	bool milter_discard;	       /* a milter said DISCARD (tx) */
+	bool milter_junk;	       /* spam verdict: Junk folders (tx) */
+	bool pending_local;	       /* the RCPT being checked is local */
+	const char *delivery_received; /* our Received header while milters
+					  edit the message (tx arena) */
+
 	/* The RCPT being resolved (directory callback pending). */
 	struct buf pending_given;
 	struct buf pending_lower;
@@ -131,14 +143,30 @@ void smtp_reset_transaction(struct smtp_session *s);
 /* smtp_deliver.c: the message is complete (or failed): check, store,
  * reply (from the store's callback). */
 void smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long);
-
-/* smtp_deliver.c: the message passed every check: store it. */
+/* The message passed every check: into the store. */
 void smtp_store_message(struct smtp_session *s);
+
+/* smtp_session.c: the steps a milter stage resumes. */
+void smtp_greet(struct smtp_session *s);
+void smtp_helo_reply(struct smtp_session *s);
+void smtp_rcpt_proceed(struct smtp_session *s);
+void smtp_data_go(struct smtp_session *s);
+
+/* smtp_milter.c: each returns true when it took over (the conn is paused
+ * and the step resumes from the milters' verdict), false to go on. */
+bool smtp_milter_connect(struct smtp_session *s);
+bool smtp_milter_helo(struct smtp_session *s);
+bool smtp_milter_mail(struct smtp_session *s, const struct smtp_cmd *cmd);
+bool smtp_milter_rcpt(struct smtp_session *s);
+bool smtp_milter_data(struct smtp_session *s);
+bool smtp_milter_message(struct smtp_session *s);
+/* After SPF: the milters, then smtp_store_message. */
+void smtp_message_milters(struct smtp_session *s);
 
 /* smtp_spf.c: starts SPF for the transaction's sender ([smtp] only). */
 void smtp_spf_start(struct smtp_session *s);
 /* The message is complete: true if it must wait for SPF (the session is
- * paused and smtp_store_message() runs when the result is in). */
+ * paused and smtp_message_milters() runs when the result is in). */
 bool smtp_spf_wait(struct smtp_session *s);
 /* Policy and the A-R header, just before storing: false if the message
  * was refused (reply sent, transaction reset). */

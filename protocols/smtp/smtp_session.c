@@ -131,6 +131,10 @@ smtp_reset_transaction(struct smtp_session *s)
 	s->bdat_chunk = s->bdat_size = 0;
 	s->pending_orcpt = NULL;
 	s->pending_notify = 0;
+	if (s->milter != NULL)
+		milter_abort(s->milter);
+	s->milter_discard = s->milter_junk = false;
+	s->delivery_received = NULL;
 	if (s->state != ST_CONNECTED)
 		s->state = ST_GREETED;
 }
@@ -197,6 +201,7 @@ add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
 	struct smtp_target *t = &s->targets[s->ntargets];
 	t->user_id = arena_strdup(s->tx, u->id);
 	t->quota = u->quota;
+	t->no_junk = u->no_junk;
 	t->rcpt = rcpt;
 	index_insert(s, s->ntargets);
 	return s->ntargets++;
@@ -302,8 +307,6 @@ rate_take(struct smtp_session *s, bool messages, uint32_t n)
 static void
 cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->cfg;
-
 	if (s->lmtp != (cmd->verb == SMTP_VERB_LHLO)) {
 		/* RFC 2033 4.1: LMTP has LHLO only; SMTP has no LHLO. */
 		smtp_reply(s, "500 5.5.1 Command unrecognized: use %s", s->lmtp ? "LHLO" : "EHLO");
@@ -317,6 +320,17 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 	s->state = ST_GREETED;
 	log_info(s->conn.id, svc_name(s), "helo name=%s esmtp=%s", buf_cstr(&s->helo),
 		 s->esmtp ? "yes" : "no");
+	if (smtp_milter_helo(s))
+		return;
+	smtp_helo_reply(s);
+}
+
+/* The reply to HELO/EHLO/LHLO (after the milters, if any). */
+void
+smtp_helo_reply(struct smtp_session *s)
+{
+	const struct config *cfg = s->cfg;
+
 	if (!s->esmtp) {
 		smtp_reply(s, "250 %s", cfg->hostname);
 		return;
@@ -330,7 +344,7 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd)
 			SSL_CTX_free(ctx);
 		}
 	}
-	smtp_reply(s, "250-%s Hello %s [%s]", cfg->hostname, cmd->arg, s->conn.peer_ip);
+	smtp_reply(s, "250-%s Hello %s [%s]", cfg->hostname, buf_cstr(&s->helo), s->conn.peer_ip);
 	smtp_reply(s, "250-PIPELINING");
 	smtp_reply(s, "250-SIZE %" PRIu64, cfg->message_size_max);
 	smtp_reply(s, "250-8BITMIME");
@@ -512,6 +526,8 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		 "mail from=<%s> size=%" PRIu64 " id=%016" PRIx64 " smtputf8=%s requiretls=%s",
 		 s->sender, size, s->msg_id, smtputf8 ? "yes" : "no", requiretls ? "yes" : "no");
 	smtp_spf_start(s);
+	if (smtp_milter_mail(s, cmd))
+		goto out;
 	smtp_reply(s, "250 2.1.0 Ok");
 out:
 	buf_free(&dec);
@@ -710,8 +726,22 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	s->pending_notify = notify;
 	s->pending_orcpt = orcpt != NULL ? arena_strdup(s->tx, orcpt) : NULL;
-	if (!local) {
-		add_remote(s, lower_domain(s->tx, given), s->pending_orcpt, notify);
+	s->pending_local = local;
+	if (smtp_milter_rcpt(s))
+		return;
+	smtp_rcpt_proceed(s);
+}
+
+/* An RCPT that passed the checks (and the milters): queued if remote,
+ * else resolved through the directory. */
+void
+smtp_rcpt_proceed(struct smtp_session *s)
+{
+	const char *given = buf_cstr(&s->pending_given);
+	const char *lower = buf_cstr(&s->pending_lower);
+
+	if (!s->pending_local) {
+		add_remote(s, lower_domain(s->tx, given), s->pending_orcpt, s->pending_notify);
 		if (s->nrcpts++ == 0)
 			s->first_rcpt = arena_strdup(s->tx, given);
 		s->rcpts_total++;
@@ -772,6 +802,15 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 		smtp_bad_command(s);
 		return;
 	}
+	if (smtp_milter_data(s))
+		return;
+	smtp_data_go(s);
+}
+
+/* DATA accepted (by the milters too): 354 and read the message. */
+void
+smtp_data_go(struct smtp_session *s)
+{
 	start_body(s);
 	smtp_data_init(&s->data, &s->body, s->cfg->message_size_max);
 	s->state = ST_DATA;
@@ -1101,6 +1140,7 @@ session_free(struct smtp_session *s)
 	buf_free(&s->pending_given);
 	buf_free(&s->pending_lower);
 	spf_check_cancel(s->spf);
+	milter_session_free(&s->milter);
 	arena_destroy(&s->tx);
 	config_release(s->cfg);
 	arena_destroy(&a); /* s itself lives in it */
@@ -1165,5 +1205,13 @@ smtp_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		conn_close(&s->conn, "too many connections");
 		return;
 	}
-	smtp_reply(s, "220 %s %s Tern", cfg->hostname, s->lmtp ? "LMTP" : "ESMTP");
+	if (smtp_milter_connect(s))
+		return;
+	smtp_greet(s);
+}
+
+void
+smtp_greet(struct smtp_session *s)
+{
+	smtp_reply(s, "220 %s %s Tern", s->cfg->hostname, s->lmtp ? "LMTP" : "ESMTP");
 }

@@ -38,7 +38,7 @@ spf_done(void *arg, const struct spf_outcome *out)
 		 out->reason != NULL ? out->reason : "");
 	if (s->spf_wait) {
 		s->spf_wait = false;
-		smtp_store_message(s);
+		smtp_message_milters(s);
 		conn_resume(&s->conn);
 	}
 }
