@@ -42,6 +42,7 @@ struct dir_user {
 	const char *login; /* login_attr value */
 	const char *mail;  /* primary address, lower-case ("" if none) */
 	uint64_t quota;	   /* bytes, 0 = no quota */
+	uint64_t quota_messages; /* messages, 0 = no limit */
 };
 
 struct dir_rcpt_result {

@@ -197,6 +197,7 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 		r->trace = trace;
 		r->trace_len = strlen(trace);
 		r->quota = s->targets[i].quota;
+		r->quota_messages = s->targets[i].quota_messages;
 		r->status = STORE_TEMPFAIL;
 	}
 	d->outbound = NULL;

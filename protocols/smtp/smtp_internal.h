@@ -37,6 +37,7 @@ enum smtp_state {
 struct smtp_target {
 	const char *user_id; /* owned by the tx arena */
 	uint64_t quota;
+	uint64_t quota_messages;
 	const char *rcpt; /* the RCPT address that reached it first (tx arena) */
 };
 

@@ -192,6 +192,7 @@ add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
 	struct smtp_target *t = &s->targets[s->ntargets];
 	t->user_id = arena_strdup(s->tx, u->id);
 	t->quota = u->quota;
+	t->quota_messages = u->quota_messages;
 	t->rcpt = rcpt;
 	index_insert(s, s->ntargets);
 	return s->ntargets++;
