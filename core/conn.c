@@ -47,12 +47,13 @@
 #define CLOSE_DRAIN_SECONDS 10
 #define Z_CHUNK (16 * 1024)
 /* Deflate's memory is (1 << (wbits + 2)) + (1 << (memlevel + 9)) bytes
- * plus ~6 KB (zconf.h): 16 + 32 + 6 KB here. Inflate needs the 32 KB
- * window the peer may use (RFC 1951) plus ~7 KB, allocated at the first
- * compressed input. A smaller deflate window costs little on IMAP
- * responses and is what an idle connection pays for. */
-#define Z_DEFLATE_WBITS 12
-#define Z_DEFLATE_MEMLEVEL 6
+ * plus a ~6 KB state (zconf.h): 8 + 8 + 6 KB here. Inflate needs the
+ * 32 KB window the peer may use (RFC 1951) plus a ~7 KB state. An idle
+ * IMAP session with COMPRESS costs about 34 KB more than one without
+ * (docs/performance.md); a smaller deflate window costs little on IMAP
+ * responses, which is what every idle connection pays for. */
+#define Z_DEFLATE_WBITS 11
+#define Z_DEFLATE_MEMLEVEL 4
 #define Z_DEFLATE_LEVEL 5 /* RFC 4978 4 suggests 1-5 */
 
 struct conn_z {
@@ -60,6 +61,7 @@ struct conn_z {
 	struct evbuffer *plain; /* inflated input not yet consumed */
 	struct event *flush_ev; /* the sync flush after a burst */
 	bool dirty;		/* deflated since the last sync flush */
+	bool more;		/* inflate filled its output: it may hold more */
 };
 
 /* Connections of this worker thread, for shutdown. */
@@ -325,7 +327,7 @@ z_inflate_some(struct conn *c)
 	struct conn_z *z = c->z;
 	struct evbuffer *src = bufferevent_get_input(c->bev);
 
-	while (evbuffer_get_length(z->plain) == 0 && evbuffer_get_length(src) > 0) {
+	while (evbuffer_get_length(z->plain) == 0 && (z->more || evbuffer_get_length(src) > 0)) {
 		size_t n = evbuffer_get_contiguous_space(src);
 		unsigned char *p = evbuffer_pullup(src, (ev_ssize_t)n);
 		struct evbuffer_iovec v;
@@ -340,6 +342,7 @@ z_inflate_some(struct conn *c)
 		v.iov_len = Z_CHUNK - z->in.avail_out;
 		evbuffer_commit_space(z->plain, &v, 1);
 		evbuffer_drain(src, before - z->in.avail_in);
+		z->more = z->in.avail_out == 0;
 		if (r == Z_STREAM_END || (r != Z_OK && r != Z_BUF_ERROR))
 			return -1;
 	}
@@ -515,7 +518,7 @@ conn_input_pending(const struct conn *c)
 	if (c->closed)
 		return false;
 	return lr_pending(&c->lr) > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-	       (c->z != NULL && evbuffer_get_length(c->z->plain) > 0);
+	       (c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0));
 }
 
 SSL *
@@ -717,7 +720,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	/* Output fell below the low watermark: carry on with buffered input,
 	 * or with a producer waiting in conn_on_drain (run from the loop). */
 	if ((c->pauses == 0 && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-				(c->z != NULL && evbuffer_get_length(c->z->plain) > 0))) ||
+				(c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0)))) ||
 	    (c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low))
 		schedule_task(c);
 }

@@ -137,7 +137,7 @@ bool conn_input_pending(const struct conn *c);
  * before line assembly, and output is deflated, with a sync flush after
  * each burst (from the loop), inside TLS when TLS is on. Corrupt input
  * closes the connection (logged). -1 if already on, or zlib fails; then
- * nothing changed. About 60 KB of zlib state per connection. */
+ * nothing changed. About 34 KB of zlib state per idle connection. */
 int conn_compress_start(struct conn *c);
 bool conn_compressed(const struct conn *c);
 
