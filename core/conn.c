@@ -293,8 +293,8 @@ conn_compress_start(struct conn *c)
 		free(z);
 		return -1;
 	}
-	if (deflateInit2(&z->out, Z_DEFLATE_LEVEL, Z_DEFLATED, -Z_DEFLATE_WBITS,
-			 Z_DEFLATE_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK) {
+	if (deflateInit2(&z->out, Z_DEFLATE_LEVEL, Z_DEFLATED, -Z_DEFLATE_WBITS, Z_DEFLATE_MEMLEVEL,
+			 Z_DEFAULT_STRATEGY) != Z_OK) {
 		inflateEnd(&z->in);
 		free(z);
 		return -1;
@@ -719,8 +719,9 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	/* Output fell below the low watermark: carry on with buffered input,
 	 * or with a producer waiting in conn_on_drain (run from the loop). */
-	if ((c->pauses == 0 && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
-				(c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0)))) ||
+	if ((c->pauses == 0 &&
+	     (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	      (c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0)))) ||
 	    (c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low))
 		schedule_task(c);
 }

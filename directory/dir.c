@@ -1591,14 +1591,13 @@ dir_find_user(struct worker *w, const char *attr, const char *value, bool want_s
 static void
 build_static(const struct directory_config *dc)
 {
-	const char *single[] = {"objectClass",		 dc->id_attr,
-				dc->login_attr,		 dc->mail_attr,
-				dc->alias_attr,		 dc->routing_attr,
-				dc->quota_attr,		 dc->quota_messages_attr,
-				dc->proxy_attr,
-				dc->disabled_flags_attr, dc->member_uid_attr,
-				dc->member_address_attr, dc->member_url_attr,
-				dc->member_query_attr};
+	const char *single[] = {"objectClass",	     dc->id_attr,
+				dc->login_attr,	     dc->mail_attr,
+				dc->alias_attr,	     dc->routing_attr,
+				dc->quota_attr,	     dc->quota_messages_attr,
+				dc->proxy_attr,	     dc->disabled_flags_attr,
+				dc->member_uid_attr, dc->member_address_attr,
+				dc->member_url_attr, dc->member_query_attr};
 	size_t cap = ARRAY_SIZE(single) + 8, n = 0;
 
 	S.member_attrs = dir_split_list(dc->member_attr);

@@ -491,8 +491,8 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	}
 	/* MOVE within the user's mailboxes leaves the usage as it is, so it
 	 * is never refused for quota (RFC 9208 4.3 counts a mailbox set). */
-	if (!c->move && (rc = store_quota_check(c->quota, c->quota_messages, qbytes, qmsgs,
-						  add_bytes, n)) != 0)
+	if (!c->move &&
+	    (rc = store_quota_check(c->quota, c->quota_messages, qbytes, qmsgs, add_bytes, n)) != 0)
 		goto out;
 	if (n > 0)
 		dest_uids = xcalloc(n, sizeof(*dest_uids));

@@ -120,8 +120,8 @@ extern const struct imap_command imap_compress_cmds[]; /* imap_compress.c */
  * MESSAGE used limit)" with only the resources that have a limit (0 =
  * none), STORAGE in 1024-octet units rounded down. -1 (nothing
  * written) when neither has a limit. */
-int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs,
-		    uint64_t used_bytes, uint64_t used_msgs);
+int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_bytes,
+		    uint64_t used_msgs);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;

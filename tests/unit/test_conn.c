@@ -533,7 +533,8 @@ test_compress_corrupt_input(void **state)
 	assert_string_equal(buf_cstr(&t->log), "L:GOOD|");
 	/* Block type 3 is reserved (RFC 1951 3.2.3): the stream is broken;
 	 * no line is made of it and the conn closes by itself. */
-	assert_int_equal(write(sv[1], "\xff\xff\xff\xff" "BAD\r\n", 9), 9);
+	static const unsigned char bad[] = {0xff, 0xff, 0xff, 0xff, 'B', 'A', 'D', '\r', '\n'};
+	assert_int_equal(write(sv[1], bad, sizeof(bad)), (ssize_t)sizeof(bad));
 	for (int i = 0; i < 50 && !t->conn.closed; i++)
 		spin(base, 2);
 	assert_true(t->conn.closed);
