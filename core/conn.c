@@ -386,11 +386,12 @@ conn_printf(struct conn *c, const char *fmt, ...)
 		return;
 	va_start(ap, fmt);
 	if (c->z != NULL) {
-		char *text = NULL;
+		char *text;
 		int n = vasprintf(&text, fmt, ap);
-		if (n > 0)
+		if (n >= 0) {
 			z_write(c, text, (size_t)n);
-		free(text);
+			free(text);
+		}
 	} else {
 		evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
 	}
