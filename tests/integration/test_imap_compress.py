@@ -170,9 +170,9 @@ def test_compress_inside_tls(env):
 
 
 def test_large_fetch_through_flow_control(env):
-    """A 3 MB message of incompressible text, fetched whole: the output
-    is produced in pieces as the client reads (conn_on_drain) and all of
-    it arrives, byte for byte."""
+    """A 3 MB message of random hex text, fetched whole: the output is
+    produced in pieces as the client reads (conn_on_drain) and all of it
+    arrives, byte for byte; and a large compressed APPEND."""
     t = env.ternd
     login = "user22"
     body = b"".join(os.urandom(57).hex().encode() + b"\r\n" for _ in range(26000))
@@ -192,6 +192,19 @@ def test_large_fetch_through_flow_control(env):
         # hex compresses to about half: the server really compressed
         assert c.wire_in < n * 0.75, (c.wire_in, n)
         c.close()
+    # Upstream: a 1 MB APPEND literal that deflates to a few KB is
+    # inflated piece by piece and stored whole.
+    c = ZImap(t, login=login)
+    c.compress()
+    msg = b"Subject: big\r\n\r\n" + b"z" * (1 << 20) + b"\r\n"
+    c.send(b"p1 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    line = c.readline()
+    assert line.startswith(b"p1 OK [APPENDUID"), line
+    u, tagged = c.cmd("SELECT INBOX")
+    assert "* 2 EXISTS" in u, u
+    assert c.cmd("FETCH 2 RFC822.SIZE") == (["* 2 FETCH (RFC822.SIZE %d)" % len(msg)],
+                                            "OK FETCH completed")
+    c.close()
 
 
 def test_errors_and_states(env):
