@@ -62,6 +62,7 @@ struct directory_config {
 	char *member_attr;	/* list member DN attributes, comma-separated */
 	char *quota_attr;	/* mailQuota */
 	uint64_t quota_unit;	/* bytes per unit of quota_attr */
+	char *quota_messages_attr; /* most messages a user may keep; "" = none */
 	unsigned cache_ttl;	/* seconds a positive answer is kept */
 	unsigned negative_ttl;	/* seconds a "no such entry" is kept */
 	unsigned timeout;	/* seconds per operation */

@@ -13,6 +13,13 @@
  * OUTPUT_HIGH bytes wait to be sent (a client that pipelines RETRs without
  * reading cannot make us buffer without bound). Output of one long
  * response is bounded by its producer with conn_on_drain().
+ *
+ * COMPRESS (RFC 4978): with conn_compress_start() the bufferevent stays
+ * as it is; conn_write deflates into its output (so TLS, when on,
+ * encrypts compressed records) and a sync flush runs from the loop after
+ * each burst, so the peer never waits on bytes held by zlib. Input is
+ * inflated on demand, at most Z_CHUNK bytes at a time and only when the
+ * inflated bytes are used up, so a small "bomb" cannot fill memory.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +33,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <zlib.h>
 
 #include "conn.h"
 #include "log.h"
@@ -37,6 +45,24 @@
 #define OUTPUT_HIGH (1024 * 1024)
 #define OUTPUT_LOW (64 * 1024)
 #define CLOSE_DRAIN_SECONDS 10
+#define Z_CHUNK (16 * 1024)
+/* Deflate's memory is (1 << (wbits + 2)) + (1 << (memlevel + 9)) bytes
+ * plus a ~6 KB state (zconf.h): 8 + 8 + 6 KB here. Inflate needs the
+ * 32 KB window the peer may use (RFC 1951) plus a ~7 KB state. An idle
+ * IMAP session with COMPRESS costs about 34 KB more than one without
+ * (docs/performance.md); a smaller deflate window costs little on IMAP
+ * responses, which is what every idle connection pays for. */
+#define Z_DEFLATE_WBITS 11
+#define Z_DEFLATE_MEMLEVEL 4
+#define Z_DEFLATE_LEVEL 5 /* RFC 4978 4 suggests 1-5 */
+
+struct conn_z {
+	z_stream in, out;
+	struct evbuffer *plain; /* inflated input not yet consumed */
+	struct event *flush_ev; /* the sync flush after a burst */
+	bool dirty;		/* deflated since the last sync flush */
+	bool more;		/* inflate filled its output: it may hold more */
+};
 
 /* Connections of this worker thread, for shutdown. */
 static __thread struct conn *thread_conns;
@@ -183,12 +209,172 @@ fail:
 	return -1;
 }
 
+/* Deflates len bytes into the bufferevent's output with flush (Z_NO_FLUSH
+ * or Z_SYNC_FLUSH). deflate() cannot fail here: the stream is valid and
+ * there is always output space. */
+static void
+z_deflate(struct conn *c, const void *data, size_t len, int flush)
+{
+	struct conn_z *z = c->z;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	z->out.next_in = (Bytef *)(uintptr_t)data;
+	z->out.avail_in = (uInt)len;
+	do {
+		struct evbuffer_iovec v;
+		if (evbuffer_reserve_space(out, Z_CHUNK, &v, 1) < 1)
+			break;
+		z->out.next_out = v.iov_base;
+		z->out.avail_out = (uInt)(v.iov_len < UINT32_MAX ? v.iov_len : UINT32_MAX);
+		size_t room = z->out.avail_out;
+		int r = deflate(&z->out, flush);
+		v.iov_len = room - z->out.avail_out;
+		evbuffer_commit_space(out, &v, 1);
+		if (r == Z_STREAM_ERROR)
+			break;
+	} while (z->out.avail_in > 0 || z->out.avail_out == 0);
+}
+
+static void
+z_flush(struct conn *c)
+{
+	if (c->z == NULL || !c->z->dirty || c->closed)
+		return;
+	c->z->dirty = false;
+	z_deflate(c, NULL, 0, Z_SYNC_FLUSH);
+}
+
+static void
+z_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	z_flush(arg);
+}
+
+static void
+z_write(struct conn *c, const void *data, size_t len)
+{
+	if (len == 0)
+		return;
+	z_deflate(c, data, len, Z_NO_FLUSH);
+	if (!c->z->dirty) {
+		c->z->dirty = true;
+		event_active(c->z->flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void
+z_free(struct conn *c)
+{
+	struct conn_z *z = c->z;
+
+	if (z == NULL)
+		return;
+	c->z = NULL;
+	inflateEnd(&z->in);
+	deflateEnd(&z->out);
+	if (z->flush_ev != NULL)
+		event_free(z->flush_ev);
+	if (z->plain != NULL)
+		evbuffer_free(z->plain);
+	free(z);
+}
+
+int
+conn_compress_start(struct conn *c)
+{
+	if (c->closed || c->closing || c->z != NULL)
+		return -1;
+	struct conn_z *z = calloc(1, sizeof(*z));
+	if (z == NULL)
+		return -1;
+	if (inflateInit2(&z->in, -15) != Z_OK) {
+		free(z);
+		return -1;
+	}
+	if (deflateInit2(&z->out, Z_DEFLATE_LEVEL, Z_DEFLATED, -Z_DEFLATE_WBITS, Z_DEFLATE_MEMLEVEL,
+			 Z_DEFAULT_STRATEGY) != Z_OK) {
+		inflateEnd(&z->in);
+		free(z);
+		return -1;
+	}
+	c->z = z;
+	z->plain = evbuffer_new();
+	z->flush_ev = event_new(worker_base(c->worker), -1, 0, z_flush_cb, c);
+	if (z->plain == NULL || z->flush_ev == NULL) {
+		z_free(c);
+		return -1;
+	}
+	/* Output queued before this (the tagged OK) goes out uncompressed;
+	 * input after the command is compressed (the client waits for the
+	 * OK before it sends any). */
+	return 0;
+}
+
+bool
+conn_compressed(const struct conn *c)
+{
+	return c->z != NULL;
+}
+
+/* Inflates more input into z->plain: until some bytes come out or the
+ * compressed input is used up. -1 on corrupt input (or a stream the peer
+ * ended: no more could follow). */
+static int
+z_inflate_some(struct conn *c)
+{
+	struct conn_z *z = c->z;
+	struct evbuffer *src = bufferevent_get_input(c->bev);
+
+	while (evbuffer_get_length(z->plain) == 0 && (z->more || evbuffer_get_length(src) > 0)) {
+		size_t n = evbuffer_get_contiguous_space(src);
+		unsigned char *p = evbuffer_pullup(src, (ev_ssize_t)n);
+		struct evbuffer_iovec v;
+		if (evbuffer_reserve_space(z->plain, Z_CHUNK, &v, 1) < 1)
+			return -1;
+		z->in.next_in = p;
+		z->in.avail_in = (uInt)(n < UINT32_MAX ? n : UINT32_MAX);
+		z->in.next_out = v.iov_base;
+		z->in.avail_out = Z_CHUNK;
+		size_t before = z->in.avail_in;
+		int r = inflate(&z->in, Z_SYNC_FLUSH);
+		v.iov_len = Z_CHUNK - z->in.avail_out;
+		evbuffer_commit_space(z->plain, &v, 1);
+		evbuffer_drain(src, before - z->in.avail_in);
+		z->more = z->in.avail_out == 0;
+		if (r == Z_STREAM_END || (r != Z_OK && r != Z_BUF_ERROR))
+			return -1;
+	}
+	return 0;
+}
+
+/* Where the protocol's input comes from: the inflated bytes under
+ * COMPRESS (refilled when empty), else the bufferevent's input. NULL
+ * after the conn was closed for corrupt compressed input. */
+static struct evbuffer *
+conn_input(struct conn *c)
+{
+	if (c->z == NULL)
+		return bufferevent_get_input(c->bev);
+	if (evbuffer_get_length(c->z->plain) == 0 && z_inflate_some(c) < 0) {
+		log_info(c->id, c->service, "compress-error ip=%s reason=\"%s\"", c->peer_ip,
+			 c->z->in.msg != NULL ? c->z->in.msg : "compressed stream ended");
+		conn_close(c, "compression error");
+		return NULL;
+	}
+	return c->z->plain;
+}
+
 void
 conn_write(struct conn *c, const void *data, size_t len)
 {
 	if (c->closed || c->closing)
 		return;
-	bufferevent_write(c->bev, data, len);
+	if (c->z != NULL)
+		z_write(c, data, len);
+	else
+		bufferevent_write(c->bev, data, len);
 }
 
 void
@@ -199,7 +385,16 @@ conn_printf(struct conn *c, const char *fmt, ...)
 	if (c->closed || c->closing)
 		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	if (c->z != NULL) {
+		char *text;
+		int n = vasprintf(&text, fmt, ap);
+		if (n >= 0) {
+			z_write(c, text, (size_t)n);
+			free(text);
+		}
+	} else {
+		evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	}
 	va_end(ap);
 }
 
@@ -323,7 +518,8 @@ conn_input_pending(const struct conn *c)
 {
 	if (c->closed)
 		return false;
-	return lr_pending(&c->lr) > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+	return lr_pending(&c->lr) > 0 || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	       (c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0));
 }
 
 SSL *
@@ -337,7 +533,9 @@ conn_ssl(const struct conn *c)
 int
 conn_starttls(struct conn *c)
 {
-	if (c->closed || c->closing || c->tls)
+	/* TLS under a compressed stream would need the compression moved
+	 * inside it; no protocol allows STARTTLS after COMPRESS anyway. */
+	if (c->closed || c->closing || c->tls || c->z != NULL)
 		return -1;
 	SSL_CTX *ctx = tls_ctx_acquire();
 	if (ctx == NULL)
@@ -386,6 +584,7 @@ conn_close(struct conn *c, const char *reason)
 {
 	if (c->closed || c->closing)
 		return;
+	z_flush(c); /* what zlib holds goes out before the close */
 	c->closing = true;
 	c->close_reason = reason;
 	bufferevent_disable(c->bev, EV_READ);
@@ -439,6 +638,7 @@ conn_teardown(struct conn *c, const char *reason)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	z_free(c);
 	if (c->resume_ev != NULL) {
 		event_free(c->resume_ev);
 		c->resume_ev = NULL;
@@ -471,7 +671,9 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	while (!c->closed && !c->closing && c->pauses == 0) {
 		if (conn_output_pending(c) > OUTPUT_HIGH)
 			break; /* resumed by conn_write_cb */
-		struct evbuffer *in = bufferevent_get_input(c->bev);
+		struct evbuffer *in = conn_input(c);
+		if (in == NULL)
+			break;
 		size_t avail = evbuffer_get_contiguous_space(in);
 		if (avail == 0)
 			break;
@@ -518,7 +720,9 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	/* Output fell below the low watermark: carry on with buffered input,
 	 * or with a producer waiting in conn_on_drain (run from the loop). */
-	if ((c->pauses == 0 && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) ||
+	if ((c->pauses == 0 &&
+	     (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	      (c->z != NULL && (c->z->more || evbuffer_get_length(c->z->plain) > 0)))) ||
 	    (c->drain_fn != NULL && conn_output_pending(c) <= c->drain_low))
 		schedule_task(c);
 }

@@ -24,6 +24,7 @@
 #include "linereader.h"
 
 struct worker;
+struct conn_z;
 struct bufferevent;
 struct event;
 struct conn;
@@ -78,6 +79,7 @@ struct conn {
 	unsigned idle_timeout;
 	const char *close_reason;
 	int metric_svc;			    /* enum service for core/metrics.h, or -1 */
+	struct conn_z *z;		    /* owned: DEFLATE both ways, or NULL */
 	struct conn *list_next, *list_prev; /* this worker's connections */
 };
 
@@ -133,6 +135,15 @@ struct ssl_st;
 struct ssl_st *conn_ssl(const struct conn *c);
 /* True if input bytes follow the current line (STARTTLS injection check). */
 bool conn_input_pending(const struct conn *c);
+
+/* Call after queueing the tagged OK to COMPRESS DEFLATE (RFC 4978): from
+ * here on, input is raw DEFLATE (RFC 1951, no zlib header) inflated
+ * before line assembly, and output is deflated, with a sync flush after
+ * each burst (from the loop), inside TLS when TLS is on. Corrupt input
+ * closes the connection (logged). -1 if already on, or zlib fails; then
+ * nothing changed. About 34 KB of zlib state per idle connection. */
+int conn_compress_start(struct conn *c);
+bool conn_compressed(const struct conn *c);
 
 /* Close once queued output has been sent (at most a few seconds). */
 void conn_close(struct conn *c, const char *reason);

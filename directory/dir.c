@@ -242,6 +242,19 @@ parse_quota(const char *v, const char *dn)
 	return bytes;
 }
 
+/* [directory] quota_messages_attr: a plain count of messages. */
+static uint64_t
+parse_count(const char *v, const char *dn)
+{
+	uint64_t n;
+
+	if (dir_ldap_parse_quota(v, 1, &n) < 0) {
+		log_warn(0, "dir", "bad-quota-messages dn=\"%s\" value=\"%.40s\"", dn, v);
+		return 0;
+	}
+	return n;
+}
+
 /* Disabled by disabled_flags_attr ([directory] disabled_flags_mask bits
  * set)? Checked here rather than in the filter because the bitwise
  * matching rule exists only in AD (dir_shape.h); a value that is not a
@@ -315,6 +328,8 @@ entry_to_user(struct dreq *r, const struct dir_ldap_entry *e, struct dir_user *u
 	u->no_junk = a != NULL &&
 		     (strcasecmp(a->vals[0], "FALSE") == 0 || strcasecmp(a->vals[0], "no") == 0 ||
 		      strcasecmp(a->vals[0], "off") == 0 || strcmp(a->vals[0], "0") == 0);
+	a = get_attr(e, S.dc->quota_messages_attr);
+	u->quota_messages = a != NULL ? parse_count(a->vals[0], e->dn) : 0;
 	return 0;
 }
 
@@ -1411,6 +1426,7 @@ req_fill_from_cache(struct dreq *r, const struct dir_cache_value *v)
 		    .mail = arena_strdup(r->arena, v->users[i].mail),
 		    .quota = v->users[i].quota,
 		    .no_junk = v->users[i].no_junk,
+		    .quota_messages = v->users[i].quota_messages,
 		};
 		if (r->nusers == r->capusers) {
 			r->capusers = r->capusers == 0 ? 4 : r->capusers * 2;
@@ -1580,13 +1596,14 @@ dir_find_user(struct worker *w, const char *attr, const char *value, bool want_s
 static void
 build_static(const struct directory_config *dc)
 {
-	const char *single[] = {"objectClass",		 dc->id_attr,
-				dc->login_attr,		 dc->mail_attr,
-				dc->alias_attr,		 dc->routing_attr,
-				dc->quota_attr,		 dc->proxy_attr,
-				dc->disabled_flags_attr, dc->member_uid_attr,
-				dc->member_address_attr, dc->member_url_attr,
-				dc->member_query_attr,	 dc->junk_attr};
+	const char *single[] = {"objectClass",	     dc->id_attr,
+				dc->login_attr,	     dc->mail_attr,
+				dc->alias_attr,	     dc->routing_attr,
+				dc->quota_attr,	     dc->quota_messages_attr,
+				dc->proxy_attr,	     dc->disabled_flags_attr,
+				dc->member_uid_attr, dc->member_address_attr,
+				dc->member_url_attr, dc->member_query_attr,
+				dc->junk_attr};
 	size_t cap = ARRAY_SIZE(single) + 8, n = 0;
 
 	S.member_attrs = dir_split_list(dc->member_attr);

@@ -44,6 +44,7 @@ struct dir_user {
 	uint64_t quota;	   /* bytes, 0 = no quota */
 	bool no_junk;	   /* [directory] junk_attr says FALSE/no/off/0: spam
 			      verdicts deliver to INBOX, not Junk */
+	uint64_t quota_messages; /* messages, 0 = no limit */
 };
 
 struct dir_rcpt_result {

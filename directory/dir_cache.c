@@ -77,6 +77,7 @@ value_copy(struct dir_cache_value *dst, enum dir_status status, const struct dir
 		dst->users[i].mail = dup_or_empty(users[i].mail);
 		dst->users[i].quota = users[i].quota;
 		dst->users[i].no_junk = users[i].no_junk;
+		dst->users[i].quota_messages = users[i].quota_messages;
 	}
 	dst->nforwards = nforwards;
 	dst->forwards = nforwards > 0 ? xcalloc(nforwards, sizeof(*dst->forwards)) : NULL;

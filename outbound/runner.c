@@ -263,6 +263,7 @@ bounce_local_done(void *arg, const struct dir_rcpt_result *res)
 			sr->trace = trace;
 			sr->trace_len = strlen(trace);
 			sr->quota = 0; /* a bounce is never refused for quota */
+			sr->quota_messages = 0;
 			sr->status = STORE_TEMPFAIL;
 		}
 		j->dsn.rcpts = j->dsn_rcpts;

@@ -864,3 +864,19 @@ store_usage(const char *user_id, uint64_t *bytes_r, uint64_t *messages_r)
 		return STORE_OK;
 	return store_rc_status(rc);
 }
+
+int
+store_quota_check(uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_bytes,
+		  uint64_t used_msgs, uint64_t add_bytes, uint64_t add_msgs)
+{
+	if (limit_bytes != 0) {
+		if (add_bytes > limit_bytes)
+			return STORE_TOOBIG;
+		/* used may already be above a lowered limit: no wrap-around */
+		if (used_bytes > limit_bytes || add_bytes > limit_bytes - used_bytes)
+			return STORE_OVERQUOTA;
+	}
+	if (limit_msgs != 0 && (used_msgs > limit_msgs || add_msgs > limit_msgs - used_msgs))
+		return STORE_OVERQUOTA;
+	return STORE_OK;
+}

@@ -115,6 +115,7 @@ struct store_rcpt {
 				 Delivered-To...), CRLF-terminated; may be NULL */
 	size_t trace_len;
 	uint64_t quota;	      /* in: bytes, 0 = unlimited */
+	uint64_t quota_messages; /* in: messages, 0 = unlimited */
 	int status;	      /* out: enum store_status */
 	uint32_t uid;	      /* out: UID in the target mailbox */
 };
@@ -291,6 +292,7 @@ struct store_append {
 	struct store_append_msg *msgs;
 	size_t nmsgs;
 	uint64_t quota;	      /* bytes, 0 = unlimited */
+	uint64_t quota_messages; /* messages, 0 = unlimited */
 	uint32_t uidvalidity; /* out: for APPENDUID */
 };
 
@@ -336,6 +338,7 @@ struct store_copy {
 	size_t nuids;
 	bool move;
 	uint64_t quota;		   /* bytes, 0 = unlimited */
+	uint64_t quota_messages;   /* messages, 0 = unlimited */
 	uint32_t dest_uidvalidity; /* out: for COPYUID */
 	uint32_t *src_uids;	   /* out, in req.a: those that existed */
 	uint32_t *dest_uids;	   /* out, in req.a: their new UIDs */
@@ -364,6 +367,12 @@ void store_expunge(struct store_expunge *e);
 
 /* Quota usage of a user (0s for a user who never got mail). */
 int store_usage(const char *user_id, uint64_t *bytes_r, uint64_t *messages_r);
+/* Whether adding add_bytes in add_msgs messages to a usage of used_bytes
+ * in used_msgs fits the limits (0 = none): STORE_OK, STORE_TOOBIG (the
+ * bytes alone exceed the byte limit: no expunge can make room) or
+ * STORE_OVERQUOTA (either limit would be passed). Pure. */
+int store_quota_check(uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_bytes,
+		      uint64_t used_msgs, uint64_t add_bytes, uint64_t add_msgs);
 
 /* ---- change notification ---- */
 

@@ -119,12 +119,8 @@ deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
 		rc = 0;
 	if (rc != 0)
 		return rc;
-	if (r->quota != 0) {
-		if (size > r->quota)
-			return STORE_TOOBIG;
-		if (qbytes + size > r->quota)
-			return STORE_OVERQUOTA;
-	}
+	if ((rc = store_quota_check(r->quota, r->quota_messages, qbytes, qmsgs, size, 1)) != 0)
+		return rc;
 	/* Every check passed: from here on, writes. */
 	*wrote_r = true;
 	if ((rc = store_txn_user(txn, r->user_id, true, &u, NULL)) != 0)
@@ -535,16 +531,11 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		add_bytes += msgs[n].r.size;
 		n++;
 	}
-	if (!c->move && c->quota != 0) {
-		if (add_bytes > c->quota) {
-			rc = STORE_TOOBIG;
-			goto out;
-		}
-		if (qbytes + add_bytes > c->quota) {
-			rc = STORE_OVERQUOTA;
-			goto out;
-		}
-	}
+	/* MOVE within the user's mailboxes leaves the usage as it is, so it
+	 * is never refused for quota (RFC 9208 4.3 counts a mailbox set). */
+	if (!c->move &&
+	    (rc = store_quota_check(c->quota, c->quota_messages, qbytes, qmsgs, add_bytes, n)) != 0)
+		goto out;
 	if (n > 0)
 		dest_uids = xcalloc(n, sizeof(*dest_uids));
 	int64_t now = (int64_t)time(NULL);
@@ -641,16 +632,9 @@ apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		return rc;
 	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)
 		goto out;
-	if (ap->quota != 0) {
-		if (total > ap->quota) {
-			rc = STORE_TOOBIG;
-			goto out;
-		}
-		if (qbytes + total > ap->quota) {
-			rc = STORE_OVERQUOTA;
-			goto out;
-		}
-	}
+	if ((rc = store_quota_check(ap->quota, ap->quota_messages, qbytes, qmsgs, total,
+				    ap->nmsgs)) != 0)
+		goto out;
 	int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; i < ap->nmsgs; i++) {
 		struct store_append_msg *am = &ap->msgs[i];

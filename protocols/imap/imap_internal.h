@@ -65,9 +65,10 @@ struct imap_session {
 	bool greet_pending; /* implicit TLS: greeting after the handshake */
 
 	/* After login. */
-	char *user_id;	/* owned: the directory's stable id */
-	char *login;	/* owned: for logs */
-	uint64_t quota; /* bytes, 0 = none (from the directory at login) */
+	char *user_id;	      /* owned: the directory's stable id */
+	char *login;	      /* owned: for logs */
+	uint64_t quota;	      /* bytes, 0 = none (from the directory at login) */
+	uint64_t quota_messages; /* messages, 0 = none (likewise) */
 
 	/* ENABLEd (RFC 5161). */
 	bool rev2; /* IMAP4rev2 */
@@ -113,6 +114,15 @@ extern const struct imap_command imap_mailbox_cmds[]; /* imap_mailbox.c */
 extern const struct imap_command imap_fetch_cmds[];   /* imap_fetch.c */
 extern const struct imap_command imap_search_cmds[];  /* imap_search.c */
 extern const struct imap_command imap_msg_cmds[];     /* imap_msg.c */
+extern const struct imap_command imap_quota_cmds[];   /* imap_quota.c */
+extern const struct imap_command imap_compress_cmds[]; /* imap_compress.c */
+
+/* A QUOTA response's list for the user's root: "(STORAGE used limit
+ * MESSAGE used limit)" with only the resources that have a limit (0 =
+ * none), STORAGE in 1024-octet units rounded down. -1 (nothing
+ * written) when neither has a limit. */
+int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_bytes,
+		    uint64_t used_msgs);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;

@@ -1425,6 +1425,7 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	op->ap.msgs = msgs;
 	op->ap.nmsgs = n;
 	op->ap.quota = s->quota;
+	op->ap.quota_messages = s->quota_messages;
 	op->name = name;
 	imap_async_begin(s);
 	store_append(&op->ap);

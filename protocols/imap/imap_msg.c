@@ -487,6 +487,7 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 	op->c.nuids = n;
 	op->c.move = move;
 	op->c.quota = s->quota;
+	op->c.quota_messages = s->quota_messages;
 	imap_async_begin(s);
 	store_copy(&op->c);
 }

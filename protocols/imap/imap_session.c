@@ -317,6 +317,7 @@ capabilities(struct imap_session *s)
 				  " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE"
 				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT"
 				  " CONDSTORE QRESYNC");
+		buf_append_str(b, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
@@ -489,6 +490,7 @@ login_done(struct conn *c, enum auth_outcome outcome, const struct dir_user *u)
 		s->user_id = xstrdup(u->id);
 		s->login = xstrdup(u->login != NULL && u->login[0] != '\0' ? u->login : u->id);
 		s->quota = u->quota;
+		s->quota_messages = u->quota_messages;
 		s->state = IMAP_ST_AUTH;
 		imap_tagged(s, "OK", "[CAPABILITY %s] Logged in", capabilities(s));
 	} else if (outcome == AUTH_TEMPFAIL) {
@@ -667,6 +669,7 @@ static const struct imap_command session_cmds[] = {
 
 static const struct imap_command *const tables[] = {
     session_cmds, imap_mailbox_cmds, imap_fetch_cmds, imap_search_cmds, imap_msg_cmds,
+    imap_quota_cmds, imap_compress_cmds,
 };
 
 static void

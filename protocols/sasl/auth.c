@@ -354,7 +354,8 @@ auth_attempt_ok(struct attempt *at, const struct dir_user *u, bool now)
 				     .dn = at->user_strs[1],
 				     .login = at->user_strs[2],
 				     .mail = at->user_strs[3],
-				     .quota = u->quota};
+				     .quota = u->quota,
+				     .quota_messages = u->quota_messages};
 	at->outcome = AUTH_OK;
 	later(at, 0);
 }

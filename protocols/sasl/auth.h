@@ -64,6 +64,7 @@ struct auth_sasl {
 	bool pending;	      /* a directory lookup is running */
 	char *found[4];	      /* id, dn, login, mail of the user found */
 	uint64_t found_quota;
+	uint64_t found_quota_messages;
 };
 
 void auth_sasl_init(struct auth_sasl *x);

@@ -231,6 +231,7 @@ keep_found(struct auth_sasl *x, const struct dir_user *u)
 		x->found[i] = xstrdup(src[i] != NULL ? src[i] : "");
 	}
 	x->found_quota = u->quota;
+	x->found_quota_messages = u->quota_messages;
 }
 
 /* GSSAPI: "name@REALM" with REALM one of [sasl] realms gives the login
@@ -653,7 +654,8 @@ auth_cyrus_check(struct auth_sasl *x, auth_done_fn *done)
 				     .dn = x->found[1],
 				     .login = x->found[2],
 				     .mail = x->found[3],
-				     .quota = x->found_quota};
+				     .quota = x->found_quota,
+				     .quota_messages = x->found_quota_messages};
 		auth_attempt_ok(at, &u, false);
 		return;
 	}

@@ -303,6 +303,7 @@ smtp_store_message(struct smtp_session *s)
 		r->trace = trace;
 		r->trace_len = strlen(trace);
 		r->quota = s->targets[i].quota;
+		r->quota_messages = s->targets[i].quota_messages;
 		r->status = STORE_TEMPFAIL;
 		/* A spam verdict of the milters: the Junk folder, unless the
 		 * user's junk_attr turns that off. */

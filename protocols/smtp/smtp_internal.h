@@ -40,6 +40,7 @@ enum smtp_state {
 struct smtp_target {
 	const char *user_id; /* owned by the tx arena */
 	uint64_t quota;
+	uint64_t quota_messages;
 	const char *rcpt; /* the RCPT address that reached it first (tx arena) */
 	bool no_junk;	  /* the user's junk_attr: spam to INBOX */
 };

@@ -202,6 +202,7 @@ add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
 	t->user_id = arena_strdup(s->tx, u->id);
 	t->quota = u->quota;
 	t->no_junk = u->no_junk;
+	t->quota_messages = u->quota_messages;
 	t->rcpt = rcpt;
 	index_insert(s, s->ntargets);
 	return s->ntargets++;

@@ -23,6 +23,7 @@ import re
 import resource
 import sys
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -208,6 +209,25 @@ class Client:
         self.writer.write(b"DONE\r\n")
         return await self._until_tagged(tag)
 
+    async def compress(self):
+        """COMPRESS DEFLATE (RFC 4978); from then on both directions go
+        through raw DEFLATE (zlib, wbits -15), the replies through a pump
+        task that inflates into a fresh StreamReader."""
+        await self.ok("COMPRESS DEFLATE")
+        raw, inflater = self.reader, zlib.decompressobj(-15)
+        self.reader = asyncio.StreamReader(limit=1 << 20)
+
+        async def pump():
+            while True:
+                chunk = await raw.read(65536)
+                if not chunk:
+                    self.reader.feed_eof()
+                    return
+                self.reader.feed_data(inflater.decompress(chunk))
+
+        self.pump = asyncio.ensure_future(pump())
+        self.writer = _ZWriter(self.writer)
+
     async def logout(self):
         try:
             self.writer.write(b"z LOGOUT\r\n")
@@ -223,6 +243,23 @@ class Client:
             except OSError:
                 pass
             self.writer = None
+
+
+class _ZWriter:
+    """A StreamWriter whose writes are deflated, each with a sync flush."""
+
+    def __init__(self, writer):
+        self.raw = writer
+        self.z = zlib.compressobj(6, zlib.DEFLATED, -15)
+
+    def write(self, data):
+        self.raw.write(self.z.compress(data) + self.z.flush(zlib.Z_SYNC_FLUSH))
+
+    async def drain(self):
+        await self.raw.drain()
+
+    def close(self):
+        self.raw.close()
 
 
 def quote(s):

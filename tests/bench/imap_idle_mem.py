@@ -6,7 +6,9 @@ For each server (--server tern,dovecot,dovecot-hibernate) and each count N
 
   plain: N plaintext connections that only read the greeting (not logged in);
   idle:  N connections that LOGIN (user01..user60 in turn, so ~N/60
-         sessions per user), SELECT INBOX (20 messages) and IDLE.
+         sessions per user), SELECT INBOX (20 messages) and IDLE;
+  compress: the same with COMPRESS DEFLATE (RFC 4978) after LOGIN
+         (--modes plain,idle,compress; Tern only).
 
 Before the connections are opened every user logs in, SELECTs and logs
 out once (warm caches, LMDB pages, Dovecot indexes), and the server's
@@ -58,9 +60,11 @@ async def open_conns(target, count, mode, sources, inflight):
             c = ic.Client()
             src = ("127.0.0.%d" % (i % sources + 1), 0) if sources > 1 else None
             await c.connect(target.host, target.port, local_addr=src)
-            if mode == "idle":
+            if mode in ("idle", "compress"):
                 login, password = target.users[i % len(target.users)]
                 await c.login(login, password)
+                if mode == "compress":
+                    await c.compress()
                 await c.ok("SELECT INBOX")
                 c.idle_tag = await c.idle_start()
                 if i % len(target.users) == 0:
@@ -114,7 +118,7 @@ async def phase(target, count, mode, settle, sources, inflight):
     conns, idlers, errors, secs = await open_conns(target, count, mode, sources, inflight)
     await asyncio.sleep(settle)
     after = ic.memory(target.pids())
-    live = await check_idlers(target, idlers) if mode == "idle" else None
+    live = await check_idlers(target, idlers) if mode in ("idle", "compress") else None
     for c in conns:
         c.close()
     await asyncio.sleep(0.5)
