@@ -129,6 +129,8 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"queue_due", offsetof(struct store_state, queue_due)},
 	    /* Orphan marks: created empty in an older environment too. */
 	    {"orphans", offsetof(struct store_state, orphans)},
+	    /* SORT/THREAD keys: created empty and filled below. */
+	    {"sortkey", offsetof(struct store_state, sortkey)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -202,6 +204,11 @@ open_dbs(struct store_state *s, char **error_r)
 				goto fail;
 			}
 		}
+	}
+	if ((rc = store_sortkey_fill(txn)) != 0) {
+		*error_r = xstrfmt("store: %s: cannot fill the sort keys: %s", s->path,
+				   store_rc_str(rc));
+		goto fail;
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
