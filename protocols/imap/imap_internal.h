@@ -112,6 +112,13 @@ extern const struct imap_command imap_mailbox_cmds[]; /* imap_mailbox.c */
 extern const struct imap_command imap_fetch_cmds[];   /* imap_fetch.c */
 extern const struct imap_command imap_search_cmds[];  /* imap_search.c */
 extern const struct imap_command imap_msg_cmds[];     /* imap_msg.c */
+extern const struct imap_command imap_sort_cmds[];    /* imap_sort.c */
+
+/* SEARCH criteria args[0..count) evaluated over the selected mailbox
+ * (imap_search.c): matching message numbers and UIDs, ascending, in the
+ * command arena. 0, or -1 after a tagged BAD or NO was sent. */
+int imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t count,
+		      uint32_t **seqs_r, uint32_t **uids_r, size_t *n_r);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;
