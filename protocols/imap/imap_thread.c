@@ -269,7 +269,9 @@ references(const struct imap_thread_msg *msgs, size_t n, struct arena *a, struct
 		}
 		/* (B) the last reference is the message's parent. */
 		unlink_tc(c);
-		if (prev != NULL && !is_ancestor(c, prev))
+		/* Unlinked, c is an ancestor of prev only if prev is in its
+		 * subtree: a container without children (most) needs no walk. */
+		if (prev != NULL && prev != c && (c->child == NULL || !is_ancestor(c, prev)))
 			append_tc(prev, c);
 	}
 	/* (2) the root set. */
