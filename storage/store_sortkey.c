@@ -91,9 +91,9 @@ zone_name(const char *z, size_t n, int *min_r)
 	static const struct {
 		const char *name;
 		int min;
-	} zones[] = {{"UT", 0},		{"GMT", 0},	    {"UTC", 0},	       {"Z", 0},
-		     {"EST", -5 * 60},	{"EDT", -4 * 60},   {"CST", -6 * 60},  {"CDT", -5 * 60},
-		     {"MST", -7 * 60},	{"MDT", -6 * 60},   {"PST", -8 * 60},  {"PDT", -7 * 60}};
+	} zones[] = {{"UT", 0},	       {"GMT", 0},	 {"UTC", 0},	   {"Z", 0},
+		     {"EST", -5 * 60}, {"EDT", -4 * 60}, {"CST", -6 * 60}, {"CDT", -5 * 60},
+		     {"MST", -7 * 60}, {"MDT", -6 * 60}, {"PST", -8 * 60}, {"PDT", -7 * 60}};
 	for (size_t i = 0; i < ARRAY_SIZE(zones); i++)
 		if (strlen(zones[i].name) == n && strncasecmp(z, zones[i].name, n) == 0) {
 			*min_r = zones[i].min;
@@ -431,8 +431,7 @@ store_sortkey_decode(const void *v, size_t len, struct arena *a, struct store_so
 }
 
 int
-store_sortkey_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *hdr,
-		  size_t hdr_len)
+store_sortkey_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *hdr, size_t hdr_len)
 {
 	struct buf b;
 	int rc;
@@ -451,8 +450,7 @@ store_sortkey_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *
 
 /* The top header block of a stored body, from its blob. */
 static int
-body_header(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t body_len,
-	    struct buf *out)
+body_header(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t body_len, struct buf *out)
 {
 	const void *mp;
 	size_t mlen;
@@ -484,7 +482,8 @@ store_sortkey_fill(MDB_txn *txn)
 		struct blobref_rec br;
 		uint8_t hash[STORE_HASH_LEN];
 		MDB_val sv;
-		if (k.mv_size != STORE_HASH_LEN || store_blobref_decode(v.mv_data, v.mv_size, &br) < 0)
+		if (k.mv_size != STORE_HASH_LEN ||
+		    store_blobref_decode(v.mv_data, v.mv_size, &br) < 0)
 			continue; /* store_check reports it */
 		memcpy(hash, k.mv_data, STORE_HASH_LEN);
 		if (mdb_get(txn, store_g->sortkey, &k, &sv) == 0)

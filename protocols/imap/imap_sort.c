@@ -44,9 +44,15 @@ static const struct {
 	const char *name;
 	enum sort_key key;
 } sort_keys[] = {
-    {"ARRIVAL", SORT_ARRIVAL}, {"CC", SORT_CC},		      {"DATE", SORT_DATE},
-    {"FROM", SORT_FROM},       {"SIZE", SORT_SIZE},	      {"SUBJECT", SORT_SUBJECT},
-    {"TO", SORT_TO},	       {"DISPLAYFROM", SORT_DISPLAYFROM}, {"DISPLAYTO", SORT_DISPLAYTO},
+    {"ARRIVAL", SORT_ARRIVAL},
+    {"CC", SORT_CC},
+    {"DATE", SORT_DATE},
+    {"FROM", SORT_FROM},
+    {"SIZE", SORT_SIZE},
+    {"SUBJECT", SORT_SUBJECT},
+    {"TO", SORT_TO},
+    {"DISPLAYFROM", SORT_DISPLAYFROM},
+    {"DISPLAYTO", SORT_DISPLAYTO},
 };
 
 #define SORT_MAX_KEYS 32
@@ -72,8 +78,14 @@ struct entry {
 #define RET_COUNT 0x08
 
 static const struct store_sortkey empty_key = {
-    .subject = "", .from = "", .from_disp = "", .to = "", .to_disp = "", .cc = "",
-    .msgid = "",   .refs = "",
+    .subject = "",
+    .from = "",
+    .from_disp = "",
+    .to = "",
+    .to_disp = "",
+    .cc = "",
+    .msgid = "",
+    .refs = "",
 };
 
 static int

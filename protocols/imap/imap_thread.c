@@ -130,7 +130,7 @@ struct table {
 	struct {
 		const char *key;
 		struct tc *c;
-	} *slot;
+	} * slot;
 	size_t mask;
 };
 
@@ -261,7 +261,8 @@ references(const struct imap_thread_msg *msgs, size_t n, struct arena *a, struct
 		for (const char *r = m->refs; r != NULL && *r != '\0';) {
 			size_t len = strcspn(r, " ");
 			struct tc *rc = id_container(&ids, a, pool, &npool, r, len);
-			if (prev != NULL && rc != prev && rc->parent == NULL && !is_ancestor(rc, prev))
+			if (prev != NULL && rc != prev && rc->parent == NULL &&
+			    !is_ancestor(rc, prev))
 				append_tc(prev, rc);
 			prev = rc;
 			r += len;
@@ -409,8 +410,8 @@ render(const struct tc *c, struct buf *out)
 }
 
 int
-imap_thread(enum imap_thread_alg alg, const struct imap_thread_msg *msgs, size_t n,
-	    struct arena *a, struct buf *out)
+imap_thread(enum imap_thread_alg alg, const struct imap_thread_msg *msgs, size_t n, struct arena *a,
+	    struct buf *out)
 {
 	struct tc root = {0};
 	size_t nrefs = 0;

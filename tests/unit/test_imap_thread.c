@@ -21,11 +21,13 @@
 #include "protocols/imap/imap_thread.h"
 #include "storage/store_internal.h"
 
-#define M(num, sent, subj, reply, id, refs) {num, num, sent, subj, reply, id, refs}
+#define M(num, sent, subj, reply, id, refs)                                                        \
+	{                                                                                          \
+		num, num, sent, subj, reply, id, refs                                              \
+	}
 
 static void
-expect_thread(enum imap_thread_alg alg, const struct imap_thread_msg *m, size_t n,
-	      const char *want)
+expect_thread(enum imap_thread_alg alg, const struct imap_thread_msg *m, size_t n, const char *want)
 {
 	struct arena *a = arena_new(0);
 	struct buf b;
@@ -123,8 +125,8 @@ test_long_chain_and_cap(void **state)
 	for (int i = 0; i < N; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "<%d@x>", i);
 		snprintf(refs[i], sizeof(refs[i]), i > 0 ? "<%d@x>" : "", i - 1);
-		m[i] = (struct imap_thread_msg){(uint32_t)i + 1, (uint32_t)i + 1, i, "s",
-						i > 0, ids[i], refs[i]};
+		m[i] = (struct imap_thread_msg){(uint32_t)i + 1, (uint32_t)i + 1, i,	  "s",
+						i > 0,		 ids[i],	  refs[i]};
 	}
 	struct arena *a = arena_new(0);
 	struct buf b;
@@ -265,10 +267,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_references),	     cmocka_unit_test(test_loops_and_duplicates),
-	    cmocka_unit_test(test_subject_merge),    cmocka_unit_test(test_ordered_subject),
+	    cmocka_unit_test(test_references),	       cmocka_unit_test(test_loops_and_duplicates),
+	    cmocka_unit_test(test_subject_merge),      cmocka_unit_test(test_ordered_subject),
 	    cmocka_unit_test(test_long_chain_and_cap), cmocka_unit_test(test_sortkey_dates),
-	    cmocka_unit_test(test_sortkey_fields),   cmocka_unit_test(test_sortkey_caps),
+	    cmocka_unit_test(test_sortkey_fields),     cmocka_unit_test(test_sortkey_caps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
