@@ -1327,7 +1327,7 @@ store_env_open_rdonly(const char *path, bool nolock, MDB_env **env_r, char **err
 		*error_r = xstrfmt("%s: %s", path, mdb_strerror(rc));
 		return -1;
 	}
-	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_maxdbs(env, 32);
 	/* As ternd: the lock file's reader table is sized by its creator. */
 	mdb_env_set_maxreaders(env, 512);
 	rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | (nolock ? MDB_NOLOCK : 0), 0600);
