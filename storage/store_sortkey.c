@@ -420,11 +420,17 @@ store_sortkey_decode(const void *v, size_t len, struct arena *a, struct store_so
 	k->subj_reply = (p[1] & SK_F_REPLY) != 0;
 	if (k->has_sent)
 		k->sent = (int64_t)be_get64(p + 8);
+	/* One copy for the eight strings, each given its terminator: SORT
+	 * decodes a record per message, so one allocation, not eight. */
+	char *d = arena_alloc(a, len - SK_FIXED + SK_NSTR);
 	for (int i = 0; i < SK_NSTR; i++) {
 		size_t n = be_get16(p + 16 + 2 * i);
 		if (n > len - off)
 			return -1;
-		*dst[i] = arena_strndup(a, (const char *)p + off, n);
+		memcpy(d, p + off, n);
+		d[n] = '\0';
+		*dst[i] = d;
+		d += n + 1;
 		off += n;
 	}
 	return off == len ? 0 : -1;
