@@ -47,6 +47,7 @@ bench-imap: build
 	/usr/bin/python3 tests/bench/imap_idle_mem.py --ternd $(BUILD)/ternd \
 		--server tern,dovecot,dovecot-hibernate -n 1000,10000 --inotify-instances 32768
 	/usr/bin/python3 tests/bench/imap_search.py --ternd $(BUILD)/ternd --server tern,dovecot
+	/usr/bin/python3 tests/bench/imap_sort.py --ternd $(BUILD)/ternd --server tern,dovecot -n 10000,100000
 
 # SMTP side by side with a private Postfix (installed by the bench-only
 # deps script, never started as a system service): inbound durable

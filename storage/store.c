@@ -129,6 +129,8 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"queue_due", offsetof(struct store_state, queue_due)},
 	    /* Orphan marks: created empty in an older environment too. */
 	    {"orphans", offsetof(struct store_state, orphans)},
+	    /* SORT/THREAD keys: created empty and filled below. */
+	    {"sortkey", offsetof(struct store_state, sortkey)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -203,6 +205,11 @@ open_dbs(struct store_state *s, char **error_r)
 			}
 		}
 	}
+	if ((rc = store_sortkey_fill(txn)) != 0) {
+		*error_r = xstrfmt("store: %s: cannot fill the sort keys: %s", s->path,
+				   store_rc_str(rc));
+		goto fail;
+	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
 		*error_r = xstrfmt("store: %s: cannot commit: %s", s->path, mdb_strerror(rc));
@@ -276,7 +283,7 @@ store_open(const struct config *cfg, char **error_r)
 		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
-	mdb_env_set_maxdbs(s->env, 16);
+	mdb_env_set_maxdbs(s->env, 32); /* 16 named dbs in use: room for more */
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)) != 0) {
 		*error_r = xstrfmt("store: %s: map size %llu: %s", s->path,

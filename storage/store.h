@@ -270,6 +270,38 @@ int store_message_read_range(const char *user_id, const char *mailbox, uint32_t 
 int store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struct arena *a,
 		       const void **mime_r, size_t *mime_len_r, size_t *trace_len_r);
 
+/* What SORT and THREAD (RFC 5256, RFC 5957) compare, computed once per
+ * body when it is stored (`sortkey` db, storage/store_sortkey.c) so that
+ * neither reads a body or a header at command time. Strings are
+ * NUL-terminated, in i;unicode-casemap canonical form (mailtext_casemap)
+ * where they are compared as text, cut to at most STORE_SORTKEY_STR_MAX
+ * bytes at a character boundary. */
+#define STORE_SORTKEY_STR_MAX 255
+#define STORE_SORTKEY_REFS_MAX 2000
+struct store_sortkey {
+	uint32_t uid;
+	uint64_t size;	     /* RFC822.SIZE */
+	time_t internal_date;
+	bool has_sent;	     /* a Date: that parsed */
+	bool subj_reply;     /* the base subject lost a "Re:", "(fwd)"... */
+	int64_t sent;	     /* Date: as UTC seconds (internal date if none) */
+	const char *subject; /* base subject (RFC 5256 2.1), canonical */
+	const char *from;    /* addr-mailbox of the first From, canonical */
+	const char *from_disp; /* RFC 5957 display value of the first From */
+	const char *to, *to_disp, *cc;
+	const char *msgid;   /* the Message-ID's msg-id ("<a@b>"), or "" */
+	const char *refs;    /* References' msg-ids, or In-Reply-To's first,
+				separated by one space, oldest first; the
+				oldest dropped past STORE_SORTKEY_REFS_MAX */
+};
+
+/* The sort keys of every message of a mailbox in UID order, allocated in
+ * a. A body stored by an older build without its keys gets them computed
+ * from its header here (the only case that reads message data).
+ * STORE_NOTFOUND if the mailbox does not exist. Any thread. */
+int store_sort_keys(const char *user_id, const char *mailbox, struct arena *a,
+		    struct store_sortkey **keys_r, size_t *count_r);
+
 /* ---- changing messages ---- */
 
 struct store_append_msg {

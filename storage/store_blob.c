@@ -139,6 +139,9 @@ store_blob_unref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN])
 	rc = mdb_del(txn, store_g->mime, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND) /* none for a pre-format-2 body */
 		return rc;
+	rc = mdb_del(txn, store_g->sortkey, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) /* none for one stored by an older build */
+		return rc;
 	return mdb_del(txn, store_g->blobref, &k, NULL);
 }
 

@@ -67,8 +67,8 @@ struct ck_ref {
 struct check {
 	MDB_txn *txn;
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota, subs, mime;
-	MDB_dbi queue, queue_rcpt, queue_due, orphans;
-	bool has_subs, has_mime, has_queue, has_orphans;
+	MDB_dbi queue, queue_rcpt, queue_due, orphans, sortkey;
+	bool has_subs, has_mime, has_queue, has_orphans, has_sortkey;
 	store_report_fn *report;
 	void *arg;
 	int problems;
@@ -207,6 +207,8 @@ open_dbs(struct check *c, char **error_r)
 	    {"queue_due", offsetof(struct check, queue_due), true},
 	    /* absent before the first open by a ternd that marks orphans */
 	    {"orphans", offsetof(struct check, orphans), true},
+	    /* absent before the first open by a ternd with SORT */
+	    {"sortkey", offsetof(struct check, sortkey), true},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
@@ -228,6 +230,8 @@ open_dbs(struct check *c, char **error_r)
 			c->has_queue = true;
 		if (dbi == &c->orphans)
 			c->has_orphans = true;
+		if (dbi == &c->sortkey)
+			c->has_sortkey = true;
 	}
 	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
 		/* All three are created together; one alone is not a queue. */
@@ -1230,6 +1234,47 @@ scan_orphans(struct check *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Sort keys (store_sortkey.c): each decodes and belongs to a body that
+ * exists. A body without one is not a problem (computed when read). */
+static int
+scan_sortkeys(struct check *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	char hx[2 * STORE_HASH_LEN + 1];
+	int rc;
+
+	if (!c->has_sortkey)
+		return 0;
+	if ((rc = mdb_cursor_open(c->txn, c->sortkey, &cur)) != 0)
+		return rc;
+	struct arena *a = arena_new(0);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct store_sortkey sk;
+		MDB_val bv;
+		if (k.mv_size != STORE_HASH_LEN) {
+			problem(c, "sortkey: a key of %zu bytes, not %d", k.mv_size, STORE_HASH_LEN);
+			continue;
+		}
+		memset(&sk, 0, sizeof(sk));
+		if (store_sortkey_decode(v.mv_data, v.mv_size, a, &sk) < 0)
+			problem(c, "body %s: sort keys that do not decode (%zu bytes)",
+				hexhash(k.mv_data, hx), v.mv_size);
+		arena_clear(a);
+		int grc = mdb_get(c->txn, c->blobref, &k, &bv);
+		if (grc == MDB_NOTFOUND)
+			problem(c, "body %s: sort keys without their body", hexhash(k.mv_data, hx));
+		else if (grc != 0) {
+			rc = grc;
+			break;
+		}
+	}
+	arena_destroy(&a);
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int
 store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
 		char **error_r)
@@ -1246,7 +1291,7 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	    (rc = scan_names(&c)) != 0 || (rc = scan_msgs(&c)) != 0 ||
 	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
 	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0 ||
-	    (rc = scan_orphans(&c)) != 0) {
+	    (rc = scan_orphans(&c)) != 0 || (rc = scan_sortkeys(&c)) != 0) {
 		*error_r = xstrfmt("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}
@@ -1282,7 +1327,7 @@ store_env_open_rdonly(const char *path, bool nolock, MDB_env **env_r, char **err
 		*error_r = xstrfmt("%s: %s", path, mdb_strerror(rc));
 		return -1;
 	}
-	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_maxdbs(env, 32);
 	/* As ternd: the lock file's reader table is sized by its creator. */
 	mdb_env_set_maxreaders(env, 512);
 	rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS | (nolock ? MDB_NOLOCK : 0), 0600);

@@ -42,6 +42,7 @@ struct store_state {
 	MDB_dbi subs, mime; /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
 	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
+	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -361,5 +362,22 @@ void queue_key_due(uint8_t k[QUEUE_DUE_KEY_LEN], int64_t when, uint64_t qid, uin
 /* Tells the watchers of those mailboxes (store_watch.c); writer thread,
  * after a commit. */
 void store_watch_notify(const struct store_touched *t, size_t n);
+
+/* ---- sort keys (store_sortkey.c) ---- */
+
+/* The sortkey record (layout in store_schema.h) of a message whose top
+ * header block is hdr (the body's first hdr_len bytes), appended to out.
+ * Pure. 0, or -1 when out's cap is hit. */
+int store_sortkey_build(const char *hdr, size_t hdr_len, struct buf *out);
+/* Decodes a record into k's strings (allocated in a) and flags; uid,
+ * size, internal_date and the sent fallback are the caller's. 0 or -1
+ * (not a record this build knows). */
+int store_sortkey_decode(const void *p, size_t len, struct arena *a, struct store_sortkey *k);
+/* Writes the record of a new body (writer thread, with its blob). */
+int store_sortkey_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *hdr,
+		      size_t hdr_len);
+/* At open: gives every body stored before `sortkey` existed its record
+ * (once; meta "sortkeys" remembers it). 0 or an rc. */
+int store_sortkey_fill(MDB_txn *txn);
 
 #endif

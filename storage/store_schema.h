@@ -63,6 +63,18 @@
  *                                    (storage/store_admin.h). Created
  *                                    empty like the queue databases; an
  *                                    absent one is "no orphans".
+ *   sortkey   sha256[32]          -> sortkey record (below): what SORT and
+ *                                    THREAD compare, from the body's top
+ *                                    header (storage/store_sortkey.c);
+ *                                    written with the blob, deleted with
+ *                                    it. Created empty like the queue
+ *                                    databases and filled at open for the
+ *                                    bodies already stored (meta
+ *                                    "sortkeys" -> u32 1 once done); a
+ *                                    body without one (stored by an older
+ *                                    build later) is computed when read.
+ *                                    No format bump: older builds ignore
+ *                                    the db.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -105,6 +117,15 @@
  *               16 u16 address_len, 18 u16 orcpt_len, 20 u16
  *               last_error_len, 22 u16 0, 24 address, orcpt, last_error.
  *   orphan v1:  0 u8 version=1, 1..7 0, 8 i64 time the mark was set.
+ *   sortkey v1: 0 u8 version=1, 1 u8 flags (1 the Date: parsed, 2 the
+ *               base subject lost a reply/forward marker), 2..7 0, 8 i64
+ *               sent date (UTC seconds, 0 without flag 1), 16 8 x u16
+ *               lengths, 32 the strings without terminators, in order:
+ *               base subject, From addr-mailbox, From display value, To
+ *               addr-mailbox, To display value, Cc addr-mailbox (each
+ *               i;unicode-casemap canonical, at most 255 bytes),
+ *               Message-ID (its msg-id, at most 255), references (msg-ids
+ *               separated by one space, at most 2000 bytes).
  *
  * Invariants (what store_check verifies): UIDs and MODSEQs only grow
  * (allocated by the single writer) and uidnext is above every UID of the

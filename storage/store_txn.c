@@ -700,6 +700,8 @@ store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char 
 		MDB_val v = {.mv_size = out.len, .mv_data = out.data};
 		rc = mdb_put(txn, store_g->mime, &k, &v, 0);
 	}
+	if (rc == 0)
+		rc = store_sortkey_put(txn, hash, body != NULL ? body : "", (size_t)root->hdr_len);
 	buf_free(&out);
 	arena_destroy(&a);
 	return rc;

@@ -65,9 +65,9 @@ struct imap_session {
 	bool greet_pending; /* implicit TLS: greeting after the handshake */
 
 	/* After login. */
-	char *user_id;	      /* owned: the directory's stable id */
-	char *login;	      /* owned: for logs */
-	uint64_t quota;	      /* bytes, 0 = none (from the directory at login) */
+	char *user_id;		 /* owned: the directory's stable id */
+	char *login;		 /* owned: for logs */
+	uint64_t quota;		 /* bytes, 0 = none (from the directory at login) */
 	uint64_t quota_messages; /* messages, 0 = none (likewise) */
 
 	/* ENABLEd (RFC 5161). */
@@ -110,11 +110,11 @@ struct imap_command {
 
 /* Each file of commands has its own table, ended by a NULL name; the
  * session looks in its own table, then in these. */
-extern const struct imap_command imap_mailbox_cmds[]; /* imap_mailbox.c */
-extern const struct imap_command imap_fetch_cmds[];   /* imap_fetch.c */
-extern const struct imap_command imap_search_cmds[];  /* imap_search.c */
-extern const struct imap_command imap_msg_cmds[];     /* imap_msg.c */
-extern const struct imap_command imap_quota_cmds[];   /* imap_quota.c */
+extern const struct imap_command imap_mailbox_cmds[];  /* imap_mailbox.c */
+extern const struct imap_command imap_fetch_cmds[];    /* imap_fetch.c */
+extern const struct imap_command imap_search_cmds[];   /* imap_search.c */
+extern const struct imap_command imap_msg_cmds[];      /* imap_msg.c */
+extern const struct imap_command imap_quota_cmds[];    /* imap_quota.c */
 extern const struct imap_command imap_compress_cmds[]; /* imap_compress.c */
 
 /* A QUOTA response's list for the user's root: "(STORAGE used limit
@@ -123,6 +123,14 @@ extern const struct imap_command imap_compress_cmds[]; /* imap_compress.c */
  * written) when neither has a limit. */
 int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_bytes,
 		    uint64_t used_msgs);
+
+extern const struct imap_command imap_sort_cmds[]; /* imap_sort.c */
+
+/* SEARCH criteria args[0..count) evaluated over the selected mailbox
+ * (imap_search.c): matching message numbers and UIDs, ascending, in the
+ * command arena. 0, or -1 after a tagged BAD or NO was sent. */
+int imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t count,
+		      uint32_t **seqs_r, uint32_t **uids_r, size_t *n_r);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;

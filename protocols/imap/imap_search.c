@@ -1129,6 +1129,96 @@ parse_return(const struct imap_arg *l, unsigned *ret_r)
 	return 0;
 }
 
+/* Compiles the criteria args[i..count) and evaluates them over the
+ * view: the matching message numbers, UIDs and MODSEQs, ascending, in the
+ * command arena. -1 with se->err set (a BAD to send) or, with se->err
+ * NULL, the store failed. */
+static int
+search_run(struct imap_session *s, struct search *se, const struct imap_arg *args, size_t count,
+	   size_t i, uint32_t **hits_r, uint32_t **uids_r, uint64_t **modseq_r, size_t *n_r)
+{
+	/* The whole program is one implicit AND. */
+	struct snode *root = new_node(se, SK_AND, 0);
+	if (i >= count)
+		se->err = "Missing search criteria";
+	while (se->err == NULL && i < count) {
+		struct snode *c = parse_key(se, args, count, &i, 0);
+		if (c != NULL)
+			add_child(root, c);
+	}
+	if (se->err != NULL)
+		return -1;
+	if (se->modseq_used)
+		imap_condstore_enable(s); /* RFC 7162 3.1: a CONDSTORE-enabling command */
+
+	/* The message data, aligned with the view's numbers. */
+	struct imap_view *v = s->view;
+	struct store_mailbox_info minfo;
+	struct store_msg_info *msgs;
+	size_t nmsgs;
+	int r = store_mailbox_list(s->user_id, v->name, s->cmd_arena, &minfo, &msgs, &nmsgs);
+	if (r != STORE_OK && r != STORE_NOTFOUND)
+		return -1;
+	if (r == STORE_NOTFOUND)
+		nmsgs = 0; /* deleted under us: nothing matches */
+
+	uint32_t *hits = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hits));
+	uint32_t *hit_uids = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_uids));
+	uint64_t *hit_modseq = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_modseq));
+	size_t nhits = 0;
+	se->ma = arena_new(0);
+	size_t k = 0;
+	for (size_t q = 0; q < v->count && !se->tempfail; q++) {
+		uint32_t uid = v->uids[q];
+		while (k < nmsgs && msgs[k].uid < uid)
+			k++;
+		if (k >= nmsgs || msgs[k].uid != uid)
+			continue; /* expunged elsewhere, not yet reported */
+		struct smsg m = {
+		    .seq = (uint32_t)q + 1,
+		    .uid = uid,
+		    .info = &msgs[k],
+		    .recent = imap_view_is_recent(v, uid),
+		};
+		bool hit = eval(se, root, &m);
+		if (m.hcanon_state > 0)
+			buf_free(&m.hcanon);
+		if (m.body_state > 0)
+			buf_free(&m.bcanon);
+		arena_clear(se->ma);
+		if (hit) {
+			hits[nhits] = m.seq;
+			hit_uids[nhits] = uid;
+			hit_modseq[nhits] = msgs[k].modseq;
+			nhits++;
+		}
+	}
+	arena_destroy(&se->ma);
+	if (se->tempfail)
+		return -1;
+	*hits_r = hits;
+	*uids_r = hit_uids;
+	*modseq_r = hit_modseq;
+	*n_r = nhits;
+	return 0;
+}
+
+int
+imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t count,
+		  uint32_t **seqs_r, uint32_t **uids_r, size_t *n_r)
+{
+	struct search se = {.s = s};
+	uint64_t *modseq;
+
+	if (search_run(s, &se, args, count, 0, seqs_r, uids_r, &modseq, n_r) == 0)
+		return 0;
+	if (se.err != NULL)
+		imap_bad(s, "%s", se.err);
+	else
+		imap_tagged(s, "NO", "[UNAVAILABLE] Search failed, try again later");
+	return -1;
+}
+
 static void
 cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -1165,75 +1255,17 @@ cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 		}
 		i += 2;
 	}
-	/* The whole program is one implicit AND. */
-	struct snode *root = new_node(&se, SK_AND, 0);
-	if (i >= count)
-		se.err = "Missing search criteria";
-	while (se.err == NULL && i < count) {
-		struct snode *c = parse_key(&se, args, count, &i, 0);
-		if (c != NULL)
-			add_child(root, c);
-	}
-	if (se.err != NULL) {
+	uint32_t *hits, *hit_uids;
+	uint64_t *hit_modseq;
+	size_t nhits;
+	int r = search_run(s, &se, args, count, i, &hits, &hit_uids, &hit_modseq, &nhits);
+	if (r < 0) {
 		if (ret & RET_SAVE)
 			set_saved(s, NULL, 0);
-		imap_bad(s, "%s", se.err);
-		return;
-	}
-	if (se.modseq_used)
-		imap_condstore_enable(s); /* RFC 7162 3.1 */
-
-	/* The message data, aligned with the view's numbers. */
-	struct imap_view *v = s->view;
-	struct store_mailbox_info minfo;
-	struct store_msg_info *msgs;
-	size_t nmsgs;
-	int r = store_mailbox_list(s->user_id, v->name, s->cmd_arena, &minfo, &msgs, &nmsgs);
-	if (r != STORE_OK && r != STORE_NOTFOUND) {
-		if (ret & RET_SAVE)
-			set_saved(s, NULL, 0);
-		imap_tagged(s, "NO", "[UNAVAILABLE] SEARCH failed, try again later");
-		return;
-	}
-	if (r == STORE_NOTFOUND)
-		nmsgs = 0; /* deleted under us: nothing matches */
-
-	uint32_t *hits = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hits));
-	uint32_t *hit_uids = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_uids));
-	uint64_t *hit_modseq = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_modseq));
-	size_t nhits = 0;
-	se.ma = arena_new(0);
-	size_t k = 0;
-	for (size_t q = 0; q < v->count && !se.tempfail; q++) {
-		uint32_t uid = v->uids[q];
-		while (k < nmsgs && msgs[k].uid < uid)
-			k++;
-		if (k >= nmsgs || msgs[k].uid != uid)
-			continue; /* expunged elsewhere, not yet reported */
-		struct smsg m = {
-		    .seq = (uint32_t)q + 1,
-		    .uid = uid,
-		    .info = &msgs[k],
-		    .recent = imap_view_is_recent(v, uid),
-		};
-		bool hit = eval(&se, root, &m);
-		if (m.hcanon_state > 0)
-			buf_free(&m.hcanon);
-		if (m.body_state > 0)
-			buf_free(&m.bcanon);
-		arena_clear(se.ma);
-		if (hit) {
-			hits[nhits] = m.seq;
-			hit_uids[nhits] = uid;
-			hit_modseq[nhits] = msgs[k].modseq;
-			nhits++;
-		}
-	}
-	arena_destroy(&se.ma);
-	if (se.tempfail) {
-		if (ret & RET_SAVE)
-			set_saved(s, NULL, 0);
-		imap_tagged(s, "NO", "[UNAVAILABLE] SEARCH failed, try again later");
+		if (se.err != NULL)
+			imap_bad(s, "%s", se.err);
+		else
+			imap_tagged(s, "NO", "[UNAVAILABLE] SEARCH failed, try again later");
 		return;
 	}
 

@@ -318,6 +318,9 @@ capabilities(struct imap_session *s)
 				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT"
 				  " CONDSTORE QRESYNC");
 		buf_append_str(b, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
+		/* RFC 5256, RFC 5267, RFC 5957 (protocols/imap/imap_sort.c). */
+		buf_append_str(b, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT"
+				  " THREAD=REFERENCES I18NLEVEL=1");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
@@ -668,8 +671,8 @@ static const struct imap_command session_cmds[] = {
 };
 
 static const struct imap_command *const tables[] = {
-    session_cmds, imap_mailbox_cmds, imap_fetch_cmds, imap_search_cmds, imap_msg_cmds,
-    imap_quota_cmds, imap_compress_cmds,
+    session_cmds,   imap_mailbox_cmds, imap_fetch_cmds, imap_search_cmds,
+    imap_sort_cmds, imap_msg_cmds,     imap_quota_cmds, imap_compress_cmds,
 };
 
 static void

@@ -1001,6 +1001,109 @@ deliver_to(const char *user, const char *mailbox, const char *body, uint32_t *ui
 		*uid_r = r.uid;
 }
 
+/* Sort keys: written at delivery, deleted with the body, filled at open
+ * for bodies stored without them, computed at read time when missing
+ * after the fill. */
+static void
+sortkeys_expect(const char *user, size_t n_expect)
+{
+	struct arena *a = arena_new(0);
+	struct store_sortkey *k;
+	size_t n;
+
+	assert_int_equal(store_sort_keys(user, "INBOX", a, &k, &n), STORE_OK);
+	assert_int_equal(n, n_expect);
+	if (n > 0) {
+		assert_int_equal(k[0].uid, 1);
+		assert_string_equal(k[0].subject, "LUNCH");
+		assert_string_equal(k[0].from, "BOB");
+		assert_string_equal(k[0].msgid, "<one@x>");
+		assert_true(k[0].has_sent);
+		assert_int_equal(k[0].sent, 1772445600);
+	}
+	if (n > 1) {
+		assert_string_equal(k[1].subject, "");
+		assert_false(k[1].has_sent);
+		assert_int_equal(k[1].sent, k[1].internal_date);
+		assert_string_equal(k[1].refs, "<one@x>");
+	}
+	arena_destroy(&a);
+}
+
+/* Removes every sortkey record, and the "done" mark unless keep_mark. */
+static void
+drop_sortkeys(bool keep_mark)
+{
+	char path[200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi sk, meta;
+	MDB_val k = {.mv_size = 8, .mv_data = (void *)"sortkeys"};
+
+	store_close();
+	snprintf(path, sizeof(path), "%s/mail", statedir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 32);
+	assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "sortkey", 0, &sk), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_drop(txn, sk, 0), 0);
+	if (!keep_mark)
+		assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	open_store();
+}
+
+static void
+report_fail(void *arg, const char *problem)
+{
+	(void)arg;
+	fail_msg("store_check: %s", problem);
+}
+
+static void
+check_closed(void)
+{
+	char *err = NULL;
+
+	store_close();
+	assert_int_equal(store_check(statedir, report_fail, NULL, &err), 0);
+	assert_null(err);
+	open_store();
+}
+
+static void
+test_sortkeys(void **state)
+{
+	(void)state;
+	uint64_t chunks, blobs;
+
+	deliver_to("uuid-s", NULL,
+		   "From: Bob <bob@x>\r\nSubject: Re: lunch\r\nMessage-ID: <one@x>\r\n"
+		   "Date: Mon, 02 Mar 2026 11:00:00 +0100\r\n\r\nbody\r\n",
+		   NULL);
+	deliver_to("uuid-s", NULL, "In-Reply-To: <one@x>\r\n\r\nsecond\r\n", NULL);
+	sortkeys_expect("uuid-s", 2);
+	sortkeys_expect("uuid-none", 0); /* a user never seen: empty INBOX */
+
+	drop_sortkeys(false); /* as stored by a build without them */
+	sortkeys_expect("uuid-s", 2);
+	check_closed();
+
+	drop_sortkeys(true); /* stored later by an older build */
+	sortkeys_expect("uuid-s", 2);
+
+	/* Expunged: the body goes, and its keys with it (store_check). */
+	uint32_t uids[] = {1, 2};
+	assert_int_equal(expunge_sync("uuid-s", uids, 2, NULL), STORE_OK);
+	assert_int_equal(store_blob_counts(&chunks, &blobs), 0);
+	assert_int_equal(blobs, 0);
+	sortkeys_expect("uuid-s", 0);
+	check_closed();
+}
+
 static void
 test_new_user_defaults(void **state)
 {
@@ -1946,6 +2049,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_one_body_three_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sortkeys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_body_chunks_and_map_growth, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_quota_per_recipient, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
