@@ -262,6 +262,9 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 	 * copies carry the same signature. */
 	if (s->submission && s->auth_id != NULL && s->nremote > 0 && s->cfg->dkim_keys != NULL)
 		dkim_sign_submission(s);
+	/* Inbound ([smtp]): DKIM keys and the DMARC record, in parallel
+	 * with each other and with SPF, which started at MAIL. */
+	smtp_inauth_start(s);
 	if (smtp_spf_wait(s))
 		return;
 	smtp_store_message(s);
