@@ -254,9 +254,10 @@ dmarc_from_domain(const char *msg, size_t len, char *out, size_t cap)
 		}
 		const char *colon = memchr(f[i].p, ':', f[i].len);
 		buf_reset(&addrs);
-		int n = colon == NULL ? -1
-				      : smtp_address_list(
-						colon + 1, (size_t)(f[i].p + f[i].len - colon - 1), &addrs);
+		int n = colon == NULL
+			    ? -1
+			    : smtp_address_list(colon + 1, (size_t)(f[i].p + f[i].len - colon - 1),
+						&addrs);
 		if (n > 1) {
 			r = DMARC_FROM_MULTI;
 			continue;

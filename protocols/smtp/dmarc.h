@@ -81,7 +81,7 @@ struct dmarc_input {
 	const char **dkim_pass_d; /* d= of every signature that passed */
 	size_t ndkim_pass;
 	const struct dmarc_record *rec;
-	bool at_org; /* the record came from _dmarc.<organizational domain> */
+	bool at_org;	 /* the record came from _dmarc.<organizational domain> */
 	unsigned sample; /* 0..99, uniformly random: pct (6.6.4) */
 };
 

@@ -38,8 +38,8 @@ struct dnsbl_check;
 /* Asks every zone of the comma-separated list; cb runs once on w when
  * all have answered (never from inside this call). NULL when there is
  * nothing to ask (no zones). */
-struct dnsbl_check *dnsbl_check_start(struct worker *w, const struct spf_ip *ip,
-				      const char *zones, dnsbl_done_cb *cb, void *arg);
+struct dnsbl_check *dnsbl_check_start(struct worker *w, const struct spf_ip *ip, const char *zones,
+				      dnsbl_done_cb *cb, void *arg);
 /* No callback after this; NULL is fine. */
 void dnsbl_check_cancel(struct dnsbl_check *c);
 

@@ -116,7 +116,7 @@ key_answered(void *arg, const struct dns_result *res)
 	struct smtp_inauth *ia = k->ia;
 
 	if (!ia->cancelled) {
-		enum dkim_key_status st = res->status == DNS_OK	      ? DKIM_KEY_FOUND
+		enum dkim_key_status st = res->status == DNS_OK		? DKIM_KEY_FOUND
 					  : res->status == DNS_TEMPFAIL ? DKIM_KEY_TEMPFAIL
 									: DKIM_KEY_MISSING;
 		/* RFC 6376 3.6.2.2: with several TXT records, the first */
@@ -215,6 +215,7 @@ smtp_inauth_start(struct smtp_session *s)
 			/* 6.6.1: no single Author Domain to evaluate */
 			ia->dstate = SMTP_DMARC_PERMERROR;
 			ia->dreason = "several From authors";
+			ia->from[0] = '\0';
 			break;
 		case DMARC_FROM_NONE:
 			ia->dstate = SMTP_DMARC_PERMERROR;
@@ -223,6 +224,7 @@ smtp_inauth_start(struct smtp_session *s)
 		case DMARC_FROM_INVALID:
 			ia->dstate = SMTP_DMARC_PERMERROR;
 			ia->dreason = "unusable From field";
+			ia->from[0] = '\0';
 			break;
 		}
 	}
@@ -276,7 +278,7 @@ smtp_dmarc_apply(struct smtp_session *s)
 	case SMTP_DMARC_NONE:
 	case SMTP_DMARC_TEMPERROR:
 	case SMTP_DMARC_PERMERROR: {
-		const char *name = s->dmarc_state == SMTP_DMARC_NONE	  ? "none"
+		const char *name = s->dmarc_state == SMTP_DMARC_NONE	    ? "none"
 				   : s->dmarc_state == SMTP_DMARC_TEMPERROR ? "temperror"
 									    : "permerror";
 		authres_add(&s->authres, "dmarc", name, s->dmarc_reason,
@@ -305,11 +307,10 @@ smtp_dmarc_apply(struct smtp_session *s)
 	bool reject = applied == DMARC_P_REJECT && s->cfg->dmarc_reject;
 	if (applied == DMARC_P_REJECT && !reject)
 		applied = DMARC_P_QUARANTINE; /* [dmarc] reject = no */
-	const char *reason = arena_printf(s->tx, "%s; p=%s%s%s pct=%u", out.reason,
-					  dmarc_policy_name(out.policy),
-					  s->dmarc_at_org ? " at " : "",
-					  s->dmarc_at_org ? dmarc_org_domain(from) : "",
-					  s->dmarc_rec.pct);
+	const char *reason =
+	    arena_printf(s->tx, "%s, p=%s%s%s pct=%u", out.reason, dmarc_policy_name(out.policy),
+			 s->dmarc_at_org ? " at " : "",
+			 s->dmarc_at_org ? dmarc_org_domain(from) : "", s->dmarc_rec.pct);
 	log_info(c->id, c->service,
 		 "dmarc id=%016" PRIx64 " result=%s from=%s policy=%s applied=%s reason=\"%s\"",
 		 s->msg_id, out.pass ? "pass" : "fail", from, dmarc_policy_name(out.policy),

@@ -32,11 +32,11 @@
 
 /* Where the DMARC policy lookup stands (smtp_inauth.c). */
 enum smtp_dmarc_state {
-	SMTP_DMARC_OFF = 0,    /* not checked */
-	SMTP_DMARC_FOUND,      /* a policy record: evaluate */
-	SMTP_DMARC_NONE,       /* no (usable) policy record */
-	SMTP_DMARC_TEMPERROR,  /* DNS failure */
-	SMTP_DMARC_PERMERROR,  /* no single From domain */
+	SMTP_DMARC_OFF = 0,   /* not checked */
+	SMTP_DMARC_FOUND,     /* a policy record: evaluate */
+	SMTP_DMARC_NONE,      /* no (usable) policy record */
+	SMTP_DMARC_TEMPERROR, /* DNS failure */
+	SMTP_DMARC_PERMERROR, /* no single From domain */
 };
 
 struct smtp_inauth;
@@ -152,10 +152,10 @@ struct smtp_session {
 	const char *quarantine;
 
 	/* DNSBL, for the whole connection (smtp_inauth.c) */
-	struct dnsbl_check *dnsbl;    /* in flight, or NULL */
-	const char *dnsbl_listed;     /* "zone, zone" listing the client, or NULL */
-	const char *dnsbl_first;      /* the first of them */
-	struct buf dnsbl_held;	      /* a MAIL line waiting for the answer */
+	struct dnsbl_check *dnsbl; /* in flight, or NULL */
+	const char *dnsbl_listed;  /* "zone, zone" listing the client, or NULL */
+	const char *dnsbl_first;   /* the first of them */
+	struct buf dnsbl_held;	   /* a MAIL line waiting for the answer */
 };
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);

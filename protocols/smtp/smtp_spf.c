@@ -87,7 +87,8 @@ insert_header(struct smtp_session *s)
 	buf_init(&h, 8192);
 	/* [dnsbl] reject = no: the zones that list the client, for later
 	 * spam stages. */
-	if (s->dnsbl_listed != NULL && buf_printf(&h, "X-Tern-DNSBL: %s\r\n", s->dnsbl_listed) < 0) {
+	if (s->dnsbl_listed != NULL &&
+	    buf_printf(&h, "X-Tern-DNSBL: %s\r\n", s->dnsbl_listed) < 0) {
 		buf_free(&h);
 		return;
 	}
