@@ -1,7 +1,7 @@
 /*
  * authres.h - the Authentication-Results header (RFC 8601) Tern adds to
- * inbound mail: the results of one transaction's checks (SPF now, DKIM
- * and DMARC later) collected in a struct authres, rendered once at the
+ * inbound mail: the results of one transaction's checks (SPF, DKIM and
+ * DMARC) collected in a struct authres, rendered once at the
  * end of the message; and the removal of headers that claim our
  * authserv-id (forgeries, RFC 8601 5).
  *

@@ -1,8 +1,9 @@
 /*
  * smtp_spf.c - sender authentication of mail arriving on [smtp] (port
  * 25): SPF (spf.h) started at MAIL FROM and run while the client sends
- * recipients and data; the end of the message waits for it if needed;
- * then the policy ([spf] reject_fail) and one Authentication-Results
+ * recipients and data; the end of the message waits for it (and for
+ * DKIM and DMARC, smtp_inauth.c) if needed; then the policies ([spf]
+ * reject_fail, DMARC) and one Authentication-Results
  * header (authres.h) at the top of the stored message, after dropping
  * any that claims our authserv-id ([server] hostname).
  *
