@@ -39,7 +39,7 @@ authres_add_prop(struct authres *ar, const char *prop, const char *value)
 
 /* A pvalue (RFC 8601 2.2): [local-part "@"] domain, or a quoted-string
  * when it holds anything a token (RFC 2045 5.1) may not: a header.b
- * prefix (RFC 6008) may hold "/" and "+". */
+ * prefix (RFC 6008) may hold "/". */
 static int
 put_value(struct buf *out, const char *v)
 {
