@@ -283,3 +283,28 @@ def test_dmarc_multiple_from(world):
     assert r["dmarc"] == ["dmarc=permerror (several From authors)"], r
     r, _ = results(world, "x@nospf.test", "<x@a.test>, <y@evil.test>")
     assert r["dmarc"] == ["dmarc=permerror (several From authors)"], r
+
+
+def test_dead_resolver_temperror_and_disconnect_midway(world):
+    # Nothing answers: the message waits only as long as the resolver's
+    # own timeout, then is delivered with temperror (never refused); a
+    # client that leaves while the lookups are out is cleaned up.
+    t = world.env.new_ternd(name="deaddns", overrides={
+        "dns": {"resolver": "127.0.0.1:%d" % harness.free_port()},
+        "spf": {"check": "no"}, "dkim": {"verify": "yes"}, "dmarc": {"check": "yes"}})
+    try:
+        s = smtplib.SMTP("127.0.0.1", t.smtp_port, local_hostname="c.example.org", timeout=30)
+        s.ehlo()
+        assert s.mail("x@a.test")[0] == 250
+        assert s.rcpt(RCPT)[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        msg = sign(world, message(unique_token("dmarc"), "<x@a.test>"), "a.test")
+        s.sock.sendall(msg + b".\r\n")
+        s.close()
+        r, _ = results(world, "x@a.test", "<x@a.test>", sign_d="a.test", t=t)
+        assert r["dkim"][0].startswith("dkim=temperror "), r
+        assert r["dmarc"] == ["dmarc=temperror (DNS failure for _dmarc.a.test) "
+                              "header.from=a.test"], r
+        assert "spf" not in r, r
+    finally:
+        t.stop()

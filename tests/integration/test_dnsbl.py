@@ -103,3 +103,24 @@ def test_dns_failure_not_listed(env):
         assert "dnsbl-tempfail ip=127.0.0.1 zones=1" in t.log().decode(errors="replace")
     finally:
         t.stop()
+
+
+def test_dead_resolver_bounded_and_disconnect_midway(env):
+    # Nothing answers: a client leaving while its lookups are out must not
+    # upset the session's cleanup, and MAIL waits only as long as the
+    # resolver's own timeout, then goes on (not listed).
+    t = env.new_ternd(name="bldead", overrides={
+        "dns": {"resolver": "127.0.0.1:%d" % harness.free_port()},
+        "dnsbl": {"zones": "bl.test", "reject": "yes"}})
+    try:
+        for _ in range(3):
+            s = smtplib.SMTP("127.0.0.1", t.smtp_port, local_hostname="c.example.org",
+                             timeout=30)
+            s.ehlo()
+            s.sock.sendall(b"MAIL FROM:<x@example.net>\r\n")
+            s.close()
+        hdrs = deliver(t)
+        assert "X-Tern-DNSBL" not in hdrs, hdrs
+        assert "dnsbl-tempfail ip=127.0.0.1 zones=1" in t.log().decode(errors="replace")
+    finally:
+        t.stop()
