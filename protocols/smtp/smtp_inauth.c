@@ -60,14 +60,21 @@ inauth_done(struct smtp_inauth *ia)
 	struct smtp_session *s = ia->s;
 	struct conn *c = &s->conn;
 
-	if (ia->v != NULL && s->cfg->dkim_verify) {
-		if (ia->nsigs == 0)
+	/* With [dkim] verify = no but DMARC on, the signatures are still
+	 * verified (DMARC needs them) but not recorded. */
+	bool record = s->cfg->dkim_verify;
+	if (ia->v != NULL) {
+		if (ia->nsigs == 0 && record)
 			authres_add(&s->authres, "dkim", "none", NULL, NULL, NULL);
 		s->dkim_pass_d = arena_alloc(s->tx, (ia->nsigs + 1) * sizeof(*s->dkim_pass_d));
 		for (size_t i = 0; i < ia->nsigs; i++) {
 			const struct dkim_sig *g = &ia->v->sigs[i];
 			const char *name = dkim_result_name(g->result);
 			const char *d = arena_strdup(s->tx, g->domain);
+			if (g->result == DKIM_PASS)
+				s->dkim_pass_d[s->ndkim_pass++] = d;
+			if (!record)
+				continue;
 			authres_add(&s->authres, "dkim", name,
 				    g->reason != NULL ? arena_strdup(s->tx, g->reason) : NULL,
 				    "header.d", d);
@@ -75,8 +82,6 @@ inauth_done(struct smtp_inauth *ia)
 			if (g->header_b != NULL && g->header_b[0] != '\0')
 				authres_add_prop(&s->authres, "header.b",
 						 arena_strdup(s->tx, g->header_b));
-			if (g->result == DKIM_PASS)
-				s->dkim_pass_d[s->ndkim_pass++] = d;
 			log_info(c->id, c->service,
 				 "dkim id=%016" PRIx64 " result=%s d=%s s=%s reason=\"%s\"",
 				 s->msg_id, name, g->domain, g->selector,

@@ -12,7 +12,9 @@ to the organizational domain with sp=, p=none (recorded only), p=reject
 (550 5.7.1), [dmarc] reject = no (delivered, quarantine flag), p=quarantine
 (flag logged, policy.dmarc=quarantine), pct=0 (not applied), no record
 (dmarc=none), DNS failure (temperror, delivered), several From fields or
-From addresses (permerror, delivered)."""
+From addresses (permerror, delivered); at most 5 signatures verified;
+[dkim] verify = no with DMARC on; a dead resolver (bounded wait,
+temperror) and a client leaving while the lookups are out."""
 import os
 import re
 import smtplib
@@ -306,5 +308,32 @@ def test_dead_resolver_temperror_and_disconnect_midway(world):
         assert r["dmarc"] == ["dmarc=temperror (DNS failure for _dmarc.a.test) "
                               "header.from=a.test"], r
         assert "spf" not in r, r
+    finally:
+        t.stop()
+
+
+def test_dkim_signature_cap(world):
+    # 6 signatures: the top 5 are verified, the 6th skipped and logged
+    token = unique_token("dmarc")
+    msg = message(token, "<x@n.test>")
+    for d in ["nokey.test"] + ["n.test"] * 5:
+        msg = sign(world, msg, d)
+    code, text = send(world.ternd, "x@nospf.test", msg)
+    assert code == 250, (code, text)
+    ars = authres(stored_headers(world.ternd, token))
+    assert len(ars) == 1, ars
+    assert ars[0].count("dkim=pass ") == 5 and "nokey.test" not in ars[0], ars
+    assert "dmarc=pass (aligned DKIM pass" in ars[0], ars
+    assert "signatures=6 verified=5" in world.ternd.log().decode(errors="replace")
+
+
+def test_dkim_verify_off_dmarc_still_uses_it(world):
+    t = world.env.new_ternd(name="dkimoff", overrides={
+        "dns": {"resolver": world.dns.resolver}, "spf": {"check": "yes"},
+        "dkim": {"verify": "no"}, "dmarc": {"check": "yes"}})
+    try:
+        r, _ = results(world, "x@nospf.test", "<x@a.test>", sign_d="a.test", t=t)
+        assert "dkim" not in r, r
+        assert r["dmarc"][0].startswith("dmarc=pass (aligned DKIM pass"), r
     finally:
         t.stop()
