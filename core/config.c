@@ -209,6 +209,11 @@ static const struct key_def keys[] = {
     {"dkim", "key_dir", CT_STRING, CFG(dkim_key_dir), "", 0, 0, 0},
     {"spf", "check", CT_BOOL, CFG(spf_check), "yes", 0, 0, 0},
     {"spf", "reject_fail", CT_BOOL, CFG(spf_reject_fail), "no", 0, 0, 0},
+    {"dkim", "verify", CT_BOOL, CFG(dkim_verify), "yes", 0, 0, 0},
+    {"dmarc", "check", CT_BOOL, CFG(dmarc_check), "yes", 0, 0, 0},
+    {"dmarc", "reject", CT_BOOL, CFG(dmarc_reject), "yes", 0, 0, 0},
+    {"dnsbl", "zones", CT_STRING, CFG(dnsbl_zones), "", 0, 0, 0},
+    {"dnsbl", "reject", CT_BOOL, CFG(dnsbl_reject), "yes", 0, 0, 0},
 };
 
 /* Keys of every listener section; defaults that differ per service are in
@@ -245,7 +250,7 @@ static const struct {
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
     "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup", "spf", "milter",
+    "outbound", "dns", "dkim",	    "routes", "backup", "spf", "milter", "dmarc", "dnsbl",
 };
 
 struct profile_field {

@@ -237,6 +237,11 @@ struct config {
 	char *dkim_key_dir;	      /* [dkim] key_dir */
 	bool spf_check;		      /* [spf] check: SPF on [smtp] (port 25) */
 	bool spf_reject_fail;	      /* [spf] reject_fail: 550 5.7.23 on fail */
+	bool dkim_verify;	      /* [dkim] verify: DKIM of inbound [smtp] mail */
+	bool dmarc_check;	      /* [dmarc] check: DMARC on [smtp] */
+	bool dmarc_reject;	      /* [dmarc] reject: p=reject refused (else Junk) */
+	char *dnsbl_zones;	      /* [dnsbl] zones: comma-separated, "" = none */
+	bool dnsbl_reject;	      /* [dnsbl] reject: 554 at MAIL (else a header) */
 
 	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
 	unsigned outbound_retry_initial_s; /* retry_initial, seconds */

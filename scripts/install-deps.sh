@@ -14,7 +14,7 @@ set -eu
 # their client (python3-gssapi). The system KDC is never used.
 PKGS="build-essential cmake pkg-config openssl
 libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
-libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev zlib1g-dev
+libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev zlib1g-dev libpsl-dev publicsuffix
 libunistring-dev libcmocka-dev
 slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
 dnsmasq-base python3-openssl python3-dkim python3-nacl

@@ -24,18 +24,29 @@ authres_add(struct authres *ar, const char *method, const char *result, const ch
 {
 	if (ar->n == AUTHRES_MAX)
 		return;
-	ar->e[ar->n++] = (struct authres_entry){method, result, reason, prop, value};
+	ar->e[ar->n++] = (struct authres_entry){method, result, reason, prop, value, {{0}}, 0};
+}
+
+void
+authres_add_prop(struct authres *ar, const char *prop, const char *value)
+{
+	if (ar->n == 0)
+		return;
+	struct authres_entry *e = &ar->e[ar->n - 1];
+	if (e->nmore < AUTHRES_PROPS - 1)
+		e->more[e->nmore++] = (struct authres_prop){prop, value};
 }
 
 /* A pvalue (RFC 8601 2.2): [local-part "@"] domain, or a quoted-string
- * when it holds anything a token may not. */
+ * when it holds anything a token (RFC 2045 5.1) may not: a header.b
+ * prefix (RFC 6008) may hold "/". */
 static int
 put_value(struct buf *out, const char *v)
 {
 	bool plain = v[0] != '\0';
 	for (const char *p = v; *p != '\0'; p++)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
-		    strchr("()<>,;:\\\"[]", *p) != NULL)
+		    strchr("()<>,;:\\\"[]/?=", *p) != NULL)
 			plain = false;
 	if (plain)
 		return buf_append_str(out, v);
@@ -86,6 +97,10 @@ authres_render(const struct authres *ar, const char *authserv_id, struct buf *ou
 		if (e->prop != NULL && (buf_printf(out, " %s=", e->prop) < 0 ||
 					put_value(out, e->value != NULL ? e->value : "") < 0))
 			return -1;
+		for (size_t j = 0; j < e->nmore; j++)
+			if (buf_printf(out, " %s=", e->more[j].prop) < 0 ||
+			    put_value(out, e->more[j].value != NULL ? e->more[j].value : "") < 0)
+				return -1;
 	}
 	return buf_append_str(out, "\r\n");
 }

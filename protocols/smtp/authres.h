@@ -1,7 +1,7 @@
 /*
  * authres.h - the Authentication-Results header (RFC 8601) Tern adds to
- * inbound mail: the results of one transaction's checks (SPF now, DKIM
- * and DMARC later) collected in a struct authres, rendered once at the
+ * inbound mail: the results of one transaction's checks (SPF, DKIM and
+ * DMARC) collected in a struct authres, rendered once at the
  * end of the message; and the removal of headers that claim our
  * authserv-id (forgeries, RFC 8601 5).
  *
@@ -15,6 +15,12 @@
 struct buf;
 
 #define AUTHRES_MAX 8
+#define AUTHRES_PROPS 4 /* dkim: header.d, header.s, header.b */
+
+struct authres_prop {
+	const char *prop; /* "header.d", "policy.dmarc", ... */
+	const char *value;
+};
 
 struct authres_entry {
 	const char *method; /* "spf", "dkim", "dmarc" */
@@ -22,6 +28,8 @@ struct authres_entry {
 	const char *reason; /* comment, or NULL */
 	const char *prop;   /* "smtp.mailfrom", "header.d", ... or NULL */
 	const char *value;
+	struct authres_prop more[AUTHRES_PROPS - 1]; /* after prop, in order */
+	size_t nmore;
 };
 
 struct authres {
@@ -32,6 +40,9 @@ struct authres {
 /* Adds a result (ignored past AUTHRES_MAX). */
 void authres_add(struct authres *ar, const char *method, const char *result, const char *reason,
 		 const char *prop, const char *value);
+/* Adds a property to the result added last (ignored when there is none,
+ * or past AUTHRES_PROPS). */
+void authres_add_prop(struct authres *ar, const char *prop, const char *value);
 /* Appends "Authentication-Results: id; ...\r\n" (folded) to out; "none"
  * when nothing was checked. 0 or -1 if out is full. */
 int authres_render(const struct authres *ar, const char *authserv_id, struct buf *out);

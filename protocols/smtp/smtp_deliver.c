@@ -262,6 +262,9 @@ smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long)
 	 * copies carry the same signature. */
 	if (s->submission && s->auth_id != NULL && s->nremote > 0 && s->cfg->dkim_keys != NULL)
 		dkim_sign_submission(s);
+	/* Inbound ([smtp]): DKIM keys and the DMARC record, in parallel
+	 * with each other and with SPF, which started at MAIL. */
+	smtp_inauth_start(s);
 	if (smtp_spf_wait(s))
 		return;
 	smtp_message_milters(s);
@@ -279,7 +282,6 @@ smtp_message_milters(struct smtp_session *s)
 
 /* The message passed every check (and the milters): one store
  * transaction; the reply comes from its callback. */
-
 void
 smtp_store_message(struct smtp_session *s)
 {
@@ -306,8 +308,10 @@ smtp_store_message(struct smtp_session *s)
 		r->quota_messages = s->targets[i].quota_messages;
 		r->status = STORE_TEMPFAIL;
 		/* A spam verdict of the milters: the Junk folder, unless the
-		 * user's junk_attr turns that off. */
-		if (s->milter_junk && !s->targets[i].no_junk)
+		 * user's junk_attr turns that off. A quarantine (DMARC
+		 * p=quarantine) always goes there: it is the sender domain's
+		 * policy, not a filter the user may opt out of. */
+		if ((s->milter_junk && !s->targets[i].no_junk) || s->quarantine != NULL)
 			r->special_use = STORE_SPECIAL_JUNK;
 	}
 	d->outbound = NULL;

@@ -21,9 +21,26 @@
 #include "storage/store.h"
 #include "authres.h"
 #include "milter.h"
+#include "dkim.h"
+#include "dmarc.h"
+#include "dnsbl.h"
 #include "smtp_data.h"
 #include "smtp_parser.h"
 #include "spf.h"
+
+/* DKIM signatures verified per message; the rest are skipped (logged). */
+#define SMTP_DKIM_SIGS_MAX 5
+
+/* Where the DMARC policy lookup stands (smtp_inauth.c). */
+enum smtp_dmarc_state {
+	SMTP_DMARC_OFF = 0,   /* not checked */
+	SMTP_DMARC_FOUND,     /* a policy record: evaluate */
+	SMTP_DMARC_NONE,      /* no (usable) policy record */
+	SMTP_DMARC_TEMPERROR, /* DNS failure */
+	SMTP_DMARC_PERMERROR, /* no single From domain */
+};
+
+struct smtp_inauth;
 
 enum smtp_state {
 	ST_CONNECTED = 1 << 0, /* before HELO/EHLO (again after STARTTLS) */
@@ -130,10 +147,28 @@ struct smtp_session {
 
 	/* Sender authentication of inbound mail (smtp_spf.c) */
 	struct spf_check *spf; /* in flight, or NULL; cancelled by reset */
-	bool spf_wait;	       /* the message is complete and waits for SPF */
+	bool spf_wait;	       /* the message is complete and waits for checks */
 	bool spf_done;
 	enum spf_result spf_result;
+	const char *spf_domain; /* the domain SPF checked, tx arena */
 	struct authres authres; /* results for the A-R header; tx arena strings */
+	/* DKIM and DMARC (smtp_inauth.c) */
+	struct smtp_inauth *inauth; /* lookups in flight, or NULL */
+	const char **dkim_pass_d;   /* d= of passing signatures, tx arena */
+	size_t ndkim_pass;
+	enum smtp_dmarc_state dmarc_state;
+	const char *dmarc_from;	  /* the From domain, tx arena */
+	const char *dmarc_reason; /* tx arena or static */
+	struct dmarc_record dmarc_rec;
+	bool dmarc_at_org;
+	/* Set by smtp_tx_quarantine: the message belongs in Junk (why). */
+	const char *quarantine;
+
+	/* DNSBL, for the whole connection (smtp_inauth.c) */
+	struct dnsbl_check *dnsbl; /* in flight, or NULL */
+	const char *dnsbl_listed;  /* "zone, zone" listing the client, or NULL */
+	const char *dnsbl_first;   /* the first of them */
+	struct buf dnsbl_held;	   /* a MAIL line waiting for the answer */
 };
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -172,6 +207,26 @@ bool smtp_spf_wait(struct smtp_session *s);
 /* Policy and the A-R header, just before storing: false if the message
  * was refused (reply sent, transaction reset). */
 bool smtp_authres_apply(struct smtp_session *s);
+
+/* smtp_inauth.c: DKIM and DMARC lookups at the end of the message
+ * ([smtp] only); smtp_spf_wait() waits for them too. */
+void smtp_inauth_start(struct smtp_session *s);
+void smtp_inauth_cancel(struct smtp_session *s);
+/* A check finished: stores the message if it waited and all are in. */
+void smtp_checks_continue(struct smtp_session *s);
+/* DMARC evaluation and policy: false if refused (reply sent, reset). */
+bool smtp_dmarc_apply(struct smtp_session *s);
+/* Marks the transaction's message for the Junk folder (reason kept in
+ * s->quarantine, logged). */
+void smtp_tx_quarantine(struct smtp_session *s, const char *reason);
+/* DNSBL: asked at connect; a MAIL line before the answer is held (true:
+ * the session is paused and the line replayed later); refuse replies 554
+ * and returns true for a listed client when [dnsbl] reject is on. */
+void smtp_dnsbl_start(struct smtp_session *s);
+bool smtp_dnsbl_hold(struct smtp_session *s, const char *line, size_t len);
+bool smtp_dnsbl_refuse(struct smtp_session *s);
+/* smtp_session.c: runs a command line held earlier. */
+void smtp_replay_line(struct smtp_session *s, struct buf *line);
 
 /* smtp_auth.c */
 /* AUTH is offered on this session now (submission, EHLO, TLS or

@@ -106,7 +106,16 @@ smtp_reset_transaction(struct smtp_session *s)
 	s->spf = NULL;
 	s->spf_wait = s->spf_done = false;
 	s->spf_result = SPF_NONE;
+	s->spf_domain = NULL;
 	memset(&s->authres, 0, sizeof(s->authres));
+	smtp_inauth_cancel(s);
+	s->dkim_pass_d = NULL;
+	s->ndkim_pass = 0;
+	s->dmarc_state = SMTP_DMARC_OFF;
+	s->dmarc_from = s->dmarc_reason = NULL;
+	memset(&s->dmarc_rec, 0, sizeof(s->dmarc_rec));
+	s->dmarc_at_org = false;
+	s->quarantine = NULL;
 	arena_clear(s->tx);
 	s->msg_id = 0;
 	s->sender = NULL;
@@ -411,6 +420,8 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (smtp_dnsbl_refuse(s))
+		return;
 	buf_init(&dec, SMTP_ENVID_MAX + 1);
 	for (size_t i = 0; i < cmd->nparams; i++) {
 		const struct smtp_param *p = &cmd->params[i];
@@ -1085,7 +1096,15 @@ smtp_on_line(struct conn *c, char *line, size_t len)
 		explicit_bzero(line, len);
 		return;
 	}
+	if (smtp_dnsbl_hold(s, line, len))
+		return;
 	handle_command(s, line, len);
+}
+
+void
+smtp_replay_line(struct smtp_session *s, struct buf *line)
+{
+	handle_command(s, line->data, line->len);
 }
 
 static void
@@ -1142,6 +1161,9 @@ session_free(struct smtp_session *s)
 	buf_free(&s->pending_lower);
 	spf_check_cancel(s->spf);
 	milter_session_free(&s->milter);
+	smtp_inauth_cancel(s);
+	dnsbl_check_cancel(s->dnsbl);
+	buf_free(&s->dnsbl_held);
 	arena_destroy(&s->tx);
 	config_release(s->cfg);
 	arena_destroy(&a); /* s itself lives in it */
@@ -1184,6 +1206,7 @@ smtp_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	buf_init(&s->body, 0);
 	buf_init(&s->pending_given, 1024);
 	buf_init(&s->pending_lower, 1024);
+	buf_init(&s->dnsbl_held, SMTP_REPLY_MAX);
 
 	struct conn_params params = {
 	    .max_line = lc->max_line > 0 ? lc->max_line : SMTP_DEFAULT_MAX_LINE,
@@ -1206,6 +1229,7 @@ smtp_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		conn_close(&s->conn, "too many connections");
 		return;
 	}
+	smtp_dnsbl_start(s);
 	if (smtp_milter_connect(s))
 		return;
 	smtp_greet(s);

@@ -1,8 +1,9 @@
 /*
  * smtp_spf.c - sender authentication of mail arriving on [smtp] (port
  * 25): SPF (spf.h) started at MAIL FROM and run while the client sends
- * recipients and data; the end of the message waits for it if needed;
- * then the policy ([spf] reject_fail) and one Authentication-Results
+ * recipients and data; the end of the message waits for it (and for
+ * DKIM and DMARC, smtp_inauth.c) if needed; then the policies ([spf]
+ * reject_fail, DMARC) and one Authentication-Results
  * header (authres.h) at the top of the stored message, after dropping
  * any that claims our authserv-id ([server] hostname).
  *
@@ -27,6 +28,7 @@ spf_done(void *arg, const struct spf_outcome *out)
 	s->spf = NULL;
 	s->spf_done = true;
 	s->spf_result = out->result;
+	s->spf_domain = out->domain != NULL ? arena_strdup(s->tx, out->domain) : NULL;
 	authres_add(&s->authres, "spf", spf_result_name(out->result),
 		    out->reason != NULL ? arena_strdup(s->tx, out->reason) : NULL,
 		    helo ? "smtp.helo" : "smtp.mailfrom",
@@ -36,11 +38,7 @@ spf_done(void *arg, const struct spf_outcome *out)
 		 s->msg_id, spf_result_name(out->result), helo ? "helo" : "mailfrom",
 		 out->domain != NULL ? out->domain : "", s->conn.peer_ip,
 		 out->reason != NULL ? out->reason : "");
-	if (s->spf_wait) {
-		s->spf_wait = false;
-		smtp_message_milters(s);
-		conn_resume(&s->conn);
-	}
+	smtp_checks_continue(s);
 }
 
 void
@@ -62,7 +60,7 @@ smtp_spf_start(struct smtp_session *s)
 bool
 smtp_spf_wait(struct smtp_session *s)
 {
-	if (s->spf == NULL)
+	if (s->spf == NULL && s->inauth == NULL)
 		return false;
 	s->spf_wait = true;
 	conn_pause(&s->conn);
@@ -88,7 +86,15 @@ insert_header(struct smtp_session *s)
 			 removed, id);
 	struct buf h;
 	buf_init(&h, 8192);
-	if (authres_render(&s->authres, id, &h) < 0) {
+	/* [dnsbl] reject = no: the zones that list the client, for later
+	 * spam stages. */
+	if (s->dnsbl_listed != NULL &&
+	    buf_printf(&h, "X-Tern-DNSBL: %s\r\n", s->dnsbl_listed) < 0) {
+		buf_free(&h);
+		return;
+	}
+	if ((s->cfg->spf_check || s->cfg->dkim_verify || s->cfg->dmarc_check) &&
+	    authres_render(&s->authres, id, &h) < 0) {
 		buf_free(&h);
 		return;
 	}
@@ -109,7 +115,8 @@ insert_header(struct smtp_session *s)
 bool
 smtp_authres_apply(struct smtp_session *s)
 {
-	if (s->svc != SVC_SMTP || !s->cfg->spf_check)
+	const struct config *cfg = s->cfg;
+	if (s->svc != SVC_SMTP)
 		return true;
 	if (s->spf_done && s->spf_result == SPF_FAIL && s->cfg->spf_reject_fail) {
 		/* RFC 7372 3.2 */
@@ -119,6 +126,9 @@ smtp_authres_apply(struct smtp_session *s)
 		smtp_reset_transaction(s);
 		return false;
 	}
-	insert_header(s);
+	if (!smtp_dmarc_apply(s))
+		return false;
+	if (cfg->spf_check || cfg->dkim_verify || cfg->dmarc_check || s->dnsbl_listed != NULL)
+		insert_header(s);
 	return true;
 }

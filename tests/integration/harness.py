@@ -153,6 +153,9 @@ class Ternd:
             # SPF on port 25 would wait for that dead resolver (seconds
             # per message); tests of sender authentication turn it on.
             ("spf", {"check": "no"}),
+            # Same for DKIM verification and DMARC on port 25.
+            ("dkim", {"verify": "no"}),
+            ("dmarc", {"check": "no"}),
             ("smtp", {"listen": "127.0.0.1:%d" % self.smtp_port}),
             ("pop3", {"listen": "127.0.0.1:%d" % self.pop3_port, "plaintext_auth": "yes"}),
             ("pop3s", {"listen": "127.0.0.1:%d" % self.pop3s_port}),

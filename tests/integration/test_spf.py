@@ -73,11 +73,11 @@ def world():
         e.close()
 
 
-def stored_headers(t, token):
+def stored_headers(t, token, folder="INBOX"):
     """The header section of the message with token, fetched over IMAP."""
     m = t.imap_login("alice")
     try:
-        typ, _ = m.select("INBOX")
+        typ, _ = m.select(folder)
         assert typ == "OK"
         typ, data = m.search(None, "HEADER", "Message-ID", token)
         assert typ == "OK"
