@@ -129,6 +129,16 @@ extern const struct imap_command imap_sort_cmds[]; /* imap_sort.c */
 /* SEARCH criteria args[0..count) evaluated over the selected mailbox
  * (imap_search.c): matching message numbers and UIDs, ascending, in the
  * command arena. 0, or -1 after a tagged BAD or NO was sent. */
+/* ESEARCH return options (RFC 4731, RFC 5182 SAVE, RFC 5267 for SORT). */
+#define RET_MIN 0x01
+#define RET_MAX 0x02
+#define RET_ALL 0x04
+#define RET_COUNT 0x08
+#define RET_SAVE 0x10
+/* Parses a RETURN (...) list into RET_* bits ("()" is ALL); SAVE only
+ * when save_ok. 0, or -1 for an unknown option. */
+int imap_search_parse_return(const struct imap_arg *l, bool save_ok, unsigned *ret_r);
+
 int imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t count,
 		      uint32_t **seqs_r, uint32_t **uids_r, size_t *n_r);
 

@@ -1069,12 +1069,6 @@ parse_key(struct search *se, const struct imap_arg *args, size_t count, size_t *
 
 /* ---- results ---- */
 
-#define RET_MIN 0x01
-#define RET_MAX 0x02
-#define RET_ALL 0x04
-#define RET_COUNT 0x08
-#define RET_SAVE 0x10
-
 /* Appends numbers (ascending) as a compact sequence set: 1:3,7. */
 static void
 append_set(struct buf *b, const uint32_t *v, size_t n)
@@ -1104,8 +1098,8 @@ set_saved(struct imap_session *s, const uint32_t *uids, size_t n)
 	}
 }
 
-static int
-parse_return(const struct imap_arg *l, unsigned *ret_r)
+int
+imap_search_parse_return(const struct imap_arg *l, bool save_ok, unsigned *ret_r)
 {
 	unsigned ret = 0;
 
@@ -1119,12 +1113,12 @@ parse_return(const struct imap_arg *l, unsigned *ret_r)
 			ret |= RET_ALL;
 		else if (imap_arg_is_atom_ci(o, "COUNT"))
 			ret |= RET_COUNT;
-		else if (imap_arg_is_atom_ci(o, "SAVE"))
+		else if (save_ok && imap_arg_is_atom_ci(o, "SAVE"))
 			ret |= RET_SAVE;
 		else
 			return -1;
 	}
-	/* RFC 4731: RETURN () is RETURN (ALL). */
+	/* RFC 4731: RETURN () is RETURN (ALL) (RFC 5267 3.2 likewise). */
 	*ret_r = ret == 0 ? RET_ALL : ret;
 	return 0;
 }
@@ -1230,7 +1224,7 @@ cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 
 	if (i + 1 < count && imap_arg_is_atom_ci(&args[i], "RETURN") &&
 	    args[i + 1].type == IMAP_ARG_LIST) {
-		if (parse_return(&args[i + 1], &ret) < 0) {
+		if (imap_search_parse_return(&args[i + 1], true, &ret) < 0) {
 			imap_bad(s, "Unknown SEARCH return option");
 			return;
 		}

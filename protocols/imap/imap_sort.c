@@ -72,11 +72,6 @@ struct entry {
 	const struct store_sortkey *k;
 };
 
-#define RET_MIN 0x01
-#define RET_MAX 0x02
-#define RET_ALL 0x04
-#define RET_COUNT 0x08
-
 static const struct store_sortkey empty_key = {
     .subject = "",
     .from = "",
@@ -232,28 +227,6 @@ parse_sort_criteria(struct imap_session *s, const struct imap_arg *l, struct sor
 	return 0;
 }
 
-static int
-parse_return(const struct imap_arg *l, unsigned *ret_r)
-{
-	unsigned ret = 0;
-
-	for (size_t j = 0; j < l->count; j++) {
-		const struct imap_arg *o = &l->list[j];
-		if (imap_arg_is_atom_ci(o, "MIN"))
-			ret |= RET_MIN;
-		else if (imap_arg_is_atom_ci(o, "MAX"))
-			ret |= RET_MAX;
-		else if (imap_arg_is_atom_ci(o, "ALL"))
-			ret |= RET_ALL;
-		else if (imap_arg_is_atom_ci(o, "COUNT"))
-			ret |= RET_COUNT;
-		else
-			return -1;
-	}
-	*ret_r = ret == 0 ? RET_ALL : ret; /* RFC 5267 3.2 as RFC 4731 */
-	return 0;
-}
-
 /* A sequence-set in the given order: only ascending runs become ranges,
  * which read the same in order and as a set (RFC 5267 3.2). */
 static void
@@ -282,7 +255,8 @@ cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 
 	if (i + 1 < count && imap_arg_is_atom_ci(&args[i], "RETURN") &&
 	    args[i + 1].type == IMAP_ARG_LIST) {
-		if (parse_return(&args[i + 1], &ret) < 0) {
+		/* SAVE with SORT is not offered (no CONTEXT=SORT). */
+		if (imap_search_parse_return(&args[i + 1], false, &ret) < 0) {
 			imap_bad(s, "Unknown SORT return option");
 			return;
 		}

@@ -82,9 +82,8 @@ auth_sasl_mechanisms(const struct auth_sasl *x, bool password_ok, struct buf *ou
 		auth_cyrus_mechanisms(x, out, out->len > start);
 }
 
-/* Decodes a response into x->secret; "=" is the empty initial response. */
-static int
-decode(struct auth_sasl *x, const char *text, size_t len, bool initial)
+int
+auth_sasl_decode(struct auth_sasl *x, const char *text, size_t len, bool initial)
 {
 	buf_wipe(&x->secret);
 	if (initial && len == 1 && text[0] == '=')
@@ -108,7 +107,7 @@ plain(struct auth_sasl *x, const char *text, size_t len, bool initial)
 	const char *authzid, *authcid, *passwd;
 	size_t pwlen;
 
-	if (decode(x, text, len, initial) < 0)
+	if (auth_sasl_decode(x, text, len, initial) < 0)
 		return bad(x, "invalid base64");
 	if (x->secret.len == 0 || mech_plain_parse(x->secret.data, x->secret.len, &authzid,
 						   &authcid, &passwd, &pwlen) < 0)
@@ -134,7 +133,7 @@ static enum auth_sasl_step
 login_user(struct auth_sasl *x, const char *text, size_t len, bool initial,
 	   const char **challenge_r)
 {
-	if (decode(x, text, len, initial) < 0)
+	if (auth_sasl_decode(x, text, len, initial) < 0)
 		return bad(x, "invalid base64");
 	if (x->secret.len == 0 || x->secret.len > AUTH_LOGIN_MAX ||
 	    memchr(x->secret.data, '\0', x->secret.len) != NULL)
@@ -195,7 +194,7 @@ auth_sasl_continue(struct auth_sasl *x, const char *line, size_t len, const char
 	case X_LOGIN_USER:
 		return login_user(x, line, len, false, challenge_r);
 	case X_LOGIN_PASS:
-		if (decode(x, line, len, false) < 0)
+		if (auth_sasl_decode(x, line, len, false) < 0)
 			return bad(x, "invalid base64");
 		x->state = X_DONE;
 		return AUTH_SASL_CHECK;

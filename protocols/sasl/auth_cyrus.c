@@ -507,19 +507,10 @@ bad(struct auth_sasl *x, const char *why)
 	return AUTH_SASL_BAD;
 }
 
-static int
-decode(struct auth_sasl *x, const char *text, size_t len, bool initial)
-{
-	buf_wipe(&x->secret);
-	if (initial && len == 1 && text[0] == '=')
-		return 0;
-	return base64_decode(text, len, &x->secret);
-}
-
 static enum auth_sasl_step
 scram_first(struct auth_sasl *x, const char *text, size_t len, bool initial)
 {
-	if (decode(x, text, len, initial) < 0)
+	if (auth_sasl_decode(x, text, len, initial) < 0)
 		return bad(x, "invalid base64");
 	if (scram_user(x) < 0)
 		return bad(x, "malformed SCRAM client-first message");
@@ -588,12 +579,12 @@ auth_cyrus_start(struct auth_sasl *x, const char *mech, const char *initial, siz
 		}
 		return scram_first(x, initial, initial_len, true);
 	case MECH_GSSAPI:
-		if (initial != NULL && decode(x, initial, initial_len, true) < 0)
+		if (initial != NULL && auth_sasl_decode(x, initial, initial_len, true) < 0)
 			return bad(x, "invalid base64");
 		return run(x, true, x->secret.data, x->secret.len, initial != NULL, challenge_r);
 	case MECH_EXTERNAL: {
 		struct cy *cy = x->cyrus;
-		if (initial != NULL && decode(x, initial, initial_len, true) < 0)
+		if (initial != NULL && auth_sasl_decode(x, initial, initial_len, true) < 0)
 			return bad(x, "invalid base64");
 		cy->has_ir = initial != NULL;
 		if (cert_identity(x, id, sizeof(id)) < 0)
@@ -618,7 +609,7 @@ auth_cyrus_continue(struct auth_sasl *x, const char *line, size_t len, const cha
 	case X_CY_FIRST:
 		return scram_first(x, line, len, false);
 	case X_CY_STEP:
-		if (decode(x, line, len, false) < 0)
+		if (auth_sasl_decode(x, line, len, false) < 0)
 			return bad(x, "invalid base64");
 		return run(x, false, x->secret.data, x->secret.len, true, challenge_r);
 	default:

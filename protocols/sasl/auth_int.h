@@ -30,6 +30,10 @@ void auth_attempt_ok(struct attempt *at, const struct dir_user *u, bool now);
 void auth_attempt_dir(struct attempt *at, enum dir_status status, const struct dir_user *u,
 		      const char *error, const char *why);
 
+/* Decodes a client response into x->secret (wiped first); "=" is the
+ * empty initial response. 0, or -1 for invalid base64. */
+int auth_sasl_decode(struct auth_sasl *x, const char *text, size_t len, bool initial);
+
 /* Cyrus mechanisms (auth_cyrus.c). */
 bool auth_cyrus_runs(const char *mech);
 void auth_cyrus_mechanisms(const struct auth_sasl *x, struct buf *out, bool sep);
