@@ -6,7 +6,8 @@
 set -eu
 # python3-prometheus-client parses /metrics in test_admind.py.
 # python3-dkim (with python3-nacl for Ed25519) is the independent DKIM
-# signer and verifier of test_dkim.py.
+# signer and verifier of test_dkim.py; opendkim (+ opendkim-tools for
+# opendkim-genkey) is the real milter test_smtp_milter.py runs on loopback.
 # The Kerberos packages are for GSSAPI: libsasl2-modules-gssapi-mit is
 # Cyrus's GSSAPI plugin (ternd), the rest is the tests' private KDC
 # (tests/integration/krb5kdc.py: kdb5_util and krb5kdc from krb5-kdc,
@@ -17,7 +18,7 @@ libldap-dev libsasl2-dev libsasl2-modules libssl-dev liblmdb-dev lmdb-utils
 libevent-dev libunbound-dev libinih-dev libjansson-dev libzstd-dev zlib1g-dev libpsl-dev publicsuffix
 libunistring-dev libcmocka-dev
 slapd ldap-utils python3 python3-pytest python3-prometheus-client swaks libnet-ssleay-perl libauthen-sasl-perl isync
-dnsmasq-base python3-openssl python3-dkim python3-nacl
+dnsmasq-base python3-openssl python3-dkim python3-nacl opendkim opendkim-tools
 libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user python3-gssapi"
 
 missing=""
@@ -47,7 +48,7 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing
 # left system instances enabled; we never use them, and make sure they
 # are not running.
 if command -v systemctl >/dev/null 2>&1; then
-	for unit in slapd krb5-kdc krb5-admin-server; do
+	for unit in slapd krb5-kdc krb5-admin-server opendkim; do
 		$SUDO systemctl disable --now $unit >/dev/null 2>&1 || true
 	done
 fi
