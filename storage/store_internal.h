@@ -39,9 +39,10 @@ struct store_state {
 	MDB_env *env; /* owned */
 	char *path;   /* owned: the environment directory, for messages */
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
-	MDB_dbi subs, mime; /* format 2 */
+	MDB_dbi subs, mime;		      /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
-	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
+	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
+	MDB_dbi fts;			      /* full-text index (storage/store_fts.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -105,8 +106,8 @@ typedef void store_report_fn(void *arg, const char *problem);
  * databases are opened by name, so no store_g is needed). Returns the
  * number of problems reported, or -1 with a malloc'd *error_r when it
  * could not run (LMDB error, newer format). st may be NULL. */
-int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg,
-		    struct store_check_stats *st, char **error_r);
+int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
+		    char **error_r);
 /* Opens the environment directory `path` read-only beside a possibly
  * running ternd (nolock: for a private copy nobody else uses). Never
  * creates data.mdb. 0 or -1 with *error_r naming the path. */
@@ -222,6 +223,31 @@ uint64_t store_txn_modseq_next(struct store_mbox_w *mb);
 int store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body,
 		       size_t len);
 
+/* Bytes [offset, offset + len) of a message (trace + body, cut at its
+ * size) appended to out, in any transaction (store.c). */
+int store_txn_msg_read_range(MDB_txn *txn, const struct msg_rec *r, uint64_t offset, uint64_t len,
+			     struct buf *out);
+/* The message's MIME structure copied into a (parsed from the body when
+ * it has no `mime` record). */
+int store_txn_msg_mime(MDB_txn *txn, const struct msg_rec *r, struct arena *a, const void **mime_r,
+		       size_t *mime_len_r);
+
+/* ---- the full-text index (store_fts.c; layout in store_schema.h) ---- */
+
+/* Indexes message uid of mailbox mbox (its record and body must be in
+ * txn): its header and body trigrams, or its UID in the mailbox's
+ * "unindexed" list when its text cannot be read. */
+int store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid);
+/* Marks a mailbox as wholly indexed (a new one, or after a rebuild). */
+int store_fts_mark(MDB_txn *txn, uint64_t user, uint32_t mbox);
+/* The distinct trigrams of t (len bytes) sorted, into out (room for len
+ * entries), as 24-bit numbers; their count. For tests too. */
+size_t store_fts_grams(const char *t, size_t len, uint32_t *out);
+/* a := a AND b for sorted lists; the new length of a. */
+size_t store_fts_intersect(uint32_t *a, size_t na, const uint32_t *b, size_t nb);
+/* Drops the index of one mailbox, or of all the user's (all). */
+int store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all);
+
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */
 void store_info_fill(struct arena *a, uint32_t uid, const struct msg_rec *r,
@@ -266,11 +292,11 @@ struct store_wctx {
 	ZSTD_CCtx *zc; /* owned */
 	void *scratch; /* owned: one compressed chunk */
 	size_t scratch_len;
-	int level; /* zstd level */
+	int level;		       /* zstd level */
 	struct store_touched *touches; /* owned; this batch's changes */
 	size_t ntouches, touch_cap;
 	size_t op_touch_start; /* first touch of the operation being applied */
-	bool queued; /* this batch added recipients to the outbound queue */
+	bool queued;	       /* this batch added recipients to the outbound queue */
 };
 
 /* Applies one request inside its own child transaction: returns 0 (the
@@ -285,8 +311,7 @@ void store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes);
 
 /* From inside an apply function: that mailbox changed; its watchers are
  * told once the batch is committed (nothing is told if it aborts). */
-void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox,
-		 uint64_t highestmodseq);
+void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq);
 
 /* The two operations with their own request types (store_message.c). */
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],

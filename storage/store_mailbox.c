@@ -282,6 +282,10 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	}
 	if ((rc = expunge_all(txn, u->user, &mb)) != 0)
 		goto out;
+	/* Its postings go; a placeholder stays wholly indexed (empty). */
+	if ((rc = store_fts_drop(txn, u->user, mb.id, false)) != 0 ||
+	    (children && (rc = store_fts_mark(txn, u->user, mb.id)) != 0))
+		goto out;
 	if (children) {
 		/* Kept as a placeholder for its children; its messages are
 		 * gone (with tombstones, for sessions that have it open). */
@@ -330,6 +334,8 @@ rename_inbox(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *
 		rc = store_blob_addref(txn, msg.r.hash, 1);
 		if (rc == 0)
 			rc = store_txn_msg_add(txn, u->user, &dst, &msg.r, &uid);
+		if (rc == 0)
+			rc = store_fts_add(txn, u->user, dst.id, uid);
 		store_msg_w_free(&msg);
 		if (rc == 0)
 			rc = store_txn_msg_expunge(txn, u->user, &inbox, uids[i], &found, &size);

@@ -30,8 +30,11 @@
  * (RFC 5182 2.1). Messages that another session expunged but this one
  * has not yet been told about match nothing. No EXPUNGE is sent.
  *
- * XXX every BODY/TEXT search decodes the candidates' text parts: the
- * full-text index (mailtext_tokens) is not built yet.
+ * BODY/TEXT keys first ask the full-text index (storage/store_fts.c) for
+ * candidates: a message outside a key's candidate set cannot match it and
+ * is not read; candidates are confirmed with the same matcher on the same
+ * text (storage/mailtext_msg.c), so results are exactly a scan's.
+ * [storage] search_index = no scans every message.
  * XXX RFC 2231 "charset*=" parameters are not read (the part is then
  * decoded as "auto", which is right for UTF-8 and Latin-1).
  */
@@ -94,6 +97,11 @@ struct snode {
 	size_t nr;
 	const uint32_t *uids; /* SK_UIDS, ascending */
 	size_t nuids;
+	/* SK_BODY, SK_TEXT: candidates from the full-text index (ascending,
+	 * a superset of the matches), when it could answer */
+	bool indexed;
+	const uint32_t *cand;
+	size_t ncand;
 };
 
 /* One message being evaluated; the lazily read parts live in ma. */
@@ -459,11 +467,16 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 		return mailtext_each_field(m->hdr, m->hdr_len, n->str, n->slen, field_matches, &hm);
 	}
 	case SK_TEXT:
+		/* Not a candidate: the index proves the text lacks the needle. */
+		if (n->indexed && !uid_in(n->cand, n->ncand, m->uid))
+			return false;
 		if (load_header_canon(se, m) == 0 &&
 		    mailtext_contains(buf_cstr(&m->hcanon), m->hcanon.len, n->needle, n->nlen))
 			return true;
 		/* fall through */
 	case SK_BODY:
+		if (n->type == SK_BODY && n->indexed && !uid_in(n->cand, n->ncand, m->uid))
+			return false;
 		if (load_body(se, m) < 0)
 			return n->nlen == 0;
 		return mailtext_contains(buf_cstr(&m->bcanon), m->bcanon.len, n->needle, n->nlen);
@@ -481,6 +494,35 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 		return false;
 	}
 	return false;
+}
+
+/* ---- the full-text index ---- */
+
+/* Asks the index for the candidates of every BODY/TEXT key of the tree
+ * (under NOT and OR too: a candidate set only lets eval() skip messages
+ * the needle cannot be in, so any combination stays exact). A key the
+ * index cannot answer is scanned; a read error there falls back to the
+ * scan as well. */
+static void
+index_keys(struct search *se, struct snode *n)
+{
+	struct imap_session *s = se->s;
+
+	for (; n != NULL; n = n->next) {
+		if (n->type == SK_BODY || n->type == SK_TEXT) {
+			uint32_t *c;
+			size_t nc;
+			int r = store_fts_candidates(s->user_id, s->view->name, n->type == SK_TEXT,
+						     n->needle, n->nlen, s->cmd_arena, &c, &nc);
+			if (r == STORE_OK) {
+				n->indexed = true;
+				n->cand = c;
+				n->ncand = nc;
+			}
+		}
+		if (n->child != NULL)
+			index_keys(se, n->child);
+	}
 }
 
 /* ---- compiling ---- */
@@ -954,6 +996,9 @@ cmd_search(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	if (r == STORE_NOTFOUND)
 		nmsgs = 0; /* deleted under us: nothing matches */
+
+	if (s->cfg->search_index)
+		index_keys(&se, root->child);
 
 	uint32_t *hits = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hits));
 	uint32_t *hit_uids = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_uids));

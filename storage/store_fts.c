@@ -1,0 +1,536 @@
+/*
+ * store_fts.c - the full-text index behind IMAP SEARCH BODY and TEXT.
+ *
+ * IMAP SEARCH BODY/TEXT are substring matches on the canonical
+ * (i;unicode-casemap) decoded text (RFC 9051 6.4.4, RFC 5051), so an index
+ * of whole words cannot answer them exactly. This one indexes byte
+ * trigrams of exactly the text the scan matches (storage/mailtext_msg.c):
+ * for each mailbox and each 3-byte sequence of the canonical text, the
+ * sorted set of UIDs whose text holds it, the header ('H') and the body
+ * ('B') apart. Every 3-byte window of a needle lies in the text of every
+ * message that contains the needle, so the intersection of the needle's
+ * trigram postings is a superset of the matches: SEARCH then confirms each
+ * candidate with the scan's own matcher, and the result is the scan's.
+ * A needle shorter than 3 bytes, or a mailbox without the "complete" mark,
+ * gets no candidates from here (the caller scans).
+ *
+ * Layout (db `fts`, MDB_DUPSORT | MDB_DUPFIXED, every integer big-endian):
+ *   user u64 | mailbox u32 | 'H' or 'B' | gram[3]  -> u32 uid (dups)
+ *   user u64 | mailbox u32 | 'M'                   -> u32 1: the mailbox
+ *                         is wholly indexed (set at creation or rebuild)
+ *   user u64 | mailbox u32 | 'U'                   -> u32 uid (dups):
+ *                         messages whose text could not be read when they
+ *                         were added; always candidates
+ * Postings are written in the same transaction as the message (delivery,
+ * APPEND, COPY/MOVE, RENAME INBOX), so the index is never behind the
+ * store. Expunged UIDs are left in place (UIDs are never reused in a
+ * mailbox, and SEARCH only evaluates live messages, so a stale posting
+ * costs space, never a wrong answer) until a rebuild drops them; deleting
+ * a mailbox or purging a user drops its postings.
+ *
+ * How it fails: an LMDB error from the write side fails the operation it
+ * is part of (the message is not stored); a read error on the query side
+ * is STORE_TEMPFAIL and the caller scans instead.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/compat.h"
+#include "core/log.h"
+#include "storage/mailtext.h"
+#include "storage/mime.h"
+#include "storage/store_internal.h"
+
+#define FTS_PREFIX_LEN 13 /* user | mailbox | kind */
+#define FTS_GRAM_KEY_LEN 16
+#define FTS_QUERY_GRAMS 12 /* rarest grams of a needle intersected */
+/* A text with more distinct trigrams than this (binary data decoded as
+ * text, huge messages) is not indexed: its UID goes to the 'U' list and is
+ * a candidate of every query, which stays exact and keeps one message from
+ * writing millions of postings. Real prose of 1 MB has ~40,000. */
+#define FTS_MAX_GRAMS 65536
+
+static void
+fts_key(uint8_t k[FTS_GRAM_KEY_LEN], uint64_t user, uint32_t mbox, uint8_t kind, uint32_t gram)
+{
+	be_put64(k, user);
+	be_put32(k + 8, mbox);
+	k[12] = kind;
+	k[13] = (uint8_t)(gram >> 16);
+	k[14] = (uint8_t)(gram >> 8);
+	k[15] = (uint8_t)gram;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t
+store_fts_grams(const char *t, size_t len, uint32_t *out)
+{
+	const unsigned char *p = (const unsigned char *)t;
+	size_t n = 0;
+
+	if (len < 3)
+		return 0;
+	for (size_t i = 0; i + 3 <= len; i++)
+		out[n++] = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+	qsort(out, n, sizeof(*out), cmp_u32);
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++)
+		if (w == 0 || out[w - 1] != out[i])
+			out[w++] = out[i];
+	return w;
+}
+
+size_t
+store_fts_intersect(uint32_t *a, size_t na, const uint32_t *b, size_t nb)
+{
+	size_t i = 0, j = 0, w = 0;
+
+	while (i < na && j < nb) {
+		if (a[i] < b[j])
+			i++;
+		else if (a[i] > b[j])
+			j++;
+		else {
+			a[w++] = a[i];
+			i++;
+			j++;
+		}
+	}
+	return w;
+}
+
+/* ---- writing ---- */
+
+static int
+put_u32(MDB_txn *txn, const uint8_t *key, size_t klen, uint32_t v32)
+{
+	uint8_t v[4];
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val d = {.mv_size = sizeof(v), .mv_data = v};
+
+	be_put32(v, v32);
+	int rc = mdb_put(txn, store_g->fts, &k, &d, MDB_NODUPDATA);
+	return rc == MDB_KEYEXIST ? 0 : rc;
+}
+
+/* Puts uid under every distinct trigram of the canonical text t; *too_many
+ * set (nothing written) past FTS_MAX_GRAMS. */
+static int
+put_grams(MDB_txn *txn, uint64_t user, uint32_t mbox, uint8_t kind, uint32_t uid, const char *t,
+	  size_t len, bool *too_many)
+{
+	if (len < 3)
+		return 0;
+	uint32_t *g = xmalloc(len * sizeof(*g));
+	size_t n = store_fts_grams(t, len, g);
+	if (n > FTS_MAX_GRAMS) {
+		*too_many = true;
+		free(g);
+		return 0;
+	}
+	uint8_t key[FTS_GRAM_KEY_LEN], v[4];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+	MDB_val d = {.mv_size = sizeof(v), .mv_data = v};
+	MDB_cursor *cur = NULL;
+	int rc = mdb_cursor_open(txn, store_g->fts, &cur);
+
+	be_put32(v, uid);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		fts_key(key, user, mbox, kind, g[i]);
+		rc = mdb_cursor_put(cur, &k, &d, MDB_NODUPDATA);
+		if (rc == MDB_KEYEXIST)
+			rc = 0;
+	}
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	free(g);
+	return rc;
+}
+
+struct txn_read {
+	MDB_txn *txn;
+	const struct msg_rec *r;
+	bool failed;
+};
+
+static int
+txn_read(void *arg, uint64_t off, uint64_t len, struct buf *out)
+{
+	struct txn_read *tr = arg;
+	int rc = store_txn_msg_read_range(tr->txn, tr->r, off, len, out);
+	if (rc != 0 && !(rc == STORE_TEMPFAIL && out->len >= out->max))
+		tr->failed = true; /* a cap is the scan's cut too; others are not */
+	return rc == 0 ? 0 : -1;
+}
+
+int
+store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid)
+{
+	struct store_msg_w m;
+	struct arena *a;
+	const void *mime;
+	size_t mime_len;
+	struct mime_section root;
+	struct buf hdr, canon;
+	int rc = store_txn_msg_load(txn, user, mbox, uid, &m);
+
+	if (rc != 0)
+		return rc;
+	a = arena_new(0);
+	struct txn_read tr = {txn, &m.r, false}; /* failed: not (wholly) indexed */
+	buf_init(&hdr, MAILTEXT_HEADER_MAX);
+	buf_init(&canon, MAILTEXT_CANON_MAX);
+	rc = store_txn_msg_mime(txn, &m.r, a, &mime, &mime_len);
+	if (rc == 0 && mime_section_find(mime, mime_len, "", &root) < 0)
+		rc = STORE_PERMFAIL;
+	if (rc == 0) {
+		/* The header as SEARCH TEXT reads it: trace + top header. */
+		uint64_t hl = m.r.trace_len + root.hdr_len;
+		if (hl > MAILTEXT_HEADER_MAX)
+			hl = MAILTEXT_HEADER_MAX;
+		if (txn_read(&tr, 0, hl, &hdr) == 0) {
+			mailtext_header_canon(buf_cstr(&hdr), hdr.len, &canon);
+			rc = put_grams(txn, user, mbox, 'H', uid, buf_cstr(&canon), canon.len,
+				       &tr.failed);
+		}
+		if (rc == 0) {
+			buf_reset(&canon);
+			mailtext_msg_body(mime, mime_len, m.r.trace_len, txn_read, &tr, a, &canon);
+			rc = put_grams(txn, user, mbox, 'B', uid, buf_cstr(&canon), canon.len,
+				       &tr.failed);
+		}
+	}
+	if ((rc == 0 && tr.failed) ||
+	    (rc != 0 && rc != MDB_MAP_FULL && rc != MDB_TXN_FULL && rc != MDB_BAD_TXN)) {
+		/* Text we could not read must never be missed: this UID is a
+		 * candidate of every query. */
+		uint8_t key[FTS_GRAM_KEY_LEN];
+		fts_key(key, user, mbox, 'U', 0);
+		log_info(0, "store", "fts-unindexed user_id=%llu mailbox=%u uid=%u error=\"%s\"",
+			 (unsigned long long)user, mbox, uid,
+			 rc != 0 ? store_rc_str(rc) : "unreadable or too many trigrams");
+		rc = put_u32(txn, key, FTS_PREFIX_LEN, uid);
+	}
+	buf_free(&hdr);
+	buf_free(&canon);
+	arena_destroy(&a);
+	store_msg_w_free(&m);
+	return rc;
+}
+
+int
+store_fts_mark(MDB_txn *txn, uint64_t user, uint32_t mbox)
+{
+	uint8_t key[FTS_GRAM_KEY_LEN];
+	fts_key(key, user, mbox, 'M', 0);
+	return put_u32(txn, key, FTS_PREFIX_LEN, 1);
+}
+
+int
+store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all)
+{
+	uint8_t prefix[FTS_GRAM_KEY_LEN];
+	size_t plen = all ? 8 : 12;
+	MDB_val k, v;
+	MDB_cursor *cur;
+	int rc;
+
+	fts_key(prefix, user, mbox, 0, 0);
+	k.mv_size = plen;
+	k.mv_data = prefix;
+	if ((rc = mdb_cursor_open(txn, store_g->fts, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		/* All of the key's UIDs; the cursor then stands on the next
+		 * key, which MDB_NEXT_NODUP returns (LMDB's C_DEL). */
+		if ((rc = mdb_cursor_del(cur, MDB_NODUPDATA)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- rebuilding ---- */
+
+struct store_fts_rebuild_req {
+	struct store_req req;
+	uint64_t mailboxes, messages; /* out */
+};
+
+static int
+apply_rebuild(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
+{
+	struct store_fts_rebuild_req *r = (struct store_fts_rebuild_req *)req;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint32_t *uids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	(void)wc;
+	r->mailboxes = r->messages = 0;
+	if ((rc = mdb_drop(txn, store_g->fts, 0)) != 0)
+		return rc;
+	/* Mailbox by mailbox: their ids from `mbox`, their UIDs from `msg`. */
+	if ((rc = mdb_cursor_open(txn, store_g->mbox, &cur)) != 0)
+		return rc;
+	struct {
+		uint64_t user;
+		uint32_t mbox;
+	} *boxes = NULL;
+	size_t nboxes = 0, boxcap = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != STORE_MBOX_KEY_LEN)
+			continue;
+		if (nboxes == boxcap) {
+			boxcap = boxcap ? 2 * boxcap : 64;
+			boxes = xrealloc(boxes, boxcap * sizeof(*boxes));
+		}
+		boxes[nboxes].user = be_get64(k.mv_data);
+		boxes[nboxes].mbox = be_get32((const uint8_t *)k.mv_data + 8);
+		nboxes++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	for (size_t b = 0; rc == 0 && b < nboxes; b++) {
+		uint8_t prefix[STORE_MBOX_KEY_LEN];
+		store_key_mbox(prefix, boxes[b].user, boxes[b].mbox);
+		n = 0;
+		if ((rc = mdb_cursor_open(txn, store_g->msg, &cur)) != 0)
+			break;
+		k.mv_size = sizeof(prefix);
+		k.mv_data = prefix;
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, prefix, 12) != 0)
+				break;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 1024;
+				uids = xrealloc(uids, cap * sizeof(*uids));
+			}
+			uids[n++] = be_get32((const uint8_t *)k.mv_data + 12);
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		rc = 0;
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = store_fts_add(txn, boxes[b].user, boxes[b].mbox, uids[i]);
+		if (rc == 0)
+			rc = store_fts_mark(txn, boxes[b].user, boxes[b].mbox);
+		r->messages += n;
+		r->mailboxes++;
+	}
+out:
+	free(boxes);
+	free(uids);
+	return rc;
+}
+
+int
+store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r)
+{
+	struct store_fts_rebuild_req r;
+	struct store_sync s;
+
+	memset(&r, 0, sizeof(r));
+	store_sync_prepare(&s, &r.req);
+	store_submit(&r.req, apply_rebuild, 0);
+	store_sync_wait(&s);
+	*mailboxes_r = r.mailboxes;
+	*messages_r = r.messages;
+	return r.req.status;
+}
+
+/* ---- querying ---- */
+
+/* All UIDs of one key, appended to a growing array. */
+static int
+get_all(MDB_cursor *cur, const uint8_t *key, size_t klen, uint32_t **v_r, size_t *n_r,
+	size_t *cap_r)
+{
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, d;
+	int rc = mdb_cursor_get(cur, &k, &d, MDB_SET);
+
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &d, MDB_GET_MULTIPLE);
+	while (rc == 0) {
+		size_t m = d.mv_size / 4;
+		if (*n_r + m > *cap_r) {
+			*cap_r = (*n_r + m) * 2;
+			*v_r = xrealloc(*v_r, *cap_r * sizeof(**v_r));
+		}
+		for (size_t i = 0; i < m; i++)
+			(*v_r)[(*n_r)++] = be_get32((const uint8_t *)d.mv_data + 4 * i);
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_MULTIPLE);
+	}
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct qgram {
+	uint32_t gram;
+	size_t count;
+};
+
+static int
+cmp_count(const void *a, const void *b)
+{
+	const struct qgram *x = a, *y = b;
+	return x->count < y->count ? -1 : x->count > y->count;
+}
+
+/* The candidates of one kind: intersection of the rarest grams. */
+static int
+kind_candidates(MDB_cursor *cur, uint64_t user, uint32_t mbox, uint8_t kind, const uint32_t *g,
+		size_t ng, uint32_t **v_r, size_t *n_r)
+{
+	struct qgram *q = xmalloc(ng * sizeof(*q));
+	uint8_t key[FTS_GRAM_KEY_LEN];
+	uint32_t *v = NULL, *w = NULL;
+	size_t n = 0, cap = 0, nw = 0, wcap = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < ng; i++) {
+		MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, d;
+		size_t c = 0;
+		fts_key(key, user, mbox, kind, g[i]);
+		rc = mdb_cursor_get(cur, &k, &d, MDB_SET);
+		if (rc == MDB_NOTFOUND) {
+			/* No message has this gram: nothing of this kind. */
+			rc = 0;
+			goto out;
+		}
+		if (rc != 0 || (rc = mdb_cursor_count(cur, &c)) != 0)
+			goto out;
+		q[i].gram = g[i];
+		q[i].count = c;
+	}
+	qsort(q, ng, sizeof(*q), cmp_count);
+	fts_key(key, user, mbox, kind, q[0].gram);
+	if ((rc = get_all(cur, key, sizeof(key), &v, &n, &cap)) != 0)
+		goto out;
+	for (size_t i = 1; i < ng && i < FTS_QUERY_GRAMS && n > 0; i++) {
+		if (q[i].count > 64 * n) {
+			/* Probing each candidate beats reading a long list. */
+			size_t keep = 0;
+			for (size_t j = 0; j < n; j++) {
+				uint8_t u[4];
+				MDB_val k = {.mv_size = sizeof(key), .mv_data = key};
+				MDB_val d = {.mv_size = 4, .mv_data = u};
+				fts_key(key, user, mbox, kind, q[i].gram);
+				be_put32(u, v[j]);
+				rc = mdb_cursor_get(cur, &k, &d, MDB_GET_BOTH);
+				if (rc == 0)
+					v[keep++] = v[j];
+				else if (rc != MDB_NOTFOUND)
+					goto out;
+			}
+			rc = 0;
+			n = keep;
+			continue;
+		}
+		nw = 0;
+		fts_key(key, user, mbox, kind, q[i].gram);
+		if ((rc = get_all(cur, key, sizeof(key), &w, &nw, &wcap)) != 0)
+			goto out;
+		n = store_fts_intersect(v, n, w, nw);
+	}
+	*v_r = v;
+	*n_r = n;
+	v = NULL;
+out:
+	if (v != NULL || rc != 0) {
+		free(v);
+		if (rc == 0) {
+			*v_r = NULL;
+			*n_r = 0;
+		}
+	}
+	free(w);
+	free(q);
+	return rc;
+}
+
+int
+store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
+		     size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	uint64_t user;
+	uint32_t mbox;
+	uint32_t *g = NULL, *h = NULL, *b = NULL, *u = NULL;
+	size_t ng, nh = 0, nb = 0, nu = 0, ucap = 0;
+	uint8_t key[FTS_GRAM_KEY_LEN];
+	int rc;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if (nlen < 3)
+		return STORE_NOTFOUND; /* no trigram: the caller scans */
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	rc = store_user_lookup(txn, user_id, &user);
+	if (rc == 0)
+		rc = store_mbox_lookup(txn, user, store_mbox_canon(mailbox), &mbox);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, store_g->fts, &cur);
+	if (rc != 0)
+		goto out;
+	{
+		MDB_val k = {.mv_size = FTS_PREFIX_LEN, .mv_data = key}, d;
+		fts_key(key, user, mbox, 'M', 0);
+		if ((rc = mdb_cursor_get(cur, &k, &d, MDB_SET)) != 0)
+			goto out; /* not (yet) indexed: MDB_NOTFOUND, scan */
+	}
+	g = xmalloc(nlen * sizeof(*g));
+	ng = store_fts_grams(needle, nlen, g);
+	if ((rc = kind_candidates(cur, user, mbox, 'B', g, ng, &b, &nb)) != 0)
+		goto out;
+	if (header && (rc = kind_candidates(cur, user, mbox, 'H', g, ng, &h, &nh)) != 0)
+		goto out;
+	fts_key(key, user, mbox, 'U', 0);
+	if ((rc = get_all(cur, key, FTS_PREFIX_LEN, &u, &nu, &ucap)) != 0)
+		goto out;
+	/* The union of the three sorted lists. */
+	uint32_t *r = arena_alloc(a, (nh + nb + nu + 1) * sizeof(*r));
+	size_t n = 0, i = 0, j = 0, l = 0;
+	while (i < nh || j < nb || l < nu) {
+		uint32_t m = UINT32_MAX;
+		if (i < nh && h[i] < m)
+			m = h[i];
+		if (j < nb && b[j] < m)
+			m = b[j];
+		if (l < nu && u[l] < m)
+			m = u[l];
+		r[n++] = m;
+		i += i < nh && h[i] == m;
+		j += j < nb && b[j] == m;
+		l += l < nu && u[l] == m;
+	}
+	*uids_r = r;
+	*n_r = n;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	store_read_end(txn);
+	free(g);
+	free(h);
+	free(b);
+	free(u);
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	return store_rc_status(rc);
+}
