@@ -24,14 +24,14 @@ struct worker;
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_NOTFOUND = -1,   /* no such mailbox or message */
-	STORE_TEMPFAIL = -2,   /* retry later (I/O error, map full and could not grow) */
-	STORE_PERMFAIL = -3,   /* will never work (corrupt data, bad argument) */
-	STORE_OVERQUOTA = -4,  /* temporary: the user is over quota */
-	STORE_TOOBIG = -5,     /* permanent: the message alone exceeds the quota */
-	STORE_EXISTS = -6,     /* a mailbox of that name exists already */
+	STORE_NOTFOUND = -1,  /* no such mailbox or message */
+	STORE_TEMPFAIL = -2,  /* retry later (I/O error, map full and could not grow) */
+	STORE_PERMFAIL = -3,  /* will never work (corrupt data, bad argument) */
+	STORE_OVERQUOTA = -4, /* temporary: the user is over quota */
+	STORE_TOOBIG = -5,    /* permanent: the message alone exceeds the quota */
+	STORE_EXISTS = -6,    /* a mailbox of that name exists already */
 	STORE_NOTALLOWED = -7, /* not for this mailbox (delete INBOX, \Noselect...) */
-	STORE_LIMIT = -8,      /* a store limit (keywords, name length, depth) */
+	STORE_LIMIT = -8,     /* a store limit (keywords, name length, depth) */
 };
 const char *store_strerror(int status);
 
@@ -104,16 +104,16 @@ struct store_req {
 /* ---- delivery (SMTP, LMTP) ---- */
 
 struct store_rcpt {
-	const char *user_id; /* in: stable id */
-	const char *mailbox; /* in: target folder, NULL = INBOX; a missing
-				one (or \Noselect) falls back to INBOX */
-	uint32_t flags;	     /* in: STORE_FLAG_* set on arrival (usually 0) */
-	const char *trace;   /* in: per-recipient header lines (Return-Path,
-				Delivered-To...), CRLF-terminated; may be NULL */
+	const char *user_id;  /* in: stable id */
+	const char *mailbox;  /* in: target folder, NULL = INBOX; a missing
+				 one (or \Noselect) falls back to INBOX */
+	uint32_t flags;	      /* in: STORE_FLAG_* set on arrival (usually 0) */
+	const char *trace;    /* in: per-recipient header lines (Return-Path,
+				 Delivered-To...), CRLF-terminated; may be NULL */
 	size_t trace_len;
-	uint64_t quota; /* in: bytes, 0 = unlimited */
-	int status;	/* out: enum store_status */
-	uint32_t uid;	/* out: UID in the target mailbox */
+	uint64_t quota;	      /* in: bytes, 0 = unlimited */
+	int status;	      /* out: enum store_status */
+	uint32_t uid;	      /* out: UID in the target mailbox */
 };
 
 struct queue_envelope;
@@ -157,7 +157,7 @@ struct store_mailbox {
 	uint32_t unseen;  /* messages without \Seen */
 	uint32_t deleted; /* messages with \Deleted */
 	uint64_t highestmodseq;
-	uint64_t bytes;		     /* sum of message sizes (STATUS SIZE) */
+	uint64_t bytes; /* sum of message sizes (STATUS SIZE) */
 	const char *const *keywords; /* keywords in use in this mailbox */
 	size_t nkeywords;
 	char objectid[40]; /* RFC 8474 MAILBOXID */
@@ -202,12 +202,12 @@ void store_mailbox_change(struct store_mailbox_change *m);
 
 struct store_msg_info {
 	uint32_t uid;
-	uint64_t size; /* bytes of the whole message: trace + body, CRLF */
+	uint64_t size;	   /* bytes of the whole message: trace + body, CRLF */
 	time_t internal_date;
-	time_t save_date; /* when it entered this mailbox */
-	uint32_t flags;	  /* STORE_FLAG_* */
+	time_t save_date;  /* when it entered this mailbox */
+	uint32_t flags;	   /* STORE_FLAG_* */
 	uint64_t modseq;
-	uint64_t email_id;	     /* RFC 8474 EMAILID, kept by COPY and MOVE */
+	uint64_t email_id; /* RFC 8474 EMAILID, kept by COPY and MOVE */
 	const char *const *keywords; /* NULL when nkeywords is 0 */
 	size_t nkeywords;
 };
@@ -239,8 +239,8 @@ int store_message_infos(const char *user_id, const char *mailbox, const uint32_t
  * above it, in UID order, and UIDs expunged after it. *complete_r is false
  * when expunges that old are no longer remembered (QRESYNC then reports
  * every UID it cannot prove present as vanished). Any thread. */
-int store_changes_since(const char *user_id, const char *mailbox, uint64_t since, struct arena *a,
-			struct store_msg_info **changed_r, size_t *nchanged_r,
+int store_changes_since(const char *user_id, const char *mailbox, uint64_t since,
+			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
 			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r);
 
 /* Appends the whole message (trace + body) to out. STORE_NOTFOUND if the
@@ -335,15 +335,15 @@ struct store_copy {
 void store_copy(struct store_copy *c);
 
 struct store_expunge {
-	const char *user_id; /* borrowed until done() */
+	const char *user_id;  /* borrowed until done() */
 	const char *mailbox;
 	const uint32_t *uids;
 	size_t nuids;
 	struct worker *worker;
 	void (*done)(struct store_expunge *e, void *arg);
 	void *arg;
-	int status;	 /* out */
-	size_t expunged; /* out: how many existed and were removed */
+	int status;	      /* out */
+	size_t expunged;      /* out: how many existed and were removed */
 };
 
 /* Removes those messages (bodies freed when no mailbox references them
@@ -395,7 +395,7 @@ int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);
  * of the environment in state_dir (opened by this process alone or beside
  * a running ternd). Each problem is reported through report(); returns the
  * number of problems, or -1 with *error_r if it could not run. */
-int store_check(const char *state_dir, void (*report)(void *arg, const char *problem), void *arg,
-		char **error_r);
+int store_check(const char *state_dir, void (*report)(void *arg, const char *problem),
+		void *arg, char **error_r);
 
 #endif

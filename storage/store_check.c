@@ -971,9 +971,8 @@ check_queue_entry(struct check *c, uint64_t qid, const struct queue_msg_rec *m)
 		if (m->flags & QUEUE_F_HELD) {
 			/* Held by an admin: its recipients are never due. */
 			if (rc == 0)
-				problem(
-				    c, "queue entry %016llx: recipient %u is held but in queue_due",
-				    (unsigned long long)qid, i);
+				problem(c, "queue entry %016llx: recipient %u is held but in queue_due",
+					(unsigned long long)qid, i);
 			else if (rc != MDB_NOTFOUND)
 				return rc;
 			continue;

@@ -39,10 +39,10 @@ struct store_state {
 	MDB_env *env; /* owned */
 	char *path;   /* owned: the environment directory, for messages */
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
-	MDB_dbi subs, mime;		      /* format 2 */
+	MDB_dbi subs, mime; /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
-	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
-	MDB_dbi fts;			      /* full-text index (storage/store_fts.c) */
+	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
+	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -106,8 +106,8 @@ typedef void store_report_fn(void *arg, const char *problem);
  * databases are opened by name, so no store_g is needed). Returns the
  * number of problems reported, or -1 with a malloc'd *error_r when it
  * could not run (LMDB error, newer format). st may be NULL. */
-int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
-		    char **error_r);
+int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg,
+		    struct store_check_stats *st, char **error_r);
 /* Opens the environment directory `path` read-only beside a possibly
  * running ternd (nolock: for a private copy nobody else uses). Never
  * creates data.mdb. 0 or -1 with *error_r naming the path. */
@@ -292,11 +292,11 @@ struct store_wctx {
 	ZSTD_CCtx *zc; /* owned */
 	void *scratch; /* owned: one compressed chunk */
 	size_t scratch_len;
-	int level;		       /* zstd level */
+	int level; /* zstd level */
 	struct store_touched *touches; /* owned; this batch's changes */
 	size_t ntouches, touch_cap;
 	size_t op_touch_start; /* first touch of the operation being applied */
-	bool queued;	       /* this batch added recipients to the outbound queue */
+	bool queued; /* this batch added recipients to the outbound queue */
 };
 
 /* Applies one request inside its own child transaction: returns 0 (the
@@ -311,7 +311,8 @@ void store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes);
 
 /* From inside an apply function: that mailbox changed; its watchers are
  * told once the batch is committed (nothing is told if it aborts). */
-void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq);
+void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox,
+		 uint64_t highestmodseq);
 
 /* The two operations with their own request types (store_message.c). */
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],

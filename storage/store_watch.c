@@ -176,8 +176,8 @@ store_watch_notify(const struct store_touched *t, size_t n)
 void
 store_changed_elsewhere(const char *user_id)
 {
-	struct store_touched t = {
-	    .user_id = (char *)user_id, .mbox = 0, .highestmodseq = UINT64_MAX};
+	struct store_touched t = {.user_id = (char *)user_id, .mbox = 0,
+				  .highestmodseq = UINT64_MAX};
 
 	store_watch_notify(&t, 1);
 }
