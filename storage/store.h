@@ -384,8 +384,9 @@ void store_changed_elsewhere(const char *user_id);
  * STORE_TEMPFAIL on a read error. */
 int store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
 			 size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r);
-/* Rebuilds the whole index in one writer transaction and marks every
- * mailbox indexed (ternd store check --rebuild-index). Blocking; not on a
+/* Rebuilds the index of every mailbox, each in transactions of at most
+ * 500 messages, and marks it indexed (ternd store check --rebuild-index);
+ * a mailbox being rebuilt is scanned by SEARCH. Blocking; not on a
  * worker's loop. A STORE_* status. */
 int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);
 

@@ -261,97 +261,140 @@ store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all)
 
 /* ---- rebuilding ---- */
 
-struct store_fts_rebuild_req {
+/* One mailbox is rebuilt in several writer operations, so no transaction
+ * grows past LMDB's dirty-page limit (MDB_TXN_FULL) however big the
+ * mailbox: "begin" drops its index (mark included: SEARCH scans it
+ * meanwhile, which is exact) and lists its UIDs, "add" indexes a slice of
+ * them (a UID expunged since is skipped; one delivered since was indexed
+ * by its delivery, and adding it again is a no-op), "mark" ends it. */
+#define REBUILD_SLICE 500
+
+enum rb_step { RB_BEGIN, RB_ADD, RB_MARK };
+
+struct rebuild_req {
 	struct store_req req;
-	uint64_t mailboxes, messages; /* out */
+	enum rb_step step;
+	uint64_t user;
+	uint32_t mbox;
+	uint32_t *uids; /* RB_BEGIN: out (malloc'd); RB_ADD: in */
+	size_t n;
 };
 
 static int
 apply_rebuild(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 {
-	struct store_fts_rebuild_req *r = (struct store_fts_rebuild_req *)req;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
+	struct rebuild_req *r = (struct rebuild_req *)req;
+	int rc = 0;
 
 	(void)wc;
-	r->mailboxes = r->messages = 0;
-	if ((rc = mdb_drop(txn, store_g->fts, 0)) != 0)
-		return rc;
-	/* Mailbox by mailbox: their ids from `mbox`, their UIDs from `msg`. */
-	if ((rc = mdb_cursor_open(txn, store_g->mbox, &cur)) != 0)
-		return rc;
-	struct {
-		uint64_t user;
-		uint32_t mbox;
-	} *boxes = NULL;
-	size_t nboxes = 0, boxcap = 0;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != STORE_MBOX_KEY_LEN)
-			continue;
-		if (nboxes == boxcap) {
-			boxcap = boxcap ? 2 * boxcap : 64;
-			boxes = xrealloc(boxes, boxcap * sizeof(*boxes));
+	if (r->step == RB_MARK)
+		return store_fts_mark(txn, r->user, r->mbox);
+	if (r->step == RB_ADD) {
+		for (size_t i = 0; rc == 0 && i < r->n; i++) {
+			rc = store_fts_add(txn, r->user, r->mbox, r->uids[i]);
+			if (rc == MDB_NOTFOUND)
+				rc = 0; /* expunged meanwhile */
 		}
-		boxes[nboxes].user = be_get64(k.mv_data);
-		boxes[nboxes].mbox = be_get32((const uint8_t *)k.mv_data + 8);
-		nboxes++;
+		return rc;
+	}
+	/* RB_BEGIN (may run twice: the list is made afresh) */
+	free(r->uids);
+	r->uids = NULL;
+	r->n = 0;
+	if ((rc = store_fts_drop(txn, r->user, r->mbox, false)) != 0)
+		return rc;
+	uint8_t prefix[STORE_MSG_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(prefix), .mv_data = prefix}, v;
+	MDB_cursor *cur;
+	size_t cap = 0;
+	store_key_msg(prefix, r->user, r->mbox, 0);
+	if ((rc = mdb_cursor_open(txn, store_g->msg, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, prefix, 12) != 0)
+			break;
+		if (r->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			r->uids = xrealloc(r->uids, cap * sizeof(*r->uids));
+		}
+		r->uids[r->n++] = be_get32((const uint8_t *)k.mv_data + 12);
 	}
 	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		goto out;
-	rc = 0;
-	for (size_t b = 0; rc == 0 && b < nboxes; b++) {
-		uint8_t prefix[STORE_MBOX_KEY_LEN];
-		store_key_mbox(prefix, boxes[b].user, boxes[b].mbox);
-		n = 0;
-		if ((rc = mdb_cursor_open(txn, store_g->msg, &cur)) != 0)
-			break;
-		k.mv_size = sizeof(prefix);
-		k.mv_data = prefix;
-		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, prefix, 12) != 0)
-				break;
-			if (n == cap) {
-				cap = cap ? 2 * cap : 1024;
-				uids = xrealloc(uids, cap * sizeof(*uids));
-			}
-			uids[n++] = be_get32((const uint8_t *)k.mv_data + 12);
-		}
-		mdb_cursor_close(cur);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			break;
-		rc = 0;
-		for (size_t i = 0; rc == 0 && i < n; i++)
-			rc = store_fts_add(txn, boxes[b].user, boxes[b].mbox, uids[i]);
-		if (rc == 0)
-			rc = store_fts_mark(txn, boxes[b].user, boxes[b].mbox);
-		r->messages += n;
-		r->mailboxes++;
-	}
-out:
-	free(boxes);
-	free(uids);
-	return rc;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+rebuild_step(struct rebuild_req *r)
+{
+	struct store_sync s;
+
+	store_sync_prepare(&s, &r->req);
+	store_submit(&r->req, apply_rebuild, 0);
+	store_sync_wait(&s);
+	return r->req.status;
 }
 
 int
 store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r)
 {
-	struct store_fts_rebuild_req r;
-	struct store_sync s;
+	struct {
+		uint64_t user;
+		uint32_t mbox;
+	} *boxes = NULL;
+	size_t nboxes = 0, cap = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
 
-	memset(&r, 0, sizeof(r));
-	store_sync_prepare(&s, &r.req);
-	store_submit(&r.req, apply_rebuild, 0);
-	store_sync_wait(&s);
-	*mailboxes_r = r.mailboxes;
-	*messages_r = r.messages;
-	return r.req.status;
+	*mailboxes_r = *messages_r = 0;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	rc = mdb_cursor_open(txn, store_g->mbox, &cur);
+	for (rc = rc != 0 ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != STORE_MBOX_KEY_LEN)
+			continue;
+		if (nboxes == cap) {
+			cap = cap ? 2 * cap : 64;
+			boxes = xrealloc(boxes, cap * sizeof(*boxes));
+		}
+		boxes[nboxes].user = be_get64(k.mv_data);
+		boxes[nboxes].mbox = be_get32((const uint8_t *)k.mv_data + 8);
+		nboxes++;
+	}
+	if (rc == MDB_NOTFOUND) {
+		mdb_cursor_close(cur);
+		rc = 0;
+	}
+	store_read_end(txn);
+	rc = store_rc_status(rc);
+	for (size_t b = 0; rc == STORE_OK && b < nboxes; b++) {
+		struct rebuild_req r;
+		memset(&r, 0, sizeof(r));
+		r.user = boxes[b].user;
+		r.mbox = boxes[b].mbox;
+		r.step = RB_BEGIN;
+		rc = rebuild_step(&r);
+		uint32_t *uids = r.uids;
+		size_t n = r.n;
+		for (size_t i = 0; rc == STORE_OK && i < n; i += REBUILD_SLICE) {
+			r.step = RB_ADD;
+			r.uids = uids + i;
+			r.n = n - i < REBUILD_SLICE ? n - i : REBUILD_SLICE;
+			rc = rebuild_step(&r);
+		}
+		if (rc == STORE_OK) {
+			r.step = RB_MARK;
+			rc = rebuild_step(&r);
+		}
+		free(uids);
+		*messages_r += n;
+		(*mailboxes_r)++;
+	}
+	free(boxes);
+	return rc;
 }
 
 /* ---- querying ---- */
