@@ -49,6 +49,12 @@
  * a candidate of every query, which stays exact and keeps one message from
  * writing millions of postings. Real prose of 1 MB has ~40,000. */
 #define FTS_MAX_GRAMS 65536
+/* A message bigger than this (trace + body) is not decoded at delivery at
+ * all: it goes to the 'U' list (scanned by every BODY/TEXT search), so a
+ * delivery never pays seconds of decoding. XXX size of its text parts,
+ * not of the whole message, would keep text mail with big attachments
+ * indexed. */
+#define FTS_MAX_MESSAGE (512u * 1024u)
 
 static void
 fts_key(uint8_t k[FTS_GRAM_KEY_LEN], uint64_t user, uint32_t mbox, uint8_t kind, uint32_t gram)
@@ -186,6 +192,10 @@ store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid)
 	struct txn_read tr = {txn, &m.r, false}; /* failed: not (wholly) indexed */
 	buf_init(&hdr, MAILTEXT_HEADER_MAX);
 	buf_init(&canon, MAILTEXT_CANON_MAX);
+	if (m.r.size > FTS_MAX_MESSAGE) {
+		tr.failed = true;
+		goto unindexed;
+	}
 	rc = store_txn_msg_mime(txn, &m.r, a, &mime, &mime_len);
 	if (rc == 0 && mime_section_find(mime, mime_len, "", &root) < 0)
 		rc = STORE_PERMFAIL;
@@ -206,15 +216,17 @@ store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid)
 				       &tr.failed);
 		}
 	}
+unindexed:
 	if ((rc == 0 && tr.failed) ||
 	    (rc != 0 && rc != MDB_MAP_FULL && rc != MDB_TXN_FULL && rc != MDB_BAD_TXN)) {
 		/* Text we could not read must never be missed: this UID is a
 		 * candidate of every query. */
 		uint8_t key[FTS_GRAM_KEY_LEN];
 		fts_key(key, user, mbox, 'U', 0);
-		log_info(0, "store", "fts-unindexed user_id=%llu mailbox=%u uid=%u error=\"%s\"",
-			 (unsigned long long)user, mbox, uid,
-			 rc != 0 ? store_rc_str(rc) : "unreadable or too many trigrams");
+		if (rc != 0)
+			log_info(0, "store",
+				 "fts-unindexed user_id=%llu mailbox=%u uid=%u error=\"%s\"",
+				 (unsigned long long)user, mbox, uid, store_rc_str(rc));
 		rc = put_u32(txn, key, FTS_PREFIX_LEN, uid);
 	}
 	buf_free(&hdr);
