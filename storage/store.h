@@ -378,14 +378,16 @@ void store_changed_elsewhere(const char *user_id);
 
 /* Candidates for a SEARCH BODY (header false) or TEXT (header true) needle
  * given in canonical form (storage/mailtext.h): a sorted superset, in a,
- * of the UIDs of the mailbox whose text contains it (the caller confirms
- * each with the matcher). STORE_NOTFOUND when the index cannot answer (a
- * needle under 3 bytes, a mailbox not wholly indexed): the caller scans;
- * STORE_TEMPFAIL on a read error. */
+ * of the UIDs up to *through_r of the mailbox whose text contains it (the
+ * caller confirms each with the matcher). The index is filled in the
+ * background: every UID above *through_r must be scanned. STORE_NOTFOUND
+ * when the index cannot answer (a needle under 3 bytes, nothing indexed
+ * yet): the caller scans; STORE_TEMPFAIL on a read error. */
 int store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
-			 size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r);
+			 size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r,
+			 uint32_t *through_r);
 /* Rebuilds the index of every mailbox, each in transactions of at most
- * 500 messages, and marks it indexed (ternd store check --rebuild-index);
+ * 500 messages (ternd store check --rebuild-index);
  * a mailbox being rebuilt is scanned by SEARCH. Blocking; not on a
  * worker's loop. A STORE_* status. */
 int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);

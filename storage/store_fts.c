@@ -11,29 +11,43 @@
  * message that contains the needle, so the intersection of the needle's
  * trigram postings is a superset of the matches: SEARCH then confirms each
  * candidate with the scan's own matcher, and the result is the scan's.
- * A needle shorter than 3 bytes, or a mailbox without the "complete" mark,
- * gets no candidates from here (the caller scans).
+ * A needle shorter than 3 bytes gets no candidates from here (the caller
+ * scans).
  *
  * Layout (db `fts`, MDB_DUPSORT | MDB_DUPFIXED, every integer big-endian):
  *   user u64 | mailbox u32 | 'H' or 'B' | gram[3]  -> u32 uid (dups)
- *   user u64 | mailbox u32 | 'M'                   -> u32 1: the mailbox
- *                         is wholly indexed (set at creation or rebuild)
+ *   user u64 | mailbox u32 | 'W'                   -> u32 uid: the
+ *                         watermark, every message up to it is indexed
+ *                         (absent: 0, nothing is)
  *   user u64 | mailbox u32 | 'U'                   -> u32 uid (dups):
- *                         messages whose text could not be read when they
- *                         were added; always candidates
- * Postings are written in the same transaction as the message (delivery,
- * APPEND, COPY/MOVE, RENAME INBOX), so the index is never behind the
- * store. Expunged UIDs are left in place (UIDs are never reused in a
- * mailbox, and SEARCH only evaluates live messages, so a stale posting
- * costs space, never a wrong answer) until a rebuild drops them; deleting
- * a mailbox or purging a user drops its postings.
+ *                         messages whose text could not be read (or was
+ *                         too big) when they were indexed; always
+ *                         candidates
+ * Nothing here is written by a delivery, APPEND, COPY/MOVE or RENAME: a
+ * message adds 1,000-2,000 postings, and writing them one message per
+ * transaction made storing a message ~100 times slower. Those operations
+ * only note the mailbox as pending (in memory, store_fts_note); the writer
+ * thread (store_writer.c) catches up FTS_INDEX_DELAY_MS after the first
+ * note, when it has no other work, in transactions of at most
+ * FTS_BATCH_MSGS messages or FTS_BATCH_NS, so a burst is indexed together
+ * (each posting page touched once a batch) and deliveries never wait more
+ * than one short batch. At start-up every mailbox whose newest UID is above
+ * its watermark is pending (a restart, or a store older than the index).
+ * SEARCH uses the candidates only for UIDs up to the watermark read in the
+ * same transaction and scans every UID above it, so its result is the
+ * scan's at every moment. Expunged UIDs are left in place (UIDs are never
+ * reused in a mailbox, and SEARCH only evaluates live messages, so a stale
+ * posting costs space, never a wrong answer) until a rebuild drops them;
+ * deleting a mailbox or purging a user drops its postings.
  *
- * How it fails: an LMDB error from the write side fails the operation it
- * is part of (the message is not stored); a read error on the query side
- * is STORE_TEMPFAIL and the caller scans instead.
+ * How it fails: an LMDB error while indexing aborts that batch (its
+ * mailboxes stay pending and are retried; a full map is grown first); a
+ * read error on the query side is STORE_TEMPFAIL and the caller scans
+ * instead.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/compat.h"
 #include "core/log.h"
@@ -236,12 +250,229 @@ unindexed:
 	return rc;
 }
 
-int
-store_fts_mark(MDB_txn *txn, uint64_t user, uint32_t mbox)
+static int
+watermark_get(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t *w_r)
 {
 	uint8_t key[FTS_GRAM_KEY_LEN];
-	fts_key(key, user, mbox, 'M', 0);
-	return put_u32(txn, key, FTS_PREFIX_LEN, 1);
+	MDB_val k = {.mv_size = FTS_PREFIX_LEN, .mv_data = key}, d;
+	int rc;
+
+	*w_r = 0;
+	fts_key(key, user, mbox, 'W', 0);
+	rc = mdb_get(txn, store_g->fts, &k, &d);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && d.mv_size == 4)
+		*w_r = be_get32(d.mv_data);
+	return rc;
+}
+
+static int
+watermark_put(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t w)
+{
+	uint8_t key[FTS_GRAM_KEY_LEN], v[4];
+	MDB_val k = {.mv_size = FTS_PREFIX_LEN, .mv_data = key};
+	MDB_val d = {.mv_size = sizeof(v), .mv_data = v};
+
+	fts_key(key, user, mbox, 'W', 0);
+	be_put32(v, w);
+	/* A single value under a DUPSORT key: replace, do not add a dup. */
+	int rc = mdb_del(txn, store_g->fts, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	return mdb_put(txn, store_g->fts, &k, &d, 0);
+}
+
+int
+store_fts_catch_up(MDB_txn *txn, uint64_t user, uint32_t mbox, unsigned max_msgs,
+		   uint64_t deadline_ns, unsigned *indexed_r, bool *done_r)
+{
+	uint8_t prefix[STORE_MSG_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(prefix), .mv_data = prefix}, v;
+	MDB_cursor *cur;
+	uint32_t w, *uids = xmalloc((max_msgs + 1) * sizeof(*uids));
+	size_t n = 0;
+	int rc;
+
+	*indexed_r = 0;
+	*done_r = false;
+	if ((rc = watermark_get(txn, user, mbox, &w)) != 0)
+		goto out;
+	if (w == UINT32_MAX) {
+		*done_r = true;
+		goto out;
+	}
+	/* The UIDs above the watermark first (store_fts_add opens cursors
+	 * of its own), one more than the batch takes to see if it is all. */
+	store_key_msg(prefix, user, mbox, w + 1);
+	if ((rc = mdb_cursor_open(txn, store_g->msg, &cur)) != 0)
+		goto out;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && n <= max_msgs;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, prefix, 12) != 0)
+			break;
+		uids[n++] = be_get32((const uint8_t *)k.mv_data + 12);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	rc = 0;
+	*done_r = n <= max_msgs;
+	if (n > max_msgs)
+		n = max_msgs;
+	size_t i;
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = store_fts_add(txn, user, mbox, uids[i]);
+		if (rc == 0 && deadline_ns != 0 && i + 1 < n &&
+		    store_fts_mono_ns() >= deadline_ns) {
+			*done_r = false;
+			i++;
+			break;
+		}
+	}
+	if (rc == 0 && i > 0) {
+		*indexed_r = (unsigned)i;
+		rc = watermark_put(txn, user, mbox, uids[i - 1]);
+	}
+out:
+	free(uids);
+	return rc;
+}
+
+uint64_t
+store_fts_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the pending mailboxes (writer thread only) ---- */
+
+struct fts_box {
+	uint64_t user;
+	uint32_t mbox;
+};
+
+static struct {
+	struct fts_box *v;
+	size_t n, cap;
+	uint64_t due_ns; /* when the indexer may run; 0 = nothing pending */
+	bool scanned;	 /* the start-up scan ran */
+} pend;
+
+void
+store_fts_note(uint64_t user, uint32_t mbox)
+{
+	/* A mailbox noted in a row (a burst) is one entry; a stray
+	 * duplicate further back costs one empty catch-up. */
+	for (size_t i = pend.n > 16 ? pend.n - 16 : 0; i < pend.n; i++)
+		if (pend.v[i].user == user && pend.v[i].mbox == mbox)
+			return;
+	if (pend.n == pend.cap) {
+		pend.cap = pend.cap ? 2 * pend.cap : 64;
+		pend.v = xrealloc(pend.v, pend.cap * sizeof(*pend.v));
+	}
+	pend.v[pend.n++] = (struct fts_box){user, mbox};
+	if (pend.due_ns == 0)
+		pend.due_ns = store_fts_mono_ns() + FTS_INDEX_DELAY_MS * 1000000ull;
+}
+
+uint64_t
+store_fts_due(void)
+{
+	if (!pend.scanned && pend.due_ns == 0)
+		pend.due_ns = store_fts_mono_ns() + FTS_INDEX_DELAY_MS * 1000000ull;
+	return pend.due_ns;
+}
+
+/* Every mailbox whose newest message is above its watermark. */
+static int
+startup_scan(MDB_txn *txn)
+{
+	MDB_cursor *mc, *uc;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, store_g->mbox, &mc)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, store_g->msg, &uc)) != 0) {
+		mdb_cursor_close(mc);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(mc, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(mc, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != STORE_MBOX_KEY_LEN)
+			continue;
+		uint64_t user = be_get64(k.mv_data);
+		uint32_t mbox = be_get32((const uint8_t *)k.mv_data + 8), w;
+		uint8_t key[STORE_MSG_KEY_LEN];
+		MDB_val mk = {.mv_size = sizeof(key), .mv_data = key}, mv;
+		if ((rc = watermark_get(txn, user, mbox, &w)) != 0)
+			break;
+		if (w == UINT32_MAX)
+			continue;
+		store_key_msg(key, user, mbox, w + 1);
+		rc = mdb_cursor_get(uc, &mk, &mv, MDB_SET_RANGE);
+		if (rc == 0 && mk.mv_size == STORE_MSG_KEY_LEN && memcmp(mk.mv_data, key, 12) == 0)
+			store_fts_note(user, mbox);
+		else if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+	}
+	mdb_cursor_close(uc);
+	mdb_cursor_close(mc);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+store_fts_index_batch(MDB_txn *txn, unsigned *indexed_r, size_t *finished_r)
+{
+	uint64_t deadline = store_fts_mono_ns() + FTS_BATCH_NS;
+	unsigned total = 0;
+	size_t i = 0;
+	int rc = 0;
+
+	*indexed_r = 0;
+	*finished_r = 0;
+	if (!pend.scanned) {
+		/* XXX one pass over every mailbox record, on the writer at
+		 * the first idle moment; a few ms per 10,000 mailboxes. */
+		if ((rc = startup_scan(txn)) != 0)
+			return rc;
+		pend.scanned = true;
+	}
+	for (; rc == 0 && i < pend.n && total < FTS_BATCH_MSGS; i++) {
+		unsigned n;
+		bool done;
+		rc = store_fts_catch_up(txn, pend.v[i].user, pend.v[i].mbox, FTS_BATCH_MSGS - total,
+					deadline, &n, &done);
+		total += n;
+		if (rc == 0 && !done)
+			break; /* this one goes on in the next batch */
+		if (store_fts_mono_ns() >= deadline) {
+			i += rc == 0;
+			break;
+		}
+	}
+	*indexed_r = total;
+	*finished_r = i;
+	return rc;
+}
+
+void
+store_fts_index_done(size_t finished, bool committed)
+{
+	if (committed && finished > 0) {
+		memmove(pend.v, pend.v + finished, (pend.n - finished) * sizeof(*pend.v));
+		pend.n -= finished;
+	}
+	/* More to do: as soon as the writer is idle again; after a failure,
+	 * a second later. */
+	if (pend.n == 0)
+		pend.due_ns = 0;
+	else
+		pend.due_ns = store_fts_mono_ns() + (committed ? 0 : 1000000000ull);
 }
 
 int
@@ -275,65 +506,32 @@ store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all)
 
 /* One mailbox is rebuilt in several writer operations, so no transaction
  * grows past LMDB's dirty-page limit (MDB_TXN_FULL) however big the
- * mailbox: "begin" drops its index (mark included: SEARCH scans it
- * meanwhile, which is exact) and lists its UIDs, "add" indexes a slice of
- * them (a UID expunged since is skipped; one delivered since was indexed
- * by its delivery, and adding it again is a no-op), "mark" ends it. */
+ * mailbox: "begin" drops its index, watermark included (SEARCH scans it
+ * meanwhile, which is exact), then each "add" indexes the next
+ * REBUILD_SLICE messages above the watermark, as the background indexer
+ * does, until none is left. */
 #define REBUILD_SLICE 500
 
-enum rb_step { RB_BEGIN, RB_ADD, RB_MARK };
+enum rb_step { RB_BEGIN, RB_ADD };
 
 struct rebuild_req {
 	struct store_req req;
 	enum rb_step step;
 	uint64_t user;
 	uint32_t mbox;
-	uint32_t *uids; /* RB_BEGIN: out (malloc'd); RB_ADD: in */
-	size_t n;
+	unsigned n; /* RB_ADD: out, messages indexed */
+	bool done;  /* RB_ADD: out, none left */
 };
 
 static int
 apply_rebuild(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 {
 	struct rebuild_req *r = (struct rebuild_req *)req;
-	int rc = 0;
 
 	(void)wc;
-	if (r->step == RB_MARK)
-		return store_fts_mark(txn, r->user, r->mbox);
-	if (r->step == RB_ADD) {
-		for (size_t i = 0; rc == 0 && i < r->n; i++) {
-			rc = store_fts_add(txn, r->user, r->mbox, r->uids[i]);
-			if (rc == MDB_NOTFOUND)
-				rc = 0; /* expunged meanwhile */
-		}
-		return rc;
-	}
-	/* RB_BEGIN (may run twice: the list is made afresh) */
-	free(r->uids);
-	r->uids = NULL;
-	r->n = 0;
-	if ((rc = store_fts_drop(txn, r->user, r->mbox, false)) != 0)
-		return rc;
-	uint8_t prefix[STORE_MSG_KEY_LEN];
-	MDB_val k = {.mv_size = sizeof(prefix), .mv_data = prefix}, v;
-	MDB_cursor *cur;
-	size_t cap = 0;
-	store_key_msg(prefix, r->user, r->mbox, 0);
-	if ((rc = mdb_cursor_open(txn, store_g->msg, &cur)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != STORE_MSG_KEY_LEN || memcmp(k.mv_data, prefix, 12) != 0)
-			break;
-		if (r->n == cap) {
-			cap = cap ? 2 * cap : 1024;
-			r->uids = xrealloc(r->uids, cap * sizeof(*r->uids));
-		}
-		r->uids[r->n++] = be_get32((const uint8_t *)k.mv_data + 12);
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	if (r->step == RB_ADD)
+		return store_fts_catch_up(txn, r->user, r->mbox, REBUILD_SLICE, 0, &r->n, &r->done);
+	return store_fts_drop(txn, r->user, r->mbox, false);
 }
 
 static int
@@ -389,20 +587,11 @@ store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r)
 		r.mbox = boxes[b].mbox;
 		r.step = RB_BEGIN;
 		rc = rebuild_step(&r);
-		uint32_t *uids = r.uids;
-		size_t n = r.n;
-		for (size_t i = 0; rc == STORE_OK && i < n; i += REBUILD_SLICE) {
+		while (rc == STORE_OK && !r.done) {
 			r.step = RB_ADD;
-			r.uids = uids + i;
-			r.n = n - i < REBUILD_SLICE ? n - i : REBUILD_SLICE;
 			rc = rebuild_step(&r);
+			*messages_r += r.n;
 		}
-		if (rc == STORE_OK) {
-			r.step = RB_MARK;
-			rc = rebuild_step(&r);
-		}
-		free(uids);
-		*messages_r += n;
 		(*mailboxes_r)++;
 	}
 	free(boxes);
@@ -520,7 +709,8 @@ out:
 
 int
 store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
-		     size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r)
+		     size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r,
+		     uint32_t *through_r)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
@@ -533,6 +723,7 @@ store_fts_candidates(const char *user_id, const char *mailbox, bool header, cons
 
 	*uids_r = NULL;
 	*n_r = 0;
+	*through_r = 0;
 	if (nlen < 3)
 		return STORE_NOTFOUND; /* no trigram: the caller scans */
 	if ((rc = store_read_begin(&txn)) != 0)
@@ -544,11 +735,13 @@ store_fts_candidates(const char *user_id, const char *mailbox, bool header, cons
 		rc = mdb_cursor_open(txn, store_g->fts, &cur);
 	if (rc != 0)
 		goto out;
-	{
-		MDB_val k = {.mv_size = FTS_PREFIX_LEN, .mv_data = key}, d;
-		fts_key(key, user, mbox, 'M', 0);
-		if ((rc = mdb_cursor_get(cur, &k, &d, MDB_SET)) != 0)
-			goto out; /* not (yet) indexed: MDB_NOTFOUND, scan */
+	/* Read in the same transaction as the postings: every message up to
+	 * it is in them (or in 'U'). */
+	if ((rc = watermark_get(txn, user, mbox, through_r)) != 0)
+		goto out;
+	if (*through_r == 0) {
+		rc = MDB_NOTFOUND; /* nothing indexed yet: scan */
+		goto out;
 	}
 	g = xmalloc(nlen * sizeof(*g));
 	ng = store_fts_grams(needle, nlen, g);

@@ -238,8 +238,31 @@ int store_txn_msg_mime(MDB_txn *txn, const struct msg_rec *r, struct arena *a, c
  * txn): its header and body trigrams, or its UID in the mailbox's
  * "unindexed" list when its text cannot be read. */
 int store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid);
-/* Marks a mailbox as wholly indexed (a new one, or after a rebuild). */
-int store_fts_mark(MDB_txn *txn, uint64_t user, uint32_t mbox);
+/* Indexes up to max_msgs messages of a mailbox above its watermark
+ * (stopping early past deadline_ns, a CLOCK_MONOTONIC time, unless 0) and
+ * moves the watermark to the last; *done_r when none is left above it. */
+int store_fts_catch_up(MDB_txn *txn, uint64_t user, uint32_t mbox, unsigned max_msgs,
+		       uint64_t deadline_ns, unsigned *indexed_r, bool *done_r);
+
+/* The background indexer (store_fts.c), run by the writer thread only. A
+ * mailbox got messages: index it FTS_INDEX_DELAY_MS from the first note
+ * (a burst is indexed together). */
+#define FTS_INDEX_DELAY_MS 500
+#define FTS_BATCH_MSGS 200		  /* messages a transaction, at most */
+#define FTS_BATCH_NS (50ull * 1000000ull) /* and about this long */
+/* Past this much after it was due, a batch runs between two delivery
+ * batches even when deliveries keep the queue full (the bound). */
+#define FTS_STARVE_NS (2000ull * 1000000ull)
+void store_fts_note(uint64_t user, uint32_t mbox);
+/* When the indexer should run next (CLOCK_MONOTONIC ns), 0 if it has
+ * nothing to do. */
+uint64_t store_fts_due(void);
+/* One batch in txn (the first also finds the mailboxes left behind before
+ * a restart): the messages indexed, the pending mailboxes finished. */
+int store_fts_index_batch(MDB_txn *txn, unsigned *indexed_r, size_t *finished_r);
+/* After the batch's commit (or abort: everything stays pending). */
+void store_fts_index_done(size_t finished, bool committed);
+uint64_t store_fts_mono_ns(void);
 /* The distinct trigrams of t (len bytes) sorted, into out (room for len
  * entries), as 24-bit numbers; their count. For tests too. */
 size_t store_fts_grams(const char *t, size_t len, uint32_t *out);

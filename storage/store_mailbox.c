@@ -282,9 +282,8 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	}
 	if ((rc = expunge_all(txn, u->user, &mb)) != 0)
 		goto out;
-	/* Its postings go; a placeholder stays wholly indexed (empty). */
-	if ((rc = store_fts_drop(txn, u->user, mb.id, false)) != 0 ||
-	    (children && (rc = store_fts_mark(txn, u->user, mb.id)) != 0))
+	/* Its postings go (a placeholder has no messages to index). */
+	if ((rc = store_fts_drop(txn, u->user, mb.id, false)) != 0)
 		goto out;
 	if (children) {
 		/* Kept as a placeholder for its children; its messages are
@@ -334,14 +333,13 @@ rename_inbox(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *
 		rc = store_blob_addref(txn, msg.r.hash, 1);
 		if (rc == 0)
 			rc = store_txn_msg_add(txn, u->user, &dst, &msg.r, &uid);
-		if (rc == 0)
-			rc = store_fts_add(txn, u->user, dst.id, uid);
 		store_msg_w_free(&msg);
 		if (rc == 0)
 			rc = store_txn_msg_expunge(txn, u->user, &inbox, uids[i], &found, &size);
 		if (rc != 0)
 			goto out;
 	}
+	store_fts_note(u->user, dst.id); /* indexed later, off this txn */
 	if ((rc = store_txn_mbox_save(txn, u->user, &inbox)) != 0)
 		goto out;
 	if ((rc = store_txn_mbox_save(txn, u->user, &dst)) != 0)

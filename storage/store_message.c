@@ -168,12 +168,11 @@ store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[S
 		goto out;
 	rc = store_blob_put(txn, hash, d->body, d->body_len, ok + queued, wc->zc, wc->level,
 			    wc->scratch, wc->scratch_len);
-	/* Indexed in the delivery's transaction, once the body is stored.
-	 * XXX each recipient's copy decodes the body again (only the trace
-	 * differs); fine for the few local recipients of a message. */
+	/* Full-text indexed later by the writer, in batches, not in this
+	 * transaction (storage/store_fts.c). */
 	for (size_t i = 0; rc == 0 && i < d->nrcpts; i++)
 		if (d->rcpts[i].status == STORE_OK && d->rcpts[i].uid != 0)
-			rc = store_fts_add(txn, where[i].user, where[i].mbox, d->rcpts[i].uid);
+			store_fts_note(where[i].user, where[i].mbox);
 out:
 	free(where);
 	return rc;
@@ -536,8 +535,6 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 			goto out;
 		if ((rc = store_txn_msg_add(txn, u.user, dst, &r, &dest_uids[i])) != 0)
 			goto out;
-		if ((rc = store_fts_add(txn, u.user, dst->id, dest_uids[i])) != 0)
-			goto out;
 		if (c->move) {
 			rc = store_txn_msg_expunge(txn, u.user, &src, msgs[i].uid, &found, &size);
 			if (rc != 0)
@@ -555,6 +552,7 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		if (c->move)
 			store_touch(wc, c->user_id, src.id, src.r.highestmodseq);
 		store_touch(wc, c->user_id, dst->id, dst->r.highestmodseq);
+		store_fts_note(u.user, dst->id); /* indexed later */
 	}
 	c->dest_uidvalidity = dst->r.uidvalidity;
 	if (n > 0 && req->a != NULL) {
@@ -656,8 +654,6 @@ apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 			goto out;
 		if ((rc = store_txn_msg_add(txn, u.user, &mb, &r, &am->uid)) != 0)
 			goto out;
-		if ((rc = store_fts_add(txn, u.user, mb.id, am->uid)) != 0)
-			goto out;
 		free(kwbuf);
 		kwbuf = NULL;
 	}
@@ -666,6 +662,7 @@ apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	if ((rc = store_txn_quota_put(txn, u.user, qbytes + total, qmsgs + ap->nmsgs)) != 0)
 		goto out;
 	store_touch(wc, ap->user_id, mb.id, mb.r.highestmodseq);
+	store_fts_note(u.user, mb.id); /* indexed later (store_fts.c) */
 	ap->uidvalidity = mb.r.uidvalidity;
 out:
 	free(kwbuf);

@@ -349,10 +349,6 @@ store_txn_mbox_create(MDB_txn *txn, struct store_user_w *u, const char *name, ui
 		return rc;
 	if ((rc = user_save(txn, u)) != 0)
 		return rc;
-	/* Empty, so wholly indexed: every message it gets is indexed as it
-	 * is added (storage/store_fts.c). */
-	if ((rc = store_fts_mark(txn, u->user, m.id)) != 0)
-		return rc;
 	if (subscribe && (rc = store_txn_subscribe(txn, u->user, name, true)) != 0)
 		return rc;
 	if (out != NULL) {
