@@ -14,8 +14,13 @@ restarts the server, logs in, SELECTs INBOX and times
 
 the first time and --repeat more times. Dovecot runs from Debian's
 packages without an fts plugin (it scans, caching nothing of bodies).
-Tern's index size is read with mdb_stat (the `fts` database's pages)
-and set against the mailbox's message bytes and the whole data.mdb.
+Tern indexes in the background (storage/store_fts.c): the run times
+the APPENDs (which write nothing to the index), then waits for the
+indexer's debug lines to count every message ("catch-up"). The index size
+is the store's pages in use (mdb_stat -ef: pages used less free pages)
+less the pages of every other database's own tree and the main DB's
+(mdb_stat -a): the `fts` tree with its dup-sort sub-pages, which
+`mdb_stat -s fts` alone does not count.
 
 Usage: fts_bench.py --ternd build/ternd [--server tern,dovecot]
                     [-n 10000,100000] [--repeat 3]
@@ -101,15 +106,34 @@ def restart(target):
         target.dc.start()
 
 
+def wait_indexed(target, n, timeout=3600):
+    """Seconds until the indexer's debug lines have counted n messages."""
+    t0 = time.monotonic()
+    while True:
+        with open(target.env.ternd.log_path, "rb") as f:
+            done = sum(int(x) for x in re.findall(rb"fts-indexed messages=(\d+)", f.read()))
+        if done >= n:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit("indexer stuck at %d of %d" % (done, n))
+        time.sleep(0.1)
+
+
 def tern_sizes(target):
+    """(fts bytes, bytes in use, data.mdb bytes)."""
     path = os.path.join(target.env.ternd.state_dir, "mail")
-    out = subprocess.run(["mdb_stat", "-s", "fts", path], stdout=subprocess.PIPE,
+    out = subprocess.run(["mdb_stat", "-efa", path], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True).stdout
-    pages = sum(int(x) for x in re.findall(r"(?:Branch|Leaf|Overflow) pages: (\d+)", out))
-    psize = re.search(r"Page size: (\d+)", out)
-    fts = pages * (int(psize.group(1)) if psize else 4096)
-    total = os.path.getsize(os.path.join(path, "data.mdb"))
-    return fts, total
+    psize = int(re.search(r"Page size: (\d+)", out).group(1))
+    used = int(re.search(r"Number of pages used: (\d+)", out).group(1))
+    free = int(re.search(r"Free pages: (\d+)", out).group(1))
+    other = 2  # meta pages
+    for name, body in re.findall(r"Status of (.+?)\n(.*?)(?=\nStatus of |\Z)", out, re.S):
+        if name.strip() != "fts":
+            other += sum(int(x) for x in
+                         re.findall(r"(?:Branch|Leaf|Overflow) pages: (\d+)", body))
+    return (used - free - other) * psize, (used - free) * psize, \
+        os.path.getsize(os.path.join(path, "data.mdb"))
 
 
 def main():
@@ -126,11 +150,19 @@ def main():
         mbytes = sum(len(m) for m in msgs)
         print("%d messages, %.1f MB; expected hits %s" % (n, mbytes / 1e6, want))
         for kind in args.server.split(","):
-            target = ic.make_target(kind, args, users=1)
+            if kind == "tern":
+                target = ic.TernTarget(args.ternd, users=1, log_level="debug")
+            else:
+                target = ic.make_target(kind, args, users=1)
             try:
                 secs = asyncio.run(fill(target, msgs))
-                print("%s: APPENDed %d messages in %.1f s" % (target.name, n, secs))
-                sizes = tern_sizes(target) if kind == "tern" else None
+                print("%s: APPENDed %d messages in %.1f s (%.0f APPEND/s)"
+                      % (target.name, n, secs, n / secs))
+                sizes = None
+                if kind == "tern":
+                    print("tern: index caught up %.1f s after the last APPEND"
+                          % wait_indexed(target, n))
+                    sizes = tern_sizes(target)
                 restart(target)
                 r = asyncio.run(searches(target, list(want), args.repeat))
                 for key, (times, hits) in r.items():
@@ -138,8 +170,9 @@ def main():
                     rows.append((target.name, n, key, times, hits))
                 if sizes:
                     print("tern: fts index %.1f MB = %.2f x the %.1f MB of messages; "
-                          "data.mdb %.1f MB" % (sizes[0] / 1e6, sizes[0] / mbytes,
-                                                mbytes / 1e6, sizes[1] / 1e6))
+                          "pages in use %.1f MB, data.mdb %.1f MB"
+                          % (sizes[0] / 1e6, sizes[0] / mbytes, mbytes / 1e6,
+                             sizes[1] / 1e6, sizes[2] / 1e6))
                 target.check_alive()
             finally:
                 target.close()
