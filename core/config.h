@@ -195,6 +195,9 @@ struct config {
 	/* How long the mail of a user removed from the directory is kept
 	 * after it was marked orphan, seconds (storage/store_admin.h). */
 	unsigned orphan_retention;
+	/* SEARCH BODY/TEXT take candidates from the full-text index (no:
+	 * every message is scanned; the index is still kept up to date). */
+	bool search_index;
 
 	/* [sasl] */
 	char *sasl_mechanisms;	    /* extra Cyrus SASL mechanisms ("" = none) */

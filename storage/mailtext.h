@@ -39,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -141,5 +142,39 @@ int mailtext_body_finish(struct mailtext_body *b);
  */
 size_t mailtext_tokens(const char *canon_utf8, size_t len,
 		       void (*fn)(void *arg, const char *tok, size_t toklen), void *arg);
+
+/* ---- the searchable text of a stored message (mailtext_msg.c) ---- */
+
+#define MAILTEXT_HEADER_MAX (1u << 20) /* header bytes read per message */
+#define MAILTEXT_TEXT_MAX (8u << 20)   /* decoded body text per message */
+#define MAILTEXT_CANON_MAX (32u << 20) /* its canonical form */
+#define MAILTEXT_PARTS_MAX 1000u       /* MIME parts walked per message */
+
+/* Appends bytes [off, off + len) of the message (trace + body) to out;
+ * 0, or -1 (nothing more is read of that part). */
+typedef int mailtext_read_fn(void *arg, uint64_t off, uint64_t len, struct buf *out);
+
+/* Skips blanks, line ends and (nested) comments. */
+const char *mailtext_skip_cfws(const char *p, const char *end);
+/* Calls fn for each field named name (case-insensitive) in a header block
+ * with its raw value (folded, as stored); stops when fn returns true, and
+ * returns that. */
+bool mailtext_each_field(const char *h, size_t len, const char *name, size_t nlen,
+			 bool (*fn)(void *arg, const char *v, size_t vlen), void *arg);
+/* The first such field's raw value (false, *v_r NULL when none). */
+bool mailtext_first_field(const char *h, size_t len, const char *name, const char **v_r,
+			  size_t *vlen_r);
+/* Appends the canonical form of UTF-8 text to out in slices cut at
+ * character boundaries, so a cap keeps what fits rather than nothing. */
+void mailtext_canon_append(const char *t, size_t len, struct buf *out);
+/* A raw header block decoded (RFC 2047), unfolded, appended as canonical
+ * text followed by one space. */
+void mailtext_header_canon(const char *h, size_t len, struct buf *out);
+/* The canonical text of a message's body as SEARCH BODY sees it: every
+ * text/ * leaf decoded, and the headers of attached messages, each followed
+ * by one space. mime: the stored structure (storage/mime.h); trace_len:
+ * where the body starts in rd's offsets; scratch lives in a. */
+void mailtext_msg_body(const void *mime, size_t mime_len, uint64_t trace_len, mailtext_read_fn *rd,
+		       void *arg, struct arena *a, struct buf *canon);
 
 #endif

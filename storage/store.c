@@ -149,6 +149,15 @@ open_dbs(struct store_state *s, char **error_r)
 			goto fail;
 		}
 	}
+	/* The full-text index: created empty in an older environment (its
+	 * mailboxes then have no "complete" mark and are scanned until
+	 * `ternd store check --rebuild-index`). */
+	rc = mdb_dbi_open(txn, "fts", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &s->fts);
+	if (rc != 0) {
+		*error_r =
+		    xstrfmt("store: %s: cannot open database fts: %s", s->path, mdb_strerror(rc));
+		goto fail;
+	}
 
 	MDB_val k = {.mv_size = 6, .mv_data = (void *)"format"}, v;
 	rc = mdb_get(txn, s->meta, &k, &v);
@@ -750,6 +759,28 @@ msg_lookup(MDB_txn *txn, const char *user_id, const char *mailbox, uint32_t uid,
 }
 
 int
+store_txn_msg_read_range(MDB_txn *txn, const struct msg_rec *r, uint64_t offset, uint64_t len,
+			 struct buf *out)
+{
+	if (offset >= r->size)
+		return 0;
+	if (len > r->size - offset)
+		len = r->size - offset;
+	/* The trace prefix first, then the body's part of the range. */
+	if (offset < r->trace_len) {
+		uint64_t t = r->trace_len - offset < len ? r->trace_len - offset : len;
+		if (buf_append(out, r->trace + offset, (size_t)t) < 0)
+			return STORE_TEMPFAIL;
+		offset += t;
+		len -= t;
+	}
+	if (len > 0)
+		return store_blob_read_range(txn, r->hash, r->size - r->trace_len,
+					     offset - r->trace_len, len, out);
+	return 0;
+}
+
+int
 store_message_read_range(const char *user_id, const char *mailbox, uint32_t uid, uint64_t offset,
 			 uint64_t len, struct buf *out)
 {
@@ -760,26 +791,8 @@ store_message_read_range(const char *user_id, const char *mailbox, uint32_t uid,
 
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) != 0)
-		goto out;
-	if (offset >= r.size)
-		goto out;
-	if (len > r.size - offset)
-		len = r.size - offset;
-	/* The trace prefix first, then the body's part of the range. */
-	if (offset < r.trace_len) {
-		uint64_t t = r.trace_len - offset < len ? r.trace_len - offset : len;
-		if (buf_append(out, r.trace + offset, (size_t)t) < 0) {
-			rc = STORE_TEMPFAIL;
-			goto out;
-		}
-		offset += t;
-		len -= t;
-	}
-	if (len > 0)
-		rc = store_blob_read_range(txn, r.hash, r.size - r.trace_len, offset - r.trace_len,
-					   len, out);
-out:
+	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) == 0)
+		rc = store_txn_msg_read_range(txn, &r, offset, len, out);
 	store_read_end(txn);
 	if (rc != 0 && out->len != len0) {
 		out->len = len0;
@@ -792,36 +805,25 @@ out:
 }
 
 int
-store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struct arena *a,
-		   const void **mime_r, size_t *mime_len_r, size_t *trace_len_r)
+store_txn_msg_mime(MDB_txn *txn, const struct msg_rec *r, struct arena *a, const void **mime_r,
+		   size_t *mime_len_r)
 {
-	struct msg_rec r;
 	const void *p;
 	size_t plen;
-	MDB_txn *txn;
 	struct buf body;
-	int rc;
+	int rc = store_blob_mime(txn, r->hash, &p, &plen);
 
-	*mime_r = NULL;
-	*mime_len_r = 0;
-	*trace_len_r = 0;
-	if ((rc = store_read_begin(&txn)) != 0)
-		return store_rc_status(rc);
-	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) != 0)
-		goto out;
-	*trace_len_r = r.trace_len;
-	rc = store_blob_mime(txn, r.hash, &p, &plen);
 	if (rc == 0) {
 		*mime_r = arena_memdup(a, p, plen);
 		*mime_len_r = plen;
-		goto out;
+		return 0;
 	}
 	if (rc != MDB_NOTFOUND)
-		goto out;
+		return rc;
 	/* A body stored before format 2 (or whose structure was too big to
-	 * keep): parse it now rather than fail the FETCH. */
+	 * keep): parse it now rather than fail. */
 	buf_init(&body, SIZE_MAX);
-	rc = store_blob_read(txn, r.hash, r.size - r.trace_len, &body);
+	rc = store_blob_read(txn, r->hash, r->size - r->trace_len, &body);
 	if (rc == 0) {
 		struct arena *pa = arena_new(0);
 		struct mime_part *root;
@@ -838,7 +840,26 @@ store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struc
 		arena_destroy(&pa);
 	}
 	buf_free(&body);
-out:
+	return rc;
+}
+
+int
+store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, struct arena *a,
+		   const void **mime_r, size_t *mime_len_r, size_t *trace_len_r)
+{
+	struct msg_rec r;
+	MDB_txn *txn;
+	int rc;
+
+	*mime_r = NULL;
+	*mime_len_r = 0;
+	*trace_len_r = 0;
+	if ((rc = store_read_begin(&txn)) != 0)
+		return store_rc_status(rc);
+	if ((rc = msg_lookup(txn, user_id, mailbox, uid, &r)) == 0) {
+		*trace_len_r = r.trace_len;
+		rc = store_txn_msg_mime(txn, &r, a, mime_r, mime_len_r);
+	}
 	store_read_end(txn);
 	if (rc != 0) {
 		*mime_r = NULL;

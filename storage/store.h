@@ -425,6 +425,24 @@ void store_watch_remove(struct store_watch *watch);
  * mailbox_id 0), so sessions re-read what they show. Any thread. */
 void store_changed_elsewhere(const char *user_id);
 
+/* ---- full-text index (storage/store_fts.c) ---- */
+
+/* Candidates for a SEARCH BODY (header false) or TEXT (header true) needle
+ * given in canonical form (storage/mailtext.h): a sorted superset, in a,
+ * of the UIDs up to *through_r of the mailbox whose text contains it (the
+ * caller confirms each with the matcher). The index is filled in the
+ * background: every UID above *through_r must be scanned. STORE_NOTFOUND
+ * when the index cannot answer (a needle under 3 bytes, nothing indexed
+ * yet): the caller scans; STORE_TEMPFAIL on a read error. */
+int store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
+			 size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r,
+			 uint32_t *through_r);
+/* Rebuilds the index of every mailbox, each in transactions of at most
+ * 500 messages (ternd store check --rebuild-index);
+ * a mailbox being rebuilt is scanned by SEARCH. Blocking; not on a
+ * worker's loop. A STORE_* status. */
+int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);
+
 /* ---- maintenance (ternd store ...) ---- */
 
 /* Verifies every reference count, mailbox counter, quota total and index

@@ -43,6 +43,7 @@ struct store_state {
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
 	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
 	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
+	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -222,6 +223,54 @@ uint64_t store_txn_modseq_next(struct store_mbox_w *mb);
 /* Parses body's MIME structure and writes it to the `mime` db. */
 int store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body,
 		       size_t len);
+
+/* Bytes [offset, offset + len) of a message (trace + body, cut at its
+ * size) appended to out, in any transaction (store.c). */
+int store_txn_msg_read_range(MDB_txn *txn, const struct msg_rec *r, uint64_t offset, uint64_t len,
+			     struct buf *out);
+/* The message's MIME structure copied into a (parsed from the body when
+ * it has no `mime` record). */
+int store_txn_msg_mime(MDB_txn *txn, const struct msg_rec *r, struct arena *a, const void **mime_r,
+		       size_t *mime_len_r);
+
+/* ---- the full-text index (store_fts.c; layout in store_schema.h) ---- */
+
+/* Indexes message uid of mailbox mbox (its record and body must be in
+ * txn): its header and body trigrams, or its UID in the mailbox's
+ * "unindexed" list when its text cannot be read. */
+int store_fts_add(MDB_txn *txn, uint64_t user, uint32_t mbox, uint32_t uid);
+/* Indexes up to max_msgs messages of a mailbox above its watermark
+ * (stopping early past deadline_ns, a CLOCK_MONOTONIC time, unless 0) and
+ * moves the watermark to the last; *done_r when none is left above it. */
+int store_fts_catch_up(MDB_txn *txn, uint64_t user, uint32_t mbox, unsigned max_msgs,
+		       uint64_t deadline_ns, unsigned *indexed_r, bool *done_r);
+
+/* The background indexer (store_fts.c), run by the writer thread only. A
+ * mailbox got messages: index it FTS_INDEX_DELAY_MS from the first note
+ * (a burst is indexed together). */
+#define FTS_INDEX_DELAY_MS 500
+#define FTS_BATCH_MSGS 200		  /* messages a transaction, at most */
+#define FTS_BATCH_NS (50ull * 1000000ull) /* and about this long */
+/* Past this much after it was due, a batch runs between two delivery
+ * batches even when deliveries keep the queue full (the bound). */
+#define FTS_STARVE_NS (2000ull * 1000000ull)
+void store_fts_note(uint64_t user, uint32_t mbox);
+/* When the indexer should run next (CLOCK_MONOTONIC ns), 0 if it has
+ * nothing to do. */
+uint64_t store_fts_due(void);
+/* One batch in txn (the first also finds the mailboxes left behind before
+ * a restart): the messages indexed, the pending mailboxes finished. */
+int store_fts_index_batch(MDB_txn *txn, unsigned *indexed_r, size_t *finished_r);
+/* After the batch's commit (or abort: everything stays pending). */
+void store_fts_index_done(size_t finished, bool committed);
+uint64_t store_fts_mono_ns(void);
+/* The distinct trigrams of t (len bytes) sorted, into out (room for len
+ * entries), as 24-bit numbers; their count. For tests too. */
+size_t store_fts_grams(const char *t, size_t len, uint32_t *out);
+/* a := a AND b for sorted lists; the new length of a. */
+size_t store_fts_intersect(uint32_t *a, size_t na, const uint32_t *b, size_t nb);
+/* Drops the index of one mailbox, or of all the user's (all). */
+int store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all);
 
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */

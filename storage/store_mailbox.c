@@ -282,6 +282,9 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	}
 	if ((rc = expunge_all(txn, u->user, &mb)) != 0)
 		goto out;
+	/* Its postings go (a placeholder has no messages to index). */
+	if ((rc = store_fts_drop(txn, u->user, mb.id, false)) != 0)
+		goto out;
 	if (children) {
 		/* Kept as a placeholder for its children; its messages are
 		 * gone (with tombstones, for sessions that have it open). */
@@ -336,6 +339,7 @@ rename_inbox(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *
 		if (rc != 0)
 			goto out;
 	}
+	store_fts_note(u->user, dst.id); /* indexed later, off this txn */
 	if ((rc = store_txn_mbox_save(txn, u->user, &inbox)) != 0)
 		goto out;
 	if ((rc = store_txn_mbox_save(txn, u->user, &dst)) != 0)

@@ -99,7 +99,7 @@ delivery_target(MDB_txn *txn, struct store_user_w *u, const char *mailbox, uint3
 static int
 deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
 	    const uint8_t hash[STORE_HASH_LEN], uint64_t *email_id, struct store_rcpt *r,
-	    struct store_wctx *wc, bool *wrote_r)
+	    struct store_wctx *wc, bool *wrote_r, uint64_t *user_r, uint32_t *mbox_r)
 {
 	uint64_t size = (uint64_t)r->trace_len + d->body_len;
 	uint64_t qbytes = 0, qmsgs = 0;
@@ -150,6 +150,8 @@ deliver_one(MDB_txn *txn, struct store_delivery *d, int64_t internal_date,
 		goto out;
 	store_touch(wc, r->user_id, mb.id, mb.r.highestmodseq);
 	r->uid = uid;
+	*user_r = u.user;
+	*mbox_r = mb.id;
 out:
 	store_mbox_w_free(&mb);
 	return rc;
@@ -161,40 +163,57 @@ store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[S
 {
 	uint64_t email_id = 0;
 	uint32_t ok = 0, queued = 0;
+	struct {
+		uint64_t user;
+		uint32_t mbox;
+	} *where = NULL;
+	int rc = 0;
 
 	if (d->outbound != NULL)
 		d->outbound->queue_id = 0;
 	if (d->body == NULL && d->body_len > 0)
 		return STORE_PERMFAIL;
+	if (d->nrcpts > 0)
+		where = xcalloc(d->nrcpts, sizeof(*where));
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		struct store_rcpt *r = &d->rcpts[i];
 		bool wrote = false;
-		int rc = deliver_one(txn, d, internal_date, hash, &email_id, r, wc, &wrote);
+		rc = deliver_one(txn, d, internal_date, hash, &email_id, r, wc, &wrote,
+				 &where[i].user, &where[i].mbox);
 
 		/* After writes, any failure aborts the whole delivery. */
 		if (is_decision(rc) && !wrote) {
 			/* This recipient only; nothing of it was written. */
 			r->status = rc;
 			r->uid = 0;
+			rc = 0;
 			continue;
 		}
 		if (rc != 0)
-			return rc;
+			goto out;
 		r->status = STORE_OK;
 		ok++;
 	}
 	/* Remote recipients in the same child txn: the queue entry holds one
 	 * more reference to the same blob (storage/queue.c). */
 	if (d->outbound != NULL) {
-		int rc = store_queue_put(txn, d->outbound, hash, d->body_len, (int64_t)time(NULL),
-					 wc, &queued);
+		rc = store_queue_put(txn, d->outbound, hash, d->body_len, (int64_t)time(NULL), wc,
+				     &queued);
 		if (rc != 0)
-			return rc;
+			goto out;
 	}
 	if (ok + queued == 0)
-		return 0;
-	return store_blob_put(txn, hash, d->body, d->body_len, ok + queued, wc->zc, wc->level,
-			      wc->scratch, wc->scratch_len);
+		goto out;
+	rc = store_blob_put(txn, hash, d->body, d->body_len, ok + queued, wc->zc, wc->level,
+			    wc->scratch, wc->scratch_len);
+	/* Full-text indexed later by the writer, in batches, not in this
+	 * transaction (storage/store_fts.c). */
+	for (size_t i = 0; rc == 0 && i < d->nrcpts; i++)
+		if (d->rcpts[i].status == STORE_OK && d->rcpts[i].uid != 0)
+			store_fts_note(where[i].user, where[i].mbox);
+out:
+	free(where);
+	return rc;
 }
 
 /* ---- expunge ---- */
@@ -566,6 +585,7 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		if (c->move)
 			store_touch(wc, c->user_id, src.id, src.r.highestmodseq);
 		store_touch(wc, c->user_id, dst->id, dst->r.highestmodseq);
+		store_fts_note(u.user, dst->id); /* indexed later */
 	}
 	c->dest_uidvalidity = dst->r.uidvalidity;
 	if (n > 0 && req->a != NULL) {
@@ -668,6 +688,7 @@ apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	if ((rc = store_txn_quota_put(txn, u.user, qbytes + total, qmsgs + ap->nmsgs)) != 0)
 		goto out;
 	store_touch(wc, ap->user_id, mb.id, mb.r.highestmodseq);
+	store_fts_note(u.user, mb.id); /* indexed later (store_fts.c) */
 	ap->uidvalidity = mb.r.uidvalidity;
 out:
 	free(kwbuf);

@@ -75,6 +75,14 @@
  *                                    build later) is computed when read.
  *                                    No format bump: older builds ignore
  *                                    the db.
+ *   fts       user_id u64 | mailbox_id u32 | kind u8 [| gram[3]]
+ *                                 -> u32 uid, sorted duplicates
+ *                                    (MDB_DUPSORT | MDB_DUPFIXED): the
+ *                                    full-text index (storage/store_fts.c;
+ *                                    kinds 'H' 'B' trigram postings, 'W'
+ *                                    indexed-through-UID watermark, 'U'
+ *                                    UIDs not indexed). Created empty like the
+ *                                    queue databases: no format bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,

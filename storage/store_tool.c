@@ -1,5 +1,6 @@
 /*
- * store_tool.c - `ternd store check|dump|backup|restore -c CONF ...`: the
+ * store_tool.c - `ternd store check|dump|backup|restore -c CONF ...` (check
+ * --rebuild-index also rebuilds the full-text index, storage/store_fts.c): the
  * maintenance side of the mail store, as a process of its own beside a
  * running ternd (check, dump and backup only read, in one LMDB read
  * transaction, and never block the writer) or instead of it (restore).
@@ -36,7 +37,7 @@
 static void
 tool_usage(FILE *f)
 {
-	fprintf(f, "usage: ternd store check -c FILE\n"
+	fprintf(f, "usage: ternd store check -c FILE [--rebuild-index]\n"
 		   "       ternd store dump -c FILE USER_ID\n"
 		   "       ternd store backup -c FILE DIR\n"
 		   "       ternd store restore -c FILE DIR\n"
@@ -94,8 +95,32 @@ utc_stamp(time_t t, char out[32])
 
 /* ---- check ---- */
 
+/* Rebuilds the full-text index through this process's own writer, beside
+ * a running ternd or without one (LMDB serialises the writers). */
 static int
-cmd_check(const struct config *cfg)
+rebuild_index(const struct config *cfg)
+{
+	char *err = NULL;
+	uint64_t boxes = 0, msgs = 0;
+
+	if (store_open_existing(cfg, &err) < 0) {
+		err_msg("check: %s", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	int st = store_fts_rebuild(&boxes, &msgs);
+	store_close();
+	if (st != STORE_OK) {
+		err_msg("check: rebuilding the full-text index failed: %s", store_strerror(st));
+		return EXIT_USAGE;
+	}
+	printf("rebuilt the full-text index: %" PRIu64 " mailboxes, %" PRIu64 " messages\n",
+	       boxes, msgs);
+	return 0;
+}
+
+static int
+cmd_check(const struct config *cfg, bool rebuild)
 {
 	struct store_check_stats st;
 	char *path = pathf("%s/mail", cfg->state_dir);
@@ -113,6 +138,11 @@ cmd_check(const struct config *cfg)
 	       path, st.format, st.users, st.mailboxes, st.messages, st.bodies, st.body_bytes,
 	       n == 0 ? "OK, " : "", n, n == 1 ? "" : "s");
 	free(path);
+	if (rebuild) {
+		int r = rebuild_index(cfg);
+		if (r != 0)
+			return r;
+	}
 	return n == 0 ? 0 : EXIT_PROBLEMS;
 }
 
@@ -423,11 +453,19 @@ store_tool_main(int argc, char **argv)
 	argv++;
 	if (store_tool_is_admin(sub))
 		return store_tool_admin_main(sub, argc, argv);
+	static const struct option longopts[] = {
+	    {"rebuild-index", no_argument, NULL, 'R'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool rebuild = false;
 	optind = 1;
-	while ((ch = getopt(argc, argv, "c:h")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
+			break;
+		case 'R':
+			rebuild = true;
 			break;
 		case 'h':
 			tool_usage(stdout);
@@ -440,7 +478,8 @@ store_tool_main(int argc, char **argv)
 	int nargs = argc - optind;
 	bool known = strcmp(sub, "check") == 0 || strcmp(sub, "dump") == 0 ||
 		     strcmp(sub, "backup") == 0 || strcmp(sub, "restore") == 0;
-	if (!known || conf == NULL || nargs != (strcmp(sub, "check") == 0 ? 0 : 1)) {
+	if (!known || conf == NULL || nargs != (strcmp(sub, "check") == 0 ? 0 : 1) ||
+	    (rebuild && strcmp(sub, "check") != 0)) {
 		if (!known)
 			err_msg("unknown command \"%s\"", sub);
 		tool_usage(stderr);
@@ -452,7 +491,7 @@ store_tool_main(int argc, char **argv)
 		return EXIT_USAGE;
 	const char *arg = nargs > 0 ? argv[optind] : NULL;
 	if (strcmp(sub, "check") == 0)
-		ret = cmd_check(cfg);
+		ret = cmd_check(cfg, rebuild);
 	else if (strcmp(sub, "dump") == 0)
 		ret = cmd_dump(cfg, arg);
 	else if (strcmp(sub, "backup") == 0)

@@ -479,6 +479,38 @@ reader_check(struct store_state *s)
 	pthread_mutex_unlock(&s->qlock);
 }
 
+/* One batch of the background full-text indexer (store_fts.c) in its own
+ * transaction, between operation batches: short (FTS_BATCH_MSGS messages,
+ * about FTS_BATCH_NS), so a delivery queued meanwhile waits little. */
+static void
+index_batch(struct store_state *s)
+{
+	MDB_txn *txn;
+	unsigned indexed = 0;
+	size_t finished = 0;
+	uint64_t t0 = mono_ns();
+	int rc = begin_parent(s, &txn);
+
+	if (rc == 0) {
+		rc = store_fts_index_batch(txn, &indexed, &finished);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+	}
+	store_fts_index_done(finished, rc == 0);
+	if (rc == 0) {
+		log_debug(0, "store", "fts-indexed messages=%u mailboxes_done=%zu ms=%llu", indexed,
+			  finished, (unsigned long long)((mono_ns() - t0) / NS_PER_MS));
+		return;
+	}
+	log_error(0, "store", "fts-index-failed path=%s error=\"%s\"", s->path, mdb_strerror(rc));
+	/* Everything stays pending (retried a second later); a full map is
+	 * grown now, while no transaction of ours is open. */
+	if (rc == MDB_MAP_FULL)
+		grow_map(s, 1u << 20);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -495,8 +527,23 @@ writer_main(void *arg)
 
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
-		while (s->head == NULL && !s->stopping && mono_ns() < next_check)
-			timedwait_until(s, next_check);
+		uint64_t due;
+		for (;;) {
+			/* The indexer's batches are the only writer work that
+			 * waits for the queue to be empty. */
+			due = store_fts_due();
+			uint64_t wake = due != 0 && due < next_check ? due : next_check;
+			if (s->head != NULL || s->stopping || mono_ns() >= wake)
+				break;
+			timedwait_until(s, wake);
+		}
+		if (due != 0 && !s->stopping &&
+		    (s->head == NULL ? mono_ns() >= due : mono_ns() >= due + FTS_STARVE_NS)) {
+			pthread_mutex_unlock(&s->qlock);
+			index_batch(s);
+			pthread_mutex_lock(&s->qlock);
+			continue;
+		}
 		if (mono_ns() >= next_check) {
 			pthread_mutex_unlock(&s->qlock);
 			reader_check(s);
