@@ -215,8 +215,8 @@ open_dbs(struct store_state *s, char **error_r)
 		}
 	}
 	if ((rc = store_sortkey_fill(txn)) != 0) {
-		*error_r = xstrfmt("store: %s: cannot fill the sort keys: %s", s->path,
-				   store_rc_str(rc));
+		*error_r =
+		    xstrfmt("store: %s: cannot fill the sort keys: %s", s->path, store_rc_str(rc));
 		goto fail;
 	}
 	rc = mdb_txn_commit(txn);
@@ -488,10 +488,9 @@ store_quota_get(MDB_txn *txn, uint64_t user, uint64_t *bytes_r, uint64_t *messag
 
 /* ---- reads ---- */
 
-/* Resolves user and mailbox in txn. MDB_NOTFOUND for a user who never got
- * mail or has no such mailbox. */
-static int
-resolve(MDB_txn *txn, const char *user_id, const char *mailbox, uint64_t *user_r, uint32_t *mbox_r)
+int
+store_resolve_mailbox(MDB_txn *txn, const char *user_id, const char *mailbox, uint64_t *user_r,
+		      uint32_t *mbox_r)
 {
 	int rc = store_user_lookup(txn, user_id, user_r);
 
@@ -544,7 +543,7 @@ store_mailbox_list(const char *user_id, const char *mailbox, struct arena *a,
 	*count_r = 0;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	rc = resolve(txn, user_id, mailbox, &user, &mbox);
+	rc = store_resolve_mailbox(txn, user_id, mailbox, &user, &mbox);
 	if (rc == MDB_NOTFOUND) {
 		/* Never got mail: an empty INBOX; any other name is absent. */
 		store_read_end(txn);
@@ -628,8 +627,8 @@ store_changes_since(const char *user_id, const char *mailbox, uint64_t since, st
 }
 
 int
-store_changes_since_top(const char *user_id, const char *mailbox, uint64_t since,
-			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
+store_changes_since_top(const char *user_id, const char *mailbox, uint64_t since, struct arena *a,
+			struct store_msg_info **changed_r, size_t *nchanged_r,
 			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r,
 			uint64_t *highestmodseq_r)
 {
@@ -651,7 +650,7 @@ store_changes_since_top(const char *user_id, const char *mailbox, uint64_t since
 	*highestmodseq_r = 0;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	rc = resolve(txn, user_id, mailbox, &user, &mbox);
+	rc = store_resolve_mailbox(txn, user_id, mailbox, &user, &mbox);
 	if (rc == MDB_NOTFOUND) {
 		store_read_end(txn);
 		return strcmp(store_mbox_canon(mailbox), "INBOX") == 0 ? STORE_OK : STORE_NOTFOUND;
@@ -748,7 +747,7 @@ msg_lookup(MDB_txn *txn, const char *user_id, const char *mailbox, uint32_t uid,
 	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
 	uint64_t user;
 	uint32_t mbox;
-	int rc = resolve(txn, user_id, mailbox, &user, &mbox);
+	int rc = store_resolve_mailbox(txn, user_id, mailbox, &user, &mbox);
 
 	if (rc != 0)
 		return rc;

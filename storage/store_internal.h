@@ -39,9 +39,9 @@ struct store_state {
 	MDB_env *env; /* owned */
 	char *path;   /* owned: the environment directory, for messages */
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota;
-	MDB_dbi subs, mime; /* format 2 */
+	MDB_dbi subs, mime;		      /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
-	MDB_dbi orphans; /* orphan marks (storage/store_admin.c) */
+	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
 	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
 	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
 
@@ -85,6 +85,11 @@ int store_user_lookup(MDB_txn *txn, const char *id, uint64_t *user_r);
 /* The canonical spelling of a mailbox name ("inbox" -> "INBOX"). */
 const char *store_mbox_canon(const char *name);
 int store_mbox_lookup(MDB_txn *txn, uint64_t user, const char *name, uint32_t *mbox_r);
+/* Both lookups for a client's mailbox name (canonicalised: INBOX in any
+ * case). MDB_NOTFOUND for a user who never got mail or has no such
+ * mailbox. */
+int store_resolve_mailbox(MDB_txn *txn, const char *user_id, const char *mailbox, uint64_t *user_r,
+			  uint32_t *mbox_r);
 int store_mbox_get(MDB_txn *txn, uint64_t user, uint32_t mbox, struct mbox_rec *r);
 int store_quota_get(MDB_txn *txn, uint64_t user, uint64_t *bytes_r, uint64_t *messages_r);
 
@@ -107,8 +112,8 @@ typedef void store_report_fn(void *arg, const char *problem);
  * databases are opened by name, so no store_g is needed). Returns the
  * number of problems reported, or -1 with a malloc'd *error_r when it
  * could not run (LMDB error, newer format). st may be NULL. */
-int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg,
-		    struct store_check_stats *st, char **error_r);
+int store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
+		    char **error_r);
 /* Opens the environment directory `path` read-only beside a possibly
  * running ternd (nolock: for a private copy nobody else uses). Never
  * creates data.mdb. 0 or -1 with *error_r naming the path. */
@@ -316,11 +321,11 @@ struct store_wctx {
 	ZSTD_CCtx *zc; /* owned */
 	void *scratch; /* owned: one compressed chunk */
 	size_t scratch_len;
-	int level; /* zstd level */
+	int level;		       /* zstd level */
 	struct store_touched *touches; /* owned; this batch's changes */
 	size_t ntouches, touch_cap;
 	size_t op_touch_start; /* first touch of the operation being applied */
-	bool queued; /* this batch added recipients to the outbound queue */
+	bool queued;	       /* this batch added recipients to the outbound queue */
 };
 
 /* Applies one request inside its own child transaction: returns 0 (the
@@ -335,8 +340,7 @@ void store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes);
 
 /* From inside an apply function: that mailbox changed; its watchers are
  * told once the batch is committed (nothing is told if it aborts). */
-void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox,
-		 uint64_t highestmodseq);
+void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq);
 
 /* The two operations with their own request types (store_message.c). */
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],

@@ -39,9 +39,7 @@ store_message_infos(const char *user_id, const char *mailbox, const uint32_t *ui
 	*count_r = 0;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	rc = store_user_lookup(txn, user_id, &user);
-	if (rc == 0)
-		rc = store_mbox_lookup(txn, user, store_mbox_canon(mailbox), &mbox);
+	rc = store_resolve_mailbox(txn, user_id, mailbox, &user, &mbox);
 	if (rc == MDB_NOTFOUND) {
 		/* Never got mail: an empty INBOX; any other name is absent. */
 		store_read_end(txn);

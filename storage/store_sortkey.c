@@ -533,9 +533,7 @@ store_sort_keys(const char *user_id, const char *mailbox, struct arena *a,
 	*count_r = 0;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
-	rc = store_user_lookup(txn, user_id, &user);
-	if (rc == 0)
-		rc = store_mbox_lookup(txn, user, store_mbox_canon(mailbox), &mbox);
+	rc = store_resolve_mailbox(txn, user_id, mailbox, &user, &mbox);
 	if (rc == MDB_NOTFOUND) {
 		store_read_end(txn);
 		return strcmp(store_mbox_canon(mailbox), "INBOX") == 0 ? STORE_OK : STORE_NOTFOUND;
