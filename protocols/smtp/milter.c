@@ -10,9 +10,9 @@
  * How it fails: a milter that is unreachable, slow past its timeout or
  * that breaks the protocol is closed and marked down for this session;
  * its default_action decides (accept: skipped; tempfail: 451 4.7.1).
- * XXX ADDRCPT, DELRCPT and CHGFROM are offered (libmilter refuses to work
- * with an MTA that does not offer what a milter asks for) but logged and
- * ignored.
+ * Envelope changes (CHGFROM, ADDRCPT, ADDRCPT_PAR, DELRCPT) are checked
+ * and handed to the caller in the verdict, in order; ESMTP arguments
+ * that come with them are logged and not used.
  */
 #include "milter.h"
 
@@ -113,8 +113,10 @@ struct milter_session {
 	struct buf *msg;
 	bool data_sent; /* DATA went out at the DATA command */
 	struct milter_verdict v;
-	char *reply;	  /* REPLYCODE of the verdict, malloc'd */
-	char *quarantine; /* malloc'd */
+	char *reply;		  /* REPLYCODE of the verdict, malloc'd */
+	char *quarantine;	  /* malloc'd */
+	struct milter_envop *env; /* envelope changes, in arena (cleared per stage) */
+	size_t nenv, env_cap;
 };
 
 static void stage_next(struct milter_session *ms);
@@ -349,6 +351,8 @@ stage_finish(struct milter_session *ms, enum milter_action action, const char *m
 	ms->v.down = down;
 	ms->v.reply = action == MILTER_REJECT || action == MILTER_TEMPFAIL ? ms->reply : NULL;
 	ms->v.quarantine_reason = ms->quarantine;
+	ms->v.env = ms->env;
+	ms->v.nenv = ms->nenv;
 	event_active(ms->done_ev, EV_TIMEOUT, 0);
 }
 
@@ -821,6 +825,72 @@ take_symlists(struct mc *mc, const char *p, size_t len)
 	}
 }
 
+/* An envelope address as a milter sends it ("<a@b>", "a@b", "<>" for
+ * the null sender): the bare address in the stage arena, or NULL when it
+ * is not one we would accept on the wire (RFC 5321 4.5.3.1.3: 254 bytes;
+ * no blanks or controls, no <>, one '@' with something on each side). */
+static const char *
+env_address(struct milter_session *ms, const char *given, bool null_ok)
+{
+	size_t len = strlen(given);
+
+	if (len >= 2 && given[0] == '<' && given[len - 1] == '>') {
+		given++;
+		len -= 2;
+	}
+	if (len == 0)
+		return null_ok ? "" : NULL;
+	if (len > 254)
+		return NULL;
+	const char *at = memchr(given, '@', len);
+	if (at == NULL || at == given || at == given + len - 1 ||
+	    memchr(at + 1, '@', len - (size_t)(at + 1 - given)) != NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)given[i];
+		if (c <= ' ' || c == 0x7f || c == '<' || c == '>')
+			return NULL;
+	}
+	return arena_strndup(ms->arena, given, len);
+}
+
+/* CHGFROM, ADDRCPT(_PAR), DELRCPT: recorded for the verdict. NULL, or
+ * why the milter broke the protocol. */
+static const char *
+env_change(struct mc *mc, const struct milter_reply *r, bool eob)
+{
+	struct milter_session *ms = mc->ms;
+	uint32_t need = r->cmd == SMFIR_CHGFROM	  ? SMFIF_CHGFROM
+			: r->cmd == SMFIR_DELRCPT ? SMFIF_DELRCPT
+			: r->cmd == SMFIR_ADDRCPT ? SMFIF_ADDRCPT
+						  : SMFIF_ADDRCPT_PAR;
+
+	if (!eob)
+		return "envelope change before end of message";
+	if (!(mc->actions & need))
+		return "envelope change not negotiated";
+	const char *addr = env_address(ms, r->name, r->cmd == SMFIR_CHGFROM);
+	if (addr == NULL)
+		return "envelope change with a bad address";
+	if (r->value != NULL && r->value[0] != '\0')
+		log_info(ms->id, ms->service,
+			 "milter-envelope name=%s action=%c args=\"%.200s\" "
+			 "(ignored)",
+			 mc->cfg->name, r->cmd, r->value);
+	if (ms->nenv == ms->env_cap) {
+		size_t cap = ms->env_cap == 0 ? 8 : ms->env_cap * 2;
+		struct milter_envop *v = arena_alloc(ms->arena, cap * sizeof(*v));
+		if (ms->nenv > 0)
+			memcpy(v, ms->env, ms->nenv * sizeof(*v));
+		ms->env = v;
+		ms->env_cap = cap;
+	}
+	ms->env[ms->nenv].op = r->cmd == SMFIR_ADDRCPT_PAR ? SMFIR_ADDRCPT : r->cmd;
+	ms->env[ms->nenv].addr = addr;
+	ms->nenv++;
+	return NULL;
+}
+
 static void
 mc_on_packet(struct mc *mc)
 {
@@ -897,11 +967,12 @@ mc_on_packet(struct mc *mc)
 	case SMFIR_ADDRCPT:
 	case SMFIR_ADDRCPT_PAR:
 	case SMFIR_DELRCPT:
-	case SMFIR_CHGFROM:
-		log_warn(ms->id, ms->service,
-			 "milter-unsupported name=%s action=%c address=<%.200s>", mc->cfg->name,
-			 r.cmd, r.name);
+	case SMFIR_CHGFROM: {
+		const char *why = env_change(mc, &r, eob);
+		if (why != NULL)
+			mc_fail(mc, why, true);
 		return;
+	}
 	case SMFIR_SETSYMLIST:
 		free(mc->symlist[r.stage]);
 		mc->symlist[r.stage] = xstrdup(r.value);
@@ -1076,6 +1147,8 @@ stage_start(struct milter_session *ms, enum stage_kind kind, const char *const *
 	ms->reply = NULL;
 	free(ms->quarantine);
 	ms->quarantine = NULL;
+	ms->env = NULL;
+	ms->nenv = ms->env_cap = 0;
 	arena_clear(ms->arena);
 	if (kind == K_MAIL)
 		ms->data_sent = false;

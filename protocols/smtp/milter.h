@@ -41,6 +41,24 @@ struct milter_verdict {
 	const char *quarantine_reason; /* its reason */
 	bool spam;		       /* a milter added a spam header (spam_headers) */
 	bool modified;		       /* the message was changed in place */
+	/* Envelope changes asked for at the end of the message, in the order
+	 * the milters sent them (the caller applies them); addresses
+	 * without <>. */
+	const struct milter_envop *env;
+	size_t nenv;
+};
+
+/* The wire's own letters (SMFIR_CHGFROM, SMFIR_ADDRCPT, SMFIR_DELRCPT);
+ * ADDRCPT_PAR is reported as MILTER_ENV_ADD. */
+enum milter_env_op {
+	MILTER_ENV_FROM = 'e', /* new envelope sender, "" for <> */
+	MILTER_ENV_ADD = '+',  /* add a recipient */
+	MILTER_ENV_DEL = '-',  /* remove a recipient */
+};
+
+struct milter_envop {
+	char op; /* enum milter_env_op */
+	const char *addr;
 };
 
 typedef void milter_cb(void *arg, const struct milter_verdict *v);

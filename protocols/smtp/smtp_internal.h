@@ -41,6 +41,7 @@ enum smtp_dmarc_state {
 };
 
 struct smtp_inauth;
+struct dir_user;
 
 enum smtp_state {
 	ST_CONNECTED = 1 << 0, /* before HELO/EHLO (again after STARTTLS) */
@@ -130,14 +131,16 @@ struct smtp_session {
 	bool bdat_too_big;
 
 	/* ---- milters (smtp_milter.c) ---- */
-	struct milter_session *milter; /* owned; NULL: no milters here */
-	int milter_conn_action;	       /* the connect stage's verdict, for MAIL */
-	const char *milter_conn_reply; /* session arena */
-	bool milter_discard;	       /* a milter said DISCARD (tx) */
-	bool milter_junk;	       /* spam verdict: Junk folders (tx) */
-	bool pending_local;	       /* the RCPT being checked is local */
-	const char *delivery_received; /* our Received header while milters
-					  edit the message (tx arena) */
+	struct milter_session *milter;	 /* owned; NULL: no milters here */
+	int milter_conn_action;		 /* the connect stage's verdict, for MAIL */
+	const char *milter_conn_reply;	 /* session arena */
+	bool milter_discard;		 /* a milter said DISCARD (tx) */
+	bool milter_junk;		 /* spam verdict: Junk folders (tx) */
+	bool pending_local;		 /* the RCPT being checked is local */
+	const char *delivery_received;	 /* our Received header while milters
+					    edit the message (tx arena) */
+	struct milter_envop *milter_env; /* envelope changes to apply (tx) */
+	size_t milter_nenv, milter_env_i;
 
 	/* The RCPT being resolved (directory callback pending). */
 	struct buf pending_given;
@@ -181,6 +184,17 @@ void smtp_reset_transaction(struct smtp_session *s);
 void smtp_finish_message(struct smtp_session *s, bool too_big, bool line_too_long);
 /* The message passed every check: into the store. */
 void smtp_store_message(struct smtp_session *s);
+
+/* smtp_session.c: the transaction's recipients. A mailbox is a target
+ * once however it is reached (the index of the existing one is
+ * returned); rcpt is the address that reached it, kept. */
+size_t smtp_add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt);
+/* A remote recipient for the outbound queue (strings kept). */
+void smtp_add_remote(struct smtp_session *s, const char *address, const char *orcpt,
+		     uint8_t notify);
+size_t smtp_remove_rcpt(struct smtp_session *s, const char *address);
+/* A copy of address with its domain lower-cased (local part as given). */
+char *smtp_lower_domain(struct arena *a, const char *address);
 
 /* smtp_session.c: the steps a milter stage resumes. */
 void smtp_greet(struct smtp_session *s);

@@ -26,6 +26,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "directory/dir.h"
 #include "smtp_internal.h"
 
 static bool
@@ -304,6 +305,99 @@ message_dropped(struct smtp_session *s, const char *milter)
 	smtp_reset_transaction(s);
 }
 
+/* ---- envelope changes (CHGFROM, ADDRCPT, DELRCPT) ----
+ *
+ * Applied in the order the milters sent them, after every milter has
+ * seen the message, as Postfix does: a new sender for the Return-Path
+ * and the queue; a removed recipient loses every mailbox its RCPT
+ * reached; an added one is resolved like an RCPT (the directory for our
+ * domains, else the outbound queue) but without the relay and rate
+ * checks, since the milter is trusted. An added local address the
+ * directory does not know is logged and dropped; a directory that is
+ * down fails the message with 451. No recipient left: the message is
+ * accepted and dropped, as a DISCARD. */
+
+static void envelope_next(struct smtp_session *s);
+
+static void
+envelope_rcpt_done(void *arg, const struct dir_rcpt_result *res)
+{
+	struct smtp_session *s = arg;
+
+	if (!resume_begin(s))
+		return;
+	const char *addr = s->milter_env[s->milter_env_i].addr;
+	switch (res->status) {
+	case DIR_OK:
+		for (size_t i = 0; i < res->nusers; i++)
+			smtp_add_target(s, &res->users[i], addr);
+		for (size_t i = 0; i < res->nforwards; i++)
+			smtp_add_remote(s, smtp_lower_domain(s->tx, res->forwards[i]), NULL, 0);
+		log_info(s->conn.id, s->conn.service,
+			 "milter-addrcpt id=%016" PRIx64 " to=<%s> mailboxes=%zu forwards=%zu",
+			 s->msg_id, addr, res->nusers, res->nforwards);
+		break;
+	case DIR_TEMPFAIL:
+	case DIR_CONFLICT:
+		log_info(s->conn.id, s->conn.service,
+			 "rejected id=%016" PRIx64 " reason=milter-addrcpt-tempfail to=<%s>",
+			 s->msg_id, addr);
+		smtp_reply(s, "451 4.4.3 Directory temporarily unavailable, try again later");
+		smtp_reset_transaction(s);
+		resume_end(s);
+		return;
+	default:
+		log_warn(s->conn.id, s->conn.service,
+			 "milter-addrcpt id=%016" PRIx64 " to=<%s> result=unknown (dropped)",
+			 s->msg_id, addr);
+		break;
+	}
+	s->milter_env_i++;
+	envelope_next(s);
+	resume_end(s);
+}
+
+static void
+envelope_next(struct smtp_session *s)
+{
+	for (; s->milter_env_i < s->milter_nenv; s->milter_env_i++) {
+		const struct milter_envop *e = &s->milter_env[s->milter_env_i];
+		if (e->op == MILTER_ENV_FROM) {
+			log_info(s->conn.id, s->conn.service,
+				 "milter-chgfrom id=%016" PRIx64 " from=<%s> new=<%s>", s->msg_id,
+				 s->sender, e->addr);
+			s->sender = e->addr;
+		} else if (e->op == MILTER_ENV_DEL) {
+			size_t n = smtp_remove_rcpt(s, e->addr);
+			log_info(s->conn.id, s->conn.service,
+				 "milter-delrcpt id=%016" PRIx64 " to=<%s> removed=%zu", s->msg_id,
+				 e->addr, n);
+		} else {
+			const char *at = strrchr(e->addr, '@');
+			char *lower = smtp_lower_domain(s->tx, e->addr);
+			if (!config_is_local_domain(s->cfg, at + 1)) {
+				smtp_add_remote(s, lower, NULL, 0);
+				log_info(s->conn.id, s->conn.service,
+					 "milter-addrcpt id=%016" PRIx64 " to=<%s> result=queued",
+					 s->msg_id, e->addr);
+				continue;
+			}
+			/* The directory takes addresses in lower case. */
+			for (char *p = lower; *p != '\0'; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p - 'A' + 'a');
+			hold(s);
+			dir_resolve_rcpt(s->conn.worker, lower, envelope_rcpt_done, s);
+			return;
+		}
+	}
+	if (s->ntargets == 0 && s->nremote == 0) {
+		message_dropped(s, "(every recipient removed)");
+		return;
+	}
+	smtp_store_message(s);
+}
+
 static void
 message_done(void *arg, const struct milter_verdict *v)
 {
@@ -352,7 +446,18 @@ message_done(void *arg, const struct milter_verdict *v)
 			 v->milter != NULL ? v->milter : "-",
 			 v->quarantine_reason != NULL ? v->quarantine_reason : "");
 	}
-	smtp_store_message(s);
+	if (v->nenv > 0) {
+		s->milter_env = arena_alloc(s->tx, v->nenv * sizeof(*s->milter_env));
+		for (size_t i = 0; i < v->nenv; i++) {
+			s->milter_env[i].op = v->env[i].op;
+			s->milter_env[i].addr = arena_strdup(s->tx, v->env[i].addr);
+		}
+		s->milter_nenv = v->nenv;
+		s->milter_env_i = 0;
+		envelope_next(s);
+	} else {
+		smtp_store_message(s);
+	}
 	resume_end(s);
 }
 

@@ -184,8 +184,8 @@ index_insert(struct smtp_session *s, size_t target)
 }
 
 /* Adds a mailbox unless it is already a target; returns its index. */
-static size_t
-add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
+size_t
+smtp_add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
 {
 	if (s->index_cap > 0) {
 		size_t mask = s->index_cap - 1;
@@ -217,9 +217,40 @@ add_target(struct smtp_session *s, const struct dir_user *u, const char *rcpt)
 	return s->ntargets++;
 }
 
+/* Removes every target the RCPT address reached (compared without
+ * regard to case) and that address among the remote recipients. The
+ * number removed. Not for LMTP (its replies follow the targets). */
+size_t
+smtp_remove_rcpt(struct smtp_session *s, const char *address)
+{
+	size_t removed = 0, k = 0;
+
+	for (size_t i = 0; i < s->ntargets; i++) {
+		if (strcasecmp(s->targets[i].rcpt, address) == 0)
+			removed++;
+		else
+			s->targets[k++] = s->targets[i];
+	}
+	if (k != s->ntargets) {
+		s->ntargets = k;
+		memset(s->index, 0, s->index_cap * sizeof(*s->index));
+		for (size_t i = 0; i < s->ntargets; i++)
+			index_insert(s, i);
+	}
+	k = 0;
+	for (size_t i = 0; i < s->nremote; i++) {
+		if (strcasecmp(s->remote[i].address, address) == 0)
+			removed++;
+		else
+			s->remote[k++] = s->remote[i];
+	}
+	s->nremote = k;
+	return removed;
+}
+
 /* A remote recipient for the outbound queue (tx arena). */
-static void
-add_remote(struct smtp_session *s, const char *address, const char *orcpt, uint8_t notify)
+void
+smtp_add_remote(struct smtp_session *s, const char *address, const char *orcpt, uint8_t notify)
 {
 	for (size_t i = 0; i < s->nremote; i++)
 		if (strcmp(s->remote[i].address, address) == 0)
@@ -260,8 +291,8 @@ add_lrcpt(struct smtp_session *s, const char *address, size_t ntargets)
 
 /* Lower-cases ASCII letters of the domain (after the last '@'): the
  * queue keeps domains lower-case, local parts as given. */
-static char *
-lower_domain(struct arena *a, const char *address)
+char *
+smtp_lower_domain(struct arena *a, const char *address)
 {
 	char *d = arena_strdup(a, address);
 	char *at = strrchr(d, '@');
@@ -511,7 +542,7 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		goto out;
 	}
 	if (s->submission && !cmd->null_path) {
-		const char *lower = lower_domain(s->tx, cmd->address);
+		const char *lower = smtp_lower_domain(s->tx, cmd->address);
 		if (!smtp_sender_allowed(s, lower)) {
 			log_info(s->conn.id, svc_name(s),
 				 "mail from=<%s> user=\"%s\" result=sender-denied", cmd->address,
@@ -605,15 +636,15 @@ rcpt_done(void *arg, const struct dir_rcpt_result *res)
 			const char *rcpt = arena_strdup(s->tx, given);
 			struct smtp_lrcpt *l = s->lmtp ? add_lrcpt(s, rcpt, res->nusers) : NULL;
 			for (size_t i = 0; i < res->nusers; i++) {
-				size_t t = add_target(s, &res->users[i], rcpt);
+				size_t t = smtp_add_target(s, &res->users[i], rcpt);
 				if (l != NULL)
 					l->targets[l->ntargets++] = t;
 			}
 			/* Forwards keep the envelope sender and the DSN
 			 * parameters of the RCPT that reached them. */
 			for (size_t i = 0; i < res->nforwards; i++)
-				add_remote(s, lower_domain(s->tx, res->forwards[i]),
-					   s->pending_orcpt, s->pending_notify);
+				smtp_add_remote(s, smtp_lower_domain(s->tx, res->forwards[i]),
+						s->pending_orcpt, s->pending_notify);
 			if (l != NULL && res->nforwards > 0)
 				l->remote = true;
 			if (s->nrcpts++ == 0)
@@ -753,7 +784,8 @@ smtp_rcpt_proceed(struct smtp_session *s)
 	const char *lower = buf_cstr(&s->pending_lower);
 
 	if (!s->pending_local) {
-		add_remote(s, lower_domain(s->tx, given), s->pending_orcpt, s->pending_notify);
+		smtp_add_remote(s, smtp_lower_domain(s->tx, given), s->pending_orcpt,
+				s->pending_notify);
 		if (s->nrcpts++ == 0)
 			s->first_rcpt = arena_strdup(s->tx, given);
 		s->rcpts_total++;

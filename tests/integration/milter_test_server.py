@@ -10,7 +10,9 @@ A script maps a stage name to a list of replies:
            and at "eom" also ("addheader", name, value),
            ("insheader", index, name, value), ("chgheader", index, name,
            value) (value "" deletes), ("replbody", bytes),
-           ("quarantine", reason)
+           ("quarantine", reason), and the envelope changes ("addrcpt",
+           "<a@b>"), ("addrcpt_par", "<a@b>", "ARGS"), ("delrcpt", "<a@b>"),
+           ("chgfrom", "<a@b>"[, "ARGS"])
 The last reply of a stage's list that is not a modification decides; a
 stage not in the script answers continue. A "rcpt" entry may be a dict
 {address: replies} to script recipients one by one.
@@ -120,6 +122,13 @@ class MilterServer:
                     self._send(c, b"b", body[i:i + 65535])
             elif kind == "quarantine":
                 self._send(c, b"q", rep[1].encode() + b"\0")
+            elif kind in ("addrcpt", "delrcpt", "chgfrom", "addrcpt_par"):
+                code = {"addrcpt": b"+", "delrcpt": b"-", "chgfrom": b"e",
+                        "addrcpt_par": b"2"}[kind]
+                data = rep[1].encode() + b"\0"
+                if len(rep) > 2:
+                    data += rep[2].encode() + b"\0"
+                self._send(c, code, data)
             elif kind == "raw":
                 c.sendall(rep[1])
             elif no_reply:

@@ -171,7 +171,11 @@ def test_helo_reject_and_data_tempfail(env):
         # The transaction is over: RCPT needs a new MAIL.
         assert s.rcpt(ALICE)[0] == 503
         s.quit()
-        # ABORT told the milter the transaction ended.
+        # ABORT told the milter the transaction ended (the milter's
+        # thread may log it after our QUIT's reply: wait for it).
+        deadline = time.time() + 10
+        while not srv.commands(b"A") and time.time() < deadline:
+            time.sleep(0.05)
         assert srv.commands(b"A")
     finally:
         t.stop()
@@ -461,3 +465,72 @@ def test_apply_to_inbound_and_all_on_submission(env):
         finally:
             t.stop()
             srv.close()
+
+
+def test_envelope_changes(env):
+    """CHGFROM, ADDRCPT and DELRCPT at the end of the message: bob is
+    removed, user03 added (and an unknown local address and a remote one),
+    the Return-Path is the new sender."""
+    srv = MilterServer({"eom": [
+        ("delrcpt", "<" + BOB + ">"),
+        ("addrcpt", "<User03@Example.TEST>"),
+        ("addrcpt_par", "<nobody-here@example.test>", "NOTIFY=NEVER"),
+        ("addrcpt", "<friend@remote.example.org>"),
+        ("chgfrom", "<bounces@example.org>", "SIZE=100"),
+        ("continue",)]})
+    t = milter_ternd(env, [("test", srv, {})])
+    try:
+        token = unique_token("env")
+        s = session(t)
+        s.ehlo()
+        s.mail("sender@example.org")
+        assert s.rcpt(ALICE)[0] == 250
+        assert s.rcpt(BOB)[0] == 250
+        code, text = s.data(make_message(token, to=ALICE))
+        assert code == 250, text
+        s.quit()
+        got = find_token(t.mailbox("alice"), token)
+        assert got is not None
+        assert got.startswith(b"Return-Path: <bounces@example.org>\r\n"), got[:200]
+        added = find_token(t.mailbox("user03"), token)
+        assert added is not None
+        assert added.startswith(b"Return-Path: <bounces@example.org>\r\n"), added[:200]
+        assert count_token(t.mailbox("bob"), token) == 0
+        log = t.log().decode(errors="replace")
+        assert "milter-delrcpt" in log and "to=<bob@example.test> removed=1" in log
+        assert "to=<nobody-here@example.test> result=unknown (dropped)" in log
+        assert "to=<friend@remote.example.org> result=queued" in log
+        assert "new=<bounces@example.org>" in log
+    finally:
+        t.stop()
+        srv.close()
+
+
+def test_envelope_every_recipient_removed_and_not_negotiated(env):
+    """Removing the only recipient drops the message (250, nothing stored);
+    a milter that did not ask for ADDRCPT and sends it anyway is dropped
+    for the session (its default action: accept), the change ignored."""
+    srv = MilterServer({"eom": [("delrcpt", "<" + ALICE + ">"), ("continue",)]})
+    t = milter_ternd(env, [("test", srv, {})])
+    try:
+        token = unique_token("envall")
+        code, text = t.send(ALICE, make_message(token, to=ALICE))
+        assert code == 250, text
+        assert count_token(t.mailbox("alice"), token) == 0
+        assert "every recipient removed" in t.log().decode(errors="replace")
+    finally:
+        t.stop()
+        srv.close()
+    srv = MilterServer({"eom": [("addrcpt", "<" + BOB + ">"), ("continue",)]},
+                       actions=0x1FF & ~0x04)
+    t = milter_ternd(env, [("test", srv, {"default_action": "accept"})])
+    try:
+        token = unique_token("envneg")
+        code, text = t.send(ALICE, make_message(token, to=ALICE))
+        assert code == 250, text
+        assert count_token(t.mailbox("alice"), token) == 1
+        assert count_token(t.mailbox("bob"), token) == 0
+        assert "envelope change not negotiated" in t.log().decode(errors="replace")
+    finally:
+        t.stop()
+        srv.close()
