@@ -483,6 +483,8 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 	}
 	imap_untagged(s, "OK [UIDVALIDITY %" PRIu32 "] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %" PRIu32 "] Predicted next UID", v->uidnext);
+	if (box.objectid[0] != '\0') /* RFC 8474 4.2 */
+		imap_untagged(s, "OK [MAILBOXID (%s)] Ok", box.objectid);
 	if (s->condstore)
 		imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest",
 			      imap_view_highestmodseq(v));

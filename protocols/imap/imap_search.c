@@ -68,6 +68,8 @@ enum skey {
 	SK_DATE, /* INTERNALDATE, SAVEDATE or Date: against a day */
 	SK_MODSEQ,
 	SK_EMAILID,
+	SK_OLDER,   /* WITHIN (RFC 5032): internal date more than num s ago */
+	SK_YOUNGER, /* ... at most num seconds ago */
 	SK_HEADER,
 	SK_BODY,
 	SK_TEXT,
@@ -131,6 +133,7 @@ struct search {
 	bool badcharset;
 	bool modseq_used;
 	bool tempfail;
+	time_t now; /* OLDER, YOUNGER: the command's "now" */
 	/* for the debug line: messages whose text was decoded, and the
 	 * lowest index watermark a key used */
 	size_t texts_read;
@@ -459,7 +462,11 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 			if (!sent_day(se, m, &day))
 				return false;
 		} else {
-			day = local_day(n->df == DF_SAVED ? info->save_date : info->internal_date);
+			/* No save date (stored by an older build): the
+			 * internal date stands in for it. */
+			day = local_day(n->df == DF_SAVED && info->save_date != 0
+					    ? info->save_date
+					    : info->internal_date);
 		}
 		return n->cmp == DC_BEFORE ? day < n->day
 		       : n->cmp == DC_ON   ? day == n->day
@@ -468,6 +475,12 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 		return info->modseq >= n->num;
 	case SK_EMAILID:
 		return info->email_id == n->num;
+	case SK_OLDER:
+	case SK_YOUNGER: {
+		/* Seconds, so time zones do not matter (RFC 5032 3). */
+		int64_t age = (int64_t)se->now - (int64_t)info->internal_date;
+		return n->type == SK_OLDER ? age > (int64_t)n->num : age <= (int64_t)n->num;
+	}
 	case SK_HEADER: {
 		struct hmatch hm = {n};
 		if (load_header(se, m) < 0)
@@ -785,8 +798,21 @@ parse_key(struct search *se, const struct imap_arg *args, size_t count, size_t *
 	for (size_t j = 0; j < ARRAY_SIZE(header_keys); j++)
 		if (strcasecmp(k, header_keys[j].key) == 0)
 			return header_node(se, header_keys[j].field, args, count, i);
-	if (strcasecmp(k, "ALL") == 0)
+	/* RFC 8514: every mailbox here has save dates. */
+	if (strcasecmp(k, "ALL") == 0 || strcasecmp(k, "SAVEDATESUPPORTED") == 0)
 		return new_node(se, SK_ALL, 0);
+	if (strcasecmp(k, "OLDER") == 0 || strcasecmp(k, "YOUNGER") == 0) {
+		struct snode *n =
+		    new_node(se, k[0] == 'O' || k[0] == 'o' ? SK_OLDER : SK_YOUNGER, 0);
+		if (!get_number(se, args, count, i, &n->num))
+			return NULL;
+		if (n->num == 0 || n->num > UINT32_MAX) {
+			se->err = "OLDER and YOUNGER need an interval of 1 to 4294967295 seconds";
+			return NULL;
+		}
+		se->now = time(NULL);
+		return n;
+	}
 	if (strcasecmp(k, "RECENT") == 0)
 		return new_node(se, SK_RECENT, 0);
 	if (strcasecmp(k, "NEW") == 0)

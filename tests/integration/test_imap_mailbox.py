@@ -154,7 +154,12 @@ def test_select_rev1_responses(env):
         u[5],
     ]
     assert re.match(r"^\* OK \[UIDVALIDITY [1-9]\d*\] UIDs valid$", u[5])
-    assert u[6:] == ["* OK [UIDNEXT 3] Predicted next UID"]
+    assert u[6] == "* OK [UIDNEXT 3] Predicted next UID"
+    # RFC 8474 4.2: the MAILBOXID, the same as STATUS gives.
+    assert len(u) == 8 and re.match(r"^\* OK \[MAILBOXID \(([A-Za-z0-9_-]+)\)\] Ok$", u[7]), u
+    mid = re.match(r"^\* OK \[MAILBOXID \(([A-Za-z0-9_-]+)\)\]", u[7]).group(1)
+    su, _ = c.cmd("STATUS INBOX (MAILBOXID)")
+    assert su == ["* STATUS \"INBOX\" (MAILBOXID (%s))" % mid], su
     # EXAMINE while selected: [CLOSED] first, then a read-only view.
     u, tag = c.cmd("EXAMINE INBOX")
     assert tag == "OK [READ-ONLY] EXAMINE completed"

@@ -223,6 +223,40 @@ def test_internal_and_saved_dates(conn, corpus):
     assert conn.search("SAVEDBEFORE " + today) == []
 
 
+def test_within_and_savedate(env):
+    """WITHIN (RFC 5032) compares the internal date with "now" in seconds;
+    SAVEDATE (RFC 8514) is when the message entered the mailbox, whatever
+    its internal date, and SAVEDATESUPPORTED matches every message."""
+    c = Imap(env.ternd, LIVE, select=False)
+    try:
+        c.ok("CREATE Within")
+        body = "Subject: old\r\n\r\nold one\r\n"
+        c.ok('APPEND Within "01-Jan-2020 00:00:00 +0000" {%d+}\r\n%s' % (len(body), body))
+        body = "Subject: new\r\n\r\nnew one\r\n"
+        c.ok("APPEND Within {%d+}\r\n%s" % (len(body), body))
+        untagged = c.ok("SELECT Within")
+        assert any(re.fullmatch(rb"\* OK \[MAILBOXID \([A-Za-z0-9_-]+\)\] Ok", l)
+                   for l in untagged), untagged
+        assert c.search("OLDER 3600") == [1]
+        assert c.search("YOUNGER 3600") == [2]
+        assert c.search("YOUNGER 999999999") == [1, 2]
+        assert c.search("NOT OLDER 3600") == [2]
+        assert c.search("SAVEDATESUPPORTED") == [1, 2]
+        today = imap_date(time.time())
+        assert c.search("BEFORE " + today) == [1]
+        assert c.search("SAVEDBEFORE " + today) == []
+        assert c.search("SAVEDON " + today) == [1, 2]
+        untagged = c.ok("FETCH 1 (INTERNALDATE SAVEDATE)")
+        assert untagged[0].startswith(b'* 1 FETCH (INTERNALDATE "01-Jan-2020 00:00:00 +0000"'
+                                      b' SAVEDATE "'), untagged
+        assert b"-2020 " not in untagged[0].split(b"SAVEDATE")[1]
+        caps = c.ok("CAPABILITY")[0].split()
+        for cap in (b"OBJECTID", b"SAVEDATE", b"WITHIN"):
+            assert cap in caps, caps
+    finally:
+        c.close()
+
+
 def test_uid_search_gives_uids(env, corpus):
     c = Imap(env.ternd, USER)
     try:
@@ -264,6 +298,7 @@ def test_charset(conn):
     "", "FOO", "SINCE 32-Jan-2026", "SINCE 1-Foo-2026", "ON 2026-01-01", "LARGER x",
     "LARGER", "OR ALL", "NOT", "UID", "UID x", "1:x", "0", "SUBJECT", "HEADER", "()",
     "CHARSET", "RETURN (BOGUS) ALL", "KEYWORD", "(ALL", "OR ALL ALL ALL)",
+    "OLDER", "OLDER 0", "YOUNGER x", "YOUNGER 4294967296", "OLDER -5",
 ])
 def test_bad(conn, criteria):
     tag, untagged, tagged = conn.cmd(("SEARCH " + criteria).rstrip())
