@@ -177,4 +177,16 @@ void mailtext_header_canon(const char *h, size_t len, struct buf *out);
 void mailtext_msg_body(const void *mime, size_t mime_len, uint64_t trace_len, mailtext_read_fn *rd,
 		       void *arg, struct arena *a, struct buf *canon);
 
+/* A preview of the message for RFC 8970 FETCH PREVIEW: the text of its
+ * first text/plain part that is not an attachment (else of its first
+ * text/html one, markup stripped), outside attached messages, of which
+ * at most the first 64 KiB are decoded; quoted lines (">") are left out,
+ * the text stops at a signature line ("-- "), white space and control
+ * characters become single spaces, and at most max_chars characters
+ * (whole UTF-8 sequences) are appended to out. Nothing is appended when
+ * the message has no such part. */
+void mailtext_msg_preview(const void *mime, size_t mime_len, uint64_t trace_len,
+			  mailtext_read_fn *rd, void *arg, struct arena *a, size_t max_chars,
+			  struct buf *out);
+
 #endif

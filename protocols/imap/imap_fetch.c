@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "protocols/imap/imap_internal.h"
 #include "protocols/imap/imap_qresync.h"
+#include "storage/mailtext.h"
 #include "storage/mime.h"
 
 enum fetch_kind {
@@ -49,6 +50,7 @@ enum fetch_kind {
 	FI_EMAILID,
 	FI_THREADID,
 	FI_SAVEDATE,
+	FI_PREVIEW, /* RFC 8970 */
 	FI_SECTION, /* BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER/TEXT */
 	FI_BINARY,  /* BINARY[...], BINARY.PEEK[...] */
 	FI_BINARY_SIZE,
@@ -337,7 +339,7 @@ parse_item(struct arena *a, const struct imap_arg *arg, struct fetch_item *it)
 	    {"BODY", FI_BODY},	       {"BODYSTRUCTURE", FI_BODYSTRUCTURE},
 	    {"UID", FI_UID},	       {"MODSEQ", FI_MODSEQ},
 	    {"EMAILID", FI_EMAILID},   {"THREADID", FI_THREADID},
-	    {"SAVEDATE", FI_SAVEDATE},
+	    {"SAVEDATE", FI_SAVEDATE}, {"PREVIEW", FI_PREVIEW},
 	};
 	const char *s = arg->str;
 
@@ -426,6 +428,17 @@ parse_items(struct fetch_ctx *f, struct arena *a, const struct imap_arg *arg, bo
 		struct fetch_item *it = &f->items[f->nitems];
 		if (parse_item(a, &list[i], it) < 0)
 			return -1;
+		/* RFC 8970: PREVIEW [(LAZY)]; LAZY may be ignored (a preview
+		 * is always made at once), an unknown modifier is BAD. */
+		if (it->kind == FI_PREVIEW && i + 1 < n && list[i + 1].type == IMAP_ARG_LIST) {
+			const struct imap_arg *mods = &list[i + 1];
+			if (mods->count == 0)
+				return -1;
+			for (size_t k = 0; k < mods->count; k++)
+				if (!imap_arg_is_atom_ci(&mods->list[k], "LAZY"))
+					return -1;
+			i++;
+		}
 		if (it->kind == FI_UID && uid_cmd)
 			continue;
 		if (it->kind == FI_MODSEQ)
@@ -765,6 +778,44 @@ header_range(const struct resp *r, uint64_t off, uint64_t len, bool top, uint64_
 	*len_r = top ? len + r->trace_len : len;
 }
 
+/* Reads for the preview's text extraction (storage/mailtext_msg.c). */
+struct preview_rd {
+	struct imap_session *s;
+	uint32_t uid;
+};
+
+static int
+preview_read(void *arg, uint64_t off, uint64_t len, struct buf *out)
+{
+	struct preview_rd *p = arg;
+	return store_message_read_range(p->s->user_id, p->s->view->name, p->uid, off, len, out) ==
+		       STORE_OK
+		   ? 0
+		   : -1;
+}
+
+#define PREVIEW_CHARS 256 /* RFC 8970 3.1: at most 256 characters */
+
+/* PREVIEW "text" (RFC 8970): UTF-8, as a literal for a client that has
+ * not enabled UTF8=ACCEPT when it holds 8-bit characters. */
+static int
+item_preview(struct imap_session *s, const struct store_msg_info *m, struct resp *r)
+{
+	struct preview_rd rd = {s, m->uid};
+	struct buf text;
+	int ret;
+
+	if ((ret = load_mime(s, m->uid, r)) != STORE_OK)
+		return ret;
+	buf_init(&text, 4 * PREVIEW_CHARS + 4);
+	mailtext_msg_preview(r->mime, r->mime_len, r->trace_len, preview_read, &rd, r->a,
+			     PREVIEW_CHARS, &text);
+	buf_append_str(&r->b, "PREVIEW ");
+	ret = imap_append_string(&r->b, text.data != NULL ? text.data : "", text.len, s->utf8);
+	buf_free(&text);
+	return ret < 0 ? STORE_TEMPFAIL : STORE_OK;
+}
+
 #define ITEM_NIL 1 /* the section does not exist: NIL */
 #define ITEM_UNKNOWN_CTE 2
 
@@ -914,6 +965,10 @@ prepare(struct fetch_ctx *f, const struct store_msg_info *m, bool flags_changed,
 			break;
 		case FI_EMAILID:
 			buf_printf(&r->b, "EMAILID (E%016" PRIx64 ")", m->email_id);
+			break;
+		case FI_PREVIEW:
+			if ((ret = item_preview(s, m, r)) != STORE_OK)
+				return ret;
 			break;
 		case FI_THREADID:
 			/* XXX no threads are computed: RFC 8474 allows NIL. */

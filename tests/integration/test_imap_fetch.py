@@ -457,6 +457,52 @@ def test_numbers_and_uids(env, corpus):
     c.close()
 
 
+def test_preview(env, corpus):
+    """RFC 8970 PREVIEW: the first text/plain part (else the HTML one,
+    stripped) decoded, white space collapsed, quoted lines and the
+    signature left out, at most 256 characters; 8-bit text as a literal
+    unless UTF8=ACCEPT is on; no \\Seen."""
+    c = session(env, examine=True)
+    r = c.fetch("FETCH 1:3 (PREVIEW)")
+    assert r == [b"* 1 FETCH (PREVIEW " + lit("Hello café. Line two.".encode()) + b")",
+                 b"* 2 FETCH (PREVIEW " + lit(M2_QP_DECODED) + b")",
+                 b'* 3 FETCH (PREVIEW "See attached.")'], r
+    assert c.fetch("FETCH 3 (UID PREVIEW (LAZY))") == [
+        b'* 3 FETCH (UID 3 PREVIEW "See attached.")']
+    for bad in ("(PREVIEW (EAGER))", "(PREVIEW ())", "PREVIEW[]"):
+        _, tagged = c.cmd("FETCH 1 " + bad)
+        assert tagged.startswith(b"BAD"), (bad, tagged)
+    c.close()
+
+    long_line = " ".join("word%03d" % i for i in range(100))
+    html = (b"From: <a@example.org>\r\nSubject: html only\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+            b"<html><head><style>p {color: red}</style></head>"
+            b"<body><p>Hello <b>bold</b>\r\n   &amp; friends</p></body></html>\r\n")
+    quoted = (b"From: <a@example.org>\r\nSubject: reply\r\n\r\n"
+              b"On Monday someone wrote:\r\n> old text\r\n>> older\r\n"
+              b"My answer.\r\n\r\n-- \r\nSig Nature\r\n")
+    long_msg = (b"From: <a@example.org>\r\nSubject: long\r\n\r\n" +
+                long_line.encode() + b"\r\n")
+    attach = (b"From: <a@example.org>\r\nSubject: attachment only\r\n"
+              b"MIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n"
+              b"--x\r\nContent-Type: text/plain\r\n"
+              b"Content-Disposition: attachment; filename=a.txt\r\n\r\n"
+              b"attached text\r\n--x--\r\n")
+    deliver(env.ternd, "user08", [html, quoted, long_msg, attach])
+    c = session(env, "user08")
+    r = c.fetch("FETCH 1:4 PREVIEW")
+    assert r == [b'* 1 FETCH (PREVIEW "Hello bold & friends")',
+                 b'* 2 FETCH (PREVIEW "On Monday someone wrote: My answer.")',
+                 b'* 3 FETCH (PREVIEW "' + long_line[:256].rstrip().encode() + b'")',
+                 b'* 4 FETCH (PREVIEW "")'], r
+    # PREVIEW does not set \\Seen.
+    assert c.fetch("FETCH 1:4 FLAGS") == [b"* %d FETCH (FLAGS (\\Recent))" % i
+                                          for i in range(1, 5)]
+    c.close()
+
+
 @pytest.mark.parametrize("items", [
     "FOO", "(FLAGS FOO)", "()", "(ALL)", "(FLAGS FAST)", "BODY[", "BODY[0]", "BODY[1.]",
     "BODY[01]", "BODY[HEADER.FIELDS ()]", "BODY[HEADER.FIELDS]", "BODY[HEADER.FIELDS (A:B)]",
