@@ -167,11 +167,12 @@ imap_view_keywords_refresh(struct imap_session *s)
 /* The store says the mailbox changed: during IDLE, tell the client now;
  * otherwise the next command's sync picks it up. */
 static void
-watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq)
+watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned changed)
 {
 	struct imap_session *s = arg;
 
 	(void)mailbox_id;
+	(void)changed;
 	if (s->view == NULL || s->conn.closed || highestmodseq <= s->view->modseq)
 		return;
 	s->view->changed = true;
