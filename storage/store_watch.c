@@ -34,9 +34,9 @@ struct store_watch {
 	/* protected by wlock: */
 	int refs;
 	bool dead;
-	bool pending;		 /* an event is queued on worker */
-	uint32_t pending_mbox;	 /* what it will report (0: several) */
-	uint64_t pending_modseq; /* highest seen since it was queued */
+	bool pending;		  /* an event is queued on worker */
+	uint32_t pending_mbox;	  /* what it will report (0: several) */
+	uint64_t pending_modseq;  /* highest seen since it was queued */
 	unsigned pending_changed; /* STORE_CHANGED_* since it was queued */
 };
 
@@ -180,8 +180,10 @@ store_watch_notify(const struct store_touched *t, size_t n)
 void
 store_changed_elsewhere(const char *user_id)
 {
-	struct store_touched t = {.user_id = (char *)user_id, .mbox = 0,
-				  .highestmodseq = UINT64_MAX, .changed = STORE_CHANGED_ALL};
+	struct store_touched t = {.user_id = (char *)user_id,
+				  .mbox = 0,
+				  .highestmodseq = UINT64_MAX,
+				  .changed = STORE_CHANGED_ALL};
 
 	store_watch_notify(&t, 1);
 }
