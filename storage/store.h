@@ -409,12 +409,20 @@ int store_quota_check(uint64_t limit_bytes, uint64_t limit_msgs, uint64_t used_b
 /* ---- change notification ---- */
 
 struct store_watch;
-typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq);
+/* What a watch event reports (bits; coalesced events OR theirs). */
+#define STORE_CHANGED_MESSAGES 0x1 /* messages or their flags */
+#define STORE_CHANGED_NAMES 0x2	   /* a mailbox was created, deleted or renamed */
+#define STORE_CHANGED_SUBSCRIPTIONS 0x4
+#define STORE_CHANGED_ALL 0x7
+typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq,
+			    unsigned changed);
 
 /* Calls fn(arg, ...) on w after any committed change to that user's
  * mailbox (mailbox_id 0: any of the user's mailboxes), so IMAP IDLE and
  * NOTIFY sessions learn of deliveries and of other sessions' changes.
- * Several changes may be coalesced into one call. Any worker thread; the
+ * Several changes may be coalesced into one call (mailbox_id 0 when they
+ * touched several, changed the union of their STORE_CHANGED_* bits), so
+ * a slow session has at most one event queued. Any worker thread; the
  * handle is freed by store_watch_remove(), after which fn is not called. */
 struct store_watch *store_watch_add(const char *user_id, uint32_t mailbox_id, struct worker *w,
 				    store_watch_fn *fn, void *arg);

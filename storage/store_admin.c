@@ -539,6 +539,7 @@ apply_purge(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	 * their mailboxes gone. */
 	for (size_t i = 0; i < nids; i++)
 		store_touch(wc, p->user_id, ids[i], UINT64_MAX);
+	store_touch_user(wc, p->user_id, STORE_CHANGED_ALL);
 	p->finished = true;
 out:
 	free(ids);

@@ -314,6 +314,7 @@ struct store_touched {
 	char *user_id; /* owned */
 	uint32_t mbox;
 	uint64_t highestmodseq;
+	unsigned changed; /* STORE_CHANGED_* */
 };
 
 /* What an operation may use on the writer thread. */
@@ -341,6 +342,9 @@ void store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes);
 /* From inside an apply function: that mailbox changed; its watchers are
  * told once the batch is committed (nothing is told if it aborts). */
 void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq);
+/* The same for what is not one mailbox's messages: the user's mailbox
+ * names or subscriptions (STORE_CHANGED_NAMES / _SUBSCRIPTIONS). */
+void store_touch_user(struct store_wctx *wc, const char *user_id, unsigned changed);
 
 /* The two operations with their own request types (store_message.c). */
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],

@@ -254,6 +254,7 @@ op_create(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 		return rc;
 	m->id = mb.id;
 	store_touch(wc, m->user_id, mb.id, mb.r.highestmodseq);
+	store_touch_user(wc, m->user_id, STORE_CHANGED_NAMES);
 	store_mbox_w_free(&mb);
 	return 0;
 }
@@ -294,8 +295,10 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	} else {
 		rc = mbox_remove(txn, u->user, &mb);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		store_touch(wc, m->user_id, mb.id, mb.r.highestmodseq);
+		store_touch_user(wc, m->user_id, STORE_CHANGED_NAMES);
+	}
 out:
 	store_mbox_w_free(&mb);
 	return rc;
@@ -347,6 +350,7 @@ rename_inbox(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *
 	m->id = dst.id;
 	store_touch(wc, m->user_id, inbox.id, inbox.r.highestmodseq);
 	store_touch(wc, m->user_id, dst.id, dst.r.highestmodseq);
+	store_touch_user(wc, m->user_id, STORE_CHANGED_NAMES);
 out:
 	free(uids);
 	store_mbox_w_free(&inbox);
@@ -396,6 +400,7 @@ op_rename(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	}
 	if ((rc = create_parents(txn, u, to)) != 0)
 		goto out;
+	store_touch_user(wc, m->user_id, STORE_CHANGED_NAMES);
 	for (size_t i = 0; i < n; i++) {
 		struct store_mbox_w mb;
 		char *nn = xmalloc(tl + strlen(list[i].name) - fl + 1);
@@ -460,7 +465,7 @@ apply_mailbox(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	case STORE_MBOX_UNSUBSCRIBE:
 		rc = store_txn_subscribe(txn, u.user, name, m->op == STORE_MBOX_SUBSCRIBE);
 		if (rc == 0)
-			store_touch(wc, m->user_id, 0, 0);
+			store_touch_user(wc, m->user_id, STORE_CHANGED_SUBSCRIPTIONS);
 		break;
 	default:
 		rc = STORE_PERMFAIL;

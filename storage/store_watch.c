@@ -34,9 +34,10 @@ struct store_watch {
 	/* protected by wlock: */
 	int refs;
 	bool dead;
-	bool pending;		 /* an event is queued on worker */
-	uint32_t pending_mbox;	 /* what it will report (0: several) */
-	uint64_t pending_modseq; /* highest seen since it was queued */
+	bool pending;		  /* an event is queued on worker */
+	uint32_t pending_mbox;	  /* what it will report (0: several) */
+	uint64_t pending_modseq;  /* highest seen since it was queued */
+	unsigned pending_changed; /* STORE_CHANGED_* since it was queued */
 };
 
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
@@ -122,11 +123,12 @@ deliver_event(void *arg)
 	bool dead = w->dead;
 	uint32_t mbox = w->pending_mbox;
 	uint64_t modseq = w->pending_modseq;
+	unsigned changed = w->pending_changed;
 	w->pending = false;
 	struct store_watch *f = unref_locked(w);
 	pthread_mutex_unlock(&wlock);
 	if (!dead)
-		w->fn(w->arg, mbox, modseq);
+		w->fn(w->arg, mbox, modseq, changed);
 	watch_free(f);
 }
 
@@ -149,11 +151,13 @@ store_watch_notify(const struct store_touched *t, size_t n)
 					w->pending_mbox = 0;
 				if (t[i].highestmodseq > w->pending_modseq)
 					w->pending_modseq = t[i].highestmodseq;
+				w->pending_changed |= t[i].changed;
 				continue;
 			}
 			w->pending = true;
 			w->pending_mbox = t[i].mbox;
 			w->pending_modseq = t[i].highestmodseq;
+			w->pending_changed = t[i].changed;
 			w->refs++; /* the event's */
 			if (npost == cap) {
 				cap = cap == 0 ? 16 : cap * 2;
@@ -176,8 +180,10 @@ store_watch_notify(const struct store_touched *t, size_t n)
 void
 store_changed_elsewhere(const char *user_id)
 {
-	struct store_touched t = {.user_id = (char *)user_id, .mbox = 0,
-				  .highestmodseq = UINT64_MAX};
+	struct store_touched t = {.user_id = (char *)user_id,
+				  .mbox = 0,
+				  .highestmodseq = UINT64_MAX,
+				  .changed = STORE_CHANGED_ALL};
 
 	store_watch_notify(&t, 1);
 }

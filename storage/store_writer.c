@@ -218,14 +218,16 @@ store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes)
 
 /* ---- change notification, collected per batch ---- */
 
-void
-store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq)
+static void
+touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq,
+      unsigned changed)
 {
 	for (size_t i = wc->op_touch_start; i < wc->ntouches; i++) {
 		struct store_touched *t = &wc->touches[i];
 		if (t->mbox == mbox && strcmp(t->user_id, user_id) == 0) {
 			if (highestmodseq > t->highestmodseq)
 				t->highestmodseq = highestmodseq;
+			t->changed |= changed;
 			return;
 		}
 	}
@@ -237,6 +239,21 @@ store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t 
 	t->user_id = xstrdup(user_id);
 	t->mbox = mbox;
 	t->highestmodseq = highestmodseq;
+	t->changed = changed;
+}
+
+void
+store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq)
+{
+	touch(wc, user_id, mbox, highestmodseq, STORE_CHANGED_MESSAGES);
+}
+
+void
+store_touch_user(struct store_wctx *wc, const char *user_id, unsigned changed)
+{
+	/* Mailbox 0 and MODSEQ 0: every watch of the user hears of it, and
+	 * a selected-mailbox view finds nothing new for itself. */
+	touch(wc, user_id, 0, 0, changed);
 }
 
 /* Forgets the touches from index `from` on (an aborted operation). */

@@ -1355,6 +1355,66 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	store_flags(&f->sf);
 }
 
+/* ---- NOTIFY's MessageNew fetch attributes (RFC 5465 5.2) ---- */
+
+struct imap_fetch_atts {
+	struct fetch_item *items;
+	size_t nitems;
+};
+
+struct imap_fetch_atts *
+imap_fetch_atts_parse(struct arena *a, const struct imap_arg *list)
+{
+	struct fetch_ctx f;
+
+	memset(&f, 0, sizeof(f));
+	if (list->type != IMAP_ARG_LIST || parse_items(&f, a, list, false) < 0)
+		return NULL;
+	struct imap_fetch_atts *fa = arena_alloc(a, sizeof(*fa));
+	fa->items = f.items;
+	fa->nitems = f.nitems;
+	return fa;
+}
+
+void
+imap_fetch_atts_send(struct imap_session *s, const struct imap_fetch_atts *fa, const uint32_t *uids,
+		     size_t n)
+{
+	struct fetch_ctx f;
+	struct resp r;
+	struct arena *a = arena_new(0);
+	bool has_uid = false;
+
+	memset(&f, 0, sizeof(f));
+	memset(&r, 0, sizeof(r));
+	f.s = s;
+	f.items = arena_alloc(a, (fa->nitems + 1) * sizeof(*f.items));
+	for (size_t i = 0; i < fa->nitems; i++)
+		has_uid |= fa->items[i].kind == FI_UID;
+	/* With CONDSTORE every FETCH response carries the UID (as FETCH). */
+	if (s->condstore && !has_uid)
+		f.items[f.nitems++] = (struct fetch_item){.kind = FI_UID, .name = "UID"};
+	memcpy(&f.items[f.nitems], fa->items, fa->nitems * sizeof(*f.items));
+	f.nitems += fa->nitems;
+	/* Never sets \Seen: the client did not ask for these messages. */
+	if (store_message_infos(s->user_id, s->view->name, uids, n, a, &f.infos, &f.ninfos) !=
+	    STORE_OK) {
+		arena_destroy(&a);
+		return;
+	}
+	r.a = arena_new(0);
+	buf_init(&r.b, 64u << 20);
+	for (size_t i = 0; i < f.ninfos; i++) {
+		r.data_max = f.infos[i].size + 4096;
+		if (prepare(&f, &f.infos[i], false, &r) == STORE_OK)
+			resp_send(s, &r);
+		resp_free(&r);
+	}
+	buf_free(&r.b);
+	arena_destroy(&r.a);
+	arena_destroy(&a);
+}
+
 const struct imap_command imap_fetch_cmds[] = {
     {"FETCH", IMAP_ST_SELECTED, true, cmd_fetch},
     {NULL, 0, false, NULL},

@@ -76,7 +76,8 @@ struct imap_session {
 	bool condstore;
 	bool qresync;
 
-	struct imap_view *view; /* owned: the selected mailbox, or NULL */
+	struct imap_view *view;	    /* owned: the selected mailbox, or NULL */
+	struct imap_notify *notify; /* owned: NOTIFY SET (imap_notify.c), or NULL */
 	/* SEARCHRES (RFC 5182) "$": UIDs saved by SEARCH RETURN (SAVE),
 	 * ascending; emptied when the view is closed (imap_view_close). */
 	uint32_t *search_saved; /* owned (malloc), or NULL */
@@ -116,6 +117,16 @@ extern const struct imap_command imap_search_cmds[];   /* imap_search.c */
 extern const struct imap_command imap_msg_cmds[];      /* imap_msg.c */
 extern const struct imap_command imap_quota_cmds[];    /* imap_quota.c */
 extern const struct imap_command imap_compress_cmds[]; /* imap_compress.c */
+extern const struct imap_command imap_notify_cmds[];   /* imap_notify.c */
+
+/* NOTIFY (RFC 5465, imap_notify.c). flush: when no command is in progress
+ * (or during IDLE), tells the client what changed since; the session
+ * calls it after each command. selected: the view's watch saw a change;
+ * true if NOTIFY's SELECTED filter takes it (else the view's usual IDLE
+ * and next-command rules do). free: NOTIFY NONE, or the session's end. */
+void imap_notify_flush(struct imap_session *s);
+bool imap_notify_selected(struct imap_session *s);
+void imap_notify_free(struct imap_session *s);
 
 /* A QUOTA response's list for the user's root: "(STORAGE used limit
  * MESSAGE used limit)" with only the resources that have a limit (0 =
@@ -141,6 +152,24 @@ int imap_search_parse_return(const struct imap_arg *l, bool save_ok, unsigned *r
 
 int imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t count,
 		      uint32_t **seqs_r, uint32_t **uids_r, size_t *n_r);
+
+/* NOTIFY's unsolicited responses, formatted as LIST and STATUS format
+ * theirs (imap_mailbox.c): "* LIST (attrs) "/" name" (box NULL: a name
+ * that is not a mailbox, \NonExistent; oldname: RFC 5465 5.4's OLDNAME)
+ * and "* STATUS name (MESSAGES UIDNEXT UIDVALIDITY UNSEEN [HIGHESTMODSEQ])"
+ * (RFC 5465 5.2, 5.3; HIGHESTMODSEQ once CONDSTORE is enabled). */
+void imap_list_notify(struct imap_session *s, const char *name, const struct store_mailbox *box,
+		      bool subscribed, const char *oldname);
+void imap_status_notify(struct imap_session *s, const struct store_mailbox *box);
+
+/* NOTIFY's MessageNew fetch attributes (imap_fetch.c): a FETCH item
+ * list parsed into a (which must outlive the result), NULL if it is not
+ * one; and the FETCH responses with those items for some UIDs of the
+ * selected mailbox, written at once (never setting \Seen). */
+struct imap_fetch_atts;
+struct imap_fetch_atts *imap_fetch_atts_parse(struct arena *a, const struct imap_arg *list);
+void imap_fetch_atts_send(struct imap_session *s, const struct imap_fetch_atts *fa,
+			  const uint32_t *uids, size_t n);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;

@@ -915,6 +915,7 @@ struct list_opts {
 	bool ret_status;
 	struct status_req status;
 	bool lsub;
+	const char *oldname; /* NOTIFY's rename (RFC 5465 5.4), or NULL */
 };
 
 static int
@@ -1000,12 +1001,47 @@ list_one(struct imap_session *s, struct buf *b, const struct list_opts *o, const
 		return;
 	if (!o->lsub && o->recursive && o->sel_subscribed && nd->sub_below)
 		buf_append_str(b, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	if (o->oldname != NULL) {
+		buf_append_str(b, " (\"OLDNAME\" (");
+		imap_append_mailbox(s, b, o->oldname);
+		buf_append_str(b, "))");
+	}
 	write_line(s, b);
 	if (!o->lsub && o->ret_status && nd->box != NULL && !nd->box->noselect) {
 		buf_reset(b);
 		if (status_render(s, b, nd->box, &o->status) == 0)
 			write_line(s, b);
 	}
+}
+
+void
+imap_list_notify(struct imap_session *s, const char *name, const struct store_mailbox *box,
+		 bool subscribed, const char *oldname)
+{
+	struct list_opts o = {.extended = true, .ret_subscribed = true, .oldname = oldname};
+	struct node nd = {.name = name,
+			  .box = box,
+			  .subscribed = subscribed,
+			  .has_children = box != NULL && box->has_children};
+	struct buf b;
+
+	buf_init(&b, LINE_MAX_BYTES);
+	list_one(s, &b, &o, &nd, false);
+	buf_free(&b);
+}
+
+void
+imap_status_notify(struct imap_session *s, const struct store_mailbox *box)
+{
+	struct status_req r = {
+	    .items = {ST_MESSAGES, ST_UIDNEXT, ST_UIDVALIDITY, ST_UNSEEN, ST_HIGHESTMODSEQ},
+	    .n = s->condstore ? 5 : 4};
+	struct buf b;
+
+	buf_init(&b, LINE_MAX_BYTES);
+	if (status_render(s, &b, box, &r) == 0)
+		write_line(s, &b);
+	buf_free(&b);
 }
 
 static void

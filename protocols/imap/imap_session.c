@@ -322,6 +322,7 @@ capabilities(struct imap_session *s)
 		buf_append_str(b, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT"
 				  " THREAD=REFERENCES I18NLEVEL=1");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
+		buf_append_str(b, " NOTIFY"); /* RFC 5465 (imap_notify.c) */
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
 	return text;
@@ -671,8 +672,8 @@ static const struct imap_command session_cmds[] = {
 };
 
 static const struct imap_command *const tables[] = {
-    session_cmds,   imap_mailbox_cmds, imap_fetch_cmds, imap_search_cmds,
-    imap_sort_cmds, imap_msg_cmds,     imap_quota_cmds, imap_compress_cmds,
+    session_cmds,  imap_mailbox_cmds, imap_fetch_cmds,	  imap_search_cmds, imap_sort_cmds,
+    imap_msg_cmds, imap_quota_cmds,   imap_compress_cmds, imap_notify_cmds,
 };
 
 static void
@@ -717,6 +718,8 @@ dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 static void
 finish_command(struct imap_session *s)
 {
+	/* What NOTIFY held while the command ran (imap_notify.c). */
+	imap_notify_flush(s);
 	/* A client that waits for the reply before its next command (most
 	 * of them, and every idle one) holds no per-command memory until
 	 * then: idle connections are what an IMAP server has most of. */
@@ -982,6 +985,7 @@ session_free(struct imap_session *s)
 	if (s->rate_ev != NULL)
 		event_free(s->rate_ev);
 	free(s->idle_tag);
+	imap_notify_free(s);
 	if (s->view != NULL)
 		imap_view_close(s);
 	auth_sasl_reset(&s->sasl);

@@ -167,14 +167,17 @@ imap_view_keywords_refresh(struct imap_session *s)
 /* The store says the mailbox changed: during IDLE, tell the client now;
  * otherwise the next command's sync picks it up. */
 static void
-watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq)
+watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned changed)
 {
 	struct imap_session *s = arg;
 
 	(void)mailbox_id;
+	(void)changed;
 	if (s->view == NULL || s->conn.closed || highestmodseq <= s->view->modseq)
 		return;
 	s->view->changed = true;
+	if (imap_notify_selected(s))
+		return;
 	if (s->idling) {
 		imap_view_sync(s, true);
 		buf_free(&s->out); /* back to idle: hold no scratch */
@@ -454,7 +457,7 @@ imap_append_flags(struct buf *out, uint32_t flags, const char *const *kw, size_t
 		uint32_t bit;
 		const char *name;
 	} sys[] = {
-	    {STORE_FLAG_SEEN, "\\Seen"},     {STORE_FLAG_ANSWERED, "\\Answered"},
+	    {STORE_FLAG_SEEN, "\\Seen"},       {STORE_FLAG_ANSWERED, "\\Answered"},
 	    {STORE_FLAG_FLAGGED, "\\Flagged"}, {STORE_FLAG_DELETED, "\\Deleted"},
 	    {STORE_FLAG_DRAFT, "\\Draft"},
 	};
@@ -555,7 +558,8 @@ imap_seqset_parse(struct arena *a, const char *str, struct imap_seqset *set_r)
 	size_t w = 0;
 	for (size_t i = 1; i < set_r->n; i++) {
 		struct imap_range *cur = &set_r->r[w];
-		if (set_r->r[i].lo <= cur->hi || (cur->hi != UINT32_MAX && set_r->r[i].lo == cur->hi + 1)) {
+		if (set_r->r[i].lo <= cur->hi ||
+		    (cur->hi != UINT32_MAX && set_r->r[i].lo == cur->hi + 1)) {
 			if (set_r->r[i].hi > cur->hi)
 				cur->hi = set_r->r[i].hi;
 		} else {

@@ -1731,11 +1731,12 @@ struct watch_seen {
 	unsigned calls;
 	uint32_t mbox;
 	uint64_t modseq;
+	unsigned changed;
 	bool on_worker;
 };
 
 static void
-watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq)
+watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned changed)
 {
 	struct watch_seen *w = arg;
 
@@ -1743,6 +1744,7 @@ watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq)
 	w->calls++;
 	w->mbox = mailbox_id;
 	w->modseq = highestmodseq;
+	w->changed = changed;
 	w->on_worker = worker_current() != NULL;
 	pthread_mutex_unlock(&w->lock);
 }
@@ -1766,6 +1768,7 @@ test_watch_after_commit(void **state)
 	assert_int_equal(all.calls, 1);
 	assert_int_equal(all.mbox, STORE_INBOX_ID);
 	assert_int_equal(all.modseq, get_box(a, u, "INBOX", 0).highestmodseq);
+	assert_int_equal(all.changed, STORE_CHANGED_MESSAGES);
 	assert_false(all.on_worker);
 	assert_int_equal(trash.calls, 0);
 
@@ -1782,10 +1785,20 @@ test_watch_after_commit(void **state)
 	assert_int_equal(c.req.status, STORE_NOTFOUND);
 	assert_int_equal(all.calls, 2);
 
+	/* Names and subscriptions say so (for NOTIFY), as mailbox 0. */
+	assert_int_equal(mbox_op(u, STORE_MBOX_CREATE, "Watched", NULL, 0, NULL), 0);
+	assert_int_equal(all.calls, 3);
+	assert_int_equal(all.mbox, 0);
+	assert_int_equal(all.changed, STORE_CHANGED_MESSAGES | STORE_CHANGED_NAMES);
+	assert_int_equal(mbox_op(u, STORE_MBOX_SUBSCRIBE, "Watched", NULL, 0, NULL), 0);
+	assert_int_equal(all.calls, 4);
+	assert_int_equal(all.changed, STORE_CHANGED_SUBSCRIPTIONS);
+	assert_int_equal(trash.calls, 3); /* mailbox 0 reaches every watch */
+
 	store_watch_remove(w2);
 	store_watch_remove(w1);
 	deliver_to(u, NULL, body1, NULL);
-	assert_int_equal(all.calls, 2);
+	assert_int_equal(all.calls, 4);
 	arena_destroy(&a);
 }
 
