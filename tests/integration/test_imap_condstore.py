@@ -40,10 +40,20 @@ def uidvalidity(lines):
     raise AssertionError(lines)
 
 
-def rev2_select(exists, uv, uidnext, hms, box="INBOX"):
+def mailboxid(lines):
+    """The RFC 8474 MAILBOXID a SELECT reported."""
+    for x in lines:
+        m = re.fullmatch(r"OK \[MAILBOXID \(([A-Za-z0-9_-]+)\)\] Ok", x)
+        if m:
+            return m.group(1)
+    raise AssertionError(lines)
+
+
+def rev2_select(exists, uv, uidnext, hms, mid, box="INBOX"):
     """The untagged lines of a rev2 SELECT with CONDSTORE on."""
     return [FLAGS, PERM, "%d EXISTS" % exists, "OK [UIDVALIDITY %d] UIDs valid" % uv,
             "OK [UIDNEXT %d] Predicted next UID" % uidnext,
+            "OK [MAILBOXID (%s)] Ok" % mid,
             "OK [HIGHESTMODSEQ %d] Highest" % hms,
             'LIST (\\HasNoChildren) "/" "%s"' % box]
 
@@ -98,14 +108,15 @@ def test_select_examine_condstore_and_status(env):
     u, t = c.cmd("SELECT INBOX")
     assert "OK [HIGHESTMODSEQ 2] Highest" not in u  # not enabled yet
     uv = uidvalidity(u)
+    mid = mailboxid(u)
     assert c.cmd("SELECT INBOX (CONDSTORE)") == (
-        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(2, uv, 3, 2),
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(2, uv, 3, 2, mid),
         "OK [READ-WRITE] SELECT completed")
     assert c.cmd("EXAMINE INBOX") == (
         ["OK [CLOSED] Previous mailbox closed", FLAGS,
          "OK [PERMANENTFLAGS ()] Read-only mailbox", "2 EXISTS",
          "OK [UIDVALIDITY %d] UIDs valid" % uv, "OK [UIDNEXT 3] Predicted next UID",
-         "OK [HIGHESTMODSEQ 2] Highest", 'LIST (\\HasNoChildren) "/" "INBOX"'],
+         "OK [MAILBOXID (%s)] Ok" % mid, "OK [HIGHESTMODSEQ 2] Highest", 'LIST (\\HasNoChildren) "/" "INBOX"'],
         "OK [READ-ONLY] EXAMINE completed")
     assert c.cmd("SELECT INBOX (CONDSTORE CONDSTORE)")[1].startswith("BAD")
     assert c.cmd("SELECT INBOX (FOO)")[1].startswith("BAD")
@@ -328,9 +339,10 @@ def test_qresync_after_away(env):
     a = qresync_session(t, "user10")
     u, tag = a.cmd("SELECT INBOX")
     uv = uidvalidity(u)
+    mid = mailboxid(u)
     # Nothing changed since 8: the plain answer, no VANISHED, no FETCH.
     assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % uv) == (
-        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(8, uv, 9, 8),
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(8, uv, 9, 8, mid),
         "OK [READ-WRITE] SELECT completed")
     a.cmd("LOGOUT")
 
@@ -344,14 +356,14 @@ def test_qresync_after_away(env):
 
     a = qresync_session(t, "user10")
     assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % uv) == (
-        rev2_select(6, uv, 10, 16) +
+        rev2_select(6, uv, 10, 16, mid) +
         ["VANISHED (EARLIER) 2,5,7",
          "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))",
          "6 FETCH (UID 9 FLAGS () MODSEQ (16))"],
         "OK [READ-WRITE] SELECT completed")
     # known-uids limit both (RFC 7162 3.2.5.1); a reselect is [CLOSED].
     assert a.cmd("SELECT INBOX (QRESYNC (%d 8 1:4))" % uv) == (
-        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16) +
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16, mid) +
         ["VANISHED (EARLIER) 2", "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))"],
         "OK [READ-WRITE] SELECT completed")
     # Only what came after the mod-sequence given: 2 went at 13.
@@ -360,7 +372,7 @@ def test_qresync_after_away(env):
         "6 FETCH (UID 9 FLAGS () MODSEQ (16))"]
     # seq-match-data (with or without known-uids) changes nothing while
     # the store remembers every expunge.
-    full = rev2_select(6, uv, 10, 16) + [
+    full = rev2_select(6, uv, 10, 16, mid) + [
         "VANISHED (EARLIER) 2,5,7", "2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (9))",
         "6 FETCH (UID 9 FLAGS () MODSEQ (16))"]
     assert a.cmd("SELECT INBOX (QRESYNC (%d 8 1:8 (2,4,8 2,4,8)))" % uv) == (
@@ -375,7 +387,7 @@ def test_qresync_after_away(env):
     assert tag == "OK [READ-ONLY] EXAMINE completed"
     # A UIDVALIDITY that does not hold: QRESYNC is ignored (3.2.5.1).
     assert a.cmd("SELECT INBOX (QRESYNC (%d 8))" % (uv + 1)) == (
-        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16),
+        ["OK [CLOSED] Previous mailbox closed"] + rev2_select(6, uv, 10, 16, mid),
         "OK [READ-WRITE] SELECT completed")
     # Then the client is in sync: NOOP says nothing; another session's
     # expunge comes as VANISHED.
@@ -393,7 +405,8 @@ def test_qresync_rev1_session(env):
     claim(t, "user11")
     a = Imap(t, "user11")
     assert a.cmd("ENABLE QRESYNC") == (["ENABLED QRESYNC"], "OK ENABLE completed")
-    uv = uidvalidity(a.ok("SELECT INBOX"))
+    u = a.ok("SELECT INBOX")
+    uv, mid = uidvalidity(u), mailboxid(u)
     a.cmd("LOGOUT")
     expunge(t, "user11", "1")  # 4 store, 5 expunge
     deliver(t, "user11", 1)  # UID 4, MODSEQ 6
@@ -403,7 +416,7 @@ def test_qresync_rev1_session(env):
     assert a.cmd("SELECT INBOX (QRESYNC (%d 3))" % uv) == (
         [FLAGS, PERM, "3 EXISTS", "1 RECENT", "OK [UNSEEN 1] First unseen",
          "OK [UIDVALIDITY %d] UIDs valid" % uv, "OK [UIDNEXT 5] Predicted next UID",
-         "OK [HIGHESTMODSEQ 6] Highest", "VANISHED (EARLIER) 1",
+         "OK [MAILBOXID (%s)] Ok" % mid, "OK [HIGHESTMODSEQ 6] Highest", "VANISHED (EARLIER) 1",
          "3 FETCH (UID 4 FLAGS (\\Recent) MODSEQ (6))"],
         "OK [READ-WRITE] SELECT completed")
     # A rev1 EXPUNGE becomes VANISHED as well.
