@@ -295,9 +295,12 @@ cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	const char **req = arena_alloc(s->cmd_arena, nreq * sizeof(*req));
 	for (size_t i = 0; i < nreq; i++) {
-		req[i] = arg_entry(s, ents->type == IMAP_ARG_LIST ? &ents->list[i] : ents, false);
-		if (req[i] == NULL)
+		/* After a BAD the arena is gone: req must not be written. */
+		const char *r =
+		    arg_entry(s, ents->type == IMAP_ARG_LIST ? &ents->list[i] : ents, false);
+		if (r == NULL)
 			return;
+		req[i] = r;
 	}
 	if (name[0] != '\0') {
 		int r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
@@ -354,8 +357,10 @@ parse_pairs(struct imap_session *s, const struct imap_arg *l)
 	e = arena_alloc(s->cmd_arena, l->count / 2 * sizeof(*e));
 	for (size_t i = 0; i < l->count / 2; i++) {
 		const struct imap_arg *v = &l->list[2 * i + 1];
-		if ((e[i].name = arg_entry(s, &l->list[2 * i], true)) == NULL)
-			return NULL;
+		const char *name = arg_entry(s, &l->list[2 * i], true);
+		if (name == NULL)
+			return NULL; /* the arena is gone with the BAD */
+		e[i].name = name;
 		if (v->type == IMAP_ARG_NIL) {
 			e[i].value = NULL;
 			e[i].len = 0;
