@@ -1308,11 +1308,12 @@ scan_annots(struct check *c)
 			problem(c, "annotation %.*s of user %llu, whom the store does not have", nl,
 				name, (unsigned long long)owner);
 		else if (mbox != 0 && mbox_find(c, owner, mbox) == NULL)
-			problem(c, "annotation %.*s of user \"%s\" mailbox %u, which does not exist",
+			problem(c,
+				"annotation %.*s of user \"%s\" mailbox %u, which does not exist",
 				nl, name, user_name(c, owner), mbox);
 		if (accessor != 0 && user_find(c, accessor) == NULL)
-			problem(c, "annotation %.*s private to user %llu, whom the store does not have",
-				nl, name, (unsigned long long)accessor);
+			problem(c, "annotation %.*s private to user %llu, not in the store", nl,
+				name, (unsigned long long)accessor);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;

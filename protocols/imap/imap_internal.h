@@ -125,6 +125,7 @@ int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs, 
 		    uint64_t used_msgs);
 
 extern const struct imap_command imap_sort_cmds[]; /* imap_sort.c */
+
 extern const struct imap_command imap_metadata_cmds[]; /* imap_metadata.c */
 
 /* The special-use attributes (RFC 6154) of bits, space-separated
