@@ -482,12 +482,16 @@ void store_annot_set(struct store_annot_set *s);
 
 /* GETMETADATA: for each of names (valid, see above), the entry itself if
  * it exists and the entries below it up to depth (0, 1 or
- * STORE_ANNOT_DEPTH_INFINITY), in name order per requested name, copied
- * into a (values NUL-terminated past len). Private entries are user_id's.
- * Any thread; one short read txn. */
+ * STORE_ANNOT_DEPTH_INFINITY), in name order, copied into a (values
+ * NUL-terminated past len); an entry an earlier name selected already is
+ * not listed again. Name i's entries are (*list_r)[(*starts_r)[i] ..
+ * (*starts_r)[i + 1]). Private entries are user_id's. The cost grows with
+ * nnames squared: callers bound nnames. Any thread; one read txn. */
 int store_annot_get(const char *owner_id, const char *user_id, uint32_t mailbox_id,
 		    const char *const *names, size_t nnames, int depth, struct arena *a,
-		    struct store_annot **list_r, size_t *n_r);
+		    struct store_annot **list_r, size_t **starts_r);
+/* Whether entry name (nlen bytes) is req or below it within depth. Pure. */
+bool store_annot_in_scope(const char *name, size_t nlen, const char *req, int depth);
 
 /* ---- maintenance (ternd store ...) ---- */
 

@@ -221,12 +221,31 @@ store_annot_set(struct store_annot_set *s)
 
 /* ---- reads ---- */
 
-/* Appends the entries of the key range starting at key (klen bytes, the
- * name part nlen long) to the list: the entry itself and those below it up
- * to depth (0, 1, or STORE_ANNOT_DEPTH_INFINITY). */
+bool
+store_annot_in_scope(const char *name, size_t nlen, const char *req, int depth)
+{
+	size_t rl = strlen(req);
+
+	if (nlen < rl || memcmp(name, req, rl) != 0)
+		return false;
+	if (nlen == rl)
+		return true;
+	/* Below it: "/a/b" for "/a", not "/ab". */
+	if (name[rl] != '/' || depth == 0)
+		return false;
+	return depth != 1 || memchr(name + rl + 1, '/', nlen - rl - 1) == NULL;
+}
+
+struct annot_list {
+	struct store_annot *e; /* in the arena */
+	size_t n, cap;
+};
+
+/* Appends the entries of the key range starting at key (klen bytes) that
+ * names[i] selects at depth, leaving out those an earlier name selected. */
 static int
-read_range(MDB_txn *txn, const uint8_t *key, size_t klen, size_t nlen, int depth, struct arena *a,
-	   struct store_annot **list, size_t *n, size_t *cap)
+read_range(MDB_txn *txn, const uint8_t *key, size_t klen, const char *const *names, size_t i,
+	   int depth, struct arena *a, struct annot_list *l)
 {
 	MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
 	MDB_cursor *cur;
@@ -237,36 +256,35 @@ read_range(MDB_txn *txn, const uint8_t *key, size_t klen, size_t nlen, int depth
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const char *kn = (const char *)k.mv_data + ANNOT_PREFIX_LEN;
-		size_t kl = k.mv_size - ANNOT_PREFIX_LEN;
+		size_t kl = k.mv_size - ANNOT_PREFIX_LEN, j;
 		if (k.mv_size < klen || memcmp(k.mv_data, key, klen) != 0)
 			break;
-		if (kl != nlen) {
-			/* Below it: "/a/b" for "/a", not "/ab". */
-			if (kn[nlen] != '/' || depth == 0)
-				continue;
-			if (depth == 1 && memchr(kn + nlen + 1, '/', kl - nlen - 1) != NULL)
-				continue;
-		}
+		if (!store_annot_in_scope(kn, kl, names[i], depth))
+			continue;
+		for (j = 0; j < i && !store_annot_in_scope(kn, kl, names[j], depth); j++)
+			;
+		if (j < i)
+			continue; /* listed already */
 		if (v.mv_size < 1 || ((const uint8_t *)v.mv_data)[0] != ANNOT_VERSION) {
 			rc = STORE_PERMFAIL;
 			break;
 		}
-		if (*n == *cap) {
+		if (l->n == l->cap) {
 			struct store_annot *nl;
-			*cap = *cap == 0 ? 8 : *cap * 2;
-			nl = arena_alloc(a, *cap * sizeof(*nl));
-			if (*n > 0)
-				memcpy(nl, *list, *n * sizeof(*nl));
-			*list = nl;
+			l->cap = l->cap == 0 ? 8 : l->cap * 2;
+			nl = arena_alloc(a, l->cap * sizeof(*nl));
+			if (l->n > 0)
+				memcpy(nl, l->e, l->n * sizeof(*nl));
+			l->e = nl;
 		}
-		(*list)[*n].name = arena_strndup(a, kn, kl);
-		(*list)[*n].len = v.mv_size - 1;
+		l->e[l->n].name = arena_strndup(a, kn, kl);
+		l->e[l->n].len = v.mv_size - 1;
 		/* NUL-terminated for convenience; values may hold NULs. */
 		char *val = arena_alloc(a, v.mv_size);
 		memcpy(val, (const uint8_t *)v.mv_data + 1, v.mv_size - 1);
 		val[v.mv_size - 1] = '\0';
-		(*list)[*n].value = val;
-		(*n)++;
+		l->e[l->n].value = val;
+		l->n++;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -275,17 +293,17 @@ read_range(MDB_txn *txn, const uint8_t *key, size_t klen, size_t nlen, int depth
 int
 store_annot_get(const char *owner_id, const char *user_id, uint32_t mailbox_id,
 		const char *const *names, size_t nnames, int depth, struct arena *a,
-		struct store_annot **list_r, size_t *n_r)
+		struct store_annot **list_r, size_t **starts_r)
 {
 	uint8_t key[ANNOT_PREFIX_LEN + STORE_ANNOT_NAME_MAX];
-	struct store_annot *list = NULL;
-	size_t n = 0, cap = 0;
+	struct annot_list l = {0};
+	size_t *starts = arena_alloc(a, (nnames + 1) * sizeof(*starts));
 	uint64_t owner, accessor = 0;
 	MDB_txn *txn;
 	int rc;
 
 	*list_r = NULL;
-	*n_r = 0;
+	*starts_r = NULL;
 	if ((rc = store_read_begin(&txn)) != 0)
 		return store_rc_status(rc);
 	rc = store_user_lookup(txn, owner_id, &owner);
@@ -300,24 +318,25 @@ store_annot_get(const char *owner_id, const char *user_id, uint32_t mailbox_id,
 		rc = 0;
 	}
 	for (size_t i = 0; i < nnames && rc == 0; i++) {
-		size_t nl = strlen(names[i]);
-		if (nl > STORE_ANNOT_NAME_MAX) {
+		starts[i] = l.n;
+		if (strlen(names[i]) > STORE_ANNOT_NAME_MAX) {
 			rc = STORE_PERMFAIL;
 			break;
 		}
 		size_t kl = annot_key(key, owner, mailbox_id, accessor, names[i]);
 		if (be_get64(key) == UINT64_MAX || be_get64(key + 12) == UINT64_MAX)
 			continue; /* a user the store has never seen has none */
-		rc = read_range(txn, key, kl, nl, depth, a, &list, &n, &cap);
+		rc = read_range(txn, key, kl, names, i, depth, a, &l);
 	}
+	starts[nnames] = l.n;
 	store_read_end(txn);
 	if (rc != 0) {
 		log_error(0, "store", "annot-read-failed user=%s error=\"%s\"", user_id,
 			  store_rc_str(rc));
 		return store_rc_status(rc);
 	}
-	*list_r = list;
-	*n_r = n;
+	*list_r = l.e;
+	*starts_r = starts;
 	return STORE_OK;
 }
 

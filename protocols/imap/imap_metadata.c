@@ -31,6 +31,9 @@
 #include "protocols/imap/imap_internal.h"
 
 #define METADATA_OUT_MAX (1ull << 30) /* one METADATA response, bytes */
+/* Entry names in one GETMETADATA: overlapping names are answered once,
+ * at a cost that grows with their number squared. */
+#define METADATA_MAX_REQUEST 100
 
 /* An entry name argument (astring), lower-cased into the command arena;
  * set wants two components at least. NULL after a BAD. */
@@ -133,19 +136,6 @@ is_computed(const char *name, bool server)
 	return strcmp(name, "/private/specialuse") == 0;
 }
 
-/* Whether entry name is req or below it within depth. */
-static bool
-in_scope(const char *name, const char *req, int depth)
-{
-	size_t rl = strlen(req);
-
-	if (strcmp(name, req) == 0)
-		return true;
-	if (depth == 0 || strncmp(name, req, rl) != 0 || name[rl] != '/')
-		return false;
-	return depth == STORE_ANNOT_DEPTH_INFINITY || strchr(name + rl + 1, '/') == NULL;
-}
-
 static int
 cmp_annot(const void *x, const void *y)
 {
@@ -154,54 +144,47 @@ cmp_annot(const void *x, const void *y)
 	return strcmp(a->name, b->name);
 }
 
-struct get_out {
-	struct store_annot *list; /* in the command arena */
-	size_t n, cap;
-};
-
-static void
-out_add(struct imap_session *s, struct get_out *o, const struct store_annot *e)
+/* Whether name is selected by one of req[0..i) at depth. */
+static bool
+listed_before(const char *name, const char *const *req, size_t i, int depth)
 {
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->list[i].name, e->name) == 0)
-			return; /* asked for twice (overlapping names) */
-	if (o->n == o->cap) {
-		struct store_annot *nl;
-		o->cap = o->cap == 0 ? 16 : o->cap * 2;
-		nl = arena_alloc(s->cmd_arena, o->cap * sizeof(*nl));
-		if (o->n > 0)
-			memcpy(nl, o->list, o->n * sizeof(*nl));
-		o->list = nl;
-	}
-	o->list[o->n++] = *e;
+	for (size_t j = 0; j < i; j++)
+		if (store_annot_in_scope(name, strlen(name), req[j], depth))
+			return true;
+	return false;
 }
 
-/* The entries one requested name selects, stored and computed, in name
- * order, appended to o; the name with NIL when there are none. */
+/* Every entry the requested names select, stored and computed: name i's
+ * in name order after name i-1's, none twice; a name with nothing is
+ * there with NIL (value NULL). In the command arena. */
 static int
-collect(struct imap_session *s, const struct store_mailbox *mbox, const char *req, int depth,
-	struct get_out *o)
+collect(struct imap_session *s, const struct store_mailbox *mbox, const char *const *req,
+	size_t nreq, int depth, struct store_annot **out_r, size_t *n_r)
 {
-	struct store_annot comp[2], *got;
-	size_t ncomp = computed_entries(s, mbox, comp), n;
-	int r = store_annot_get(s->user_id, s->user_id, mbox != NULL ? mbox->id : 0, &req, 1, depth,
-				s->cmd_arena, &got, &n);
+	struct store_annot comp[2], *got, *out;
+	size_t ncomp = computed_entries(s, mbox, comp), *starts, n = 0;
+	int r = store_annot_get(s->user_id, s->user_id, mbox != NULL ? mbox->id : 0, req, nreq,
+				depth, s->cmd_arena, &got, &starts);
 
 	if (r != STORE_OK)
 		return r;
-	struct store_annot *all = arena_alloc(s->cmd_arena, (n + ncomp + 1) * sizeof(*all));
-	size_t na = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!is_computed(got[i].name, mbox == NULL))
-			all[na++] = got[i];
-	for (size_t i = 0; i < ncomp; i++)
-		if (in_scope(comp[i].name, req, depth))
-			all[na++] = comp[i];
-	qsort(all, na, sizeof(*all), cmp_annot);
-	if (na == 0)
-		all[na++] = (struct store_annot){req, NULL, 0};
-	for (size_t i = 0; i < na; i++)
-		out_add(s, o, &all[i]);
+	out = arena_alloc(s->cmd_arena, (starts[nreq] + nreq * (ncomp + 1)) * sizeof(*out));
+	for (size_t i = 0; i < nreq; i++) {
+		size_t first = n;
+		for (size_t k = starts[i]; k < starts[i + 1]; k++)
+			if (!is_computed(got[k].name, mbox == NULL))
+				out[n++] = got[k];
+		for (size_t k = 0; k < ncomp; k++)
+			if (store_annot_in_scope(comp[k].name, strlen(comp[k].name), req[i],
+						 depth) &&
+			    !listed_before(comp[k].name, req, i, depth))
+				out[n++] = comp[k];
+		qsort(out + first, n - first, sizeof(*out), cmp_annot);
+		if (n == first && !listed_before(req[i], req, i, depth))
+			out[n++] = (struct store_annot){req[i], NULL, 0};
+	}
+	*out_r = out;
+	*n_r = n;
 	return STORE_OK;
 }
 
@@ -238,8 +221,8 @@ parse_options(struct imap_session *s, const struct imap_arg *l, uint64_t *maxsiz
 }
 
 static void
-send_metadata(struct imap_session *s, const char *mbox_name, const struct get_out *o,
-	      uint64_t maxsize, uint64_t *longest_r)
+send_metadata(struct imap_session *s, const char *mbox_name, const struct store_annot *list,
+	      size_t n, uint64_t maxsize, uint64_t *longest_r)
 {
 	struct buf b;
 	size_t sent = 0;
@@ -249,8 +232,8 @@ send_metadata(struct imap_session *s, const char *mbox_name, const struct get_ou
 	buf_append_str(&b, "* METADATA ");
 	imap_append_mailbox(s, &b, mbox_name);
 	buf_append_str(&b, " (");
-	for (size_t i = 0; i < o->n; i++) {
-		const struct store_annot *e = &o->list[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct store_annot *e = &list[i];
 		if (e->value != NULL && e->len > maxsize) {
 			if (e->len > *longest_r)
 				*longest_r = e->len;
@@ -293,6 +276,11 @@ cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_bad(s, "GETMETADATA needs at least one entry");
 		return;
 	}
+	if (nreq > METADATA_MAX_REQUEST) {
+		imap_tagged(s, "NO", "[LIMIT] At most %d entries in one GETMETADATA",
+			    METADATA_MAX_REQUEST);
+		return;
+	}
 	const char **req = arena_alloc(s->cmd_arena, nreq * sizeof(*req));
 	for (size_t i = 0; i < nreq; i++) {
 		/* After a BAD the arena is gone: req must not be written. */
@@ -309,15 +297,14 @@ cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 			return;
 		}
 	}
-	struct get_out o = {0};
-	for (size_t i = 0; i < nreq; i++) {
-		int r = collect(s, name[0] != '\0' ? &box : NULL, req[i], depth, &o);
-		if (r != STORE_OK) {
-			imap_tagged_store_status(s, r, "GETMETADATA");
-			return;
-		}
+	struct store_annot *list;
+	size_t n;
+	int r = collect(s, name[0] != '\0' ? &box : NULL, req, nreq, depth, &list, &n);
+	if (r != STORE_OK) {
+		imap_tagged_store_status(s, r, "GETMETADATA");
+		return;
 	}
-	send_metadata(s, name[0] != '\0' ? box.name : "", &o, maxsize, &longest);
+	send_metadata(s, name[0] != '\0' ? box.name : "", list, n, maxsize, &longest);
 	if (longest > 0)
 		imap_tagged(s, "OK", "[METADATA LONGENTRIES %" PRIu64 "] GETMETADATA completed",
 			    longest);

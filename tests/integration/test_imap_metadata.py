@@ -136,6 +136,14 @@ def test_mailbox_entries_and_depth(env):
          '/private/vendor/x/c "3")'], OK_GET)
     assert c.cmd("GETMETADATA (DEPTH infinity) Work /shared") == (
         ['METADATA "Work" (/shared/comment "ours")'], OK_GET)
+    # Overlapping names: each entry once, under the first name selecting it.
+    assert c.cmd("GETMETADATA (DEPTH 1) Work (/private/vendor/x /private/vendor/x/a "
+                 "/private/comment /private/comment)") == (
+        ['METADATA "Work" (/private/vendor/x/a "1" /private/vendor/x/c "3" '
+         '/private/vendor/x/a/b "2" /private/comment "mine")'], OK_GET)
+    names = " ".join("/private/n%d" % i for i in range(101))
+    assert c.cmd("GETMETADATA Work (%s)" % names) == (
+        [], "NO [LIMIT] At most 100 entries in one GETMETADATA")
     # NIL removes; removing what is not there is fine.
     assert c.cmd("SETMETADATA Work (/private/comment NIL /private/nothing NIL)") == ([], OK_SET)
     assert c.cmd("GETMETADATA Work (/private/comment /shared/comment)") == (

@@ -73,30 +73,43 @@ set(const char *owner, const char *user, uint32_t mbox, const struct store_annot
 	return s.req.status;
 }
 
-/* The entries get() returns, as "name=value;..." (NUL shown as \0). */
+/* The entries get_n() returns for names, as "name=value;..." (NUL shown
+ * as \0), a "|" between the entries of one name and the next. */
 static const char *
-get(struct arena *a, const char *owner, const char *user, uint32_t mbox, const char *name,
-    int depth)
+get_n(struct arena *a, const char *owner, const char *user, uint32_t mbox, const char *const *names,
+      size_t nnames, int depth)
 {
 	struct store_annot *l;
-	size_t n;
+	size_t *starts;
 	struct buf b;
 
-	assert_int_equal(store_annot_get(owner, user, mbox, &name, 1, depth, a, &l, &n), STORE_OK);
+	assert_int_equal(store_annot_get(owner, user, mbox, names, nnames, depth, a, &l, &starts),
+			 STORE_OK);
 	buf_init(&b, 1 << 20);
-	for (size_t i = 0; i < n; i++) {
-		buf_printf(&b, "%s=", l[i].name);
-		for (size_t j = 0; j < l[i].len; j++) {
-			if (l[i].value[j] == '\0')
-				buf_append_str(&b, "\\0");
-			else
-				buf_putc(&b, l[i].value[j]);
+	for (size_t r = 0; r < nnames; r++) {
+		if (r > 0)
+			buf_putc(&b, '|');
+		for (size_t i = starts[r]; i < starts[r + 1]; i++) {
+			buf_printf(&b, "%s=", l[i].name);
+			for (size_t j = 0; j < l[i].len; j++) {
+				if (l[i].value[j] == '\0')
+					buf_append_str(&b, "\\0");
+				else
+					buf_putc(&b, l[i].value[j]);
+			}
+			buf_putc(&b, ';');
 		}
-		buf_putc(&b, ';');
 	}
 	const char *r = arena_strdup(a, buf_cstr(&b));
 	buf_free(&b);
 	return r;
+}
+
+static const char *
+get(struct arena *a, const char *owner, const char *user, uint32_t mbox, const char *name,
+    int depth)
+{
+	return get_n(a, owner, user, mbox, &name, 1, depth);
 }
 
 static int
@@ -218,6 +231,11 @@ test_set_get(void **state)
 	/* Another mailbox, and the user's server entries, are apart. */
 	assert_string_equal(get(a, "uuid-a", "uuid-a", 0, "/private/v/a", 0), "");
 	assert_string_equal(get(a, "uuid-a", "uuid-a", 2, "/private/v/a", 0), "");
+	/* Overlapping names: each entry once, under the first name that
+	 * selects it. */
+	const char *ov[] = {"/private/v", "/private/v/a", "/private/v/a", "/private/none"};
+	assert_string_equal(get_n(a, "uuid-a", "uuid-a", 1, ov, 4, 1),
+			    "/private/v/a=1;/private/v/c=3;|/private/v/a/b=2;||");
 	/* Removal; removing what is absent is fine. */
 	const struct store_annot rm[] = {{"/private/v/a", NULL, 0}, {"/private/zz", NULL, 0}};
 	assert_int_equal(set("uuid-a", "uuid-a", 1, rm, 2, 0), STORE_OK);
