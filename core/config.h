@@ -179,6 +179,14 @@ struct config {
 	unsigned imap_max_depth;
 	unsigned imap_command_rate;
 	unsigned imap_flood_time; /* seconds */
+	/* IMAP METADATA (RFC 5464): bytes of one value, entries per
+	 * mailbox (or server) and scope (shared, or one user's private). */
+	uint64_t imap_metadata_max_size;
+	unsigned imap_metadata_max_entries;
+	/* [imap] the read-only server entries /shared/admin (a URI) and
+	 * /shared/comment; "" = absent. */
+	char *imap_metadata_admin;
+	char *imap_metadata_comment;
 	/* Rate limits per hour, 0 = off (smtp_rate.h). */
 	unsigned user_messages_per_hour;
 	unsigned user_recipients_per_hour;

@@ -451,6 +451,56 @@ int store_fts_candidates(const char *user_id, const char *mailbox, bool header, 
  * worker's loop. A STORE_* status. */
 int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);
 
+/* ---- annotations (IMAP METADATA, RFC 5464; storage/store_annot.c) ---- */
+
+/* Entry names as stored: "/private/..." or "/shared/...", lower case
+ * (RFC 5464 3.2: names are case-insensitive), printable ASCII without
+ * "*" and "%", no "//", no trailing "/". */
+#define STORE_ANNOT_NAME_MAX 256
+#define STORE_ANNOT_DEPTH_INFINITY 2
+
+struct store_annot {
+	const char *name;  /* as above */
+	const char *value; /* bytes (may hold NULs); NULL: remove (set) */
+	size_t len;
+};
+
+/* Whether name is a valid stored entry name (as above; one component,
+ * "/private" or "/shared" alone, is valid for reading). Pure. */
+bool store_annot_name_ok(const char *name);
+
+/* SETMETADATA: every entry set (or removed, value NULL) or none. A
+ * /private entry belongs to user_id, a /shared one to the mailbox; with
+ * mailbox_id 0 they are server entries (the shared ones common to all
+ * users). STORE_NOTFOUND when the mailbox is gone, STORE_LIMIT when a
+ * new entry would make more than max_entries (0: no limit) in its scope
+ * (the mailbox's shared entries, or one user's private ones on it),
+ * STORE_PERMFAIL for an invalid or one-component name. Values are not
+ * checked against any size here. Any worker thread. */
+struct store_annot_set {
+	struct store_req req;
+	const char *owner_id; /* stable id of the mailbox's owner */
+	const char *user_id;  /* stable id of the user setting them */
+	uint32_t mailbox_id;  /* store_mailbox.id, 0: server entries */
+	const struct store_annot *entries;
+	size_t n;
+	unsigned max_entries;
+};
+void store_annot_set(struct store_annot_set *s);
+
+/* GETMETADATA: for each of names (valid, see above), the entry itself if
+ * it exists and the entries below it up to depth (0, 1 or
+ * STORE_ANNOT_DEPTH_INFINITY), in name order, copied into a (values
+ * NUL-terminated past len); an entry an earlier name selected already is
+ * not listed again. Name i's entries are (*list_r)[(*starts_r)[i] ..
+ * (*starts_r)[i + 1]). Private entries are user_id's. The cost grows with
+ * nnames squared: callers bound nnames. Any thread; one read txn. */
+int store_annot_get(const char *owner_id, const char *user_id, uint32_t mailbox_id,
+		    const char *const *names, size_t nnames, int depth, struct arena *a,
+		    struct store_annot **list_r, size_t **starts_r);
+/* Whether entry name (nlen bytes) is req or below it within depth. Pure. */
+bool store_annot_in_scope(const char *name, size_t nlen, const char *req, int depth);
+
 /* ---- maintenance (ternd store ...) ---- */
 
 /* Verifies every reference count, mailbox counter, quota total and index

@@ -525,7 +525,8 @@ apply_purge(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	    (rc = del_prefix(txn, store_g->mbox, prefix, 8)) != 0 ||
 	    (rc = del_prefix(txn, store_g->mboxname, prefix, 8)) != 0 ||
 	    (rc = del_prefix(txn, store_g->subs, prefix, 8)) != 0 ||
-	    (rc = store_fts_drop(txn, user, 0, true)) != 0)
+	    (rc = store_fts_drop(txn, user, 0, true)) != 0 ||
+	    (rc = store_annot_drop_user(txn, user)) != 0)
 		goto out;
 	MDB_val qk = {.mv_size = 8, .mv_data = prefix};
 	rc = mdb_del(txn, store_g->quota, &qk, NULL);

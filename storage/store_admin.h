@@ -90,6 +90,7 @@ int store_user_unmark_orphan(const char *user_id);
  * usage updated), each step its own transaction so that a big mailbox
  * does not hold the writer for long; the step that finds none left
  * removes every mailbox (and its MODSEQ tombstones), the subscriptions,
+ * the annotations (the user's private ones on anybody's mailboxes too),
  * the quota record, the orphan mark and the user record, and sets
  * finished. A step interrupted (crash) leaves a consistent store: the
  * next purge continues. STORE_NOTFOUND for a user the store lacks. */

@@ -67,8 +67,8 @@ struct ck_ref {
 struct check {
 	MDB_txn *txn;
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota, subs, mime;
-	MDB_dbi queue, queue_rcpt, queue_due, orphans, sortkey;
-	bool has_subs, has_mime, has_queue, has_orphans, has_sortkey;
+	MDB_dbi queue, queue_rcpt, queue_due, orphans, sortkey, annot;
+	bool has_subs, has_mime, has_queue, has_orphans, has_sortkey, has_annot;
 	store_report_fn *report;
 	void *arg;
 	int problems;
@@ -209,6 +209,8 @@ open_dbs(struct check *c, char **error_r)
 	    {"orphans", offsetof(struct check, orphans), true},
 	    /* absent before the first open by a ternd with SORT */
 	    {"sortkey", offsetof(struct check, sortkey), true},
+	    /* absent before the first open by a ternd with METADATA */
+	    {"annot", offsetof(struct check, annot), true},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
@@ -232,6 +234,8 @@ open_dbs(struct check *c, char **error_r)
 			c->has_orphans = true;
 		if (dbi == &c->sortkey)
 			c->has_sortkey = true;
+		if (dbi == &c->annot)
+			c->has_annot = true;
 	}
 	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
 		/* All three are created together; one alone is not a queue. */
@@ -1275,6 +1279,46 @@ scan_sortkeys(struct check *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Annotations (store_annot.c): each key and record decodes, and names a
+ * user, mailbox and accessor the store has. */
+static int
+scan_annots(struct check *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (!c->has_annot)
+		return 0;
+	if ((rc = mdb_cursor_open(c->txn, c->annot, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t owner, accessor;
+		uint32_t mbox;
+		const char *why = store_annot_check(k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+						    &owner, &mbox, &accessor);
+		if (why != NULL) {
+			problem(c, "annot: an entry of %zu bytes: %s", k.mv_size, why);
+			continue;
+		}
+		const char *name = (const char *)k.mv_data + STORE_ANNOT_PREFIX_LEN;
+		int nl = (int)(k.mv_size - STORE_ANNOT_PREFIX_LEN);
+		if (owner != 0 && user_find(c, owner) == NULL)
+			problem(c, "annotation %.*s of user %llu, whom the store does not have", nl,
+				name, (unsigned long long)owner);
+		else if (mbox != 0 && mbox_find(c, owner, mbox) == NULL)
+			problem(c,
+				"annotation %.*s of user \"%s\" mailbox %u, which does not exist",
+				nl, name, user_name(c, owner), mbox);
+		if (accessor != 0 && user_find(c, accessor) == NULL)
+			problem(c, "annotation %.*s private to user %llu, not in the store", nl,
+				name, (unsigned long long)accessor);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int
 store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
 		char **error_r)
@@ -1291,7 +1335,8 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	    (rc = scan_names(&c)) != 0 || (rc = scan_msgs(&c)) != 0 ||
 	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
 	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0 ||
-	    (rc = scan_orphans(&c)) != 0 || (rc = scan_sortkeys(&c)) != 0) {
+	    (rc = scan_orphans(&c)) != 0 || (rc = scan_sortkeys(&c)) != 0 ||
+	    (rc = scan_annots(&c)) != 0) {
 		*error_r = xstrfmt("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}

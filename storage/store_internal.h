@@ -44,6 +44,7 @@ struct store_state {
 	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
 	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
 	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
+	MDB_dbi annot;	 /* annotations, IMAP METADATA (storage/store_annot.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -276,6 +277,23 @@ size_t store_fts_grams(const char *t, size_t len, uint32_t *out);
 size_t store_fts_intersect(uint32_t *a, size_t na, const uint32_t *b, size_t nb);
 /* Drops the index of one mailbox, or of all the user's (all). */
 int store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all);
+
+/* ---- annotations (store_annot.c), writer thread ---- */
+
+/* Drops every annotation of a mailbox (DELETE; a \Noselect placeholder
+ * left for its children keeps none either, RFC 5464 4.1). */
+int store_annot_drop_mailbox(MDB_txn *txn, uint64_t user, uint32_t mbox);
+/* Drops every annotation on the user's mailboxes and server entries, and
+ * the user's private ones on anybody's mailboxes (purge). */
+int store_annot_drop_user(MDB_txn *txn, uint64_t user);
+#define STORE_ANNOT_PREFIX_LEN 20 /* owner | mailbox_id | accessor */
+/* Why an `annot` record is not valid (NULL: it is), with the key's
+ * numbers (store_check). Pure. */
+const char *store_annot_check(const void *key, size_t klen, const void *val, size_t vlen,
+			      uint64_t *owner_r, uint32_t *mbox_r, uint64_t *accessor_r);
+/* Copies the annotations of mailbox from to mailbox to (RENAME INBOX,
+ * RFC 5464 4.1: INBOX keeps its own, the new mailbox gets a copy). */
+int store_annot_copy_mailbox(MDB_txn *txn, uint64_t user, uint32_t from, uint32_t to);
 
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */

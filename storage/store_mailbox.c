@@ -2,6 +2,8 @@
  * store_mailbox.c - a user's mailboxes: CREATE, DELETE, RENAME, SUBSCRIBE
  * and UNSUBSCRIBE (RFC 9051 6.3.4-6.3.8) on the writer thread, and the
  * read side (one mailbox, or all of them with their subscription state).
+ * A mailbox's annotations (store_annot.c) go when it is deleted, stay
+ * through RENAME (the id stays) and are copied by RENAME INBOX.
  * Names are checked (store_name_check) and "INBOX" canonicalised before
  * anything is looked up. Failures: STORE_NOTFOUND, STORE_EXISTS,
  * STORE_NOTALLOWED, STORE_LIMIT and STORE_PERMFAIL are answers to the
@@ -216,6 +218,9 @@ mbox_remove(MDB_txn *txn, uint64_t user, const struct store_mbox_w *mb)
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
+	/* Its annotations go with it (RFC 5464 4.1). */
+	if ((rc = store_annot_drop_mailbox(txn, user, mb->id)) != 0)
+		return rc;
 	uint8_t mk[STORE_MBOX_KEY_LEN];
 	MDB_val bk = {.mv_size = sizeof(mk), .mv_data = mk};
 	store_key_mbox(mk, user, mb->id);
@@ -291,7 +296,9 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 		 * gone (with tombstones, for sessions that have it open). */
 		mb.r.flags |= MBOX_F_NOSELECT;
 		mb.r.highestmodseq++;
-		rc = store_txn_mbox_save(txn, u->user, &mb);
+		rc = store_annot_drop_mailbox(txn, u->user, mb.id);
+		if (rc == 0)
+			rc = store_txn_mbox_save(txn, u->user, &mb);
 	} else {
 		rc = mbox_remove(txn, u->user, &mb);
 	}
@@ -343,6 +350,9 @@ rename_inbox(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *
 			goto out;
 	}
 	store_fts_note(u->user, dst.id); /* indexed later, off this txn */
+	/* RFC 5464 4.1: INBOX keeps its annotations, the new one a copy. */
+	if ((rc = store_annot_copy_mailbox(txn, u->user, inbox.id, dst.id)) != 0)
+		goto out;
 	if ((rc = store_txn_mbox_save(txn, u->user, &inbox)) != 0)
 		goto out;
 	if ((rc = store_txn_mbox_save(txn, u->user, &dst)) != 0)

@@ -83,6 +83,23 @@
  *                                    indexed-through-UID watermark, 'U'
  *                                    UIDs not indexed). Created empty like the
  *                                    queue databases: no format bump.
+ *   annot     owner u64 | mailbox_id u32 | accessor u64 | entry name
+ *                                 -> annot record (below): annotations
+ *                                    (IMAP METADATA, storage/store_annot.c).
+ *                                    owner: the mailbox owner's user_id,
+ *                                    0 (reserved, no user has it) for the
+ *                                    shared server entries; mailbox_id 0:
+ *                                    server entries ("" in IMAP);
+ *                                    accessor 0 for a /shared entry, else
+ *                                    the user_id whose /private entry it
+ *                                    is (the owner, or another user once
+ *                                    mailboxes are shared); the name
+ *                                    lower-case, "/private/..." or
+ *                                    "/shared/...", ASCII. DELETE drops a
+ *                                    mailbox's, RENAME keeps them (ids
+ *                                    are stable), a purge drops the
+ *                                    user's. Created empty like the queue
+ *                                    databases: no format bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -125,6 +142,8 @@
  *               16 u16 address_len, 18 u16 orcpt_len, 20 u16
  *               last_error_len, 22 u16 0, 24 address, orcpt, last_error.
  *   orphan v1:  0 u8 version=1, 1..7 0, 8 i64 time the mark was set.
+ *   annot v1:   0 u8 version=1, 1 the value's bytes (any octets, NULs
+ *               included; the length is the record's minus one).
  *   sortkey v1: 0 u8 version=1, 1 u8 flags (1 the Date: parsed, 2 the
  *               base subject lost a reply/forward marker), 2..7 0, 8 i64
  *               sent date (UTC seconds, 0 without flag 1), 16 8 x u16

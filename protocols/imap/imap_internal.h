@@ -137,6 +137,13 @@ int imap_quota_list(struct buf *out, uint64_t limit_bytes, uint64_t limit_msgs, 
 
 extern const struct imap_command imap_sort_cmds[]; /* imap_sort.c */
 
+extern const struct imap_command imap_metadata_cmds[]; /* imap_metadata.c */
+
+/* The special-use attributes (RFC 6154) of bits, space-separated
+ * ("\Sent \Junk"); *first says whether a space must come before the
+ * first (imap_mailbox.c). */
+void imap_append_special_use(struct buf *b, uint32_t bits, bool *first);
+
 /* SEARCH criteria args[0..count) evaluated over the selected mailbox
  * (imap_search.c): matching message numbers and UIDs, ascending, in the
  * command arena. 0, or -1 after a tagged BAD or NO was sent. */

@@ -75,8 +75,8 @@ write_line(struct imap_session *s, struct buf *b)
 	imap_write(s, b->data, b->len);
 }
 
-static void
-append_special_use(struct buf *b, uint32_t bits, bool *first)
+void
+imap_append_special_use(struct buf *b, uint32_t bits, bool *first)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(special_uses); i++) {
 		if (!(bits & special_uses[i].bit))
@@ -356,7 +356,7 @@ append_box_attrs(struct buf *b, const struct store_mailbox *box, bool *first)
 	buf_printf(b, "%s%s", *first ? "" : " ",
 		   box->has_children ? "\\HasChildren" : "\\HasNoChildren");
 	*first = false;
-	append_special_use(b, box->special_use, first);
+	imap_append_special_use(b, box->special_use, first);
 }
 
 /* SELECT/EXAMINE (QRESYNC ...) with a matching UIDVALIDITY: the UIDs the
@@ -994,7 +994,7 @@ list_one(struct imap_session *s, struct buf *b, const struct list_opts *o, const
 			first = false;
 		}
 		if (nd->box != NULL)
-			append_special_use(b, nd->box->special_use, &first);
+			imap_append_special_use(b, nd->box->special_use, &first);
 	}
 	buf_append_str(b, ") \"/\" ");
 	if (imap_append_mailbox(s, b, nd->name) < 0)

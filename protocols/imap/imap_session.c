@@ -321,6 +321,8 @@ capabilities(struct imap_session *s)
 		/* RFC 5256, RFC 5267, RFC 5957 (protocols/imap/imap_sort.c). */
 		buf_append_str(b, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT"
 				  " THREAD=REFERENCES I18NLEVEL=1");
+		/* RFC 5464 (protocols/imap/imap_metadata.c). */
+		buf_append_str(b, " METADATA METADATA-SERVER");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
 		buf_append_str(b, " NOTIFY"); /* RFC 5465 (imap_notify.c) */
 	}
@@ -673,7 +675,7 @@ static const struct imap_command session_cmds[] = {
 
 static const struct imap_command *const tables[] = {
     session_cmds,  imap_mailbox_cmds, imap_fetch_cmds,	  imap_search_cmds, imap_sort_cmds,
-    imap_msg_cmds, imap_quota_cmds,   imap_compress_cmds, imap_notify_cmds,
+    imap_msg_cmds, imap_quota_cmds,   imap_compress_cmds, imap_notify_cmds, imap_metadata_cmds,
 };
 
 static void
