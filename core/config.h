@@ -103,6 +103,10 @@ struct directory_config {
 	/* Where SCRAM-SHA-256 verifiers are kept (directory/dir_scram.h):
 	 * authPassword (RFC 5803) or userPassword ({SCRAM-SHA-256}). */
 	char *scram_attr;
+	/* IMAP ACL groups: the groups a user is in (%d = the user's DN),
+	 * named by group_name_attr ("$name" identifiers). */
+	char *group_filter;
+	char *group_name_attr;
 };
 
 /* [outbound] relayhost_tls and what a static route asks of TLS. */

@@ -131,6 +131,9 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"orphans", offsetof(struct store_state, orphans)},
 	    /* SORT/THREAD keys: created empty and filled below. */
 	    {"sortkey", offsetof(struct store_state, sortkey)},
+	    /* ACLs (storage/store_acl.c): created empty, no format bump. */
+	    {"acl", offsetof(struct store_state, acl)},
+	    {"aclidx", offsetof(struct store_state, aclidx)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -292,7 +295,7 @@ store_open(const struct config *cfg, char **error_r)
 		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
-	mdb_env_set_maxdbs(s->env, 32); /* 16 named dbs in use: room for more */
+	mdb_env_set_maxdbs(s->env, 32); /* 18 named dbs in use: room for more */
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)) != 0) {
 		*error_r = xstrfmt("store: %s: map size %llu: %s", s->path,

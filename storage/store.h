@@ -443,6 +443,63 @@ int store_fts_candidates(const char *user_id, const char *mailbox, bool header, 
  * worker's loop. A STORE_* status. */
 int store_fts_rebuild(uint64_t *mailboxes_r, uint64_t *messages_r);
 
+/* ---- access control lists (RFC 4314; storage/store_acl.c) ---- */
+
+/* Rights this store keeps, in the order they are written. */
+#define STORE_ACL_RIGHTS "lrswipkxtea"
+#define STORE_ACL_IDENT_MAX 255 /* bytes of one identifier */
+
+struct store_acl_entry {
+	const char *ident;  /* as first set ("bob", "anyone", "$team", "-bob") */
+	const char *rights; /* letters of STORE_ACL_RIGHTS, in that order */
+};
+
+struct store_acl {
+	const char *owner_login; /* the owner's login saved with the record, or "" */
+	struct store_acl_entry *entries;
+	size_t n;
+};
+
+/* The ACL of one of owner_id's mailboxes, copied into a (no record: n 0).
+ * STORE_NOTFOUND if the mailbox does not exist. Any thread. */
+int store_acl_get(const char *owner_id, const char *mailbox, struct arena *a,
+		  struct store_acl *r);
+
+/* SETACL / DELETEACL: the entry of ident (matched ignoring ASCII case;
+ * a new one keeps this spelling) gets rights (mode '=') or gains ('+')
+ * or loses ('-') them; rights NULL or a result without rights removes
+ * the entry. owner_login is saved with the record (shown in the shared
+ * namespace). STORE_NOTFOUND if the mailbox does not exist. */
+struct store_acl_change {
+	struct store_req req;
+	const char *owner_id;
+	const char *owner_login;
+	const char *mailbox;
+	const char *ident;
+	const char *rights;
+	char mode;
+};
+void store_acl_change(struct store_acl_change *c);
+
+/* A mailbox whose ACL names one of the identifiers asked for. */
+struct store_acl_share {
+	const char *owner_id;
+	const char *mailbox; /* the owner's name of it */
+	uint64_t user;	     /* internal: the owner's store number */
+	uint32_t mailbox_id;
+	bool noselect;
+	struct store_acl acl;
+};
+
+/* Every mailbox whose ACL has a positive entry for one of idents
+ * (compared lower-case), once each, from the reverse index (no scan),
+ * allocated in a. Any thread; one short read txn. */
+int store_acl_shared(const char *const *idents, size_t nidents, struct arena *a,
+		     struct store_acl_share **shares_r, size_t *n_r);
+/* 0 if ident can be stored (1..STORE_ACL_IDENT_MAX bytes, no control
+ * character), else STORE_PERMFAIL. Pure. */
+int store_acl_ident_check(const char *ident);
+
 /* ---- maintenance (ternd store ...) ---- */
 
 /* Verifies every reference count, mailbox counter, quota total and index

@@ -44,6 +44,7 @@ struct store_state {
 	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
 	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
 	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
+	MDB_dbi acl, aclidx; /* mailbox ACLs and their reverse index (store_acl.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -276,6 +277,10 @@ size_t store_fts_grams(const char *t, size_t len, uint32_t *out);
 size_t store_fts_intersect(uint32_t *a, size_t na, const uint32_t *b, size_t nb);
 /* Drops the index of one mailbox, or of all the user's (all). */
 int store_fts_drop(MDB_txn *txn, uint64_t user, uint32_t mbox, bool all);
+
+/* Drops the ACL of a mailbox and its reverse index entries (DELETE,
+ * purge) (store_acl.c). */
+int store_acl_drop(MDB_txn *txn, uint64_t user, uint32_t mbox);
 
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */

@@ -83,6 +83,17 @@
  *                                    indexed-through-UID watermark, 'U'
  *                                    UIDs not indexed). Created empty like the
  *                                    queue databases: no format bump.
+ *   acl       user_id u64 | mailbox_id u32
+ *                                 -> acl record (below): the mailbox's
+ *                                    RFC 4314 ACL (storage/store_acl.c);
+ *                                    dropped with the mailbox, kept by
+ *                                    RENAME (the id stays)
+ *   aclidx    lower-case identifier | 0 u8 | user_id u64 | mailbox_id u32
+ *                                 -> empty: one per positive entry of an
+ *                                    acl record, so what is shared with
+ *                                    an identifier is found without a
+ *                                    scan. Both created empty: no format
+ *                                    bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -125,6 +136,9 @@
  *               16 u16 address_len, 18 u16 orcpt_len, 20 u16
  *               last_error_len, 22 u16 0, 24 address, orcpt, last_error.
  *   orphan v1:  0 u8 version=1, 1..7 0, 8 i64 time the mark was set.
+ *   acl v1:     0 u8 version=1, then NUL-terminated strings: the owner's
+ *               stable id, the owner's login, and for each entry its
+ *               identifier and its rights (letters of STORE_ACL_RIGHTS).
  *   sortkey v1: 0 u8 version=1, 1 u8 flags (1 the Date: parsed, 2 the
  *               base subject lost a reply/forward marker), 2..7 0, 8 i64
  *               sent date (UTC seconds, 0 without flag 1), 16 8 x u16
