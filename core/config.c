@@ -253,8 +253,8 @@ static const struct {
 /* Sections that only hold keys of the main table. */
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
-    "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup", "spf", "milter", "dmarc", "dnsbl",
+    "server", "tls",	"directory", "limits", "storage", "sasl",  "outbound", "dns",
+    "dkim",   "routes", "backup",    "spf",    "milter",  "dmarc", "dnsbl",
 };
 
 struct profile_field {

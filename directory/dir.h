@@ -39,11 +39,11 @@ const char *dir_strerror(int status);
 struct dir_user {
 	const char *id; /* stable id (entryUUID): the storage key */
 	const char *dn;
-	const char *login; /* login_attr value */
-	const char *mail;  /* primary address, lower-case ("" if none) */
-	uint64_t quota;	   /* bytes, 0 = no quota */
-	bool no_junk;	   /* [directory] junk_attr says FALSE/no/off/0: spam
-			      verdicts deliver to INBOX, not Junk */
+	const char *login;	 /* login_attr value */
+	const char *mail;	 /* primary address, lower-case ("" if none) */
+	uint64_t quota;		 /* bytes, 0 = no quota */
+	bool no_junk;		 /* [directory] junk_attr says FALSE/no/off/0: spam
+				    verdicts deliver to INBOX, not Junk */
 	uint64_t quota_messages; /* messages, 0 = no limit */
 };
 

@@ -42,8 +42,8 @@ struct store_state {
 	MDB_dbi subs, mime;		      /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
 	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
-	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
-	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
+	MDB_dbi sortkey;     /* SORT/THREAD keys per body (storage/store_sortkey.c) */
+	MDB_dbi fts;	     /* full-text index (storage/store_fts.c) */
 	MDB_dbi acl, aclidx; /* mailbox ACLs and their reverse index (store_acl.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
