@@ -137,6 +137,9 @@ static const struct key_def keys[] = {
     {"directory", "member_query_attr", CT_ATTR, DIRF(member_query_attr), NULL, 0, 0, 0},
     {"directory", "max_list_depth", CT_UINT, DIRF(max_list_depth), "8", 0, 1, 64},
     {"directory", "scram_attribute", CT_ATTR, DIRF(scram_attr), "authPassword", 0, 0, 0},
+    /* IMAP ACL groups (RFC 4314 "$group" identifiers; dir_user_groups). */
+    {"directory", "group_filter", CT_FILTER, DIRF(group_filter), NULL, 0, 0, 0},
+    {"directory", "group_name_attr", CT_ATTR, DIRF(group_name_attr), NULL, 0, 0, 0},
 
     {"limits", "message_size_max", CT_SIZE, CFG(message_size_max), "25M", 0, 1, 0},
     {"limits", "max_recipients", CT_UINT, CFG(max_recipients), "100", 0, 1, 0},
@@ -256,8 +259,8 @@ static const struct {
 /* Sections that only hold keys of the main table. */
 static const char *const plain_sections[] = {
     /* [routes] holds domain = host[:port] lines, not keys of the table. */
-    "server",	"tls", "directory", "limits", "storage", "sasl",
-    "outbound", "dns", "dkim",	    "routes", "backup", "spf", "milter", "dmarc", "dnsbl",
+    "server", "tls",	"directory", "limits", "storage", "sasl",  "outbound", "dns",
+    "dkim",   "routes", "backup",    "spf",    "milter",  "dmarc", "dnsbl",
 };
 
 struct profile_field {
@@ -290,6 +293,9 @@ static const struct profile_field openldap_profile[] = {
     {DIRF(member_address_attr), "rfc822MailMember"},
     {DIRF(member_url_attr), "memberURL"},
     {DIRF(member_query_attr), ""},
+    {DIRF(group_filter), "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+			 "(|(member=%d)(uniqueMember=%d)))"},
+    {DIRF(group_name_attr), "cn"},
     /* inetLocalMailRecipient carries mailLocalAddress (aliases, a list's
      * address); shadowAccount carries shadowExpire, which disabled_filter
      * looks at (dir_admin disables by setting it). */
@@ -325,6 +331,9 @@ static const struct profile_field ad_profile[] = {
     {DIRF(member_address_attr), "rfc822MailMember"},
     {DIRF(member_url_attr), "memberURL"},
     {DIRF(member_query_attr), ""},
+    /* Nested groups through LDAP_MATCHING_RULE_IN_CHAIN. */
+    {DIRF(group_filter), "(&(objectClass=group)(member:1.2.840.113556.1.4.1941:=%d))"},
+    {DIRF(group_name_attr), "cn"},
     {CFG(admin_user_classes), "user"},
     {CFG(admin_list_classes), "group"},
 };

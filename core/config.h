@@ -49,23 +49,23 @@ struct directory_config {
 	/* Profile fields; NULL means "the profile's default". After loading,
 	 * config_load() fills every one from the profile, so users of the
 	 * config never see NULL here (an empty string disables an attribute). */
-	char *user_filter;	/* %u = login */
-	char *recipient_filter; /* %a = address */
-	char *disabled_filter;	/* an entry matching it is disabled ("" = never) */
-	char *list_classes;	/* objectClasses that make a matched entry a list,
-				   comma-separated (groupOfNames, groupOfUniqueNames) */
-	char *id_attr;		/* stable id: entryUUID */
-	char *login_attr;	/* uid */
-	char *mail_attr;	/* mail */
-	char *alias_attr;	/* mailLocalAddress */
-	char *routing_attr;	/* mailRoutingAddress */
-	char *member_attr;	/* list member DN attributes, comma-separated */
-	char *quota_attr;	/* mailQuota */
-	uint64_t quota_unit;	/* bytes per unit of quota_attr */
+	char *user_filter;	   /* %u = login */
+	char *recipient_filter;	   /* %a = address */
+	char *disabled_filter;	   /* an entry matching it is disabled ("" = never) */
+	char *list_classes;	   /* objectClasses that make a matched entry a list,
+				      comma-separated (groupOfNames, groupOfUniqueNames) */
+	char *id_attr;		   /* stable id: entryUUID */
+	char *login_attr;	   /* uid */
+	char *mail_attr;	   /* mail */
+	char *alias_attr;	   /* mailLocalAddress */
+	char *routing_attr;	   /* mailRoutingAddress */
+	char *member_attr;	   /* list member DN attributes, comma-separated */
+	char *quota_attr;	   /* mailQuota */
+	uint64_t quota_unit;	   /* bytes per unit of quota_attr */
 	char *quota_messages_attr; /* most messages a user may keep; "" = none */
-	unsigned cache_ttl;	/* seconds a positive answer is kept */
-	unsigned negative_ttl;	/* seconds a "no such entry" is kept */
-	unsigned timeout;	/* seconds per operation */
+	unsigned cache_ttl;	   /* seconds a positive answer is kept */
+	unsigned negative_ttl;	   /* seconds a "no such entry" is kept */
+	unsigned timeout;	   /* seconds per operation */
 	unsigned lookup_connections;
 	unsigned auth_connections;
 	unsigned max_list_members; /* expansion bound for one list */
@@ -103,6 +103,10 @@ struct directory_config {
 	/* Where SCRAM-SHA-256 verifiers are kept (directory/dir_scram.h):
 	 * authPassword (RFC 5803) or userPassword ({SCRAM-SHA-256}). */
 	char *scram_attr;
+	/* IMAP ACL groups: the groups a user is in (%d = the user's DN),
+	 * named by group_name_attr ("$name" identifiers). */
+	char *group_filter;
+	char *group_name_attr;
 };
 
 /* [outbound] relayhost_tls and what a static route asks of TLS. */

@@ -50,16 +50,17 @@
 #define MAX_INPUT 512	      /* longest address or login we look up */
 #define FILTER_MAX 8192
 
-enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR, RQ_FIND };
+enum req_kind { RQ_RCPT, RQ_AUTH, RQ_ADDR, RQ_FIND, RQ_GROUPS };
 /* P_MEMBER: one member (by DN, login or address; exactly one entry);
  * P_MEMBERS: a search whose every entry is a member (dynamic lists, the
  * in-chain rule). */
-enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_MEMBERS, P_LOGIN, P_OWN, P_SENDAS };
+enum purpose { P_ADDRESS, P_ROUTE, P_MEMBER, P_MEMBERS, P_LOGIN, P_OWN, P_SENDAS, P_GROUPS };
 /* Entries a search that must find one entry may return: more than one
  * so that a disabled entry sharing an address with an enabled one (an
  * old AD account keeping its proxyAddresses) does not hide it. */
 #define SINGLE_SIZELIMIT 4
-#define MAX_SENDAS 256 /* entries a user may send as that we read */
+#define MAX_SENDAS 256	/* entries a user may send as that we read */
+#define MAX_GROUPS 1000 /* groups of one user that we read */
 
 /* Routing hops taken to reach an entry, for loop detection. */
 struct chain {
@@ -85,6 +86,7 @@ struct dreq {
 	dir_auth_cb *auth_cb;
 	dir_addr_cb *addr_cb;
 	dir_find_cb *find_cb;
+	dir_groups_cb *groups_cb;
 	void *arg;
 	struct arena *arena; /* owned: everything below that is a string */
 	uint64_t generation; /* cache generation when it started */
@@ -133,6 +135,7 @@ static struct {
 	struct dir_cache *cache; /* owned */
 	char **attrs;		 /* owned, NULL-terminated */
 	char **scram_attrs;	 /* attrs and scram_attribute: dir_find_user's */
+	char *group_attrs[2];	 /* group_name_attr: dir_user_groups' */
 	char **list_classes;	 /* owned */
 	char **member_attrs;	 /* owned */
 	char *enabled_prefix;	 /* "(&" or "" */
@@ -433,13 +436,26 @@ deliver_find(void *arg)
 }
 
 static void
+deliver_groups(void *arg)
+{
+	struct dreq *r = arg;
+	struct dir_groups_result res = {
+	    .status = r->fail,
+	    .names = r->fail == DIR_OK ? r->forwards : NULL,
+	    .nnames = r->fail == DIR_OK ? r->nforwards : 0,
+	    .error = r->error,
+	};
+
+	r->groups_cb(r->arg, &res);
+	req_free(r);
+}
+
+static void
 req_post(struct dreq *r)
 {
 	static worker_fn *const deliver[] = {
-	    [RQ_RCPT] = deliver_rcpt,
-	    [RQ_AUTH] = deliver_auth,
-	    [RQ_ADDR] = deliver_addr,
-	    [RQ_FIND] = deliver_find,
+	    [RQ_RCPT] = deliver_rcpt, [RQ_AUTH] = deliver_auth,	    [RQ_ADDR] = deliver_addr,
+	    [RQ_FIND] = deliver_find, [RQ_GROUPS] = deliver_groups,
 	};
 
 	buf_wipe(&r->pw);
@@ -483,6 +499,7 @@ add_forward(struct dreq *r, const char *addr)
 
 static void rop_done(struct dir_op *op);
 static void addr_op_done(struct dreq *r, struct rop *ro, struct dir_op *op);
+static void groups_op_done(struct dreq *r, struct dir_op *op);
 
 static struct rop *
 rop_new(struct dreq *r, enum purpose purpose)
@@ -1010,6 +1027,10 @@ rop_done(struct dir_op *op)
 		addr_op_done(r, ro, op);
 		return;
 	}
+	if (ro->purpose == P_GROUPS) {
+		groups_op_done(r, op);
+		return;
+	}
 	if (ro->purpose == P_LOGIN) {
 		r->outstanding--;
 		const struct dir_ldap_entry *e = login_done(r, op);
@@ -1186,6 +1207,57 @@ start_addr(struct dreq *r)
 	ro->op.filter = filter;
 	ro->op.sizelimit = MAX_SENDAS;
 	ro->op.paged = true; /* a user may own more lists than a server's size limit */
+	rop_submit(ro);
+}
+
+/* ---- a user's groups (directory thread) ---- */
+
+static void
+groups_op_done(struct dreq *r, struct dir_op *op)
+{
+	r->outstanding--;
+	if (op->rc != LDAP_SUCCESS && op->rc != LDAP_SIZELIMIT_EXCEEDED &&
+	    op->rc != LDAP_NO_SUCH_OBJECT) {
+		req_fail(r, DIR_TEMPFAIL,
+			 op->rc == LDAP_TIMEOUT ? "directory timeout" : "directory unavailable");
+	} else {
+		if (op->rc == LDAP_SIZELIMIT_EXCEEDED)
+			log_warn(0, "dir", "groups-truncated dn=\"%s\" max=%d", r->key, MAX_GROUPS);
+		for (size_t i = 0; i < op->nentries; i++) {
+			const struct dir_ldap_attr *a = get_attr(&op->entries[i], S.group_attrs[0]);
+			for (size_t j = 0; a != NULL && j < a->nvals; j++)
+				if (a->vals[j][0] != '\0')
+					add_forward(r, a->vals[j]);
+		}
+		dir_cache_put(S.cache, r->generation, arena_printf(r->arena, "g:%s", r->key),
+			      DIR_OK, NULL, 0, r->forwards, r->nforwards);
+	}
+	req_post(r);
+}
+
+static void
+start_groups(struct dreq *r)
+{
+	struct buf b;
+	const char *filter = NULL;
+
+	buf_init(&b, FILTER_MAX);
+	if (dir_filter_expand(S.dc->group_filter, 'd', r->key, &b) == 0)
+		filter = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	if (filter == NULL) {
+		log_error(0, "dir", "bad-filter template=\"%s\"", S.dc->group_filter);
+		req_fail(r, DIR_PERMFAIL, "group_filter does not expand");
+		req_post(r);
+		return;
+	}
+	struct rop *ro = rop_new(r, P_GROUPS);
+	ro->op.dn = S.dc->base;
+	ro->op.scope = LDAP_SCOPE_SUBTREE;
+	ro->op.filter = filter;
+	ro->op.attrs = S.group_attrs;
+	ro->op.sizelimit = MAX_GROUPS;
+	ro->op.paged = true;
 	rop_submit(ro);
 }
 
@@ -1367,6 +1439,8 @@ intake(void)
 			start_addr(r);
 		} else if (r->kind == RQ_FIND) {
 			start_login_search(r);
+		} else if (r->kind == RQ_GROUPS) {
+			start_groups(r);
 		} else {
 			start_auth(r);
 		}
@@ -1591,6 +1665,39 @@ dir_find_user(struct worker *w, const char *attr, const char *value, bool want_s
 	req_enqueue(r);
 }
 
+void
+dir_user_groups(struct worker *w, const char *user_dn, dir_groups_cb *cb, void *arg)
+{
+	struct dreq *r = req_new(RQ_GROUPS, w, arg);
+	struct dir_cache_value *v = NULL;
+
+	r->groups_cb = cb;
+	if (user_dn == NULL || user_dn[0] == '\0' || strlen(user_dn) > FILTER_MAX / 4) {
+		req_fail(r, DIR_PERMFAIL, "no DN");
+		req_post(r);
+		return;
+	}
+	if (S.dc == NULL || !attr_set(S.dc->group_filter) || !attr_set(S.dc->group_name_attr)) {
+		req_post(r); /* groups not configured: none */
+		return;
+	}
+	char *key = arena_strdup(r->arena, user_dn);
+	lower_ascii(key); /* DNs compare case-insensitively; the filter value does too */
+	r->key = key;
+	if (S.cache != NULL) {
+		r->generation = dir_cache_generation(S.cache);
+		bool hit = dir_cache_get(S.cache, arena_printf(r->arena, "g:%s", key), &v);
+		metric_inc(hit ? M_DIR_CACHE_HIT : M_DIR_CACHE_MISS);
+		if (hit) {
+			req_fill_from_cache(r, v);
+			dir_cache_value_free(v);
+			req_post(r);
+			return;
+		}
+	}
+	req_enqueue(r);
+}
+
 /* ---- start and stop ---- */
 
 static void
@@ -1646,6 +1753,8 @@ build_static(const struct directory_config *dc)
 	if (S.ad_rules == RULES_UNKNOWN && !attr_set(dc->disabled_flags_attr) &&
 	    !attr_set(dc->member_of_attr))
 		S.ad_rules = RULES_NO;
+	S.group_attrs[0] = xstrdup(attr_set(dc->group_name_attr) ? dc->group_name_attr : "cn");
+	S.group_attrs[1] = NULL;
 	S.rootdse_busy = false;
 	S.rootdse_retry_at = 0;
 	build_enabled();
@@ -1704,6 +1813,8 @@ free_static(void)
 	free(S.enabled_prefix);
 	free(S.enabled_suffix);
 	free(S.member_filter);
+	free(S.group_attrs[0]);
+	S.group_attrs[0] = NULL;
 	S.attrs = S.scram_attrs = S.member_attrs = S.list_classes = NULL;
 	S.enabled_prefix = S.enabled_suffix = S.member_filter = NULL;
 }

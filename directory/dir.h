@@ -39,11 +39,11 @@ const char *dir_strerror(int status);
 struct dir_user {
 	const char *id; /* stable id (entryUUID): the storage key */
 	const char *dn;
-	const char *login; /* login_attr value */
-	const char *mail;  /* primary address, lower-case ("" if none) */
-	uint64_t quota;	   /* bytes, 0 = no quota */
-	bool no_junk;	   /* [directory] junk_attr says FALSE/no/off/0: spam
-			      verdicts deliver to INBOX, not Junk */
+	const char *login;	 /* login_attr value */
+	const char *mail;	 /* primary address, lower-case ("" if none) */
+	uint64_t quota;		 /* bytes, 0 = no quota */
+	bool no_junk;		 /* [directory] junk_attr says FALSE/no/off/0: spam
+				    verdicts deliver to INBOX, not Junk */
 	uint64_t quota_messages; /* messages, 0 = no limit */
 };
 
@@ -130,6 +130,22 @@ typedef void dir_find_cb(void *arg, const struct dir_find_result *res);
  * is not an attribute name is DIR_PERMFAIL. cb runs later on w. */
 void dir_find_user(struct worker *w, const char *attr, const char *value, bool want_scram,
 		   dir_find_cb *cb, void *arg);
+
+/* The groups a user is a member of, for IMAP ACL "$group" identifiers. */
+struct dir_groups_result {
+	enum dir_status status;	  /* DIR_OK (maybe no groups), DIR_TEMPFAIL, DIR_PERMFAIL */
+	const char *const *names; /* group_name_attr values, as the directory spells them */
+	size_t nnames;
+	const char *error; /* for logs */
+};
+typedef void dir_groups_cb(void *arg, const struct dir_groups_result *res);
+
+/* Searches [directory] group_filter with %d = user_dn (escaped) and
+ * returns the groups' group_name_attr values. Cached for cache_ttl like
+ * the other answers, so a member removed from a group in LDAP loses it
+ * within that time. An empty group_filter answers DIR_OK with no
+ * groups. cb runs later on w. */
+void dir_user_groups(struct worker *w, const char *user_dn, dir_groups_cb *cb, void *arg);
 
 /* Forget every cached answer (tests, admin changes). Any thread. */
 void dir_cache_flush(void);

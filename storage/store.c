@@ -133,6 +133,9 @@ open_dbs(struct store_state *s, char **error_r)
 	    {"sortkey", offsetof(struct store_state, sortkey)},
 	    /* Annotations (IMAP METADATA): created empty likewise. */
 	    {"annot", offsetof(struct store_state, annot)},
+	    /* ACLs (storage/store_acl.c): created empty, no format bump. */
+	    {"acl", offsetof(struct store_state, acl)},
+	    {"aclidx", offsetof(struct store_state, aclidx)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

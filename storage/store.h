@@ -24,14 +24,14 @@ struct worker;
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_NOTFOUND = -1,  /* no such mailbox or message */
-	STORE_TEMPFAIL = -2,  /* retry later (I/O error, map full and could not grow) */
-	STORE_PERMFAIL = -3,  /* will never work (corrupt data, bad argument) */
-	STORE_OVERQUOTA = -4, /* temporary: the user is over quota */
-	STORE_TOOBIG = -5,    /* permanent: the message alone exceeds the quota */
-	STORE_EXISTS = -6,    /* a mailbox of that name exists already */
+	STORE_NOTFOUND = -1,   /* no such mailbox or message */
+	STORE_TEMPFAIL = -2,   /* retry later (I/O error, map full and could not grow) */
+	STORE_PERMFAIL = -3,   /* will never work (corrupt data, bad argument) */
+	STORE_OVERQUOTA = -4,  /* temporary: the user is over quota */
+	STORE_TOOBIG = -5,     /* permanent: the message alone exceeds the quota */
+	STORE_EXISTS = -6,     /* a mailbox of that name exists already */
 	STORE_NOTALLOWED = -7, /* not for this mailbox (delete INBOX, \Noselect...) */
-	STORE_LIMIT = -8,     /* a store limit (keywords, name length, depth) */
+	STORE_LIMIT = -8,      /* a store limit (keywords, name length, depth) */
 };
 const char *store_strerror(int status);
 
@@ -114,10 +114,10 @@ struct store_rcpt {
 	const char *trace;    /* in: per-recipient header lines (Return-Path,
 				 Delivered-To...), CRLF-terminated; may be NULL */
 	size_t trace_len;
-	uint64_t quota;	      /* in: bytes, 0 = unlimited */
+	uint64_t quota;		 /* in: bytes, 0 = unlimited */
 	uint64_t quota_messages; /* in: messages, 0 = unlimited */
-	int status;	      /* out: enum store_status */
-	uint32_t uid;	      /* out: UID in the target mailbox */
+	int status;		 /* out: enum store_status */
+	uint32_t uid;		 /* out: UID in the target mailbox */
 };
 
 struct queue_envelope;
@@ -161,7 +161,7 @@ struct store_mailbox {
 	uint32_t unseen;  /* messages without \Seen */
 	uint32_t deleted; /* messages with \Deleted */
 	uint64_t highestmodseq;
-	uint64_t bytes; /* sum of message sizes (STATUS SIZE) */
+	uint64_t bytes;		     /* sum of message sizes (STATUS SIZE) */
 	const char *const *keywords; /* keywords in use in this mailbox */
 	size_t nkeywords;
 	char objectid[40]; /* RFC 8474 MAILBOXID */
@@ -206,12 +206,12 @@ void store_mailbox_change(struct store_mailbox_change *m);
 
 struct store_msg_info {
 	uint32_t uid;
-	uint64_t size;	   /* bytes of the whole message: trace + body, CRLF */
+	uint64_t size; /* bytes of the whole message: trace + body, CRLF */
 	time_t internal_date;
-	time_t save_date;  /* when it entered this mailbox */
-	uint32_t flags;	   /* STORE_FLAG_* */
+	time_t save_date; /* when it entered this mailbox */
+	uint32_t flags;	  /* STORE_FLAG_* */
 	uint64_t modseq;
-	uint64_t email_id; /* RFC 8474 EMAILID, kept by COPY and MOVE */
+	uint64_t email_id;	     /* RFC 8474 EMAILID, kept by COPY and MOVE */
 	const char *const *keywords; /* NULL when nkeywords is 0 */
 	size_t nkeywords;
 };
@@ -243,8 +243,8 @@ int store_message_infos(const char *user_id, const char *mailbox, const uint32_t
  * above it, in UID order, and UIDs expunged after it. *complete_r is false
  * when expunges that old are no longer remembered (QRESYNC then reports
  * every UID it cannot prove present as vanished). Any thread. */
-int store_changes_since(const char *user_id, const char *mailbox, uint64_t since,
-			struct arena *a, struct store_msg_info **changed_r, size_t *nchanged_r,
+int store_changes_since(const char *user_id, const char *mailbox, uint64_t since, struct arena *a,
+			struct store_msg_info **changed_r, size_t *nchanged_r,
 			uint32_t **vanished_r, size_t *nvanished_r, bool *complete_r);
 /* The same, with the mailbox's HIGHESTMODSEQ read in the same txn (so
  * every change up to it is in the lists): a view that took the lists in
@@ -280,19 +280,19 @@ int store_message_mime(const char *user_id, const char *mailbox, uint32_t uid, s
 #define STORE_SORTKEY_REFS_MAX 2000
 struct store_sortkey {
 	uint32_t uid;
-	uint64_t size;	     /* RFC822.SIZE */
+	uint64_t size; /* RFC822.SIZE */
 	time_t internal_date;
-	bool has_sent;	     /* a Date: that parsed */
-	bool subj_reply;     /* the base subject lost a "Re:", "(fwd)"... */
-	int64_t sent;	     /* Date: as UTC seconds (internal date if none) */
-	const char *subject; /* base subject (RFC 5256 2.1), canonical */
-	const char *from;    /* addr-mailbox of the first From, canonical */
+	bool has_sent;	       /* a Date: that parsed */
+	bool subj_reply;       /* the base subject lost a "Re:", "(fwd)"... */
+	int64_t sent;	       /* Date: as UTC seconds (internal date if none) */
+	const char *subject;   /* base subject (RFC 5256 2.1), canonical */
+	const char *from;      /* addr-mailbox of the first From, canonical */
 	const char *from_disp; /* RFC 5957 display value of the first From */
 	const char *to, *to_disp, *cc;
-	const char *msgid;   /* the Message-ID's msg-id ("<a@b>"), or "" */
-	const char *refs;    /* References' msg-ids, or In-Reply-To's first,
-				separated by one space, oldest first; the
-				oldest dropped past STORE_SORTKEY_REFS_MAX */
+	const char *msgid; /* the Message-ID's msg-id ("<a@b>"), or "" */
+	const char *refs;  /* References' msg-ids, or In-Reply-To's first,
+			      separated by one space, oldest first; the
+			      oldest dropped past STORE_SORTKEY_REFS_MAX */
 };
 
 /* The sort keys of every message of a mailbox in UID order, allocated in
@@ -323,9 +323,9 @@ struct store_append {
 	const char *mailbox;
 	struct store_append_msg *msgs;
 	size_t nmsgs;
-	uint64_t quota;	      /* bytes, 0 = unlimited */
+	uint64_t quota;		 /* bytes, 0 = unlimited */
 	uint64_t quota_messages; /* messages, 0 = unlimited */
-	uint32_t uidvalidity; /* out: for APPENDUID */
+	uint32_t uidvalidity;	 /* out: for APPENDUID */
 };
 
 void store_append(struct store_append *ap);
@@ -366,7 +366,9 @@ struct store_copy {
 	const char *user_id;
 	const char *mailbox;
 	const char *dest;
-	const uint32_t *uids; /* ascending */
+	const char *dest_user_id; /* NULL: user_id; another user's (a shared
+				     mailbox, RFC 4314): quota is that user's */
+	const uint32_t *uids;	  /* ascending */
 	size_t nuids;
 	bool move;
 	uint64_t quota;		   /* bytes, 0 = unlimited */
@@ -380,15 +382,15 @@ struct store_copy {
 void store_copy(struct store_copy *c);
 
 struct store_expunge {
-	const char *user_id;  /* borrowed until done() */
+	const char *user_id; /* borrowed until done() */
 	const char *mailbox;
 	const uint32_t *uids;
 	size_t nuids;
 	struct worker *worker;
 	void (*done)(struct store_expunge *e, void *arg);
 	void *arg;
-	int status;	      /* out */
-	size_t expunged;      /* out: how many existed and were removed */
+	int status;	 /* out */
+	size_t expunged; /* out: how many existed and were removed */
 };
 
 /* Removes those messages (bodies freed when no mailbox references them
@@ -500,6 +502,61 @@ int store_annot_get(const char *owner_id, const char *user_id, uint32_t mailbox_
 		    struct store_annot **list_r, size_t **starts_r);
 /* Whether entry name (nlen bytes) is req or below it within depth. Pure. */
 bool store_annot_in_scope(const char *name, size_t nlen, const char *req, int depth);
+/* ---- access control lists (RFC 4314; storage/store_acl.c) ---- */
+
+/* Rights this store keeps, in the order they are written. */
+#define STORE_ACL_RIGHTS "lrswipkxtea"
+#define STORE_ACL_IDENT_MAX 255 /* bytes of one identifier */
+
+struct store_acl_entry {
+	const char *ident;  /* as first set ("bob", "anyone", "$team", "-bob") */
+	const char *rights; /* letters of STORE_ACL_RIGHTS, in that order */
+};
+
+struct store_acl {
+	const char *owner_login; /* the owner's login saved with the record, or "" */
+	struct store_acl_entry *entries;
+	size_t n;
+};
+
+/* The ACL of one of owner_id's mailboxes, copied into a (no record: n 0).
+ * STORE_NOTFOUND if the mailbox does not exist. Any thread. */
+int store_acl_get(const char *owner_id, const char *mailbox, struct arena *a, struct store_acl *r);
+
+/* SETACL / DELETEACL: the entry of ident (matched ignoring ASCII case;
+ * a new one keeps this spelling) gets rights (mode '=') or gains ('+')
+ * or loses ('-') them; rights NULL or a result without rights removes
+ * the entry. owner_login is saved with the record (shown in the shared
+ * namespace). STORE_NOTFOUND if the mailbox does not exist. */
+struct store_acl_change {
+	struct store_req req;
+	const char *owner_id;
+	const char *owner_login;
+	const char *mailbox;
+	const char *ident;
+	const char *rights;
+	char mode;
+};
+void store_acl_change(struct store_acl_change *c);
+
+/* A mailbox whose ACL names one of the identifiers asked for. */
+struct store_acl_share {
+	const char *owner_id;
+	const char *mailbox; /* the owner's name of it */
+	uint64_t user;	     /* internal: the owner's store number */
+	uint32_t mailbox_id;
+	bool noselect;
+	struct store_acl acl;
+};
+
+/* Every mailbox whose ACL has a positive entry for one of idents
+ * (compared lower-case), once each, from the reverse index (no scan),
+ * allocated in a. Any thread; one short read txn. */
+int store_acl_shared(const char *const *idents, size_t nidents, struct arena *a,
+		     struct store_acl_share **shares_r, size_t *n_r);
+/* 0 if ident can be stored (1..STORE_ACL_IDENT_MAX bytes, no control
+ * character), else STORE_PERMFAIL. Pure. */
+int store_acl_ident_check(const char *ident);
 
 /* ---- maintenance (ternd store ...) ---- */
 
@@ -507,7 +564,7 @@ bool store_annot_in_scope(const char *name, size_t nlen, const char *req, int de
  * of the environment in state_dir (opened by this process alone or beside
  * a running ternd). Each problem is reported through report(); returns the
  * number of problems, or -1 with *error_r if it could not run. */
-int store_check(const char *state_dir, void (*report)(void *arg, const char *problem),
-		void *arg, char **error_r);
+int store_check(const char *state_dir, void (*report)(void *arg, const char *problem), void *arg,
+		char **error_r);
 
 #endif

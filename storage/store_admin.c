@@ -516,6 +516,9 @@ apply_purge(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		goto out;
 	if ((rc = purge_messages(txn, p, user, ids, nids, budget, &left, wc)) != 0 || left)
 		goto out;
+	for (size_t i = 0; i < nids; i++)
+		if ((rc = store_acl_drop(txn, user, ids[i])) != 0)
+			goto out;
 
 	/* No message left: the rest of the user goes in this transaction.
 	 * Every key of these databases starts with the user's number. */

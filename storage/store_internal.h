@@ -42,9 +42,10 @@ struct store_state {
 	MDB_dbi subs, mime;		      /* format 2 */
 	MDB_dbi queue, queue_rcpt, queue_due; /* outbound queue (storage/queue.c) */
 	MDB_dbi orphans;		      /* orphan marks (storage/store_admin.c) */
-	MDB_dbi sortkey; /* SORT/THREAD keys per body (storage/store_sortkey.c) */
-	MDB_dbi fts;	 /* full-text index (storage/store_fts.c) */
-	MDB_dbi annot;	 /* annotations, IMAP METADATA (storage/store_annot.c) */
+	MDB_dbi sortkey;     /* SORT/THREAD keys per body (storage/store_sortkey.c) */
+	MDB_dbi fts;	     /* full-text index (storage/store_fts.c) */
+	MDB_dbi annot;	     /* annotations, IMAP METADATA (storage/store_annot.c) */
+	MDB_dbi acl, aclidx; /* mailbox ACLs and their reverse index (store_acl.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -294,6 +295,9 @@ const char *store_annot_check(const void *key, size_t klen, const void *val, siz
 /* Copies the annotations of mailbox from to mailbox to (RENAME INBOX,
  * RFC 5464 4.1: INBOX keeps its own, the new mailbox gets a copy). */
 int store_annot_copy_mailbox(MDB_txn *txn, uint64_t user, uint32_t from, uint32_t to);
+/* Drops the ACL of a mailbox and its reverse index entries (DELETE,
+ * purge) (store_acl.c). */
+int store_acl_drop(MDB_txn *txn, uint64_t user, uint32_t mbox);
 
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */

@@ -291,6 +291,10 @@ op_delete(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	/* Its postings go (a placeholder has no messages to index). */
 	if ((rc = store_fts_drop(txn, u->user, mb.id, false)) != 0)
 		goto out;
+	/* So does its ACL: a mailbox created later under the name starts
+	 * unshared (a placeholder cannot be selected anyway). */
+	if ((rc = store_acl_drop(txn, u->user, mb.id)) != 0)
+		goto out;
 	if (children) {
 		/* Kept as a placeholder for its children; its messages are
 		 * gone (with tombstones, for sessions that have it open). */

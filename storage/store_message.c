@@ -507,12 +507,14 @@ static int
 apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 {
 	struct store_copy *c = (struct store_copy *)req;
-	struct store_user_w u;
+	struct store_user_w u, du;
 	struct store_mbox_w src, dst_own, *dst = &dst_own;
 	struct store_msg_w *msgs = NULL;
 	uint32_t *dest_uids = NULL;
 	size_t n = 0;
-	uint64_t add_bytes = 0, qbytes, qmsgs;
+	uint64_t add_bytes = 0, qbytes, qmsgs, sbytes = 0, smsgs = 0;
+	const char *duid = c->dest_user_id != NULL ? c->dest_user_id : c->user_id;
+	bool cross = strcmp(duid, c->user_id) != 0;
 	int rc;
 
 	c->dest_uidvalidity = 0;
@@ -523,8 +525,13 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		return STORE_PERMFAIL;
 	if ((rc = find_box(txn, c->user_id, c->mailbox, true, &u, &src)) != 0)
 		return rc;
+	du = u;
+	if (cross && (rc = store_txn_user(txn, duid, false, &du, NULL)) != 0) {
+		store_mbox_w_free(&src);
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : rc;
+	}
 	char *dname = store_name_canon(c->dest);
-	rc = store_txn_mbox_find(txn, u.user, dname, &dst_own);
+	rc = store_txn_mbox_find(txn, du.user, dname, &dst_own);
 	free(dname);
 	if (rc == MDB_NOTFOUND)
 		rc = STORE_NOTFOUND;
@@ -532,9 +539,11 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		rc = STORE_NOTALLOWED;
 	if (rc != 0)
 		goto out;
-	if (dst_own.id == src.id)
+	if (!cross && dst_own.id == src.id)
 		dst = &src; /* one record: both sides change it */
-	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)
+	if ((rc = store_quota_get(txn, du.user, &qbytes, &qmsgs)) != 0)
+		goto out;
+	if (cross && (rc = store_quota_get(txn, u.user, &sbytes, &smsgs)) != 0)
 		goto out;
 
 	if (c->nuids > 0)
@@ -552,7 +561,7 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	}
 	/* MOVE within the user's mailboxes leaves the usage as it is, so it
 	 * is never refused for quota (RFC 9208 4.3 counts a mailbox set). */
-	if (!c->move &&
+	if ((!c->move || cross) &&
 	    (rc = store_quota_check(c->quota, c->quota_messages, qbytes, qmsgs, add_bytes, n)) != 0)
 		goto out;
 	if (n > 0)
@@ -566,7 +575,7 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		r.save_date = now;
 		if ((rc = store_blob_addref(txn, r.hash, 1)) != 0)
 			goto out;
-		if ((rc = store_txn_msg_add(txn, u.user, dst, &r, &dest_uids[i])) != 0)
+		if ((rc = store_txn_msg_add(txn, du.user, dst, &r, &dest_uids[i])) != 0)
 			goto out;
 		if (c->move) {
 			rc = store_txn_msg_expunge(txn, u.user, &src, msgs[i].uid, &found, &size);
@@ -577,15 +586,21 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	if (n > 0) {
 		if ((rc = store_txn_mbox_save(txn, u.user, &src)) != 0)
 			goto out;
-		if (dst != &src && (rc = store_txn_mbox_save(txn, u.user, dst)) != 0)
+		if (dst != &src && (rc = store_txn_mbox_save(txn, du.user, dst)) != 0)
 			goto out;
-		if (!c->move &&
-		    (rc = store_txn_quota_put(txn, u.user, qbytes + add_bytes, qmsgs + n)) != 0)
+		if ((!c->move || cross) &&
+		    (rc = store_txn_quota_put(txn, du.user, qbytes + add_bytes, qmsgs + n)) != 0)
+			goto out;
+		/* A MOVE to another user's mailbox moves the usage too. */
+		if (c->move && cross &&
+		    (rc = store_txn_quota_put(txn, u.user,
+					      sbytes > add_bytes ? sbytes - add_bytes : 0,
+					      smsgs > n ? smsgs - n : 0)) != 0)
 			goto out;
 		if (c->move)
 			store_touch(wc, c->user_id, src.id, src.r.highestmodseq);
-		store_touch(wc, c->user_id, dst->id, dst->r.highestmodseq);
-		store_fts_note(u.user, dst->id); /* indexed later */
+		store_touch(wc, duid, dst->id, dst->r.highestmodseq);
+		store_fts_note(du.user, dst->id); /* indexed later */
 	}
 	c->dest_uidvalidity = dst->r.uidvalidity;
 	if (n > 0 && req->a != NULL) {

@@ -100,6 +100,17 @@
  *                                    are stable), a purge drops the
  *                                    user's. Created empty like the queue
  *                                    databases: no format bump.
+ *   acl       user_id u64 | mailbox_id u32
+ *                                 -> acl record (below): the mailbox's
+ *                                    RFC 4314 ACL (storage/store_acl.c);
+ *                                    dropped with the mailbox, kept by
+ *                                    RENAME (the id stays)
+ *   aclidx    lower-case identifier | 0 u8 | user_id u64 | mailbox_id u32
+ *                                 -> empty: one per positive entry of an
+ *                                    acl record, so what is shared with
+ *                                    an identifier is found without a
+ *                                    scan. Both created empty: no format
+ *                                    bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -144,6 +155,9 @@
  *   orphan v1:  0 u8 version=1, 1..7 0, 8 i64 time the mark was set.
  *   annot v1:   0 u8 version=1, 1 the value's bytes (any octets, NULs
  *               included; the length is the record's minus one).
+ *   acl v1:     0 u8 version=1, then NUL-terminated strings: the owner's
+ *               stable id, the owner's login, and for each entry its
+ *               identifier and its rights (letters of STORE_ACL_RIGHTS).
  *   sortkey v1: 0 u8 version=1, 1 u8 flags (1 the Date: parsed, 2 the
  *               base subject lost a reply/forward marker), 2..7 0, 8 i64
  *               sent date (UTC seconds, 0 without flag 1), 16 8 x u16

@@ -739,7 +739,7 @@ read_part(struct imap_session *s, uint32_t uid, uint64_t off, uint64_t len,
 	}
 	if (len == 0)
 		return STORE_OK;
-	return store_message_read_range(s->user_id, s->view->name, uid, off, len, out);
+	return store_message_read_range(s->view->owner, s->view->name, uid, off, len, out);
 }
 
 /* Applies the partial window to data already in d. */
@@ -764,7 +764,7 @@ load_mime(struct imap_session *s, uint32_t uid, struct resp *r)
 {
 	if (r->mime != NULL)
 		return STORE_OK;
-	return store_message_mime(s->user_id, s->view->name, uid, r->a, &r->mime, &r->mime_len,
+	return store_message_mime(s->view->owner, s->view->name, uid, r->a, &r->mime, &r->mime_len,
 				  &r->trace_len);
 }
 
@@ -788,8 +788,8 @@ static int
 preview_read(void *arg, uint64_t off, uint64_t len, struct buf *out)
 {
 	struct preview_rd *p = arg;
-	return store_message_read_range(p->s->user_id, p->s->view->name, p->uid, off, len, out) ==
-		       STORE_OK
+	return store_message_read_range(p->s->view->owner, p->s->view->name, p->uid, off, len,
+					out) == STORE_OK
 		   ? 0
 		   : -1;
 }
@@ -858,7 +858,8 @@ item_section(struct imap_session *s, const struct store_msg_info *m, const struc
 			return read_part(s, m->uid, off, len, it, d);
 		struct buf hdr;
 		buf_init(&hdr, r->data_max);
-		ret = store_message_read_range(s->user_id, s->view->name, m->uid, off, len, &hdr);
+		ret =
+		    store_message_read_range(s->view->owner, s->view->name, m->uid, off, len, &hdr);
 		if (ret == STORE_OK &&
 		    filter_header(it, hdr.data != NULL ? hdr.data : "", hdr.len, d) < 0)
 			ret = STORE_TEMPFAIL;
@@ -904,7 +905,7 @@ item_binary(struct imap_session *s, const struct store_msg_info *m, const struct
 		return read_part(s, m->uid, sec.body_off + r->trace_len, sec.body_len, it, d);
 	struct buf raw;
 	buf_init(&raw, r->data_max);
-	ret = store_message_read_range(s->user_id, s->view->name, m->uid,
+	ret = store_message_read_range(s->view->owner, s->view->name, m->uid,
 				       sec.body_off + r->trace_len, sec.body_len, &raw);
 	if (ret == STORE_OK) {
 		const char *in = raw.data != NULL ? raw.data : "";
@@ -1069,7 +1070,7 @@ absorb_own_changes(struct fetch_ctx *f)
 	if (f->sf.nchanged == 0)
 		return;
 	struct arena *a = arena_new(0);
-	int r = store_changes_since(f->s->user_id, v->name, v->modseq, a, &ch, &nch, &vanished,
+	int r = store_changes_since(f->s->view->owner, v->name, v->modseq, a, &ch, &nch, &vanished,
 				    &nvanished, &complete);
 	uint64_t top = v->modseq;
 	bool own = r == STORE_OK;
@@ -1249,7 +1250,7 @@ fetch_vanished(struct imap_session *s, const struct imap_seqset *set, uint64_t s
 			known[i].lo = known[i].hi = s->search_saved[i];
 		nknown = s->nsearch_saved;
 	}
-	if (store_changes_since(s->user_id, v->name, since, s->cmd_arena, &changed, &nchanged,
+	if (store_changes_since(s->view->owner, v->name, since, s->cmd_arena, &changed, &nchanged,
 				&gone, &ngone, &complete) != STORE_OK)
 		return;
 	if (imap_qresync_vanished(s->cmd_arena, known, nknown, v->uidnext, v->uids, v->count, gone,
@@ -1313,8 +1314,8 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	/* Flags, dates and sizes of just the messages asked for. */
-	int ret = store_message_infos(s->user_id, s->view->name, f->uids, f->nuids, a, &f->infos,
-				      &f->ninfos);
+	int ret = store_message_infos(s->view->owner, s->view->name, f->uids, f->nuids, a,
+				      &f->infos, &f->ninfos);
 	if (ret != STORE_OK) {
 		imap_tagged_store_status(s, ret == STORE_NOTFOUND ? STORE_TEMPFAIL : ret, "FETCH");
 		return;
@@ -1323,7 +1324,8 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	f->shown = arena_alloc(a, (f->ninfos + 1) * sizeof(*f->shown));
 	for (size_t i = 0; i < f->nitems; i++)
 		f->has_flags |= f->items[i].kind == FI_FLAGS;
-	if (!f->any_seen || s->view->readonly) {
+	/* Without the "s" right (RFC 4314 4) \Seen is not set either. */
+	if (!f->any_seen || s->view->readonly || !(s->view->rights & imap_acl_right('s'))) {
 		respond(f);
 		return;
 	}
@@ -1344,7 +1346,7 @@ cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	f->sf.req.done = seen_done;
 	f->sf.req.arg = s;
 	f->sf.req.a = a;
-	f->sf.user_id = s->user_id;
+	f->sf.user_id = s->view->owner;
 	f->sf.mailbox = s->view->name;
 	f->sf.uids = unseen;
 	f->sf.nuids = n;
@@ -1397,7 +1399,7 @@ imap_fetch_atts_send(struct imap_session *s, const struct imap_fetch_atts *fa, c
 	memcpy(&f.items[f.nitems], fa->items, fa->nitems * sizeof(*f.items));
 	f.nitems += fa->nitems;
 	/* Never sets \Seen: the client did not ask for these messages. */
-	if (store_message_infos(s->user_id, s->view->name, uids, n, a, &f.infos, &f.ninfos) !=
+	if (store_message_infos(s->view->owner, s->view->name, uids, n, a, &f.infos, &f.ninfos) !=
 	    STORE_OK) {
 		arena_destroy(&a);
 		return;

@@ -65,8 +65,11 @@ struct imap_session {
 	bool greet_pending; /* implicit TLS: greeting after the handshake */
 
 	/* After login. */
-	char *user_id;		 /* owned: the directory's stable id */
-	char *login;		 /* owned: for logs */
+	char *user_id; /* owned: the directory's stable id */
+	char *login;   /* owned: for logs and ACL identifiers */
+	char *dn;      /* owned: the user's entry (dir_user_groups) */
+	char **groups; /* owned: group names as of this command (imap_acl.c) */
+	size_t ngroups;
 	uint64_t quota;		 /* bytes, 0 = none (from the directory at login) */
 	uint64_t quota_messages; /* messages, 0 = none (likewise) */
 
@@ -127,6 +130,7 @@ extern const struct imap_command imap_notify_cmds[];   /* imap_notify.c */
 void imap_notify_flush(struct imap_session *s);
 bool imap_notify_selected(struct imap_session *s);
 void imap_notify_free(struct imap_session *s);
+extern const struct imap_command imap_acl_cmds[]; /* imap_acl_cmd.c */
 
 /* A QUOTA response's list for the user's root: "(STORAGE used limit
  * MESSAGE used limit)" with only the resources that have a limit (0 =
@@ -242,9 +246,13 @@ int imap_seqset_uids(const struct imap_session *s, const struct imap_seqset *set
 /* ---- the selected mailbox (imap_view.c) ---- */
 
 struct imap_view {
-	char *name;    /* owned: UTF-8 */
-	uint32_t id;   /* store mailbox id */
-	bool readonly; /* EXAMINE */
+	char *name;	 /* owned: UTF-8, the name in the owner's store */
+	char *owner;	 /* owned: the owner's stable id: every store call uses it */
+	char *shown;	 /* owned: the name as the client knows it */
+	bool shared;	 /* another user's mailbox (RFC 4314) */
+	unsigned rights; /* IMAP_ACL_* bits, re-evaluated per command when shared */
+	uint32_t id;	 /* store mailbox id */
+	bool readonly;	 /* EXAMINE */
 	uint32_t uidvalidity;
 	uint32_t uidnext; /* as last reported */
 	uint64_t modseq;  /* HIGHESTMODSEQ the view is in sync with */
@@ -267,9 +275,10 @@ struct imap_view {
 	size_t nkeywords;
 };
 
+struct imap_mref;
 /* Opens the view of a mailbox for SELECT/EXAMINE: lists it, registers a
  * watch. 0 or a STORE_* status. */
-int imap_view_open(struct imap_session *s, const char *name, bool readonly,
+int imap_view_open(struct imap_session *s, const struct imap_mref *mref, bool readonly,
 		   struct store_mailbox *box_r);
 void imap_view_close(struct imap_session *s);
 /* Brings the view up to date and tells the client: new messages (EXISTS,
@@ -322,6 +331,57 @@ void imap_view_recent_add(struct imap_view *v, uint32_t lo, uint32_t hi);
 bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);
 /* How many messages of the view are recent in it. */
 size_t imap_view_recent_count(const struct imap_view *v);
+
+/* ---- ACL and the shared namespace (imap_acl.c) ---- */
+
+/* The shared namespace: "Shared/<owner's login>/<owner's name>". */
+#define IMAP_SHARED_PREFIX "Shared"
+#define IMAP_ACL_ALL 0x7ffu /* every right of STORE_ACL_RIGHTS */
+#define IMAP_ACL_TEXT_MAX 16
+
+/* A client's mailbox name mapped to the store. */
+struct imap_mref {
+	const char *owner_id;	 /* s->user_id, or the sharing owner's */
+	const char *owner_login; /* for GETACL and LISTRIGHTS */
+	const char *path;	 /* the name in the owner's store */
+	const char *shown;	 /* the name as the client gave it */
+	unsigned rights;	 /* the session's rights (all for its own) */
+	bool shared;
+};
+
+/* The bit of right c (0 if it is not one). */
+unsigned imap_acl_right(char c);
+/* Rights text to bits ("c" and "d" as RFC 4314 2.1.1). -1 if a letter
+ * is not a right. */
+int imap_acl_parse_rights(const char *str, unsigned *mask_r);
+/* Bits to text, with "c" and "d" for the obsolete rights. */
+void imap_acl_rights_text(unsigned m, char out[IMAP_ACL_TEXT_MAX]);
+/* The session's rights from an ACL (everything for the owner). */
+unsigned imap_acl_eval(const struct imap_session *s, const char *owner_id,
+		       const struct store_acl *acl);
+/* "Shared" or a name below it. */
+bool imap_acl_is_shared_name(const char *name);
+/* Maps name: STORE_OK, STORE_NOTFOUND (no such shared mailbox, or no
+ * right on it), STORE_NOTALLOWED (a level of the shared namespace), or
+ * a read failure. */
+int imap_mref_resolve(struct imap_session *s, const char *name, struct imap_mref *r);
+/* The same for a mailbox argument; -1 after a tagged reply. */
+int imap_mref_get(struct imap_session *s, const struct imap_arg *arg, struct imap_mref *r);
+/* True if r has every right of need; else answers NO [NOPERM] (or
+ * [NONEXISTENT] without "l" or "r") and returns false. */
+bool imap_mref_check(struct imap_session *s, const struct imap_mref *r, const char *need);
+/* What is shared with the session (its login, anyone, its groups). */
+int imap_acl_shares(struct imap_session *s, struct store_acl_share **shares_r, size_t *n_r);
+/* Whether cmd may reach a shared mailbox: its groups are asked first. */
+bool imap_acl_wants_groups(const struct imap_session *s, const struct imap_cmd *cmd);
+struct dir_groups_result;
+void imap_acl_set_groups(struct imap_session *s, const struct dir_groups_result *res);
+/* A selected shared mailbox whose "r" right is gone is closed (untagged
+ * OK [CLOSED]); false then. */
+bool imap_acl_recheck(struct imap_session *s);
+/* Drops the flags and keywords rights does not allow to set (APPEND,
+ * COPY into a shared mailbox). */
+void imap_acl_strip_flags(unsigned rights, uint32_t *flags, size_t *nkeywords);
 
 /* Flags as IMAP text: "\Seen \Flagged $Label"; recent adds \Recent. */
 int imap_append_flags(struct buf *out, uint32_t flags, const char *const *kw, size_t nkw,

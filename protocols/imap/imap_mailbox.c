@@ -28,6 +28,7 @@
 
 #include "core/compat.h"
 #include "core/log.h"
+#include "directory/dir.h"
 #include "protocols/imap/imap_internal.h"
 #include "protocols/imap/imap_qresync.h"
 #include "protocols/imap/imap_utf7.h"
@@ -57,7 +58,7 @@ sync_view(struct imap_session *s)
 static bool
 is_selected(const struct imap_session *s, const char *name)
 {
-	return s->view != NULL && strcmp(s->view->name, name) == 0;
+	return s->view != NULL && !s->view->shared && strcmp(s->view->name, name) == 0;
 }
 
 static void
@@ -203,8 +204,8 @@ status_recent(struct imap_session *s, const struct store_mailbox *box)
 	uint32_t claimed;
 	size_t n, recent = 0;
 
-	if (s->rev2)
-		return 0;
+	if (s->rev2 || imap_acl_is_shared_name(box->name))
+		return 0; /* XXX \Recent of a shared mailbox is not tracked */
 	if (is_selected(s, box->name))
 		return imap_view_recent_count(s->view);
 	if (box->messages == 0)
@@ -294,10 +295,15 @@ cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 	for (size_t i = 0; i < req.n; i++)
 		if (req.items[i] == ST_HIGHESTMODSEQ)
 			imap_condstore_enable(s); /* RFC 7162 3.1 */
-	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
+	struct imap_mref mref;
+	if (imap_mref_get(s, &cmd->args[0], &mref) < 0 || !imap_mref_check(s, &mref, "r"))
 		return;
-	r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
-	if (((r == STORE_OK && box.uidvalidity == 0 && !box.noselect) ||
+	name = mref.path;
+	r = store_mailbox_get(mref.owner_id, name, s->cmd_arena, &box);
+	if (r == STORE_OK)
+		box.name = mref.shown; /* as the client named it */
+	if (!mref.shared &&
+	    ((r == STORE_OK && box.uidvalidity == 0 && !box.noselect) ||
 	     (r == STORE_NOTFOUND && user_unknown(s))) &&
 	    !s->async) {
 		materialize(s, cmd_status);
@@ -332,7 +338,7 @@ first_unseen(struct imap_session *s)
 	struct store_msg_info *msgs;
 	size_t n;
 
-	if (store_mailbox_list(s->user_id, s->view->name, s->cmd_arena, &info, &msgs, &n) !=
+	if (store_mailbox_list(s->view->owner, s->view->name, s->cmd_arena, &info, &msgs, &n) !=
 	    STORE_OK)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
@@ -373,8 +379,8 @@ qresync_report(struct imap_session *s, const struct imap_qresync *q)
 	bool complete;
 	struct imap_range *vr;
 
-	if (store_changes_since(s->user_id, v->name, q->modseq, s->cmd_arena, &changed, &nchanged,
-				&gone, &ngone, &complete) != STORE_OK)
+	if (store_changes_since(s->view->owner, v->name, q->modseq, s->cmd_arena, &changed,
+				&nchanged, &gone, &ngone, &complete) != STORE_OK)
 		return; /* the client resynchronises the slow way */
 	if (imap_qresync_vanished(s->cmd_arena, q->have_known ? q->known : NULL, q->nknown,
 				  v->uidnext, v->uids, v->count, gone, ngone, complete,
@@ -440,8 +446,14 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 			}
 		}
 	}
-	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
+	struct imap_mref mref;
+	if (imap_mref_get(s, &cmd->args[0], &mref) < 0 || !imap_mref_check(s, &mref, "r"))
 		return;
+	name = mref.shown;
+	/* RFC 4314 4: without a right to change anything, read-only. */
+	if (!(mref.rights & (imap_acl_right('s') | imap_acl_right('w') | imap_acl_right('t') |
+			     imap_acl_right('e'))))
+		readonly = true;
 	if (s->view != NULL) {
 		/* RFC 9051 7.1 (and RFC 7162 3.2.11): the boundary between the
 		 * old mailbox's responses and the new one's. The old one is
@@ -449,8 +461,9 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 		unselect(s);
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
-	r = imap_view_open(s, name, readonly, &box);
-	if (((r == STORE_OK && box.uidvalidity == 0) || (r == STORE_NOTFOUND && user_unknown(s))) &&
+	r = imap_view_open(s, &mref, readonly, &box);
+	if (!mref.shared &&
+	    ((r == STORE_OK && box.uidvalidity == 0) || (r == STORE_NOTFOUND && user_unknown(s))) &&
 	    !s->async) {
 		if (s->view != NULL)
 			unselect(s);
@@ -495,7 +508,7 @@ select_common(struct imap_session *s, const struct imap_cmd *cmd, bool readonly,
 		buf_append_str(&b, "* LIST (");
 		append_box_attrs(&b, &box, &first);
 		buf_append_str(&b, ") \"/\" ");
-		if (imap_append_mailbox(s, &b, box.name) == 0)
+		if (imap_append_mailbox(s, &b, name) == 0)
 			write_line(s, &b);
 	}
 	buf_free(&b);
@@ -593,6 +606,20 @@ submit_change(struct imap_session *s, enum store_mailbox_op op, const char *name
 	store_mailbox_change(m);
 }
 
+/* The shared namespace holds other users' mailboxes: none of the
+ * user's own can be made, removed or renamed there. True after a NO.
+ * XXX CREATE/DELETE/RENAME inside another user's shared mailbox (the
+ * "k" and "x" rights) are not supported yet. */
+static bool
+refuse_shared(struct imap_session *s, const char *name)
+{
+	if (!imap_acl_is_shared_name(name))
+		return false;
+	imap_tagged(s, "NO", "[CANNOT] \"%s\" is the shared namespace: not for your own mailboxes",
+		    IMAP_SHARED_PREFIX);
+	return true;
+}
+
 /* A new name may not hold LIST's wildcards: no pattern could single it
  * out (RFC 9051 5.1). True after a NO. */
 static bool
@@ -662,7 +689,7 @@ cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (refuse_wildcards(s, name))
+	if (refuse_wildcards(s, name) || refuse_shared(s, name))
 		return;
 	submit_change(s, STORE_MBOX_CREATE, name, NULL, use);
 }
@@ -682,6 +709,8 @@ cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "[CANNOT] INBOX cannot be deleted");
 		return;
 	}
+	if (refuse_shared(s, name))
+		return;
 	submit_change(s, STORE_MBOX_DELETE, name, NULL, 0);
 }
 
@@ -697,6 +726,8 @@ cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 	if ((from = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
 		return;
 	if ((to = imap_arg_mailbox(s, &cmd->args[1])) == NULL)
+		return;
+	if (refuse_shared(s, from) || refuse_shared(s, to))
 		return;
 	if (strcmp(to, "INBOX") == 0) {
 		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
@@ -1044,6 +1075,40 @@ imap_status_notify(struct imap_session *s, const struct store_mailbox *box)
 	buf_free(&b);
 }
 
+/* Appends the mailboxes other users share with the session and on which
+ * it has the "l" right, as "Shared/<owner>/<name>" (their ancestors
+ * become \Noselect levels of the hierarchy). A store error leaves them
+ * out. */
+static void
+add_shared(struct imap_session *s, struct store_mailbox **boxes, size_t *nboxes)
+{
+	struct store_acl_share *sh;
+	size_t n;
+
+	if (imap_acl_shares(s, &sh, &n) != STORE_OK || n == 0)
+		return;
+	struct store_mailbox *all = arena_alloc(s->cmd_arena, (*nboxes + n) * sizeof(*all));
+	memcpy(all, *boxes, *nboxes * sizeof(*all));
+	size_t k = *nboxes;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(sh[i].owner_id, s->user_id) == 0 || sh[i].acl.owner_login[0] == '\0' ||
+		    strchr(sh[i].acl.owner_login, '/') != NULL ||
+		    !(imap_acl_eval(s, sh[i].owner_id, &sh[i].acl) & imap_acl_right('l')))
+			continue;
+		if (store_mailbox_get(sh[i].owner_id, sh[i].mailbox, s->cmd_arena, &all[k]) !=
+		    STORE_OK)
+			continue;
+		all[k].name = arena_printf(s->cmd_arena, "%s/%s/%s", IMAP_SHARED_PREFIX,
+					   sh[i].acl.owner_login, sh[i].mailbox);
+		all[k].subscribed = false;
+		all[k].has_children = false; /* XXX children shared on their own are listed */
+		all[k].special_use = 0;
+		k++;
+	}
+	*boxes = all;
+	*nboxes = k;
+}
+
 static void
 list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts *o,
 	    imap_cmd_fn *self)
@@ -1123,6 +1188,7 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 		materialize(s, self);
 		return;
 	}
+	add_shared(s, &boxes, &nboxes);
 
 	struct buf b;
 	buf_init(&b, LINE_MAX_BYTES);
@@ -1340,6 +1406,7 @@ parse_append_flags(struct imap_session *s, const struct imap_arg *l, struct stor
 struct append_op {
 	struct store_append ap; /* first: the request */
 	const char *name;
+	struct imap_session *s;
 };
 
 /* UIDs as a uid-set ("4", "4:6", "4,7:8"). */
@@ -1393,6 +1460,23 @@ append_done(void *req, void *arg)
 }
 
 static void
+append_owner(void *arg, const struct dir_find_result *res)
+{
+	struct append_op *op = arg;
+	struct imap_session *s = op->s;
+
+	if (res->status != DIR_OK || res->user == NULL) {
+		if (s->cmd != NULL)
+			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
+		imap_async_end(s);
+		return;
+	}
+	op->ap.quota = res->user->quota;
+	op->ap.quota_messages = res->user->quota_messages;
+	store_append(&op->ap);
+}
+
+static void
 cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	const struct imap_arg *args = cmd->args;
@@ -1403,8 +1487,10 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_bad(s, "Usage: APPEND mailbox [(flags)] [date-time] literal ...");
 		return;
 	}
-	if ((name = imap_arg_mailbox(s, &args[0])) == NULL)
+	struct imap_mref mref;
+	if (imap_mref_get(s, &args[0], &mref) < 0 || !imap_mref_check(s, &mref, "i"))
 		return;
+	name = mref.path;
 	struct store_append_msg *msgs = arena_alloc(s->cmd_arena, cmd->count * sizeof(*msgs));
 	for (size_t i = 1; i < cmd->count;) {
 		struct store_append_msg *m = &msgs[n];
@@ -1451,6 +1537,7 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 			imap_tagged(s, "NO", "[CANNOT] Cannot append an empty message");
 			return;
 		}
+		imap_acl_strip_flags(mref.rights, &m->flags, &m->nkeywords);
 		n++;
 	}
 	struct append_op *op = arena_alloc(s->cmd_arena, sizeof(*op));
@@ -1458,15 +1545,19 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	op->ap.req.done = append_done;
 	op->ap.req.arg = s;
 	op->ap.req.a = s->cmd_arena;
-	op->ap.user_id = s->user_id;
+	op->ap.user_id = mref.owner_id;
 	op->ap.mailbox = name;
 	op->ap.msgs = msgs;
 	op->ap.nmsgs = n;
 	op->ap.quota = s->quota;
 	op->ap.quota_messages = s->quota_messages;
 	op->name = name;
+	op->s = s;
 	imap_async_begin(s);
-	store_append(&op->ap);
+	if (mref.shared) /* the owner's quota: the owner's mail grows */
+		dir_find_user(s->conn.worker, NULL, mref.owner_login, false, append_owner, op);
+	else
+		store_append(&op->ap);
 }
 
 /* ---- CLOSE, UNSELECT, EXPUNGE ---- */
@@ -1519,7 +1610,7 @@ deleted_uids(struct imap_session *s, const uint32_t *within, size_t nwithin, uin
 	struct store_mailbox_info info;
 	struct store_msg_info *msgs;
 	size_t n, k = 0, w = 0;
-	int r = store_mailbox_list(s->user_id, s->view->name, s->cmd_arena, &info, &msgs, &n);
+	int r = store_mailbox_list(s->view->owner, s->view->name, s->cmd_arena, &info, &msgs, &n);
 
 	if (r != STORE_OK)
 		return r;
@@ -1546,7 +1637,7 @@ start_expunge(struct imap_session *s, uint32_t *uids, size_t n, bool close)
 {
 	struct expunge_op *op = arena_alloc(s->cmd_arena, sizeof(*op));
 
-	op->e.user_id = s->user_id;
+	op->e.user_id = s->view->owner;
 	op->e.mailbox = arena_strdup(s->cmd_arena, s->view->name);
 	op->e.uids = uids;
 	op->e.nuids = n;
@@ -1568,7 +1659,9 @@ cmd_close(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_bad(s, "CLOSE takes no arguments");
 		return;
 	}
-	if (!s->view->readonly && deleted_uids(s, NULL, 0, &uids, &n) == STORE_OK && n > 0) {
+	/* Without the "e" right CLOSE only closes (RFC 4314 4). */
+	if (!s->view->readonly && (s->view->rights & imap_acl_right('e')) &&
+	    deleted_uids(s, NULL, 0, &uids, &n) == STORE_OK && n > 0) {
 		start_expunge(s, uids, n, true);
 		return;
 	}
@@ -1608,6 +1701,10 @@ cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	if (s->view->readonly) {
 		imap_tagged(s, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	if (!(s->view->rights & imap_acl_right('e'))) {
+		imap_tagged(s, "NO", "[NOPERM] You lack the \"e\" right on this mailbox");
 		return;
 	}
 	if (cmd->uid && nwithin == 0) {

@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "directory/dir.h"
 #include "protocols/imap/imap_internal.h"
 #include "protocols/imap/imap_qresync.h"
 
@@ -268,7 +269,7 @@ store_done(void *req, void *arg)
 			if (!listed) {
 				/* The unchanged ones of the set, read once. */
 				listed = true;
-				if (store_message_infos(s->user_id, s->view->name, f->uids,
+				if (store_message_infos(s->view->owner, s->view->name, f->uids,
 							f->nuids, s->cmd_arena, &all,
 							&nall) != STORE_OK)
 					nall = 0;
@@ -360,6 +361,20 @@ cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "Mailbox is read-only");
 		return;
 	}
+	/* RFC 4314 4: \Seen needs "s", \Deleted "t", the others "w"; a
+	 * replacement touches all of them. */
+	unsigned need = 0;
+	if ((flags & STORE_FLAG_SEEN) || mode == STORE_FLAGS_SET)
+		need |= imap_acl_right('s');
+	if ((flags & STORE_FLAG_DELETED) || mode == STORE_FLAGS_SET)
+		need |= imap_acl_right('t');
+	if ((flags & ~(uint32_t)(STORE_FLAG_SEEN | STORE_FLAG_DELETED)) || nkw > 0 ||
+	    mode == STORE_FLAGS_SET)
+		need |= imap_acl_right('w');
+	if ((s->view->rights & need) != need) {
+		imap_tagged(s, "NO", "[NOPERM] You lack the rights to change these flags");
+		return;
+	}
 	if (have_unchanged)
 		imap_condstore_enable(s); /* RFC 7162 3.1 */
 	if (have_unchanged && unchangedsince == 0) {
@@ -383,7 +398,7 @@ cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 	op->f.req.done = store_done;
 	op->f.req.arg = op;
 	op->f.req.a = s->cmd_arena;
-	op->f.user_id = s->user_id;
+	op->f.user_id = s->view->owner;
 	op->f.mailbox = s->view->name;
 	op->f.uids = uids;
 	op->f.nuids = n;
@@ -404,6 +419,24 @@ struct copy_op {
 	const char *what; /* "COPY" or "MOVE" */
 };
 
+/* The destination is another user's shared mailbox: that user's quota. */
+static void
+copy_owner(void *arg, const struct dir_find_result *res)
+{
+	struct copy_op *op = arg;
+	struct imap_session *s = op->s;
+
+	if (res->status != DIR_OK || res->user == NULL) {
+		if (s->cmd != NULL)
+			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
+		imap_async_end(s);
+		return;
+	}
+	op->c.quota = res->user->quota;
+	op->c.quota_messages = res->user->quota_messages;
+	store_copy(&op->c);
+}
+
 static void
 copy_done(void *req, void *arg)
 {
@@ -417,7 +450,8 @@ copy_done(void *req, void *arg)
 		/* The destination (rarely: the selected mailbox itself, deleted
 		 * by another session). */
 		struct store_mailbox box;
-		if (store_mailbox_get(s->user_id, c->dest, s->cmd_arena, &box) == STORE_NOTFOUND)
+		if (store_mailbox_get(c->dest_user_id, c->dest, s->cmd_arena, &box) ==
+		    STORE_NOTFOUND)
 			imap_tagged(s, "NO", "[TRYCREATE] No such mailbox");
 		else
 			imap_tagged(s, "NO", "[NONEXISTENT] The selected mailbox is gone");
@@ -463,13 +497,20 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 		imap_bad(s, "Usage: %s set mailbox", move ? "MOVE" : "COPY");
 		return;
 	}
-	const char *dest = imap_arg_mailbox(s, &cmd->args[1]);
-	if (dest == NULL)
+	struct imap_mref dm;
+	if (imap_mref_get(s, &cmd->args[1], &dm) < 0 || !imap_mref_check(s, &dm, "i"))
 		return;
+	const char *dest = dm.path;
 	if (arg_uids(s, cmd, &cmd->args[0], &uids, &n) < 0)
 		return;
 	if (move && s->view->readonly) {
 		imap_tagged(s, "NO", "Mailbox is read-only");
+		return;
+	}
+	/* RFC 6851 / RFC 4314 4: MOVE deletes and expunges the sources. */
+	unsigned te = imap_acl_right('t') | imap_acl_right('e');
+	if (move && (s->view->rights & te) != te) {
+		imap_tagged(s, "NO", "[NOPERM] You lack the \"te\" rights on the selected mailbox");
 		return;
 	}
 	struct copy_op *op = arena_alloc(s->cmd_arena, sizeof(*op));
@@ -480,16 +521,20 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 	op->c.req.done = copy_done;
 	op->c.req.arg = op;
 	op->c.req.a = s->cmd_arena;
-	op->c.user_id = s->user_id;
+	op->c.user_id = s->view->owner;
 	op->c.mailbox = s->view->name;
 	op->c.dest = dest;
+	op->c.dest_user_id = dm.owner_id;
 	op->c.uids = uids;
 	op->c.nuids = n;
 	op->c.move = move;
 	op->c.quota = s->quota;
 	op->c.quota_messages = s->quota_messages;
 	imap_async_begin(s);
-	store_copy(&op->c);
+	if (dm.shared)
+		dir_find_user(s->conn.worker, NULL, dm.owner_login, false, copy_owner, op);
+	else
+		store_copy(&op->c);
 }
 
 static void

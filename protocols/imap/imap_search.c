@@ -262,7 +262,7 @@ load_mime(struct search *se, struct smsg *m)
 {
 	if (m->mime_state == 0) {
 		const struct imap_session *s = se->s;
-		int r = store_message_mime(s->user_id, s->view->name, m->uid, se->ma, &m->mime,
+		int r = store_message_mime(s->view->owner, s->view->name, m->uid, se->ma, &m->mime,
 					   &m->mime_len, &m->trace_len);
 		if (r == STORE_TEMPFAIL)
 			se->tempfail = true;
@@ -275,7 +275,7 @@ static int
 read_range(struct search *se, struct smsg *m, uint64_t off, uint64_t len, struct buf *out)
 {
 	const struct imap_session *s = se->s;
-	int r = store_message_read_range(s->user_id, s->view->name, m->uid, off, len, out);
+	int r = store_message_read_range(s->view->owner, s->view->name, m->uid, off, len, out);
 	if (r == STORE_TEMPFAIL && out->len < out->max)
 		se->tempfail = true;
 	return r == STORE_OK ? 0 : -1;
@@ -534,7 +534,7 @@ index_keys(struct search *se, struct snode *n)
 		if (n->type == SK_BODY || n->type == SK_TEXT) {
 			uint32_t *c, through;
 			size_t nc;
-			int r = store_fts_candidates(s->user_id, s->view->name, n->type == SK_TEXT,
+			int r = store_fts_candidates(s->view->owner, s->view->name, n->type == SK_TEXT,
 						     n->needle, n->nlen, s->cmd_arena, &c, &nc,
 						     &through);
 			if (r == STORE_OK) {
@@ -988,7 +988,7 @@ search_run(struct imap_session *s, struct search *se, const struct imap_arg *arg
 	struct store_mailbox_info minfo;
 	struct store_msg_info *msgs;
 	size_t nmsgs;
-	int r = store_mailbox_list(s->user_id, v->name, s->cmd_arena, &minfo, &msgs, &nmsgs);
+	int r = store_mailbox_list(s->view->owner, v->name, s->cmd_arena, &minfo, &msgs, &nmsgs);
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return -1;
 	if (r == STORE_NOTFOUND)

@@ -324,7 +324,8 @@ capabilities(struct imap_session *s)
 		/* RFC 5464 (protocols/imap/imap_metadata.c). */
 		buf_append_str(b, " METADATA METADATA-SERVER");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
-		buf_append_str(b, " NOTIFY"); /* RFC 5465 (imap_notify.c) */
+		buf_append_str(b, " NOTIFY");	       /* RFC 5465 (imap_notify.c) */
+		buf_append_str(b, " ACL RIGHTS=texk"); /* RFC 4314 (imap_acl.c) */
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
 	return text;
@@ -475,7 +476,9 @@ cmd_namespace(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_bad(s, "NAMESPACE takes no arguments");
 		return;
 	}
-	imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+	/* Other users' mailboxes shared with this one (RFC 4314) are in the
+	 * shared namespace (RFC 2342 5). */
+	imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL ((\"%s/\" \"/\"))", IMAP_SHARED_PREFIX);
 	imap_tagged(s, "OK", "NAMESPACE completed");
 }
 
@@ -495,6 +498,7 @@ login_done(struct conn *c, enum auth_outcome outcome, const struct dir_user *u)
 	if (outcome == AUTH_OK) {
 		s->user_id = xstrdup(u->id);
 		s->login = xstrdup(u->login != NULL && u->login[0] != '\0' ? u->login : u->id);
+		s->dn = u->dn != NULL && u->dn[0] != '\0' ? xstrdup(u->dn) : NULL;
 		s->quota = u->quota;
 		s->quota_messages = u->quota_messages;
 		s->state = IMAP_ST_AUTH;
@@ -674,9 +678,55 @@ static const struct imap_command session_cmds[] = {
 };
 
 static const struct imap_command *const tables[] = {
-    session_cmds,  imap_mailbox_cmds, imap_fetch_cmds,	  imap_search_cmds, imap_sort_cmds,
-    imap_msg_cmds, imap_quota_cmds,   imap_compress_cmds, imap_notify_cmds, imap_metadata_cmds,
+    session_cmds,     imap_mailbox_cmds,  imap_fetch_cmds, imap_search_cmds,
+    imap_sort_cmds,   imap_msg_cmds,	  imap_quota_cmds, imap_compress_cmds,
+    imap_notify_cmds, imap_metadata_cmds, imap_acl_cmds,
 };
+
+/* Runs a command whose state was checked (with the session's groups
+ * fresh when it may reach a shared mailbox). */
+static void
+run_command(struct imap_session *s, const struct imap_command *c, const struct imap_cmd *cmd)
+{
+	if (!imap_acl_recheck(s) && !(c->states & s->state)) {
+		imap_tagged(s, "NO", "[NOPERM] Access to the selected mailbox was revoked");
+		return;
+	}
+	/* A keyword another session added must be in FLAGS before this
+	 * command's FETCH responses can show it. */
+	if (s->view != NULL)
+		imap_view_keywords_refresh(s);
+	c->fn(s, cmd);
+	if (s->cmd == cmd && !s->async) {
+		/* A handler that neither answered nor went asynchronous. */
+		log_error(s->conn.id, s->conn.service, "no-reply command=%s", cmd->name);
+		imap_tagged(s, "NO", "[SERVERBUG] Internal error");
+	}
+}
+
+struct groups_wait {
+	struct imap_session *s;
+	const struct imap_command *c;
+	const struct imap_cmd *cmd;
+};
+
+static void
+groups_done(void *arg, const struct dir_groups_result *res)
+{
+	struct groups_wait *gw = arg;
+	struct imap_session *s = gw->s;
+
+	imap_acl_set_groups(s, res);
+	s->async = false; /* the command runs now, and may go async itself */
+	if (!s->conn.closed && s->cmd == gw->cmd)
+		run_command(s, gw->c, gw->cmd);
+	if (!s->async && s->cmd != NULL) {
+		s->cmd = NULL;
+		finish_command(s);
+	}
+	conn_resume(&s->conn);
+	conn_unref(&s->conn); /* may free s */
+}
 
 static void
 dispatch(struct imap_session *s, const struct imap_cmd *cmd)
@@ -705,16 +755,16 @@ dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 			imap_bad(s, "%s is not valid in this state", cmd->name);
 		return;
 	}
-	/* A keyword another session added must be in FLAGS before this
-	 * command's FETCH responses can show it. */
-	if (s->view != NULL)
-		imap_view_keywords_refresh(s);
-	c->fn(s, cmd);
-	if (s->cmd == cmd && !s->async) {
-		/* A handler that neither answered nor went asynchronous. */
-		log_error(s->conn.id, s->conn.service, "no-reply command=%s", cmd->name);
-		imap_tagged(s, "NO", "[SERVERBUG] Internal error");
+	if (imap_acl_wants_groups(s, cmd)) {
+		struct groups_wait *gw = arena_alloc(s->cmd_arena, sizeof(*gw));
+		gw->s = s;
+		gw->c = c;
+		gw->cmd = cmd;
+		imap_async_begin(s);
+		dir_user_groups(s->conn.worker, s->dn, groups_done, gw);
+		return;
 	}
+	run_command(s, c, cmd);
 }
 
 static void
@@ -994,6 +1044,10 @@ session_free(struct imap_session *s)
 	imap_parser_destroy(&s->parser);
 	arena_destroy(&s->cmd_arena);
 	free(s->user_id);
+	free(s->dn);
+	for (size_t i = 0; i < s->ngroups; i++)
+		free(s->groups[i]);
+	free(s->groups);
 	free(s->login);
 	buf_free(&s->out);
 	config_release(s->cfg);

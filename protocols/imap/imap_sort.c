@@ -162,7 +162,7 @@ matches(struct imap_session *s, const struct imap_arg *args, size_t count, struc
 
 	if (imap_search_match(s, args, count, &seqs, &uids, &nhits) < 0)
 		return -1;
-	int r = store_sort_keys(s->user_id, s->view->name, s->cmd_arena, &keys, &nkeys);
+	int r = store_sort_keys(s->view->owner, s->view->name, s->cmd_arena, &keys, &nkeys);
 	if (r == STORE_NOTFOUND) {
 		nkeys = 0; /* deleted under us: the search found nothing either */
 	} else if (r != STORE_OK) {

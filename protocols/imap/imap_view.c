@@ -134,7 +134,7 @@ keywords_update(struct imap_session *s, const char *const *kw, size_t nkw)
 	size_t before = v->nkeywords;
 	struct arena *a = arena_new(0);
 
-	if (store_mailbox_get(s->user_id, v->name, a, &box) == STORE_OK)
+	if (store_mailbox_get(s->view->owner, v->name, a, &box) == STORE_OK)
 		for (size_t i = 0; i < box.nkeywords; i++)
 			kw_add(v, box.keywords[i]);
 	arena_destroy(&a);
@@ -185,8 +185,10 @@ watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned change
 }
 
 int
-imap_view_open(struct imap_session *s, const char *name, bool readonly, struct store_mailbox *box_r)
+imap_view_open(struct imap_session *s, const struct imap_mref *mref, bool readonly,
+	       struct store_mailbox *box_r)
 {
+	const char *name = mref->path, *owner = mref->owner_id;
 	struct store_mailbox_info info;
 	struct store_msg_info *msgs;
 	size_t n;
@@ -194,16 +196,20 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly, struct s
 
 	if (s->view != NULL)
 		imap_view_close(s);
-	r = store_mailbox_get(s->user_id, name, s->cmd_arena, box_r);
+	r = store_mailbox_get(owner, name, s->cmd_arena, box_r);
 	if (r != STORE_OK)
 		return r;
 	if (box_r->noselect)
 		return STORE_NOTALLOWED;
-	r = store_mailbox_list(s->user_id, name, s->cmd_arena, &info, &msgs, &n);
+	r = store_mailbox_list(owner, name, s->cmd_arena, &info, &msgs, &n);
 	if (r != STORE_OK)
 		return r;
 	struct imap_view *v = xcalloc(1, sizeof(*v));
-	v->name = xstrdup(name);
+	v->name = xstrdup(box_r->name);
+	v->owner = xstrdup(owner);
+	v->shown = xstrdup(mref->shown);
+	v->shared = mref->shared;
+	v->rights = mref->rights;
 	v->id = box_r->id;
 	v->readonly = readonly;
 	v->uidvalidity = info.uidvalidity;
@@ -221,14 +227,14 @@ imap_view_open(struct imap_session *s, const char *name, bool readonly, struct s
 		uint32_t highest = msgs[n - 1].uid;
 		/* IMAP4rev2 has no \Recent (RFC 9051 appendix E): such a
 		 * session only looks, leaving the flag to rev1 sessions. */
-		uint32_t prev = imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest,
-						  initial, readonly || s->rev2);
+		uint32_t prev = imap_recent_claim(v->owner, v->id, v->uidvalidity, highest, initial,
+						  readonly || s->rev2);
 		imap_view_recent_add(v, prev + 1, highest);
 	}
 	for (size_t i = 0; i < box_r->nkeywords; i++)
 		kw_add(v, box_r->keywords[i]);
 	s->view = v;
-	v->watch = store_watch_add(s->user_id, v->id, s->conn.worker, watch_cb, s);
+	v->watch = store_watch_add(owner, v->id, s->conn.worker, watch_cb, s);
 	/* The snapshot may predate uidnext/highestmodseq by a delivery that
 	 * raced the two reads; the first sync fixes it. */
 	return STORE_OK;
@@ -253,6 +259,8 @@ imap_view_close(struct imap_session *s)
 		free(v->keywords[i]);
 	free(v->keywords);
 	free(v->name);
+	free(v->owner);
+	free(v->shown);
 	free(v);
 	s->view = NULL;
 }
@@ -370,7 +378,7 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 		return;
 	struct arena *a = arena_new(0);
 	uint64_t hms;
-	int r = store_changes_since_top(s->user_id, v->name, v->modseq, a, &changed, &nchanged,
+	int r = store_changes_since_top(s->view->owner, v->name, v->modseq, a, &changed, &nchanged,
 					&vanished, &nvanished, &complete, &hms);
 	if (r != STORE_OK) {
 		arena_destroy(&a);
@@ -413,7 +421,7 @@ imap_view_sync_own(struct imap_session *s, bool expunge_ok, const struct store_m
 	}
 	if (v->count != before) {
 		uint32_t highest = v->uids[v->count - 1];
-		uint32_t prev = imap_recent_claim(s->user_id, v->id, v->uidvalidity, highest,
+		uint32_t prev = imap_recent_claim(v->owner, v->id, v->uidvalidity, highest,
 						  old_uidnext - 1, v->readonly || s->rev2);
 		imap_view_recent_add(v, (prev > old_uidnext - 1 ? prev : old_uidnext - 1) + 1,
 				     highest);

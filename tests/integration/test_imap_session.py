@@ -202,7 +202,7 @@ def test_imaps(t):
     m = t.imaps()
     m.login("alice", "alice-pw-1")
     typ, data = m.namespace()
-    assert typ == "OK" and data == [b'(("" "/")) NIL NIL']
+    assert typ == "OK" and data == [b'(("" "/")) NIL (("Shared/" "/"))']
     m.logout()
 
 
@@ -244,7 +244,7 @@ def test_enable_id_namespace(t):
         _, tagged = c.imap("a6", 'ID ("name")')
         assert tagged.startswith(b"a6 BAD")
         untagged, tagged = c.imap("a7", "NAMESPACE")
-        assert untagged == [b'* NAMESPACE (("" "/")) NIL NIL']
+        assert untagged == [b'* NAMESPACE (("" "/")) NIL (("Shared/" "/"))']
     finally:
         c.close()
 

@@ -1,0 +1,243 @@
+"""IMAP ACL (RFC 4314) and shared mailboxes on the wire: the ACL
+capabilities and the shared namespace, exact SETACL / DELETEACL / GETACL /
+LISTRIGHTS / MYRIGHTS responses, LIST of what others share, access with
+and without rights ([NOPERM], [NONEXISTENT]), negative rights, a grant to
+a directory group ("$name", a groupOfNames added with ldapmodify) that an
+ldapmodify removing the member revokes within [directory] cache_ttl (1 s
+here) for LIST, SELECT and an already-selected mailbox, persistence across
+a ternd restart, and DELETE dropping the ACL.
+
+Owner user21, grantees user22..user24 (fresh logins nobody else uses)."""
+import time
+
+import pytest
+
+import harness
+import org_ldif
+
+OWNER, BOB, CAROL, DAVE = "user21", "user22", "user23", "user24"
+TEAM_DN = "cn=acl-team," + org_ldif.GROUPS
+MSG = b"Subject: shared\r\nFrom: a@example.test\r\n\r\nhello team\r\n"
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = harness.Env()
+    yield e
+    e.close()
+
+
+class Imap(harness.RawLines):
+    """A raw IMAP session: cmd() returns (untagged lines without "* ",
+    tagged status text without the tag)."""
+
+    def __init__(self, t, login):
+        super().__init__(t.imap_port)
+        self.n = 0
+        assert self.readline().startswith(b"* OK")
+        _, tagged = self.cmd("LOGIN %s %s" % (login, harness.password(login)))
+        assert tagged.startswith("OK"), tagged
+
+    def cmd(self, text):
+        if isinstance(text, str):
+            text = text.encode()
+        self.n += 1
+        tag = "a%d" % self.n
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        untagged, tagged = self.imap(tag)
+        u = [line.decode()[2:] for line in untagged]
+        return u, tagged.decode()[len(tag) + 1:]
+
+    def ok(self, text):
+        u, t = self.cmd(text)
+        assert t.startswith("OK"), (text, t)
+        return u
+
+    def append(self, box, data):
+        return self.cmd(b"APPEND %s {%d+}\r\n" % (box.encode(), len(data)) + data)
+
+
+def shared_lines(untagged):
+    return [line for line in untagged if "Shared" in line]
+
+
+def test_capability_and_namespace(env):
+    c = Imap(env.ternd, OWNER)
+    caps = c.ok("CAPABILITY")[0].split()
+    assert "ACL" in caps and "RIGHTS=texk" in caps
+    assert c.cmd("NAMESPACE") == (['NAMESPACE (("" "/")) NIL (("Shared/" "/"))'],
+                                  "OK NAMESPACE completed")
+    c.close()
+
+
+def test_acl_commands_exact(env):
+    c = Imap(env.ternd, OWNER)
+    c.ok("CREATE Projects")
+    assert c.cmd("GETACL Projects") == (['ACL "Projects" user21 lrswipkxtecda'],
+                                        "OK GETACL completed")
+    assert c.cmd("SETACL Projects user22 lr") == ([], "OK SETACL completed")
+    assert c.cmd("GETACL Projects")[0] == ['ACL "Projects" user21 lrswipkxtecda user22 lr']
+    c.ok("SETACL Projects user22 +w")
+    assert c.cmd("GETACL Projects")[0] == ['ACL "Projects" user21 lrswipkxtecda user22 lrw']
+    c.ok("SETACL Projects user22 -r")
+    assert c.cmd("GETACL Projects")[0] == ['ACL "Projects" user21 lrswipkxtecda user22 lw']
+    # The obsolete "c" is "k" and "x", "d" is "t" and "e" (RFC 4314 2.1.1).
+    c.ok("SETACL Projects user22 lrd")
+    assert c.cmd("GETACL Projects")[0] == ['ACL "Projects" user21 lrswipkxtecda user22 lrted']
+    assert c.cmd("LISTRIGHTS Projects user22") == (
+        ['LISTRIGHTS "Projects" user22 "" l r s w i p k x t e a'], "OK LISTRIGHTS completed")
+    assert c.cmd("LISTRIGHTS Projects user21") == (
+        ['LISTRIGHTS "Projects" user21 lrswipkxtecda'], "OK LISTRIGHTS completed")
+    assert c.cmd("MYRIGHTS Projects") == (['MYRIGHTS "Projects" lrswipkxtecda'],
+                                          "OK MYRIGHTS completed")
+    assert c.cmd("DELETEACL Projects user22") == ([], "OK DELETEACL completed")
+    assert c.cmd("GETACL Projects")[0] == ['ACL "Projects" user21 lrswipkxtecda']
+    # Errors.
+    assert c.cmd("SETACL Projects nosuchuser lr") == (
+        [], 'NO Unknown identifier "nosuchuser": no such user in the directory')
+    assert c.cmd("SETACL Projects user22 lrz")[1].startswith("BAD Invalid rights")
+    assert c.cmd("SETACL Projects user21 lr") == (
+        [], "NO [CANNOT] The owner always has every right")
+    assert c.cmd("GETACL Nonexistent") == ([], "NO [NONEXISTENT] No such mailbox")
+    assert c.cmd("SETACL Projects")[1].startswith("BAD")
+    assert c.cmd("CREATE Shared") == (
+        [], 'NO [CANNOT] "Shared" is the shared namespace: not for your own mailboxes')
+    assert c.cmd("CREATE Shared/x")[1].startswith("NO [CANNOT]")
+    c.close()
+
+
+def test_shared_access_by_rights(env):
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Reports")
+    assert o.append("Reports", MSG)[1].startswith("OK [APPENDUID")
+    o.ok("SETACL Reports user22 lr")
+    b = Imap(env.ternd, BOB)
+    lines = shared_lines(b.ok('LIST "" "*"'))
+    assert 'LIST (\\Noselect \\HasChildren) "/" "Shared"' in lines
+    assert 'LIST (\\Noselect \\HasChildren) "/" "Shared/user21"' in lines
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/Reports"' in lines
+    assert b.cmd('MYRIGHTS "Shared/user21/Reports"') == (
+        ['MYRIGHTS "Shared/user21/Reports" lr'], "OK MYRIGHTS completed")
+    u, t = b.cmd('SELECT "Shared/user21/Reports"')
+    assert t == "OK [READ-ONLY] SELECT completed"
+    assert "1 EXISTS" in u
+    u, t = b.cmd("FETCH 1 (BODY[TEXT] FLAGS)")
+    assert t == "OK FETCH completed"
+    # No "s" right: reading does not set \Seen (the message is \Recent
+    # to the first session that selects it).
+    assert b.cmd("FETCH 1 (FLAGS)")[0] == ["1 FETCH (FLAGS (\\Recent))"]
+    assert b.cmd("STORE 1 +FLAGS (\\Flagged)") == ([], "NO Mailbox is read-only")
+    assert b.cmd('GETACL "Shared/user21/Reports"') == (
+        [], 'NO [NOPERM] You lack the "a" right on this mailbox')
+    assert b.append("Shared/user21/Reports", MSG) == (
+        [], 'NO [NOPERM] You lack the "i" right on this mailbox')
+    # A user with no right sees nothing.
+    c = Imap(env.ternd, CAROL)
+    assert shared_lines(c.ok('LIST "" "*"')) == []
+    assert c.cmd('SELECT "Shared/user21/Reports"') == ([], "NO [NONEXISTENT] No such mailbox")
+    assert c.cmd('STATUS "Shared/user21/Reports" (MESSAGES)') == (
+        [], "NO [NONEXISTENT] No such mailbox")
+    # More rights: read-write, \Seen and insert, but neither \Deleted nor
+    # EXPUNGE.
+    o.ok("SETACL Reports user22 lrswi")
+    u, t = b.cmd('SELECT "Shared/user21/Reports"')
+    assert t == "OK [READ-WRITE] SELECT completed"
+    assert b.cmd("STORE 1 +FLAGS (\\Seen)") == (["1 FETCH (FLAGS (\\Seen \\Recent))"],
+                                                 "OK STORE completed")
+    assert b.cmd("STORE 1 +FLAGS (\\Deleted)") == (
+        [], "NO [NOPERM] You lack the rights to change these flags")
+    assert b.cmd("EXPUNGE") == ([], 'NO [NOPERM] You lack the "e" right on this mailbox')
+    assert b.cmd('STATUS "Shared/user21/Reports" (MESSAGES UNSEEN)') == (
+        ['STATUS "Shared/user21/Reports" (MESSAGES 1 UNSEEN 0)'], "OK STATUS completed")
+    assert b.append("Shared/user21/Reports", MSG)[1].startswith("OK [APPENDUID")
+    # The owner sees the grantee's changes.
+    assert o.cmd("STATUS Reports (MESSAGES UNSEEN)")[0] == [
+        'STATUS "Reports" (MESSAGES 2 UNSEEN 1)']
+    # COPY out of the shared mailbox into the grantee's own.
+    u, t = b.cmd("COPY 1 INBOX")
+    assert t.startswith("OK [COPYUID"), t
+    assert b.cmd("STATUS INBOX (MESSAGES)")[0] == ['STATUS "INBOX" (MESSAGES 1)']
+    # MOVE needs "t" and "e" on the source.
+    assert b.cmd("MOVE 1 INBOX") == ([], 'NO [NOPERM] You lack the "te" rights on the '
+                                         'selected mailbox')
+    for s in (o, b, c):
+        s.close()
+
+
+def test_negative_rights(env):
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Notices")
+    o.ok("SETACL Notices anyone lr")
+    o.ok("SETACL Notices -user23 r")
+    assert o.cmd("GETACL Notices")[0] == [
+        'ACL "Notices" user21 lrswipkxtecda anyone lr -user23 r']
+    c = Imap(env.ternd, CAROL)
+    assert c.cmd('MYRIGHTS "Shared/user21/Notices"')[0] == ['MYRIGHTS "Shared/user21/Notices" l']
+    assert c.cmd('SELECT "Shared/user21/Notices"') == (
+        [], 'NO [NOPERM] You lack the "r" right on this mailbox')
+    d = Imap(env.ternd, DAVE)
+    assert d.cmd('MYRIGHTS "Shared/user21/Notices"')[0] == [
+        'MYRIGHTS "Shared/user21/Notices" lr']
+    for s in (o, c, d):
+        s.close()
+
+
+def test_group_grant_revoked_by_ldapmodify(env):
+    env.slapd.modify("\n".join([
+        "dn: " + TEAM_DN, "changetype: add", "objectClass: groupOfNames", "cn: acl-team",
+        "member: uid=%s,%s" % (BOB, org_ldif.PEOPLE),
+        "member: uid=%s,%s" % (DAVE, org_ldif.PEOPLE), ""]))
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Team")
+    assert o.append("Team", MSG)[1].startswith("OK")
+    o.ok("SETACL Team $acl-team lr")
+    assert o.cmd("GETACL Team")[0] == ['ACL "Team" user21 lrswipkxtecda $acl-team lr']
+    b = Imap(env.ternd, BOB)
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/Team"' in shared_lines(
+        b.ok('LIST "" "*"'))
+    u, t = b.cmd('EXAMINE "Shared/user21/Team"')
+    assert t == "OK [READ-ONLY] EXAMINE completed" and "1 EXISTS" in u
+    b.send(b"f1 FETCH 1 (BODY.PEEK[TEXT])\r\n")
+    untagged, tagged = b.imap("f1")
+    assert untagged == [b"* 1 FETCH (BODY[TEXT] {12}", b"hello team", b")"]
+    assert tagged == b"f1 OK FETCH completed"
+
+    # Bob leaves the group in LDAP; after the cache TTL (1 s) he has no
+    # access, also in the session that has the mailbox selected.
+    env.slapd.modify("dn: %s\nchangetype: modify\ndelete: member\nmember: uid=%s,%s\n"
+                     % (TEAM_DN, BOB, org_ldif.PEOPLE))
+    time.sleep(1.5)
+    assert b.cmd("FETCH 1 (FLAGS)") == (
+        ["OK [CLOSED] Access to the selected mailbox was revoked"],
+        "NO [NOPERM] Access to the selected mailbox was revoked")
+    lines = shared_lines(b.ok('LIST "" "*"'))
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/Reports"' in lines  # his own grant
+    assert not [line for line in lines if "Team" in line]
+    assert b.cmd('SELECT "Shared/user21/Team"') == ([], "NO [NONEXISTENT] No such mailbox")
+    # Dave is still a member.
+    d = Imap(env.ternd, DAVE)
+    assert d.cmd('EXAMINE "Shared/user21/Team"')[1] == "OK [READ-ONLY] EXAMINE completed"
+    for s in (o, b, d):
+        s.close()
+
+
+def test_acl_persists_and_delete_drops_it(env):
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Archive2")
+    o.ok("SETACL Archive2 user24 lrs")
+    o.close()
+    env.ternd.stop()
+    env.ternd.start()
+    o = Imap(env.ternd, OWNER)
+    assert o.cmd("GETACL Archive2")[0] == ['ACL "Archive2" user21 lrswipkxtecda user24 lrs']
+    d = Imap(env.ternd, DAVE)
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/Archive2"' in shared_lines(
+        d.ok('LIST "" "*"'))
+    o.ok("DELETE Archive2")
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/Archive2"' not in shared_lines(
+        d.ok('LIST "" "*"'))
+    o.ok("CREATE Archive2")
+    assert o.cmd("GETACL Archive2")[0] == ['ACL "Archive2" user21 lrswipkxtecda']
+    assert d.cmd('SELECT "Shared/user21/Archive2"') == ([], "NO [NONEXISTENT] No such mailbox")
+    o.close()
+    d.close()
