@@ -99,13 +99,32 @@ announce_flags(struct imap_session *s)
 	if (v->readonly) {
 		buf_append_str(&b, "* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
 	} else {
-		buf_append_str(
-		    &b, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-		for (size_t i = 0; i < v->nkeywords; i++)
-			buf_printf(&b, " %s", v->keywords[i]);
-		/* \* while the mailbox can take another keyword. */
-		if (v->nkeywords < STORE_KEYWORDS_PER_MAILBOX)
-			buf_append_str(&b, " \\*");
+		/* RFC 4314 4: in a shared mailbox, only what the rights let
+		 * the session change ("w" the others, "s" \Seen, "t"
+		 * \Deleted). */
+		bool w = v->rights & imap_acl_right('w');
+		const char *sp = "";
+		buf_append_str(&b, "* OK [PERMANENTFLAGS (");
+		if (w) {
+			buf_append_str(&b, "\\Answered \\Flagged");
+			sp = " ";
+		}
+		if (v->rights & imap_acl_right('t')) {
+			buf_printf(&b, "%s\\Deleted", sp);
+			sp = " ";
+		}
+		if (v->rights & imap_acl_right('s')) {
+			buf_printf(&b, "%s\\Seen", sp);
+			sp = " ";
+		}
+		if (w) {
+			buf_printf(&b, "%s\\Draft", sp);
+			for (size_t i = 0; i < v->nkeywords; i++)
+				buf_printf(&b, " %s", v->keywords[i]);
+			/* \* while the mailbox can take another keyword. */
+			if (v->nkeywords < STORE_KEYWORDS_PER_MAILBOX)
+				buf_append_str(&b, " \\*");
+		}
 		buf_append_str(&b, ")] Flags permitted\r\n");
 	}
 	imap_write(s, b.data, b.len);

@@ -142,6 +142,8 @@ def test_shared_access_by_rights(env):
     o.ok("SETACL Reports user22 lrswi")
     u, t = b.cmd('SELECT "Shared/user21/Reports"')
     assert t == "OK [READ-WRITE] SELECT completed"
+    # PERMANENTFLAGS: what "w" and "s" allow, not \Deleted (no "t").
+    assert "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Seen \\Draft \\*)] Flags permitted" in u, u
     assert b.cmd("STORE 1 +FLAGS (\\Seen)") == (["1 FETCH (FLAGS (\\Seen \\Recent))"],
                                                  "OK STORE completed")
     assert b.cmd("STORE 1 +FLAGS (\\Deleted)") == (
