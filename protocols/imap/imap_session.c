@@ -316,7 +316,8 @@ capabilities(struct imap_session *s)
 		buf_append_str(b, " IDLE NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE MULTIAPPEND"
 				  " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE"
 				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT"
-				  " CONDSTORE QRESYNC OBJECTID SAVEDATE WITHIN PREVIEW");
+				  " CONDSTORE QRESYNC OBJECTID SAVEDATE WITHIN PREVIEW"
+				  " UNAUTHENTICATE");
 		buf_append_str(b, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
 		/* RFC 5256, RFC 5267, RFC 5957 (protocols/imap/imap_sort.c). */
 		buf_append_str(b, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT"
@@ -480,6 +481,37 @@ cmd_namespace(struct imap_session *s, const struct imap_cmd *cmd)
 	 * shared namespace (RFC 2342 5). */
 	imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL ((\"%s/\" \"/\"))", IMAP_SHARED_PREFIX);
 	imap_tagged(s, "OK", "NAMESPACE completed");
+}
+
+/* UNAUTHENTICATE (RFC 8437): back to the not authenticated state on the
+ * same connection (TLS and COMPRESS stay): the selected mailbox is closed
+ * without an expunge, and everything the login brought (the user, its
+ * groups, ENABLEd extensions, NOTIFY, the saved search) is forgotten. */
+static void
+cmd_unauthenticate(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	if (cmd->count != 0) {
+		imap_bad(s, "UNAUTHENTICATE takes no arguments");
+		return;
+	}
+	log_info(s->conn.id, s->conn.service, "unauthenticate user=\"%s\"", s->login);
+	imap_notify_free(s);
+	if (s->view != NULL)
+		imap_view_close(s);
+	auth_sasl_reset(&s->sasl);
+	free(s->user_id);
+	free(s->login);
+	free(s->dn);
+	s->user_id = s->login = s->dn = NULL;
+	for (size_t i = 0; i < s->ngroups; i++)
+		free(s->groups[i]);
+	free(s->groups);
+	s->groups = NULL;
+	s->ngroups = 0;
+	s->quota = s->quota_messages = 0;
+	s->rev2 = s->utf8 = s->condstore = s->qresync = false;
+	s->state = IMAP_ST_NOTAUTH;
+	imap_tagged(s, "OK", "UNAUTHENTICATE completed");
 }
 
 /* ---- authentication ---- */
@@ -673,6 +705,7 @@ static const struct imap_command session_cmds[] = {
     {"ID", IMAP_ST_ANY, false, cmd_id},
     {"ENABLE", IMAP_ST_AUTH, false, cmd_enable},
     {"NAMESPACE", IMAP_ST_AUTHED, false, cmd_namespace},
+    {"UNAUTHENTICATE", IMAP_ST_AUTHED, false, cmd_unauthenticate},
     {"IDLE", IMAP_ST_AUTHED, false, imap_cmd_idle},
     {NULL, 0, false, NULL},
 };

@@ -322,6 +322,40 @@ def test_line_too_long_closes_with_bye(env):
         t2.stop()
 
 
+def test_unauthenticate(t):
+    """RFC 8437: back to the not authenticated state; the mailbox closed
+    without an expunge, ENABLEd extensions forgotten, a new login on the
+    same connection."""
+    c = raw(t)
+    try:
+        assert c.imap("a0", "UNAUTHENTICATE") == (
+            [], b"a0 BAD UNAUTHENTICATE needs authentication first")
+        _, tagged = c.imap("a1", 'LOGIN alice "alice-pw-1"')
+        assert "UNAUTHENTICATE" in caps(tagged)
+        assert c.imap("a2", "ENABLE CONDSTORE") == ([b"* ENABLED CONDSTORE"],
+                                                     b"a2 OK ENABLE completed")
+        untagged, tagged = c.imap("a3", "SELECT INBOX")
+        assert tagged == b"a3 OK [READ-WRITE] SELECT completed"
+        assert any(l.startswith(b"* OK [HIGHESTMODSEQ ") for l in untagged), untagged
+        assert c.imap("a4", "UNAUTHENTICATE x")[1].startswith(b"a4 BAD")
+        assert c.imap("a5", "UNAUTHENTICATE") == ([], b"a5 OK UNAUTHENTICATE completed")
+        untagged, tagged = c.imap("a6", "CAPABILITY")
+        cs = caps(untagged[0])
+        assert "AUTH=PLAIN" in cs and "UNAUTHENTICATE" not in cs and "IDLE" not in cs, cs
+        assert c.imap("a7", "SELECT INBOX")[1].startswith(b"a7 BAD")
+        assert c.imap("a8", "UNAUTHENTICATE") == (
+            [], b"a8 BAD UNAUTHENTICATE needs authentication first")
+        _, tagged = c.imap("a9", 'LOGIN bob "bob-pw-1"')
+        assert tagged.startswith(b"a9 OK [CAPABILITY ")
+        # CONDSTORE is no longer enabled: no HIGHESTMODSEQ at SELECT.
+        untagged, tagged = c.imap("a10", "SELECT INBOX")
+        assert tagged == b"a10 OK [READ-WRITE] SELECT completed"
+        assert not any(l.startswith(b"* OK [HIGHESTMODSEQ ") for l in untagged), untagged
+        assert c.imap("a11", "LOGOUT")[1] == b"a11 OK LOGOUT completed"
+    finally:
+        c.close()
+
+
 def test_logout_says_bye_first(t):
     c = raw(t)
     try:
