@@ -325,7 +325,16 @@ struct store_append {
 	size_t nmsgs;
 	uint64_t quota;		 /* bytes, 0 = unlimited */
 	uint64_t quota_messages; /* messages, 0 = unlimited */
-	uint32_t uidvalidity;	 /* out: for APPENDUID */
+	/* REPLACE (RFC 8508): with replace_uid non-zero, that message of
+	 * replace_user_id's replace_mailbox is expunged in the same
+	 * transaction, before the quota check; if it is gone already,
+	 * nothing is done, replace_missing is set and the status is
+	 * STORE_NOTFOUND. */
+	const char *replace_user_id;
+	const char *replace_mailbox;
+	uint32_t replace_uid;
+	bool replace_missing; /* out */
+	uint32_t uidvalidity; /* out: for APPENDUID */
 };
 
 void store_append(struct store_append *ap);

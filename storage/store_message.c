@@ -663,6 +663,21 @@ apply_append(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 			return rc;
 		total += m->body_len;
 	}
+	ap->replace_missing = false;
+	if (ap->replace_uid != 0) {
+		/* First, so its bytes leave the quota; the nested txn of
+		 * this request undoes it if the append then fails. */
+		struct store_expunge e = {.user_id = ap->replace_user_id,
+					  .mailbox = ap->replace_mailbox,
+					  .uids = &ap->replace_uid,
+					  .nuids = 1};
+		if ((rc = store_apply_expunge(txn, &e, wc)) != 0)
+			return rc;
+		if (e.expunged == 0) {
+			ap->replace_missing = true;
+			return STORE_NOTFOUND;
+		}
+	}
 	if ((rc = find_box(txn, ap->user_id, ap->mailbox, true, &u, &mb)) != 0)
 		return rc;
 	if ((rc = store_quota_get(txn, u.user, &qbytes, &qmsgs)) != 0)

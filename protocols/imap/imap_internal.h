@@ -130,7 +130,8 @@ extern const struct imap_command imap_notify_cmds[];   /* imap_notify.c */
 void imap_notify_flush(struct imap_session *s);
 bool imap_notify_selected(struct imap_session *s);
 void imap_notify_free(struct imap_session *s);
-extern const struct imap_command imap_acl_cmds[]; /* imap_acl_cmd.c */
+extern const struct imap_command imap_acl_cmds[];     /* imap_acl_cmd.c */
+extern const struct imap_command imap_replace_cmds[]; /* imap_replace.c */
 
 /* A QUOTA response's list for the user's root: "(STORAGE used limit
  * MESSAGE used limit)" with only the resources that have a limit (0 =
@@ -181,6 +182,13 @@ struct imap_fetch_atts;
 struct imap_fetch_atts *imap_fetch_atts_parse(struct arena *a, const struct imap_arg *list);
 void imap_fetch_atts_send(struct imap_session *s, const struct imap_fetch_atts *fa,
 			  const uint32_t *uids, size_t n);
+
+/* One message of APPEND (and REPLACE): [(flags)] [date-time] and the
+ * literal (or UTF8 (~{n}...)) at args[*i]; *i moves past them. 0, or -1
+ * after a BAD or NO naming what ("APPEND", "REPLACE"). The message body
+ * is borrowed from args. (imap_mailbox.c) */
+int imap_append_parse(struct imap_session *s, const struct imap_arg *args, size_t count, size_t *i,
+		      struct store_append_msg *m, const char *what);
 
 /* NOOP (and CHECK, which RFC 9051 folds into it). */
 imap_cmd_fn imap_cmd_noop;

@@ -1476,6 +1476,61 @@ append_owner(void *arg, const struct dir_find_result *res)
 	store_append(&op->ap);
 }
 
+int
+imap_append_parse(struct imap_session *s, const struct imap_arg *args, size_t count, size_t *ip,
+		  struct store_append_msg *m, const char *what)
+{
+	size_t i = *ip;
+
+	memset(m, 0, sizeof(*m));
+	if (i < count && args[i].type == IMAP_ARG_LIST) {
+		int r = parse_append_flags(s, &args[i], m);
+		if (r > 0)
+			return -1;
+		if (r < 0) {
+			imap_bad(s, "Invalid flag list");
+			return -1;
+		}
+		i++;
+	}
+	if (i < count && args[i].type == IMAP_ARG_STRING) {
+		if (parse_date_time(args[i].str, args[i].len, &m->internal_date) < 0) {
+			imap_bad(s, "Invalid date-time");
+			return -1;
+		}
+		i++;
+	}
+	if (i < count && args[i].type == IMAP_ARG_LITERAL) {
+		/* XXX a bare literal8 is taken as it is (BINARY's
+		 * content-transfer-decoding is not done). */
+		m->body = args[i].str;
+		m->body_len = args[i].len;
+		i++;
+	} else if (i + 1 < count && imap_arg_is_atom_ci(&args[i], "UTF8") &&
+		   args[i + 1].type == IMAP_ARG_LIST && args[i + 1].count == 1 &&
+		   args[i + 1].list[0].type == IMAP_ARG_LITERAL && args[i + 1].list[0].binary) {
+		/* RFC 6855 4: UTF8 (~{n}...) only after ENABLE. */
+		if (!s->utf8) {
+			imap_bad(s, "%s UTF8 needs ENABLE UTF8=ACCEPT", what);
+			return -1;
+		}
+		m->body = args[i + 1].list[0].str;
+		m->body_len = args[i + 1].list[0].len;
+		i += 2;
+	} else {
+		imap_bad(s, "Usage: %s %smailbox [(flags)] [date-time] literal%s", what,
+			 strcmp(what, "APPEND") == 0 ? "" : "message ",
+			 strcmp(what, "APPEND") == 0 ? " ..." : "");
+		return -1;
+	}
+	if (m->body_len == 0) {
+		imap_tagged(s, "NO", "[CANNOT] Cannot append an empty message");
+		return -1;
+	}
+	*ip = i;
+	return 0;
+}
+
 static void
 cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -1493,51 +1548,9 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	name = mref.path;
 	struct store_append_msg *msgs = arena_alloc(s->cmd_arena, cmd->count * sizeof(*msgs));
 	for (size_t i = 1; i < cmd->count;) {
-		struct store_append_msg *m = &msgs[n];
-		if (args[i].type == IMAP_ARG_LIST) {
-			int r = parse_append_flags(s, &args[i], m);
-			if (r > 0)
-				return;
-			if (r < 0) {
-				imap_bad(s, "Invalid flag list");
-				return;
-			}
-			i++;
-		}
-		if (i < cmd->count && args[i].type == IMAP_ARG_STRING) {
-			if (parse_date_time(args[i].str, args[i].len, &m->internal_date) < 0) {
-				imap_bad(s, "Invalid date-time");
-				return;
-			}
-			i++;
-		}
-		if (i < cmd->count && args[i].type == IMAP_ARG_LITERAL) {
-			/* XXX a bare literal8 is taken as it is (BINARY's
-			 * content-transfer-decoding is not done). */
-			m->body = args[i].str;
-			m->body_len = args[i].len;
-			i++;
-		} else if (i + 1 < cmd->count && imap_arg_is_atom_ci(&args[i], "UTF8") &&
-			   args[i + 1].type == IMAP_ARG_LIST && args[i + 1].count == 1 &&
-			   args[i + 1].list[0].type == IMAP_ARG_LITERAL &&
-			   args[i + 1].list[0].binary) {
-			/* RFC 6855 4: UTF8 (~{n}...) only after ENABLE. */
-			if (!s->utf8) {
-				imap_bad(s, "APPEND UTF8 needs ENABLE UTF8=ACCEPT");
-				return;
-			}
-			m->body = args[i + 1].list[0].str;
-			m->body_len = args[i + 1].list[0].len;
-			i += 2;
-		} else {
-			imap_bad(s, "Usage: APPEND mailbox [(flags)] [date-time] literal ...");
+		if (imap_append_parse(s, args, cmd->count, &i, &msgs[n], "APPEND") < 0)
 			return;
-		}
-		if (m->body_len == 0) {
-			imap_tagged(s, "NO", "[CANNOT] Cannot append an empty message");
-			return;
-		}
-		imap_acl_strip_flags(mref.rights, &m->flags, &m->nkeywords);
+		imap_acl_strip_flags(mref.rights, &msgs[n].flags, &msgs[n].nkeywords);
 		n++;
 	}
 	struct append_op *op = arena_alloc(s->cmd_arena, sizeof(*op));

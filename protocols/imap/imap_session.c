@@ -317,7 +317,7 @@ capabilities(struct imap_session *s)
 				  " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE"
 				  " ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT"
 				  " CONDSTORE QRESYNC OBJECTID SAVEDATE WITHIN PREVIEW"
-				  " UNAUTHENTICATE");
+				  " UNAUTHENTICATE REPLACE");
 		buf_append_str(b, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
 		/* RFC 5256, RFC 5267, RFC 5957 (protocols/imap/imap_sort.c). */
 		buf_append_str(b, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT"
@@ -713,7 +713,7 @@ static const struct imap_command session_cmds[] = {
 static const struct imap_command *const tables[] = {
     session_cmds,     imap_mailbox_cmds,  imap_fetch_cmds, imap_search_cmds,
     imap_sort_cmds,   imap_msg_cmds,	  imap_quota_cmds, imap_compress_cmds,
-    imap_notify_cmds, imap_metadata_cmds, imap_acl_cmds,
+    imap_notify_cmds, imap_metadata_cmds, imap_acl_cmds,   imap_replace_cmds,
 };
 
 /* Runs a command whose state was checked (with the session's groups
