@@ -170,10 +170,16 @@ apply_annot_set(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	 * INBOX exists for IMAP from the first login). */
 	if ((rc = store_txn_user(txn, s->owner_id, true, &u, NULL)) != 0)
 		return rc;
-	if (strcmp(s->owner_id, s->user_id) == 0)
+	if (strcmp(s->owner_id, s->user_id) == 0) {
 		accessor = u.user;
-	else if ((rc = store_user_lookup(txn, s->user_id, &accessor)) != 0)
-		return rc == MDB_NOTFOUND ? STORE_PERMFAIL : rc;
+	} else {
+		/* A reader of a shared mailbox keeps private entries on it
+		 * before the store has ever seen them: made likewise. */
+		struct store_user_w a;
+		if ((rc = store_txn_user(txn, s->user_id, true, &a, NULL)) != 0)
+			return rc;
+		accessor = a.user;
+	}
 	if (s->mailbox_id != 0) {
 		struct mbox_rec mr;
 		rc = store_mbox_get(txn, u.user, s->mailbox_id, &mr);

@@ -158,13 +158,13 @@ listed_before(const char *name, const char *const *req, size_t i, int depth)
  * in name order after name i-1's, none twice; a name with nothing is
  * there with NIL (value NULL). In the command arena. */
 static int
-collect(struct imap_session *s, const struct store_mailbox *mbox, const char *const *req,
-	size_t nreq, int depth, struct store_annot **out_r, size_t *n_r)
+collect(struct imap_session *s, const char *owner_id, const struct store_mailbox *mbox,
+	const char *const *req, size_t nreq, int depth, struct store_annot **out_r, size_t *n_r)
 {
 	struct store_annot comp[2], *got, *out;
 	size_t ncomp = computed_entries(s, mbox, comp), *starts, n = 0;
-	int r = store_annot_get(s->user_id, s->user_id, mbox != NULL ? mbox->id : 0, req, nreq,
-				depth, s->cmd_arena, &got, &starts);
+	int r = store_annot_get(owner_id, s->user_id, mbox != NULL ? mbox->id : 0, req, nreq, depth,
+				s->cmd_arena, &got, &starts);
 
 	if (r != STORE_OK)
 		return r;
@@ -290,16 +290,24 @@ cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 			return;
 		req[i] = r;
 	}
+	struct imap_mref mref = {.owner_id = s->user_id, .shown = ""};
 	if (name[0] != '\0') {
-		int r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
+		/* RFC 5464 3.4: reading needs "l" and "r" on another
+		 * user's mailbox. */
+		if (imap_mref_get(s, &args[0], &mref) < 0 || !imap_mref_check(s, &mref, "lr"))
+			return;
+		int r = store_mailbox_get(mref.owner_id, mref.path, s->cmd_arena, &box);
 		if (r != STORE_OK) {
 			imap_tagged_store_status(s, r, "GETMETADATA");
 			return;
 		}
+		if (mref.shared)
+			box.name = mref.shown;
 	}
 	struct store_annot *list;
 	size_t n;
-	int r = collect(s, name[0] != '\0' ? &box : NULL, req, nreq, depth, &list, &n);
+	int r =
+	    collect(s, mref.owner_id, name[0] != '\0' ? &box : NULL, req, nreq, depth, &list, &n);
 	if (r != STORE_OK) {
 		imap_tagged_store_status(s, r, "GETMETADATA");
 		return;
@@ -377,8 +385,17 @@ cmd_setmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	size_t n = cmd->args[1].count / 2;
 	server = name[0] == '\0';
 	memset(&box, 0, sizeof(box));
+	struct imap_mref mref = {.owner_id = s->user_id, .shown = ""};
 	if (!server) {
-		int r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
+		/* RFC 5464 3.4 on another user's mailbox: "l" and "r", and
+		 * "w" too for a /shared entry. */
+		bool shared_entry = false;
+		for (size_t i = 0; i < n; i++)
+			shared_entry |= strncmp(e[i].name, "/shared/", 8) == 0;
+		if (imap_mref_get(s, &cmd->args[0], &mref) < 0 ||
+		    !imap_mref_check(s, &mref, shared_entry ? "lrw" : "lr"))
+			return;
+		int r = store_mailbox_get(mref.owner_id, mref.path, s->cmd_arena, &box);
 		if (r != STORE_OK) {
 			imap_tagged_store_status(s, r, "SETMETADATA");
 			return;
@@ -408,7 +425,7 @@ cmd_setmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	a->req.done = set_done;
 	a->req.arg = s;
 	a->req.a = s->cmd_arena;
-	a->owner_id = s->user_id;
+	a->owner_id = mref.owner_id;
 	a->user_id = s->user_id;
 	a->mailbox_id = server ? 0 : box.id;
 	a->entries = e;

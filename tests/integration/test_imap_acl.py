@@ -243,3 +243,38 @@ def test_acl_persists_and_delete_drops_it(env):
     assert d.cmd('SELECT "Shared/user21/Archive2"') == ([], "NO [NONEXISTENT] No such mailbox")
     o.close()
     d.close()
+
+
+def test_metadata_on_a_shared_mailbox(env):
+    """RFC 5464 3.4 with ACLs: "lr" reads a shared mailbox's annotations
+    and sets the reader's own /private ones; /shared ones need "w" too.
+    Private entries stay the setter's."""
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Meta")
+    o.ok('SETMETADATA Meta (/shared/comment "from the owner" /private/comment "mine")')
+    o.ok("SETACL Meta user25 lr")
+    e = Imap(env.ternd, "user25")
+    box = '"Shared/user21/Meta"'
+    assert e.cmd("GETMETADATA %s (/shared/comment /private/comment)" % box) == (
+        ['METADATA "Shared/user21/Meta" (/shared/comment "from the owner" '
+         '/private/comment NIL)'], "OK GETMETADATA completed")
+    assert e.cmd('SETMETADATA %s (/private/comment "the reader\'s")' % box) == (
+        [], "OK SETMETADATA completed")
+    assert e.cmd('SETMETADATA %s (/shared/comment "no")' % box) == (
+        [], 'NO [NOPERM] You lack the "lrw" right on this mailbox')
+    assert e.cmd("GETMETADATA %s /private/comment" % box)[0] == [
+        'METADATA "Shared/user21/Meta" (/private/comment "the reader\'s")']
+    # The owner's private entry is untouched and the reader's not shown.
+    assert o.cmd("GETMETADATA Meta /private/comment")[0] == [
+        'METADATA "Meta" (/private/comment "mine")']
+    o.ok("SETACL Meta user25 +w")
+    assert e.cmd('SETMETADATA %s (/shared/comment "edited")' % box) == (
+        [], "OK SETMETADATA completed")
+    assert o.cmd("GETMETADATA Meta /shared/comment")[0] == [
+        'METADATA "Meta" (/shared/comment "edited")']
+    # No right at all: the mailbox does not exist for them.
+    f = Imap(env.ternd, "user26")
+    assert f.cmd("GETMETADATA %s /shared/comment" % box) == (
+        [], "NO [NONEXISTENT] No such mailbox")
+    for c in (o, e, f):
+        c.close()
