@@ -89,6 +89,29 @@ cmd_getquotaroot(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
 		return;
+	struct imap_mref mref;
+	if (imap_mref_get(s, &cmd->args[0], &mref) < 0)
+		return;
+	if (mref.shared) {
+		/* Another user's mailbox counts against their quota, which
+		 * is not this session's to see: a mailbox without a quota
+		 * root here (RFC 9208 4.1.2 allows none). */
+		if (!imap_mref_check(s, &mref, "l"))
+			return;
+		int r = store_mailbox_get(mref.owner_id, mref.path, s->cmd_arena, &box);
+		if (r != STORE_OK) {
+			imap_tagged_store_status(s, r, "GETQUOTAROOT");
+			return;
+		}
+		struct buf b;
+		buf_init(&b, 1024);
+		buf_append_str(&b, "QUOTAROOT ");
+		if (imap_append_mailbox(s, &b, mref.shown) == 0)
+			imap_untagged(s, "%s", buf_cstr(&b));
+		buf_free(&b);
+		imap_tagged(s, "OK", "GETQUOTAROOT completed");
+		return;
+	}
 	int r = store_mailbox_get(s->user_id, name, s->cmd_arena, &box);
 	if (r == STORE_OK && box.noselect)
 		r = STORE_NOTFOUND; /* a placeholder holds no messages */

@@ -272,8 +272,12 @@ def test_metadata_on_a_shared_mailbox(env):
         [], "OK SETMETADATA completed")
     assert o.cmd("GETMETADATA Meta /shared/comment")[0] == [
         'METADATA "Meta" (/shared/comment "edited")']
+    # GETQUOTAROOT: the owner's quota is not the reader's to see.
+    assert e.cmd("GETQUOTAROOT %s" % box) == (['QUOTAROOT "Shared/user21/Meta"'],
+                                               "OK GETQUOTAROOT completed")
     # No right at all: the mailbox does not exist for them.
     f = Imap(env.ternd, "user26")
+    assert f.cmd("GETQUOTAROOT %s" % box) == ([], "NO [NONEXISTENT] No such mailbox")
     assert f.cmd("GETMETADATA %s /shared/comment" % box) == (
         [], "NO [NONEXISTENT] No such mailbox")
     for c in (o, e, f):
