@@ -944,6 +944,7 @@ struct list_opts {
 	bool recursive;
 	bool ret_subscribed; /* return options */
 	bool ret_status;
+	bool ret_myrights; /* RFC 8440 */
 	struct status_req status;
 	bool lsub;
 	const char *oldname; /* NOTIFY's rename (RFC 5465 5.4), or NULL */
@@ -988,11 +989,36 @@ parse_return(const struct imap_arg *l, struct list_opts *o)
 			if (status_parse(&l->list[++i], &o->status) < 0)
 				return -1;
 			o->ret_status = true;
+		} else if (imap_arg_is_atom_ci(a, "MYRIGHTS")) {
+			o->ret_myrights = true;
 		} else {
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* LIST-MYRIGHTS (RFC 8440): "* MYRIGHTS name rights" after the mailbox's
+ * LIST line, as MYRIGHTS would answer (every right on the user's own). */
+static void
+list_myrights(struct imap_session *s, struct buf *b, const char *name)
+{
+	struct imap_mref r;
+	char text[IMAP_ACL_TEXT_MAX];
+	unsigned rights = IMAP_ACL_ALL;
+
+	if (imap_acl_is_shared_name(name)) {
+		if (imap_mref_resolve(s, name, &r) != STORE_OK)
+			return;
+		rights = r.rights;
+	}
+	imap_acl_rights_text(rights, text);
+	buf_reset(b);
+	buf_append_str(b, "* MYRIGHTS ");
+	if (imap_append_mailbox(s, b, name) < 0)
+		return;
+	buf_printf(b, " %s", text);
+	write_line(s, b);
 }
 
 static void
@@ -1043,6 +1069,8 @@ list_one(struct imap_session *s, struct buf *b, const struct list_opts *o, const
 		if (status_render(s, b, nd->box, &o->status) == 0)
 			write_line(s, b);
 	}
+	if (!o->lsub && o->ret_myrights && nd->box != NULL && !nd->box->noselect)
+		list_myrights(s, b, nd->name);
 }
 
 void

@@ -325,8 +325,8 @@ capabilities(struct imap_session *s)
 		/* RFC 5464 (protocols/imap/imap_metadata.c). */
 		buf_append_str(b, " METADATA METADATA-SERVER");
 		buf_printf(b, " APPENDLIMIT=%" PRIu64, s->cfg->message_size_max);
-		buf_append_str(b, " NOTIFY");	       /* RFC 5465 (imap_notify.c) */
-		buf_append_str(b, " ACL RIGHTS=texk"); /* RFC 4314 (imap_acl.c) */
+		buf_append_str(b, " NOTIFY");			     /* RFC 5465 (imap_notify.c) */
+		buf_append_str(b, " ACL RIGHTS=texk LIST-MYRIGHTS"); /* RFC 4314, 8440 */
 	}
 	snprintf(text, sizeof(text), "%s", buf_cstr(b));
 	return text;

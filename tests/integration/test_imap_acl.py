@@ -272,6 +272,14 @@ def test_metadata_on_a_shared_mailbox(env):
         [], "OK SETMETADATA completed")
     assert o.cmd("GETMETADATA Meta /shared/comment")[0] == [
         'METADATA "Meta" (/shared/comment "edited")']
+    # LIST-MYRIGHTS (RFC 8440): rights after each LIST line.
+    assert "LIST-MYRIGHTS" in e.ok("CAPABILITY")[0].split()
+    assert e.cmd('LIST "" "Shared/user21/Meta" RETURN (MYRIGHTS)') == (
+        ['LIST (\\HasNoChildren) "/" "Shared/user21/Meta"',
+         'MYRIGHTS "Shared/user21/Meta" lrw'], "OK LIST completed")
+    assert e.cmd('LIST "" "INBOX" RETURN (MYRIGHTS)') == (
+        ['LIST (\\HasNoChildren) "/" "INBOX"', 'MYRIGHTS "INBOX" lrswipkxtecda'],
+        "OK LIST completed")
     # GETQUOTAROOT: the owner's quota is not the reader's to see.
     assert e.cmd("GETQUOTAROOT %s" % box) == (['QUOTAROOT "Shared/user21/Meta"'],
                                                "OK GETQUOTAROOT completed")
