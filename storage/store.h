@@ -382,6 +382,11 @@ struct store_copy {
 	bool move;
 	uint64_t quota;		   /* bytes, 0 = unlimited */
 	uint64_t quota_messages;   /* messages, 0 = unlimited */
+	/* RFC 4314 4 (a destination the user may not set every flag in):
+	 * these system flags, and with strip_keywords every keyword, are
+	 * left off the copies. 0 / false: copied as they are. */
+	uint32_t strip_flags;
+	bool strip_keywords;
 	uint32_t dest_uidvalidity; /* out: for COPYUID */
 	uint32_t *src_uids;	   /* out, in req.a: those that existed */
 	uint32_t *dest_uids;	   /* out, in req.a: their new UIDs */

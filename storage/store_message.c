@@ -573,6 +573,9 @@ apply_copy(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		uint64_t size;
 
 		r.save_date = now;
+		r.flags &= ~c->strip_flags;
+		if (c->strip_keywords)
+			memset(&r.kw, 0, sizeof(r.kw));
 		if ((rc = store_blob_addref(txn, r.hash, 1)) != 0)
 			goto out;
 		if ((rc = store_txn_msg_add(txn, du.user, dst, &r, &dest_uids[i])) != 0)

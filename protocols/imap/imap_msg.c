@@ -530,6 +530,13 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 	op->c.move = move;
 	op->c.quota = s->quota;
 	op->c.quota_messages = s->quota_messages;
+	/* RFC 4314 4: what the destination's rights do not let the user
+	 * set is dropped from the copies, as for APPEND. */
+	uint32_t keep = STORE_FLAGS_ALL;
+	size_t kw = 1;
+	imap_acl_strip_flags(dm.rights, &keep, &kw);
+	op->c.strip_flags = STORE_FLAGS_ALL & ~keep;
+	op->c.strip_keywords = kw == 0;
 	imap_async_begin(s);
 	if (dm.shared)
 		dir_find_user(s->conn.worker, NULL, dm.owner_login, false, copy_owner, op);

@@ -290,3 +290,23 @@ def test_metadata_on_a_shared_mailbox(env):
         [], "NO [NONEXISTENT] No such mailbox")
     for c in (o, e, f):
         c.close()
+
+
+def test_copy_into_a_shared_mailbox_drops_unsettable_flags(env):
+    """RFC 4314 4: with "i" and "s" but neither "w" nor "t", a COPY keeps
+    \\Seen and drops \\Flagged, \\Deleted and keywords, as APPEND does."""
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE Drop")
+    o.ok("SETACL Drop user27 lrsi")
+    g = Imap(env.ternd, "user27")
+    assert g.cmd(b"APPEND INBOX (\\Seen \\Flagged \\Deleted $Work) {%d+}\r\n" % len(MSG) +
+                 MSG)[1].startswith("OK [APPENDUID")
+    g.ok("SELECT INBOX")
+    assert g.cmd('COPY 1 "Shared/user21/Drop"')[1].startswith("OK [COPYUID")
+    o.ok("EXAMINE Drop")
+    assert o.cmd("FETCH 1 FLAGS")[0] == ["1 FETCH (FLAGS (\\Seen \\Recent))"]
+    # The user's own copy keeps every flag.
+    assert g.cmd("FETCH 1 FLAGS")[0] == ["1 FETCH (FLAGS (\\Seen \\Flagged \\Deleted \\Recent "
+                                         "$Work))"]
+    for c in (o, g):
+        c.close()
