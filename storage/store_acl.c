@@ -16,8 +16,10 @@
  * or a control character is STORE_PERMFAIL.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/arena.h"
 #include "core/compat.h"
@@ -369,4 +371,117 @@ store_acl_shared(const char *const *idents, size_t nidents, struct arena *a,
 		*n_r = n;
 	}
 	return store_rc_status(rc);
+}
+
+/* ---- the check tool (store_check.c) ---- */
+
+/* Whether the acl record of (user, mbox) has a positive entry for the
+ * lower-case ident. */
+static bool
+acl_has(MDB_txn *txn, MDB_dbi acl, uint64_t user, uint32_t mbox, const char *ident, size_t ilen)
+{
+	uint8_t key[STORE_MBOX_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	struct acl_rec r;
+
+	store_key_mbox(key, user, mbox);
+	if (mdb_get(txn, acl, &k, &v) != 0 || acl_decode(v.mv_data, v.mv_size, &r) < 0)
+		return false;
+	for (size_t i = 0; i < r.n; i++)
+		if (strlen(r.ident[i]) == ilen && strncasecmp(r.ident[i], ident, ilen) == 0)
+			return true;
+	return false;
+}
+
+int
+store_acl_check(MDB_txn *txn, MDB_dbi acl, MDB_dbi aclidx,
+		bool (*mbox_exists)(void *arg, uint64_t user, uint32_t mbox),
+		void (*problem)(void *arg, const char *text), void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	char text[600];
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, acl, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct acl_rec r;
+		if (k.mv_size != STORE_MBOX_KEY_LEN) {
+			snprintf(text, sizeof(text), "acl: a key of %zu bytes, not %d", k.mv_size,
+				 STORE_MBOX_KEY_LEN);
+			problem(arg, text);
+			continue;
+		}
+		uint64_t user = be_get64(k.mv_data);
+		uint32_t mbox = be_get32((const uint8_t *)k.mv_data + 8);
+		if (acl_decode(v.mv_data, v.mv_size, &r) < 0) {
+			snprintf(text, sizeof(text), "acl of user %llu mailbox %u: does not decode",
+				 (unsigned long long)user, mbox);
+			problem(arg, text);
+			continue;
+		}
+		if (!mbox_exists(arg, user, mbox)) {
+			snprintf(text, sizeof(text),
+				 "acl of user %llu mailbox %u: the mailbox does not exist",
+				 (unsigned long long)user, mbox);
+			problem(arg, text);
+		}
+		for (size_t i = 0; i < r.n; i++) {
+			uint8_t key[STORE_ACL_IDENT_MAX + 1 + STORE_MBOX_KEY_LEN];
+			MDB_val ik, iv;
+			if (store_acl_ident_check(r.ident[i]) != 0) {
+				snprintf(text, sizeof(text),
+					 "acl of user %llu mailbox %u: a bad identifier",
+					 (unsigned long long)user, mbox);
+				problem(arg, text);
+				continue;
+			}
+			if (r.ident[i][0] == '-')
+				continue;
+			ik.mv_size = idx_key(key, r.ident[i], user, mbox);
+			ik.mv_data = key;
+			int grc = mdb_get(txn, aclidx, &ik, &iv);
+			if (grc == MDB_NOTFOUND) {
+				snprintf(text, sizeof(text),
+					 "acl of user %llu mailbox %u: \"%.255s\" is not in aclidx",
+					 (unsigned long long)user, mbox, r.ident[i]);
+				problem(arg, text);
+			} else if (grc != 0) {
+				mdb_cursor_close(cur);
+				return grc;
+			}
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, aclidx, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = k.mv_data;
+		const uint8_t *nul = memchr(p, 0, k.mv_size);
+		if (nul == NULL || nul == p ||
+		    (size_t)(p + k.mv_size - nul) != 1 + STORE_MBOX_KEY_LEN) {
+			snprintf(text, sizeof(text), "aclidx: a malformed key of %zu bytes",
+				 k.mv_size);
+			problem(arg, text);
+			continue;
+		}
+		uint64_t user = be_get64(nul + 1);
+		uint32_t mbox = be_get32(nul + 9);
+		size_t ilen = (size_t)(nul - p);
+		if (!acl_has(txn, acl, user, mbox, (const char *)p, ilen)) {
+			snprintf(text, sizeof(text),
+				 "aclidx: \"%.*s\" for user %llu mailbox %u, whose acl does not "
+				 "name it",
+				 (int)(ilen > 255 ? 255 : ilen), (const char *)p,
+				 (unsigned long long)user, mbox);
+			problem(arg, text);
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }

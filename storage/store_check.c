@@ -67,8 +67,8 @@ struct ck_ref {
 struct check {
 	MDB_txn *txn;
 	MDB_dbi meta, users, mbox, mboxname, msg, modseq, blob, blobref, quota, subs, mime;
-	MDB_dbi queue, queue_rcpt, queue_due, orphans, sortkey, annot;
-	bool has_subs, has_mime, has_queue, has_orphans, has_sortkey, has_annot;
+	MDB_dbi queue, queue_rcpt, queue_due, orphans, sortkey, annot, acl, aclidx;
+	bool has_subs, has_mime, has_queue, has_orphans, has_sortkey, has_annot, has_acl;
 	store_report_fn *report;
 	void *arg;
 	int problems;
@@ -211,6 +211,9 @@ open_dbs(struct check *c, char **error_r)
 	    {"sortkey", offsetof(struct check, sortkey), true},
 	    /* absent before the first open by a ternd with METADATA */
 	    {"annot", offsetof(struct check, annot), true},
+	    /* absent before the first open by a ternd with ACL */
+	    {"acl", offsetof(struct check, acl), true},
+	    {"aclidx", offsetof(struct check, aclidx), true},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
@@ -236,6 +239,8 @@ open_dbs(struct check *c, char **error_r)
 			c->has_sortkey = true;
 		if (dbi == &c->annot)
 			c->has_annot = true;
+		if (dbi == &c->aclidx)
+			c->has_acl = c->acl != 0;
 	}
 	if (c->has_queue && (c->queue == 0 || c->queue_rcpt == 0)) {
 		/* All three are created together; one alone is not a queue. */
@@ -979,8 +984,9 @@ check_queue_entry(struct check *c, uint64_t qid, const struct queue_msg_rec *m)
 		if (m->flags & QUEUE_F_HELD) {
 			/* Held by an admin: its recipients are never due. */
 			if (rc == 0)
-				problem(c, "queue entry %016llx: recipient %u is held but in queue_due",
-					(unsigned long long)qid, i);
+				problem(
+				    c, "queue entry %016llx: recipient %u is held but in queue_due",
+				    (unsigned long long)qid, i);
 			else if (rc != MDB_NOTFOUND)
 				return rc;
 			continue;
@@ -1258,7 +1264,8 @@ scan_sortkeys(struct check *c)
 		struct store_sortkey sk;
 		MDB_val bv;
 		if (k.mv_size != STORE_HASH_LEN) {
-			problem(c, "sortkey: a key of %zu bytes, not %d", k.mv_size, STORE_HASH_LEN);
+			problem(c, "sortkey: a key of %zu bytes, not %d", k.mv_size,
+				STORE_HASH_LEN);
 			continue;
 		}
 		memset(&sk, 0, sizeof(sk));
@@ -1319,6 +1326,27 @@ scan_annots(struct check *c)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static bool
+acl_mbox_exists(void *arg, uint64_t user, uint32_t mbox)
+{
+	return mbox_find(arg, user, mbox) != NULL;
+}
+
+static void
+acl_problem(void *arg, const char *text)
+{
+	problem(arg, "%s", text);
+}
+
+/* ACLs and their reverse index (store_acl.c). */
+static int
+scan_acls(struct check *c)
+{
+	if (!c->has_acl)
+		return 0;
+	return store_acl_check(c->txn, c->acl, c->aclidx, acl_mbox_exists, acl_problem, c);
+}
+
 int
 store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_check_stats *st,
 		char **error_r)
@@ -1336,7 +1364,7 @@ store_check_txn(MDB_txn *txn, store_report_fn *report, void *arg, struct store_c
 	    (rc = scan_modseq(&c)) != 0 || (rc = scan_queue(&c)) != 0 ||
 	    (rc = scan_blobs(&c)) != 0 || (rc = scan_quota(&c)) != 0 || (rc = scan_subs(&c)) != 0 ||
 	    (rc = scan_orphans(&c)) != 0 || (rc = scan_sortkeys(&c)) != 0 ||
-	    (rc = scan_annots(&c)) != 0) {
+	    (rc = scan_annots(&c)) != 0 || (rc = scan_acls(&c)) != 0) {
 		*error_r = xstrfmt("cannot read the store: %s", mdb_strerror(rc));
 		rc = -1;
 	}

@@ -298,6 +298,13 @@ int store_annot_copy_mailbox(MDB_txn *txn, uint64_t user, uint32_t from, uint32_
 /* Drops the ACL of a mailbox and its reverse index entries (DELETE,
  * purge) (store_acl.c). */
 int store_acl_drop(MDB_txn *txn, uint64_t user, uint32_t mbox);
+/* The check tool: every acl record decodes, names an existing mailbox
+ * (mbox_exists) and has an aclidx key for each positive entry; every
+ * aclidx key names an acl record that has the identifier. Each finding
+ * goes to problem. 0 or an LMDB error. */
+int store_acl_check(MDB_txn *txn, MDB_dbi acl, MDB_dbi aclidx,
+		    bool (*mbox_exists)(void *arg, uint64_t user, uint32_t mbox),
+		    void (*problem)(void *arg, const char *text), void *arg);
 
 /* Fills a message's info from its record, keywords copied into a (and
  * EMAILID derived from the hash for a v1 record) (store.c). */

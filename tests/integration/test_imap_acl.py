@@ -310,3 +310,38 @@ def test_copy_into_a_shared_mailbox_drops_unsettable_flags(env):
                                          "$Work))"]
     for c in (o, g):
         c.close()
+
+
+def test_store_check_knows_the_acls(env):
+    """After every test above (grants, revocations, DELETE, groups) the
+    check tool finds the acl records and their reverse index consistent;
+    a purge of the owner leaves neither behind."""
+    import subprocess
+
+    t = env.ternd
+    o = Imap(t, OWNER)
+    o.ok("CREATE CheckMe")
+    o.ok("SETACL CheckMe user22 lr")
+    o.ok("SETACL CheckMe -anyone w")
+    o.close()
+
+    def check():
+        r = subprocess.run([harness.ternd_path(), "store", "check", "-c", t.conf_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        return r.returncode, r.stdout
+
+    rc, out = check()
+    assert rc == 0 and b"OK, 0 problems" in out, out
+    ldif = env.slapd.ldapsearch(org_ldif.PEOPLE, "(uid=%s)" % OWNER, "entryUUID")
+    uuid = [l.split(":", 1)[1].strip() for l in ldif.splitlines()
+            if l.lower().startswith("entryuuid:")][0]
+    r = subprocess.run([harness.ternd_path(), "store", "purge", uuid, "--yes", "-c",
+                        t.conf_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout
+    rc, out = check()
+    assert rc == 0 and b"OK, 0 problems" in out, out
+    # Nothing is shared with the grantees any more.
+    b = Imap(t, BOB)
+    assert shared_lines(b.ok('LIST "" "*"')) == []
+    b.close()
