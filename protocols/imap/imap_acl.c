@@ -292,3 +292,45 @@ imap_acl_strip_flags(unsigned rights, uint32_t *flags, size_t *nkeywords)
 		*nkeywords = 0;
 	}
 }
+
+/* ---- the quota of a mailbox's owner (APPEND, COPY, REPLACE) ---- */
+
+struct owner_quota {
+	struct imap_session *s;
+	uint64_t *quota, *quota_messages;
+	void (*go)(void *req);
+	void *req;
+};
+
+static void
+owner_found(void *arg, const struct dir_find_result *res)
+{
+	struct owner_quota *oq = arg;
+	struct imap_session *s = oq->s;
+
+	if (res->status != DIR_OK || res->user == NULL) {
+		if (s->cmd != NULL)
+			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
+		imap_async_end(s);
+		return;
+	}
+	*oq->quota = res->user->quota;
+	*oq->quota_messages = res->user->quota_messages;
+	oq->go(oq->req);
+}
+
+void
+imap_owner_quota(struct imap_session *s, const struct imap_mref *m, uint64_t *quota,
+		 uint64_t *quota_messages, void (*go)(void *req), void *req)
+{
+	if (!m->shared) {
+		*quota = s->quota;
+		*quota_messages = s->quota_messages;
+		go(req);
+		return;
+	}
+	/* Another user's mailbox: their mail grows, so their quota. */
+	struct owner_quota *oq = arena_alloc(s->cmd_arena, sizeof(*oq));
+	*oq = (struct owner_quota){s, quota, quota_messages, go, req};
+	dir_find_user(s->conn.worker, NULL, m->owner_login, false, owner_found, oq);
+}

@@ -387,6 +387,12 @@ void imap_acl_set_groups(struct imap_session *s, const struct dir_groups_result 
 /* A selected shared mailbox whose "r" right is gone is closed (untagged
  * OK [CLOSED]); false then. */
 bool imap_acl_recheck(struct imap_session *s);
+/* Fills *quota and *quota_messages with the limits of m's owner (the
+ * session's own, or the sharing owner's from the directory) and then
+ * calls go(req); on a directory failure answers NO [UNAVAILABLE] and
+ * ends the command's async state instead. Call after imap_async_begin. */
+void imap_owner_quota(struct imap_session *s, const struct imap_mref *m, uint64_t *quota,
+		      uint64_t *quota_messages, void (*go)(void *req), void *req);
 /* Drops the flags and keywords rights does not allow to set (APPEND,
  * COPY into a shared mailbox). */
 void imap_acl_strip_flags(unsigned rights, uint32_t *flags, size_t *nkeywords);

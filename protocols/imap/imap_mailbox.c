@@ -28,7 +28,6 @@
 
 #include "core/compat.h"
 #include "core/log.h"
-#include "directory/dir.h"
 #include "protocols/imap/imap_internal.h"
 #include "protocols/imap/imap_qresync.h"
 #include "protocols/imap/imap_utf7.h"
@@ -1488,20 +1487,9 @@ append_done(void *req, void *arg)
 }
 
 static void
-append_owner(void *arg, const struct dir_find_result *res)
+append_go(void *req)
 {
-	struct append_op *op = arg;
-	struct imap_session *s = op->s;
-
-	if (res->status != DIR_OK || res->user == NULL) {
-		if (s->cmd != NULL)
-			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
-		imap_async_end(s);
-		return;
-	}
-	op->ap.quota = res->user->quota;
-	op->ap.quota_messages = res->user->quota_messages;
-	store_append(&op->ap);
+	store_append(req);
 }
 
 int
@@ -1590,15 +1578,10 @@ cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	op->ap.mailbox = name;
 	op->ap.msgs = msgs;
 	op->ap.nmsgs = n;
-	op->ap.quota = s->quota;
-	op->ap.quota_messages = s->quota_messages;
 	op->name = name;
 	op->s = s;
 	imap_async_begin(s);
-	if (mref.shared) /* the owner's quota: the owner's mail grows */
-		dir_find_user(s->conn.worker, NULL, mref.owner_login, false, append_owner, op);
-	else
-		store_append(&op->ap);
+	imap_owner_quota(s, &mref, &op->ap.quota, &op->ap.quota_messages, append_go, &op->ap);
 }
 
 /* ---- CLOSE, UNSELECT, EXPUNGE ---- */

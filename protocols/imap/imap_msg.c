@@ -21,7 +21,6 @@
 #include <strings.h>
 
 #include "core/log.h"
-#include "directory/dir.h"
 #include "protocols/imap/imap_internal.h"
 #include "protocols/imap/imap_qresync.h"
 
@@ -419,22 +418,10 @@ struct copy_op {
 	const char *what; /* "COPY" or "MOVE" */
 };
 
-/* The destination is another user's shared mailbox: that user's quota. */
 static void
-copy_owner(void *arg, const struct dir_find_result *res)
+copy_go(void *req)
 {
-	struct copy_op *op = arg;
-	struct imap_session *s = op->s;
-
-	if (res->status != DIR_OK || res->user == NULL) {
-		if (s->cmd != NULL)
-			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
-		imap_async_end(s);
-		return;
-	}
-	op->c.quota = res->user->quota;
-	op->c.quota_messages = res->user->quota_messages;
-	store_copy(&op->c);
+	store_copy(req);
 }
 
 static void
@@ -528,8 +515,6 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 	op->c.uids = uids;
 	op->c.nuids = n;
 	op->c.move = move;
-	op->c.quota = s->quota;
-	op->c.quota_messages = s->quota_messages;
 	/* RFC 4314 4: what the destination's rights do not let the user
 	 * set is dropped from the copies, as for APPEND. */
 	uint32_t keep = STORE_FLAGS_ALL;
@@ -538,10 +523,7 @@ copy_or_move(struct imap_session *s, const struct imap_cmd *cmd, bool move)
 	op->c.strip_flags = STORE_FLAGS_ALL & ~keep;
 	op->c.strip_keywords = kw == 0;
 	imap_async_begin(s);
-	if (dm.shared)
-		dir_find_user(s->conn.worker, NULL, dm.owner_login, false, copy_owner, op);
-	else
-		store_copy(&op->c);
+	imap_owner_quota(s, &dm, &op->c.quota, &op->c.quota_messages, copy_go, &op->c);
 }
 
 static void

@@ -21,7 +21,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "directory/dir.h"
 #include "protocols/imap/imap_internal.h"
 
 struct replace_op {
@@ -64,20 +63,9 @@ replace_done(void *req, void *arg)
 }
 
 static void
-replace_owner(void *arg, const struct dir_find_result *res)
+replace_go(void *req)
 {
-	struct replace_op *op = arg;
-	struct imap_session *s = op->s;
-
-	if (res->status != DIR_OK || res->user == NULL) {
-		if (s->cmd != NULL)
-			imap_tagged(s, "NO", "[UNAVAILABLE] Cannot find the mailbox owner's quota");
-		imap_async_end(s);
-		return;
-	}
-	op->ap.quota = res->user->quota;
-	op->ap.quota_messages = res->user->quota_messages;
-	store_append(&op->ap);
+	store_append(req);
 }
 
 /* The UID the first argument names: a message number (or "*", the last
@@ -173,16 +161,11 @@ cmd_replace(struct imap_session *s, const struct imap_cmd *cmd)
 	op->ap.mailbox = mref.path;
 	op->ap.msgs = &op->msg;
 	op->ap.nmsgs = 1;
-	op->ap.quota = s->quota;
-	op->ap.quota_messages = s->quota_messages;
 	op->ap.replace_user_id = v->owner;
 	op->ap.replace_mailbox = v->name;
 	op->ap.replace_uid = uid;
 	imap_async_begin(s);
-	if (mref.shared) /* the owner's quota: the owner's mail grows */
-		dir_find_user(s->conn.worker, NULL, mref.owner_login, false, replace_owner, op);
-	else
-		store_append(&op->ap);
+	imap_owner_quota(s, &mref, &op->ap.quota, &op->ap.quota_messages, replace_go, &op->ap);
 }
 
 const struct imap_command imap_replace_cmds[] = {
