@@ -5,7 +5,8 @@
  *
  * The `acl` record of a mailbox is keyed like the mailbox (user | id), so
  * RENAME keeps it and DELETE drops it (store_acl_drop, called from the
- * mailbox and purge operations). Every positive entry has an `aclidx`
+ * mailbox and purge operations); CREATE copies the nearest existing
+ * parent's to the new mailbox and the parents it makes (store_acl_copy). Every positive entry has an `aclidx`
  * key (lower-case identifier, NUL, user, mailbox), kept exact in the same
  * transaction, so a user's LIST reads only the shares naming one of its
  * identifiers. Writes run on the writer thread (store_submit).
@@ -140,6 +141,33 @@ store_acl_drop(MDB_txn *txn, uint64_t user, uint32_t mbox)
 		if ((rc = idx_set(txn, r.ident[i], user, mbox, false)) != 0)
 			return rc;
 	return mdb_del(txn, store_g->acl, &k, NULL);
+}
+
+int
+store_acl_copy(MDB_txn *txn, uint64_t user, uint32_t from, uint32_t to)
+{
+	uint8_t key[STORE_MBOX_KEY_LEN];
+	MDB_val k = {.mv_size = sizeof(key), .mv_data = key}, v;
+	struct acl_rec r;
+	int rc;
+
+	if ((rc = store_acl_drop(txn, user, to)) != 0)
+		return rc;
+	store_key_mbox(key, user, from);
+	if ((rc = mdb_get(txn, store_g->acl, &k, &v)) != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	/* Copied: the writes below may move the record's bytes. */
+	void *copy = xmalloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	v.mv_data = copy;
+	rc = acl_decode(copy, v.mv_size, &r) < 0 ? STORE_PERMFAIL : 0;
+	store_key_mbox(key, user, to);
+	if (rc == 0)
+		rc = mdb_put(txn, store_g->acl, &k, &v, 0);
+	for (size_t i = 0; rc == 0 && i < r.n; i++)
+		rc = idx_set(txn, r.ident[i], user, to, true);
+	free(copy);
+	return rc;
 }
 
 /* Rights in canonical order: cur with add's letters (mode '+'), without

@@ -298,6 +298,10 @@ int store_annot_copy_mailbox(MDB_txn *txn, uint64_t user, uint32_t from, uint32_
 /* Drops the ACL of a mailbox and its reverse index entries (DELETE,
  * purge) (store_acl.c). */
 int store_acl_drop(MDB_txn *txn, uint64_t user, uint32_t mbox);
+/* Gives mailbox `to` a copy of the ACL of mailbox `from` (replacing any
+ * it had), index entries included; nothing if `from` has none (CREATE's
+ * inheritance, RFC 4314 4). */
+int store_acl_copy(MDB_txn *txn, uint64_t user, uint32_t from, uint32_t to);
 /* The check tool: every acl record decodes, names an existing mailbox
  * (mbox_exists) and has an aclidx key for each positive entry; every
  * aclidx key names an acl record that has the identifier. Each finding

@@ -229,6 +229,50 @@ mbox_remove(MDB_txn *txn, uint64_t user, const struct store_mbox_w *mb)
 	return mboxname_del(txn, user, mb->name);
 }
 
+/* The nearest existing parent of name: its length (0: none, a top-level
+ * name) and id. */
+static int
+nearest_parent(MDB_txn *txn, uint64_t user, const char *name, size_t *len_r, uint32_t *id_r)
+{
+	char *p = xstrdup(name);
+	int rc = MDB_NOTFOUND;
+
+	*len_r = 0;
+	for (char *s = strrchr(p, '/'); s != NULL && rc == MDB_NOTFOUND; s = strrchr(p, '/')) {
+		*s = '\0';
+		rc = store_mbox_lookup(txn, user, p, id_r);
+		if (rc == 0)
+			*len_r = (size_t)(s - p);
+	}
+	free(p);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* RFC 4314 4: a new mailbox inherits the ACL of its nearest existing
+ * parent; so do the parents made for it (every level below plen). */
+static int
+inherit_acl(MDB_txn *txn, uint64_t user, const char *name, size_t plen, uint32_t parent)
+{
+	char *p = xstrdup(name);
+	char *at = p + plen; /* the delimiter after the parent */
+	int rc = 0;
+
+	while (rc == 0 && at != NULL) {
+		char *next = strchr(at + 1, '/');
+		uint32_t id;
+		if (next != NULL)
+			*next = '\0';
+		rc = store_mbox_lookup(txn, user, p, &id);
+		if (rc == 0)
+			rc = store_acl_copy(txn, user, parent, id);
+		if (next != NULL)
+			*next = '/';
+		at = next;
+	}
+	free(p);
+	return rc;
+}
+
 static int
 op_create(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, const char *name,
 	  struct store_wctx *wc)
@@ -253,10 +297,18 @@ op_create(MDB_txn *txn, struct store_mailbox_change *m, struct store_user_w *u, 
 	} else if (rc != MDB_NOTFOUND) {
 		return rc;
 	}
+	size_t plen;
+	uint32_t parent;
+	if ((rc = nearest_parent(txn, u->user, name, &plen, &parent)) != 0)
+		return rc;
 	if ((rc = create_parents(txn, u, name)) != 0)
 		return rc;
 	if ((rc = store_txn_mbox_create(txn, u, name, m->special_use, 0, false, &mb)) != 0)
 		return rc;
+	if (plen > 0 && (rc = inherit_acl(txn, u->user, name, plen, parent)) != 0) {
+		store_mbox_w_free(&mb);
+		return rc;
+	}
 	m->id = mb.id;
 	store_touch(wc, m->user_id, mb.id, mb.r.highestmodseq);
 	store_touch_user(wc, m->user_id, STORE_CHANGED_NAMES);
