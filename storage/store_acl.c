@@ -6,10 +6,10 @@
  * The `acl` record of a mailbox is keyed like the mailbox (user | id), so
  * RENAME keeps it and DELETE drops it (store_acl_drop, called from the
  * mailbox and purge operations); CREATE copies the nearest existing
- * parent's to the new mailbox and the parents it makes (store_acl_copy). Every positive entry has an `aclidx`
- * key (lower-case identifier, NUL, user, mailbox), kept exact in the same
- * transaction, so a user's LIST reads only the shares naming one of its
- * identifiers. Writes run on the writer thread (store_submit).
+ * parent's to the new mailbox and the parents it makes (store_acl_copy). Every positive entry has
+ * an `aclidx` key (lower-case identifier, NUL, user, mailbox), kept exact in the same transaction,
+ * so a user's LIST reads only the shares naming one of its identifiers. Writes run on the writer
+ * thread (store_submit).
  *
  * How it fails: a record this build cannot decode is STORE_PERMFAIL (the
  * check tool reports it); LMDB errors become STORE_TEMPFAIL through

@@ -13,6 +13,10 @@
  * revokes within that time, also for a mailbox already selected (its
  * rights are re-evaluated by imap_acl_recheck before each command).
  *
+ * CREATE, DELETE and RENAME reach another user's mailboxes through the
+ * same names (imap_mref_new for a new name: "k" on the nearest existing
+ * parent, RFC 4314 4); the change is made in the owner's store.
+ *
  * How it fails: a bad identifier or right is BAD; no rights at all on a
  * mailbox is [NONEXISTENT] (its existence is not revealed); rights short
  * of the command's are NO [NOPERM]; a directory or store failure is
@@ -134,6 +138,38 @@ imap_acl_shares(struct imap_session *s, struct store_acl_share **shares_r, size_
 	return store_acl_shared(ids, n, s->cmd_arena, shares_r, n_r);
 }
 
+/* "Shared/<owner's login>/<owner's name>" into its parts (the owner's
+ * INBOX in upper case, as the user's own is case-insensitive).
+ * STORE_NOTALLOWED for the namespace's placeholders. */
+static int
+shared_split(struct imap_session *s, const char *name, const char **login_r, size_t *llen_r,
+	     const char **path_r)
+{
+	const char *login = name + strlen(IMAP_SHARED_PREFIX);
+	const char *slash = *login == '/' ? strchr(login + 1, '/') : NULL;
+
+	if (slash == NULL || slash[1] == '\0')
+		return STORE_NOTALLOWED;
+	*login_r = login + 1;
+	*llen_r = (size_t)(slash - login - 1);
+	const char *path = slash + 1;
+	if (strncasecmp(path, "INBOX", 5) == 0 && (path[5] == '\0' || path[5] == '/')) {
+		char *p = arena_strdup(s->cmd_arena, path);
+		memcpy(p, "INBOX", 5);
+		path = p;
+	}
+	*path_r = path;
+	return STORE_OK;
+}
+
+static bool
+share_is(const struct imap_session *s, const struct store_acl_share *sh, const char *login,
+	 size_t llen)
+{
+	return strcmp(sh->owner_id, s->user_id) != 0 && strlen(sh->acl.owner_login) == llen &&
+	       strncasecmp(sh->acl.owner_login, login, llen) == 0;
+}
+
 int
 imap_mref_resolve(struct imap_session *s, const char *name, struct imap_mref *r)
 {
@@ -146,30 +182,17 @@ imap_mref_resolve(struct imap_session *s, const char *name, struct imap_mref *r)
 		r->rights = IMAP_ACL_ALL;
 		return STORE_OK;
 	}
-	/* "Shared/<owner's login>/<owner's name>" */
-	const char *login = name + strlen(IMAP_SHARED_PREFIX);
-	const char *slash = *login == '/' ? strchr(login + 1, '/') : NULL;
-	if (slash == NULL || slash[1] == '\0')
-		return STORE_NOTALLOWED; /* the namespace's placeholders */
-	login++;
-	size_t llen = (size_t)(slash - login);
-	const char *path = slash + 1;
-	/* The owner's INBOX is case-insensitive, as the user's own. */
-	if (strncasecmp(path, "INBOX", 5) == 0 && (path[5] == '\0' || path[5] == '/')) {
-		char *p = arena_strdup(s->cmd_arena, path);
-		memcpy(p, "INBOX", 5);
-		path = p;
-	}
-	struct store_acl_share *sh;
-	size_t n;
-	int st = imap_acl_shares(s, &sh, &n);
+	const char *login, *path;
+	size_t llen;
+	int st = shared_split(s, name, &login, &llen, &path);
 	if (st != STORE_OK)
 		return st;
+	struct store_acl_share *sh;
+	size_t n;
+	if ((st = imap_acl_shares(s, &sh, &n)) != STORE_OK)
+		return st;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(sh[i].owner_id, s->user_id) == 0 ||
-		    strlen(sh[i].acl.owner_login) != llen ||
-		    strncasecmp(sh[i].acl.owner_login, login, llen) != 0 ||
-		    strcmp(sh[i].mailbox, path) != 0)
+		if (!share_is(s, &sh[i], login, llen) || strcmp(sh[i].mailbox, path) != 0)
 			continue;
 		r->owner_id = sh[i].owner_id;
 		r->owner_login = sh[i].acl.owner_login;
@@ -180,6 +203,72 @@ imap_mref_resolve(struct imap_session *s, const char *name, struct imap_mref *r)
 		return r->rights != 0 ? STORE_OK : STORE_NOTFOUND;
 	}
 	return STORE_NOTFOUND;
+}
+
+/* The session's rights on the nearest existing parent of r->path in the
+ * owner's store (0 at the top: nothing to inherit from or ask). */
+static int
+parent_rights(struct imap_session *s, struct imap_mref *r)
+{
+	char *p = arena_strdup(s->cmd_arena, r->path);
+	struct store_mailbox box;
+	struct store_acl acl;
+
+	r->rights = 0;
+	for (char *slash = strrchr(p, '/'); slash != NULL; slash = strrchr(p, '/')) {
+		*slash = '\0';
+		int st = store_mailbox_get(r->owner_id, p, s->cmd_arena, &box);
+		if (st == STORE_NOTFOUND)
+			continue;
+		if (st == STORE_OK)
+			st = store_acl_get(r->owner_id, p, s->cmd_arena, &acl);
+		if (st == STORE_OK)
+			r->rights = imap_acl_eval(s, r->owner_id, &acl);
+		return st;
+	}
+	return STORE_OK;
+}
+
+int
+imap_mref_new(struct imap_session *s, const char *name, struct imap_mref *r)
+{
+	const char *login, *path;
+	size_t llen;
+	struct store_acl_share *sh;
+	size_t n;
+	int st;
+
+	memset(r, 0, sizeof(*r));
+	if (shared_split(s, name, &login, &llen, &path) != STORE_OK) {
+		imap_tagged(s, "NO",
+			    "[CANNOT] \"%s\" is the shared namespace: not for your own mailboxes",
+			    IMAP_SHARED_PREFIX);
+		return -1;
+	}
+	if ((st = imap_acl_shares(s, &sh, &n)) != STORE_OK) {
+		imap_tagged_store_status(s, st, s->cmd->name);
+		return -1;
+	}
+	/* An owner who shares nothing with the session answers as one who
+	 * shares no parent: existence is not revealed. */
+	for (size_t i = 0; i < n && r->owner_id == NULL; i++) {
+		if (!share_is(s, &sh[i], login, llen))
+			continue;
+		r->owner_id = sh[i].owner_id;
+		r->owner_login = sh[i].acl.owner_login;
+		r->path = path;
+		r->shown = name;
+		r->shared = true;
+		if ((st = parent_rights(s, r)) != STORE_OK) {
+			imap_tagged_store_status(s, st, s->cmd->name);
+			return -1;
+		}
+	}
+	if (!(r->rights & imap_acl_right('k'))) {
+		imap_tagged(s, "NO", "[NOPERM] You lack the \"k\" right on the parent mailbox");
+		return -1;
+	}
+	return 0;
 }
 
 bool

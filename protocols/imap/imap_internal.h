@@ -373,6 +373,11 @@ bool imap_acl_is_shared_name(const char *name);
  * right on it), STORE_NOTALLOWED (a level of the shared namespace), or
  * a read failure. */
 int imap_mref_resolve(struct imap_session *s, const char *name, struct imap_mref *r);
+/* A new name in the shared namespace (CREATE, RENAME's target): the
+ * owner, the path in the owner's store, and in rights the session's on
+ * the nearest existing parent, which must include "k" (RFC 4314 4).
+ * -1 after a tagged NO. */
+int imap_mref_new(struct imap_session *s, const char *name, struct imap_mref *r);
 /* The same for a mailbox argument; -1 after a tagged reply. */
 int imap_mref_get(struct imap_session *s, const struct imap_arg *arg, struct imap_mref *r);
 /* True if r has every right of need; else answers NO [NOPERM] (or

@@ -54,10 +54,12 @@ sync_view(struct imap_session *s)
 		imap_view_sync(s, true);
 }
 
+/* Whether owner_id's mailbox `name` is the selected one. */
 static bool
-is_selected(const struct imap_session *s, const char *name)
+is_selected(const struct imap_session *s, const char *owner_id, const char *name)
 {
-	return s->view != NULL && !s->view->shared && strcmp(s->view->name, name) == 0;
+	return s->view != NULL && strcmp(s->view->owner, owner_id) == 0 &&
+	       strcmp(s->view->name, name) == 0;
 }
 
 static void
@@ -202,17 +204,22 @@ status_recent(struct imap_session *s, const struct store_mailbox *box)
 	struct store_msg_info *msgs;
 	uint32_t claimed;
 	size_t n, recent = 0;
+	struct imap_mref r;
 
-	if (s->rev2 || imap_acl_is_shared_name(box->name))
-		return 0; /* XXX \Recent of a shared mailbox is not tracked */
-	if (is_selected(s, box->name))
+	if (s->rev2)
+		return 0;
+	/* A shared mailbox's claims are the owner's (imap_recent.c keys
+	 * them by the store's mailbox, whoever selects it). */
+	if (imap_mref_resolve(s, box->name, &r) != STORE_OK)
+		return 0;
+	if (is_selected(s, r.owner_id, r.path))
 		return imap_view_recent_count(s->view);
 	if (box->messages == 0)
 		return 0;
-	bool known = imap_recent_peek(s->user_id, box->id, box->uidvalidity, &claimed);
+	bool known = imap_recent_peek(r.owner_id, box->id, box->uidvalidity, &claimed);
 	if (known && claimed + 1 >= box->uidnext)
 		return 0;
-	if (store_mailbox_list(s->user_id, box->name, s->cmd_arena, &info, &msgs, &n) != STORE_OK)
+	if (store_mailbox_list(r.owner_id, r.path, s->cmd_arena, &info, &msgs, &n) != STORE_OK)
 		return 0;
 	if (!known) {
 		time_t started = imap_recent_started();
@@ -532,6 +539,34 @@ cmd_examine(struct imap_session *s, const struct imap_cmd *cmd)
 
 /* ---- CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE ---- */
 
+/* A change to the mailboxes of m.user_id: the session's own, or (CREATE,
+ * DELETE, RENAME) another user's that the client names under prefix. */
+struct mbox_change {
+	struct store_mailbox_change m; /* first: the request */
+	const char *prefix;	       /* "" or "Shared/<owner>/" */
+};
+
+/* RENAME: the selected mailbox (or one below the renamed one) follows
+ * its mailbox to the new name; RENAME INBOX only moves its messages. */
+static void
+view_renamed(struct imap_session *s, const struct mbox_change *c)
+{
+	const struct store_mailbox_change *m = &c->m;
+	struct imap_view *v = s->view;
+	size_t fl = strlen(m->name);
+
+	if (v == NULL || strcmp(m->name, "INBOX") == 0 || strcmp(v->owner, m->user_id) != 0 ||
+	    strncmp(v->name, m->name, fl) != 0 || (v->name[fl] != '\0' && v->name[fl] != '/'))
+		return;
+	char *nn = xmalloc(strlen(m->new_name) + strlen(v->name + fl) + 1);
+	sprintf(nn, "%s%s", m->new_name, v->name + fl);
+	free(v->name);
+	v->name = nn;
+	free(v->shown);
+	v->shown = xmalloc(strlen(c->prefix) + strlen(nn) + 1);
+	sprintf(v->shown, "%s%s", c->prefix, nn);
+}
+
 static void
 mbox_change_done(void *req, void *arg)
 {
@@ -548,24 +583,11 @@ mbox_change_done(void *req, void *arg)
 	if (st == STORE_OK) {
 		switch (m->op) {
 		case STORE_MBOX_DELETE:
-			if (is_selected(s, m->name))
+			if (is_selected(s, m->user_id, m->name))
 				unselect(s);
 			break;
 		case STORE_MBOX_RENAME:
-			/* The view follows its mailbox (or an ancestor) to the
-			 * new name; RENAME INBOX only moves its messages. */
-			if (s->view != NULL && strcmp(m->name, "INBOX") != 0) {
-				size_t fl = strlen(m->name);
-				const char *vn = s->view->name;
-				if (strncmp(vn, m->name, fl) == 0 &&
-				    (vn[fl] == '\0' || vn[fl] == '/')) {
-					char *nn =
-					    xmalloc(strlen(m->new_name) + strlen(vn + fl) + 1);
-					sprintf(nn, "%s%s", m->new_name, vn + fl);
-					free(s->view->name);
-					s->view->name = nn;
-				}
-			}
+			view_renamed(s, (struct mbox_change *)m);
 			break;
 		default:
 			break;
@@ -573,7 +595,7 @@ mbox_change_done(void *req, void *arg)
 	}
 	sync_view(s);
 	if (st == STORE_OK && m->op == STORE_MBOX_CREATE &&
-	    store_mailbox_get(s->user_id, m->name, s->cmd_arena, &box) == STORE_OK)
+	    store_mailbox_get(m->user_id, m->name, s->cmd_arena, &box) == STORE_OK)
 		imap_tagged(s, "OK", "[MAILBOXID (%s)] CREATE completed", box.objectid);
 	else if (st == STORE_NOTALLOWED && m->op == STORE_MBOX_DELETE)
 		imap_tagged(s, "NO", "[HASCHILDREN] Mailbox has children and is not selectable");
@@ -586,18 +608,25 @@ mbox_change_done(void *req, void *arg)
 	imap_async_end(s);
 }
 
+/* The change in the store of r's owner (r NULL or not shared: the
+ * session's own). */
 static void
-submit_change(struct imap_session *s, enum store_mailbox_op op, const char *name,
-	      const char *new_name, uint32_t special_use)
+submit_change(struct imap_session *s, const struct imap_mref *r, enum store_mailbox_op op,
+	      const char *name, const char *new_name, uint32_t special_use)
 {
-	struct store_mailbox_change *m = arena_alloc(s->cmd_arena, sizeof(*m));
+	struct mbox_change *c = arena_alloc(s->cmd_arena, sizeof(*c));
+	struct store_mailbox_change *m = &c->m;
 
+	bool shared = r != NULL && r->shared;
+
+	c->prefix =
+	    shared ? arena_printf(s->cmd_arena, "%s/%s/", IMAP_SHARED_PREFIX, r->owner_login) : "";
 	m->req.worker = s->conn.worker;
 	m->req.done = mbox_change_done;
 	m->req.arg = s;
 	m->req.a = s->cmd_arena;
 	m->op = op;
-	m->user_id = s->user_id;
+	m->user_id = shared ? r->owner_id : s->user_id;
 	m->name = name;
 	m->new_name = new_name;
 	m->special_use = special_use;
@@ -605,18 +634,19 @@ submit_change(struct imap_session *s, enum store_mailbox_op op, const char *name
 	store_mailbox_change(m);
 }
 
-/* The shared namespace holds other users' mailboxes: none of the
- * user's own can be made, removed or renamed there. True after a NO.
- * XXX CREATE/DELETE/RENAME inside another user's shared mailbox (the
- * "k" and "x" rights) are not supported yet. */
+/* A name of the shared namespace for DELETE or RENAME's source: the
+ * other user's mailbox, with right "x" on it (RFC 4314 4). False after
+ * a NO. */
 static bool
-refuse_shared(struct imap_session *s, const char *name)
+shared_existing(struct imap_session *s, const char *name, struct imap_mref *r)
 {
-	if (!imap_acl_is_shared_name(name))
-		return false;
-	imap_tagged(s, "NO", "[CANNOT] \"%s\" is the shared namespace: not for your own mailboxes",
-		    IMAP_SHARED_PREFIX);
-	return true;
+	int st = imap_mref_resolve(s, name, r);
+
+	if (st == STORE_NOTALLOWED)
+		imap_tagged(s, "NO", "[CANNOT] Not a mailbox: a level of the shared namespace");
+	else if (st != STORE_OK)
+		imap_tagged_store_status(s, st, s->cmd->name);
+	return st == STORE_OK && imap_mref_check(s, r, "x");
 }
 
 /* A new name may not hold LIST's wildcards: no pattern could single it
@@ -688,9 +718,12 @@ cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	if (refuse_wildcards(s, name) || refuse_shared(s, name))
+	if (refuse_wildcards(s, name))
 		return;
-	submit_change(s, STORE_MBOX_CREATE, name, NULL, use);
+	struct imap_mref r = {0};
+	if (imap_acl_is_shared_name(name) && imap_mref_new(s, name, &r) < 0)
+		return;
+	submit_change(s, &r, STORE_MBOX_CREATE, r.shared ? r.path : name, NULL, use);
 }
 
 static void
@@ -708,9 +741,17 @@ cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_tagged(s, "NO", "[CANNOT] INBOX cannot be deleted");
 		return;
 	}
-	if (refuse_shared(s, name))
-		return;
-	submit_change(s, STORE_MBOX_DELETE, name, NULL, 0);
+	struct imap_mref r = {0};
+	if (imap_acl_is_shared_name(name)) {
+		if (!shared_existing(s, name, &r))
+			return;
+		if (strcmp(r.path, "INBOX") == 0) {
+			imap_tagged(s, "NO", "[CANNOT] INBOX cannot be deleted");
+			return;
+		}
+		name = r.path;
+	}
+	submit_change(s, &r, STORE_MBOX_DELETE, name, NULL, 0);
 }
 
 static void
@@ -726,15 +767,28 @@ cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	if ((to = imap_arg_mailbox(s, &cmd->args[1])) == NULL)
 		return;
-	if (refuse_shared(s, from) || refuse_shared(s, to))
+	/* RFC 4314 4: "x" on the mailbox, "k" on the new parent; mailboxes
+	 * stay with their owner. */
+	struct imap_mref rf = {0}, rt = {0};
+	if (imap_acl_is_shared_name(from) && !shared_existing(s, from, &rf))
 		return;
+	if (imap_acl_is_shared_name(to) && imap_mref_new(s, to, &rt) < 0)
+		return;
+	if (rf.shared != rt.shared || (rf.shared && strcmp(rf.owner_id, rt.owner_id) != 0)) {
+		imap_tagged(s, "NO", "[CANNOT] A mailbox cannot move to another user");
+		return;
+	}
+	if (rf.shared) {
+		from = rf.path;
+		to = rt.path;
+	}
 	if (strcmp(to, "INBOX") == 0) {
 		imap_tagged(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
 	if (refuse_wildcards(s, to))
 		return;
-	submit_change(s, STORE_MBOX_RENAME, from, to, 0);
+	submit_change(s, &rf, STORE_MBOX_RENAME, from, to, 0);
 }
 
 static void
@@ -748,7 +802,7 @@ subscribe_common(struct imap_session *s, const struct imap_cmd *cmd, enum store_
 	}
 	if ((name = imap_arg_mailbox(s, &cmd->args[0])) == NULL)
 		return;
-	submit_change(s, op, name, NULL, 0);
+	submit_change(s, NULL, op, name, NULL, 0);
 }
 
 static void
@@ -1102,6 +1156,15 @@ imap_status_notify(struct imap_session *s, const struct store_mailbox *box)
 	buf_free(&b);
 }
 
+/* A name below "Shared/<owner>/": a mailbox level, not the namespace's. */
+static bool
+shared_mailbox_level(const char *name)
+{
+	const char *p = imap_acl_is_shared_name(name) ? strchr(name, '/') : NULL;
+
+	return p != NULL && strchr(p + 1, '/') != NULL;
+}
+
 /* Appends the mailboxes other users share with the session and on which
  * it has the "l" right, as "Shared/<owner>/<name>" (their ancestors
  * become \Noselect levels of the hierarchy). A store error leaves them
@@ -1128,7 +1191,7 @@ add_shared(struct imap_session *s, struct store_mailbox **boxes, size_t *nboxes)
 		all[k].name = arena_printf(s->cmd_arena, "%s/%s/%s", IMAP_SHARED_PREFIX,
 					   sh[i].acl.owner_login, sh[i].mailbox);
 		all[k].subscribed = false;
-		all[k].has_children = false; /* XXX children shared on their own are listed */
+		all[k].has_children = false; /* build_nodes sees the shared children */
 		all[k].special_use = 0;
 		k++;
 	}
@@ -1265,6 +1328,12 @@ list_common(struct imap_session *s, const struct imap_cmd *cmd, struct list_opts
 				list_one(s, &b, o, nd, true);
 			continue;
 		}
+		/* RFC 4314 4: a level of another user's hierarchy that the
+		 * session may not list (a hidden or missing parent of what it
+		 * may) behaves as if it did not exist: only a trailing "%"
+		 * shows it, as a level (RFC 9051 6.3.9). */
+		if (nd->box == NULL && !pct && shared_mailbox_level(nd->name))
+			continue;
 		bool selected =
 		    o->sel_subscribed ? nd->subscribed : nd->box != NULL || nd->has_children;
 		if (o->sel_special && (nd->box == NULL || nd->box->special_use == 0))

@@ -212,10 +212,12 @@ wants(const struct imap_notify *n, const char *name, bool is_subscribed, unsigne
 	return false;
 }
 
+/* Whether the user's own mailbox id is the selected one (a selected
+ * shared mailbox has an id of its owner's store). */
 static bool
 is_selected(const struct imap_session *s, uint32_t id)
 {
-	return s->view != NULL && s->view->id == id;
+	return s->view != NULL && !s->view->shared && s->view->id == id;
 }
 
 /* A mailbox's counters against the snapshot: STATUS if the client wants
@@ -492,6 +494,11 @@ parse_names(struct imap_session *s, struct imap_notify *n, const struct imap_arg
 		const char *name = imap_arg_mailbox(s, &l[i]);
 		if (name == NULL)
 			return -2;
+		/* XXX other users' mailboxes are watched only when selected. */
+		if (imap_acl_is_shared_name(name)) {
+			imap_tagged(s, "NO", "[CANNOT] NOTIFY covers only your own mailboxes");
+			return -2;
+		}
 		g->names[g->nnames++] = arena_strdup(n->a, name);
 	}
 	return 0;
