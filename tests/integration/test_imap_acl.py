@@ -7,7 +7,12 @@ ldapmodify removing the member revokes within [directory] cache_ttl (1 s
 here) for LIST, SELECT and an already-selected mailbox, persistence across
 a ternd restart, and DELETE dropping the ACL.
 
-Owner user21, grantees user22..user24 (fresh logins nobody else uses)."""
+CREATE, DELETE and RENAME inside another user's folder by the "k" and "x"
+rights, the ACL a new mailbox inherits, LIST of a partly hidden shared
+hierarchy, \\Recent and NOTIFY for shared mailboxes.
+
+Owner user21, grantees user22..user27; owner user28 with user29, user30
+(fresh logins nobody else uses)."""
 import time
 
 import pytest
@@ -310,6 +315,150 @@ def test_copy_into_a_shared_mailbox_drops_unsettable_flags(env):
                                          "$Work))"]
     for c in (o, g):
         c.close()
+
+
+OWNER2, GRANTEE, OTHER = "user28", "user29", "user30"
+
+
+def test_create_delete_rename_in_a_shared_folder(env):
+    """RFC 4314 4: CREATE needs "k" on the nearest existing parent and the
+    new mailbox (and the parents made for it) inherits that parent's ACL;
+    DELETE needs "x" on the mailbox; RENAME "x" on it and "k" on the new
+    parent, keeps its ACL and never moves it to another user."""
+    o = Imap(env.ternd, OWNER2)
+    o.ok("CREATE Proj")
+    o.ok("SETACL Proj user29 lrk")
+    b = Imap(env.ternd, GRANTEE)
+    u, t = b.cmd('CREATE "Shared/user28/Proj/Sub"')
+    assert u == [] and t.startswith("OK [MAILBOXID (") and t.endswith(")] CREATE completed"), t
+    # The owner's mailbox, with the parent's ACL.
+    assert o.cmd("GETACL Proj/Sub") == (['ACL "Proj/Sub" user28 lrswipkxtecda user29 lrkc'],
+                                        "OK GETACL completed")
+    assert b.cmd('CREATE "Shared/user28/Proj/A/B/"')[1].endswith("CREATE completed")
+    assert o.cmd("GETACL Proj/A")[0] == ['ACL "Proj/A" user28 lrswipkxtecda user29 lrkc']
+    assert o.cmd("GETACL Proj/A/B")[0] == ['ACL "Proj/A/B" user28 lrswipkxtecda user29 lrkc']
+    # The owner's own CREATE inherits too.
+    o.ok("CREATE Proj/Owned")
+    assert o.cmd("GETACL Proj/Owned")[0] == ['ACL "Proj/Owned" user28 lrswipkxtecda user29 lrkc']
+    assert shared_lines(b.ok('LIST "" "Shared/user28/*"')) == [
+        'LIST (\\HasChildren) "/" "Shared/user28/Proj"',
+        'LIST (\\HasChildren) "/" "Shared/user28/Proj/A"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Proj/A/B"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Proj/Owned"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Proj/Sub"']
+    assert b.cmd('CREATE "Shared/user28/Proj/Sub"') == (
+        [], "NO [ALREADYEXISTS] Mailbox already exists")
+    # No "k" on the nearest parent (none at the owner's top level), and
+    # an owner who shares nothing: the same answer.
+    assert b.cmd('CREATE "Shared/user28/Top"') == (
+        [], 'NO [NOPERM] You lack the "k" right on the parent mailbox')
+    assert b.cmd('CREATE "Shared/nobody/Proj/X"') == (
+        [], 'NO [NOPERM] You lack the "k" right on the parent mailbox')
+    c = Imap(env.ternd, OTHER)
+    assert c.cmd('CREATE "Shared/user28/Proj/X"') == (
+        [], 'NO [NOPERM] You lack the "k" right on the parent mailbox')
+    assert c.cmd('DELETE "Shared/user28/Proj/Sub"') == ([], "NO [NONEXISTENT] No such mailbox")
+    # The namespace's own levels stay refused.
+    assert b.cmd('CREATE "Shared/user28"') == (
+        [], 'NO [CANNOT] "Shared" is the shared namespace: not for your own mailboxes')
+    assert b.cmd('DELETE "Shared/user28"') == (
+        [], "NO [CANNOT] Not a mailbox: a level of the shared namespace")
+    # Without "x": neither DELETE nor RENAME.
+    assert b.cmd('DELETE "Shared/user28/Proj/Sub"') == (
+        [], 'NO [NOPERM] You lack the "x" right on this mailbox')
+    assert b.cmd('RENAME "Shared/user28/Proj/Sub" "Shared/user28/Proj/New"') == (
+        [], 'NO [NOPERM] You lack the "x" right on this mailbox')
+    o.ok("SETACL Proj/Sub user29 +x")
+    assert b.cmd('RENAME "Shared/user28/Proj/Sub" "Shared/user28/Proj/New"') == (
+        [], "OK RENAME completed")
+    assert o.cmd("GETACL Proj/New")[0] == ['ACL "Proj/New" user28 lrswipkxtecda user29 lrkxc']
+    assert o.cmd("STATUS Proj/Sub (MESSAGES)") == ([], "NO [NONEXISTENT] No such mailbox")
+    # The new parent needs "k"; a mailbox stays with its owner.
+    assert b.cmd('RENAME "Shared/user28/Proj/New" "Shared/user28/Elsewhere"') == (
+        [], 'NO [NOPERM] You lack the "k" right on the parent mailbox')
+    assert b.cmd('RENAME "Shared/user28/Proj/New" "Mine"') == (
+        [], "NO [CANNOT] A mailbox cannot move to another user")
+    assert b.cmd('RENAME INBOX "Shared/user28/Proj/Mine"') == (
+        [], "NO [CANNOT] A mailbox cannot move to another user")
+    # The selected mailbox follows a RENAME, and a DELETE closes it.
+    assert b.cmd('SELECT "Shared/user28/Proj/New"')[1] == "OK [READ-ONLY] SELECT completed"
+    b.ok('RENAME "Shared/user28/Proj/New" "Shared/user28/Proj/Newer"')
+    assert b.cmd('STATUS "Shared/user28/Proj/Newer" (MESSAGES)') == (
+        ['STATUS "Shared/user28/Proj/Newer" (MESSAGES 0)'], "OK STATUS completed")
+    assert b.cmd('DELETE "Shared/user28/Proj/Newer"') == ([], "OK DELETE completed")
+    assert b.cmd("FETCH 1 FLAGS")[1].startswith("BAD")
+    assert o.cmd("STATUS Proj/Newer (MESSAGES)") == ([], "NO [NONEXISTENT] No such mailbox")
+    assert o.cmd("GETACL Proj/Newer") == ([], "NO [NONEXISTENT] No such mailbox")
+    for x in (o, b, c):
+        x.close()
+
+
+def test_list_of_a_shared_hierarchy(env):
+    """RFC 4314 4: with "l" on A/B but not on A, LIST behaves as if A did
+    not exist: "*" leaves it out, a trailing "%" shows it as a level."""
+    o = Imap(env.ternd, OWNER2)
+    o.ok("CREATE Tree/Hidden/Leaf")
+    o.ok("CREATE Tree/Open")
+    o.ok("SETACL Tree user30 lr")
+    o.ok("SETACL Tree/Hidden/Leaf user30 lr")
+    o.ok("SETACL Tree/Open user30 lr")
+    o.ok("CREATE Tree/Private")  # inherits Tree's ACL
+    o.ok("DELETEACL Tree/Private user30")
+    c = Imap(env.ternd, OTHER)
+    assert c.cmd('LIST "" "Shared/user28/Tree*"') == ([
+        'LIST (\\HasChildren) "/" "Shared/user28/Tree"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Tree/Hidden/Leaf"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Tree/Open"'], "OK LIST completed")
+    assert c.cmd('LIST "" "Shared/user28/Tree/%"') == ([
+        'LIST (\\Noselect \\HasChildren) "/" "Shared/user28/Tree/Hidden"',
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Tree/Open"'], "OK LIST completed")
+    assert c.cmd('LIST "" "Shared/user28/Tree/Hidden"') == ([], "OK LIST completed")
+    assert c.cmd('LIST "" "Shared/user28/Tree/Hidden/%"') == ([
+        'LIST (\\HasNoChildren) "/" "Shared/user28/Tree/Hidden/Leaf"'], "OK LIST completed")
+    assert c.cmd('SELECT "Shared/user28/Tree/Hidden"') == ([], "NO [NONEXISTENT] No such mailbox")
+    o.close()
+    c.close()
+
+
+def test_recent_and_notify_on_shared_mailboxes(env):
+    """\\Recent of a shared mailbox is the owner's mailbox's: the first
+    session told of a message gets it, whoever's. NOTIFY: the selected
+    shared mailbox gets its updates, Shared names in a filter are refused,
+    and the user's own mailbox of the same store id is not taken for the
+    selected one."""
+    o = Imap(env.ternd, OWNER2)
+    o.ok("CREATE Feed")
+    assert o.append("Feed", MSG)[1].startswith("OK [APPENDUID")
+    assert o.append("Feed", MSG)[1].startswith("OK [APPENDUID")
+    o.ok("SETACL Feed user29 lrs")
+    o.ok("SETACL INBOX user29 lrs")
+    b = Imap(env.ternd, GRANTEE)
+    assert b.cmd('STATUS "Shared/user28/Feed" (MESSAGES RECENT)') == (
+        ['STATUS "Shared/user28/Feed" (MESSAGES 2 RECENT 2)'], "OK STATUS completed")
+    u, t = b.cmd('SELECT "Shared/user28/Feed"')
+    assert t == "OK [READ-WRITE] SELECT completed" and "2 RECENT" in u, u
+    assert b.cmd('STATUS "Shared/user28/Feed" (RECENT)')[0] == [
+        'STATUS "Shared/user28/Feed" (RECENT 2)']
+    # Claimed by the grantee's session: not recent to the owner.
+    assert o.cmd("STATUS Feed (RECENT)")[0] == ['STATUS "Feed" (RECENT 0)']
+
+    assert b.cmd('NOTIFY SET (MAILBOXES "Shared/user28/Feed" (MessageNew MessageExpunge))') == (
+        [], "NO [CANNOT] NOTIFY covers only your own mailboxes")
+    assert b.cmd('NOTIFY SET (SUBTREE Shared (MessageNew MessageExpunge))') == (
+        [], "NO [CANNOT] NOTIFY covers only your own mailboxes")
+    # The owner's INBOX and the grantee's have the same store id.
+    u, t = b.cmd('SELECT "Shared/user28/INBOX"')
+    assert t == "OK [READ-WRITE] SELECT completed", t
+    assert b.cmd("NOTIFY SET (SELECTED (MessageNew MessageExpunge)) "
+                 "(PERSONAL (MessageNew MessageExpunge))") == ([], "OK NOTIFY completed")
+    b2 = Imap(env.ternd, GRANTEE)
+    assert b2.append("INBOX", MSG)[1].startswith("OK [APPENDUID")
+    line = b.readline().decode()
+    assert line.startswith('* STATUS "INBOX" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY '), line
+    assert o.append("INBOX", MSG)[1].startswith("OK [APPENDUID")
+    assert [b.readline().decode() for _ in range(2)] == ["* 1 EXISTS", "* 1 RECENT"]
+    for x in (o, b, b2):
+        x.close()
 
 
 def test_store_check_knows_the_acls(env):
