@@ -461,6 +461,23 @@ def test_recent_and_notify_on_shared_mailboxes(env):
         x.close()
 
 
+def test_acl_naming_a_removed_user(env):
+    """An entry for a login the directory no longer has stays (GETACL shows
+    it, nothing else minds) until DELETEACL, which needs no lookup."""
+    o = Imap(env.ternd, OWNER2)
+    o.ok("CREATE Gone")
+    o.ok("SETACL Gone user31 lr")
+    env.slapd.modify("dn: uid=user31,%s\nchangetype: delete\n" % org_ldif.PEOPLE)
+    assert o.cmd("GETACL Gone") == (['ACL "Gone" user28 lrswipkxtecda user31 lr'],
+                                    "OK GETACL completed")
+    b = Imap(env.ternd, GRANTEE)
+    assert b.cmd('MYRIGHTS "Shared/user28/Gone"') == ([], "NO [NONEXISTENT] No such mailbox")
+    assert o.cmd("DELETEACL Gone user31") == ([], "OK DELETEACL completed")
+    assert o.cmd("GETACL Gone")[0] == ['ACL "Gone" user28 lrswipkxtecda']
+    o.close()
+    b.close()
+
+
 def test_store_check_knows_the_acls(env):
     """After every test above (grants, revocations, DELETE, groups) the
     check tool finds the acl records and their reverse index consistent;
