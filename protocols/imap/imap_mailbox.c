@@ -9,15 +9,17 @@
  * Names are UTF-8 in the store and converted at the edge with
  * imap_arg_mailbox / imap_append_mailbox. Reads are synchronous; every
  * change goes to the store's writer and is answered from its completion
- * (imap_async_begin/end), so an OK means the change is durable.
+ * (imap_async_begin/end), so an OK means the change is durable. CREATE,
+ * DELETE and RENAME of "Shared/<owner>/..." names change the owner's
+ * store, by the rights of RFC 4314 4 (imap_acl.c resolves the names).
  *
  * How it fails: malformed arguments get BAD; store answers become NO with
  * the response code RFC 9051 7.1 names ([NONEXISTENT], [ALREADYEXISTS],
  * [TRYCREATE], [OVERQUOTA], [TOOBIG], [HASCHILDREN], [CANNOT],
- * [UNAVAILABLE]). A failed SELECT leaves the session authenticated. A user
- * the store has never seen is created (with the special-use folders) by
- * the first SELECT, EXAMINE, STATUS or LIST, so a new account shows its
- * \Sent, \Drafts... at once and never reports UIDVALIDITY 0.
+ * [UNAVAILABLE]), and [NOPERM] for rights short of a command's. A failed SELECT leaves the session
+ * authenticated. A user the store has never seen is created (with the special-use folders) by the
+ * first SELECT, EXAMINE, STATUS or LIST, so a new account shows its \Sent, \Drafts... at once and
+ * never reports UIDVALIDITY 0.
  */
 #include <inttypes.h>
 #include <stdio.h>
