@@ -16,10 +16,11 @@
  * How it fails: malformed arguments get BAD; store answers become NO with
  * the response code RFC 9051 7.1 names ([NONEXISTENT], [ALREADYEXISTS],
  * [TRYCREATE], [OVERQUOTA], [TOOBIG], [HASCHILDREN], [CANNOT],
- * [UNAVAILABLE]), and [NOPERM] for rights short of a command's. A failed SELECT leaves the session
- * authenticated. A user the store has never seen is created (with the special-use folders) by the
- * first SELECT, EXAMINE, STATUS or LIST, so a new account shows its \Sent, \Drafts... at once and
- * never reports UIDVALIDITY 0.
+ * [UNAVAILABLE]), and [NOPERM] for rights short of a command's. A failed
+ * SELECT leaves the session authenticated. A user the store has never
+ * seen is created (with the special-use folders) by the first SELECT,
+ * EXAMINE, STATUS or LIST, so a new account shows its \Sent, \Drafts...
+ * at once and never reports UIDVALIDITY 0.
  */
 #include <inttypes.h>
 #include <stdio.h>
