@@ -380,8 +380,8 @@ struct store_copy {
 	const uint32_t *uids;	  /* ascending */
 	size_t nuids;
 	bool move;
-	uint64_t quota;		   /* bytes, 0 = unlimited */
-	uint64_t quota_messages;   /* messages, 0 = unlimited */
+	uint64_t quota;		 /* bytes, 0 = unlimited */
+	uint64_t quota_messages; /* messages, 0 = unlimited */
 	/* RFC 4314 4 (a destination the user may not set every flag in):
 	 * these system flags, and with strip_keywords every keyword, are
 	 * left off the copies. 0 / false: copied as they are. */
@@ -429,7 +429,8 @@ struct store_watch;
 #define STORE_CHANGED_MESSAGES 0x1 /* messages or their flags */
 #define STORE_CHANGED_NAMES 0x2	   /* a mailbox was created, deleted or renamed */
 #define STORE_CHANGED_SUBSCRIPTIONS 0x4
-#define STORE_CHANGED_ALL 0x7
+#define STORE_CHANGED_METADATA 0x8 /* annotations: store_watch_entries() names them */
+#define STORE_CHANGED_ALL 0xf
 typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq,
 			    unsigned changed);
 
@@ -443,6 +444,22 @@ typedef void store_watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmods
 struct store_watch *store_watch_add(const char *user_id, uint32_t mailbox_id, struct worker *w,
 				    store_watch_fn *fn, void *arg);
 void store_watch_remove(struct store_watch *watch);
+/* An annotation (METADATA entry) that was set or removed. */
+struct store_watch_entry {
+	uint32_t mailbox_id; /* the owner's mailbox; 0: a server entry */
+	char *user_id;	     /* whose /private entry it is; NULL: a /shared one */
+	char *name;	     /* the entry name, as stored */
+};
+/* Inside fn, for an event with STORE_CHANGED_METADATA: the entries that
+ * changed since the previous event, each once (borrowed until fn returns).
+ * *lost_r when more than STORE_WATCH_ENTRIES_MAX changed: the rest were
+ * not kept. A change to a mailbox's annotations reaches the watches of
+ * the mailbox's owner, a /private one with the user it belongs to, who
+ * may be another user reading a shared mailbox: callers show each user
+ * only their own. */
+#define STORE_WATCH_ENTRIES_MAX 256
+const struct store_watch_entry *store_watch_entries(const struct store_watch *watch, size_t *n_r,
+						    bool *lost_r);
 /* Another process (tern-admind's import or purge, `ternd store ...`)
  * committed changes to this user's mail, which this process's writer did
  * not see: every watch of the user is called (highestmodseq UINT64_MAX,

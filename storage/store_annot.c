@@ -11,6 +11,9 @@
  * server entries (mailbox_id 0) live under the reserved owner 0, which no
  * user has (user numbers start at 1).
  *
+ * A set that changes an entry tells the watches of the mailbox's owner
+ * which (store_touch_annot: STORE_CHANGED_METADATA), once committed.
+ *
  * Failure: STORE_NOTFOUND for a mailbox that is gone, STORE_LIMIT when a
  * new entry would pass the per-scope count, STORE_PERMFAIL for a name or
  * record this build does not accept; LMDB errors are STORE_TEMPFAIL. A
@@ -130,22 +133,30 @@ count_prefix(MDB_txn *txn, const uint8_t *prefix, size_t *n_r)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Puts or removes one entry; *added_r when the key is new. */
+/* Puts or removes one entry; *added_r when the key is new, *changed_r
+ * when the entry is not what it was (its watchers are told). */
 static int
-put_one(MDB_txn *txn, const uint8_t *key, size_t klen, const struct store_annot *e, bool *added_r)
+put_one(MDB_txn *txn, const uint8_t *key, size_t klen, const struct store_annot *e, bool *added_r,
+	bool *changed_r)
 {
 	MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
 	int rc = mdb_get(txn, store_g->annot, &k, &v);
 
 	*added_r = false;
+	*changed_r = false;
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	if (e->value == NULL) {
 		if (rc == MDB_NOTFOUND)
 			return 0;
+		*changed_r = true;
 		return mdb_del(txn, store_g->annot, &k, NULL);
 	}
 	*added_r = rc == MDB_NOTFOUND;
+	*changed_r = rc == MDB_NOTFOUND || v.mv_size != 1 + e->len ||
+		     (e->len > 0 && memcmp((const uint8_t *)v.mv_data + 1, e->value, e->len) != 0);
+	if (!*changed_r)
+		return 0;
 	v.mv_size = 1 + e->len;
 	if ((rc = mdb_put(txn, store_g->annot, &k, &v, MDB_RESERVE)) != 0)
 		return rc;
@@ -188,12 +199,17 @@ apply_annot_set(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		const struct store_annot *e = &s->entries[i];
-		bool added;
+		bool added, changed;
 		if (!store_annot_name_ok(e->name) || strchr(e->name + 1, '/') == NULL)
 			return STORE_PERMFAIL;
 		size_t kl = annot_key(key, u.user, s->mailbox_id, accessor, e->name);
-		if ((rc = put_one(txn, key, kl, e, &added)) != 0)
+		if ((rc = put_one(txn, key, kl, e, &added, &changed)) != 0)
 			return rc;
+		/* The owner's watches hear of it (a /private entry with the
+		 * user it belongs to); the writer forgets it if this fails. */
+		if (changed)
+			store_touch_annot(wc, s->owner_id, s->mailbox_id,
+					  is_shared(e->name) ? NULL : s->user_id, e->name);
 		if (added) {
 			int sc = is_shared(e->name) ? 0 : 1;
 			memcpy(grown[sc], key, ANNOT_PREFIX_LEN);
@@ -211,7 +227,6 @@ apply_annot_set(MDB_txn *txn, struct store_req *req, struct store_wctx *wc)
 		if (n > s->max_entries)
 			return STORE_LIMIT;
 	}
-	(void)wc;
 	return 0;
 }
 

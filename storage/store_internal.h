@@ -347,7 +347,8 @@ struct store_touched {
 	char *user_id; /* owned */
 	uint32_t mbox;
 	uint64_t highestmodseq;
-	unsigned changed; /* STORE_CHANGED_* */
+	unsigned changed;		/* STORE_CHANGED_* */
+	struct store_watch_entry entry; /* STORE_CHANGED_METADATA: owned; else zero */
 };
 
 /* What an operation may use on the writer thread. */
@@ -378,6 +379,11 @@ void store_touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint
 /* The same for what is not one mailbox's messages: the user's mailbox
  * names or subscriptions (STORE_CHANGED_NAMES / _SUBSCRIPTIONS). */
 void store_touch_user(struct store_wctx *wc, const char *user_id, unsigned changed);
+/* The annotation `name` of owner_id's mailbox (0: user_id's server entry)
+ * was set or removed; private_to is the user whose /private entry it is,
+ * NULL for a /shared one (STORE_CHANGED_METADATA, store_watch_entries()). */
+void store_touch_annot(struct store_wctx *wc, const char *owner_id, uint32_t mbox,
+		       const char *private_to, const char *name);
 
 /* The two operations with their own request types (store_message.c). */
 int store_apply_deliver(MDB_txn *txn, struct store_delivery *d, const uint8_t hash[STORE_HASH_LEN],

@@ -7,6 +7,9 @@
  * touched mailbox it posts one event to the watch's worker, or, when an
  * event is already on its way, only raises the MODSEQ that event will
  * report (changes coalesce; a slow session never queues more than one).
+ * Annotation changes also name their entries: up to
+ * STORE_WATCH_ENTRIES_MAX distinct ones wait with the event, and past
+ * that the event says some were lost, so what waits stays bounded.
  *
  * Lifetimes: a watch is referenced by the registry and by its pending
  * event. store_watch_remove() runs on the watch's own worker, marks it
@@ -34,10 +37,17 @@ struct store_watch {
 	/* protected by wlock: */
 	int refs;
 	bool dead;
-	bool pending;		  /* an event is queued on worker */
-	uint32_t pending_mbox;	  /* what it will report (0: several) */
-	uint64_t pending_modseq;  /* highest seen since it was queued */
-	unsigned pending_changed; /* STORE_CHANGED_* since it was queued */
+	bool pending;				   /* an event is queued on worker */
+	uint32_t pending_mbox;			   /* what it will report (0: several) */
+	uint64_t pending_modseq;		   /* highest seen since it was queued */
+	unsigned pending_changed;		   /* STORE_CHANGED_* since it was queued */
+	struct store_watch_entry *pending_entries; /* owned, each field owned */
+	size_t npending_entries, pending_entries_cap;
+	bool pending_lost; /* entries past STORE_WATCH_ENTRIES_MAX */
+	/* The event being delivered (only its worker touches these): */
+	struct store_watch_entry *entries; /* owned, valid during fn */
+	size_t nentries;
+	bool lost;
 };
 
 static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,12 +75,62 @@ unref_locked(struct store_watch *w)
 }
 
 static void
+entries_free(struct store_watch_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].user_id);
+		free(e[i].name);
+	}
+	free(e);
+}
+
+static void
 watch_free(struct store_watch *w)
 {
 	if (w == NULL)
 		return;
+	entries_free(w->pending_entries, w->npending_entries);
 	free(w->user_id);
 	free(w);
+}
+
+static bool
+same_entry(const struct store_watch_entry *a, const struct store_watch_entry *b)
+{
+	return a->mailbox_id == b->mailbox_id && strcmp(a->name, b->name) == 0 &&
+	       (a->user_id == NULL ? b->user_id == NULL
+				   : b->user_id != NULL && strcmp(a->user_id, b->user_id) == 0);
+}
+
+/* Adds a changed entry to what w's next event names; wlock held. */
+static void
+entry_add_locked(struct store_watch *w, const struct store_watch_entry *e)
+{
+	for (size_t i = 0; i < w->npending_entries; i++)
+		if (same_entry(&w->pending_entries[i], e))
+			return;
+	if (w->npending_entries == STORE_WATCH_ENTRIES_MAX) {
+		w->pending_lost = true;
+		return;
+	}
+	if (w->npending_entries == w->pending_entries_cap) {
+		w->pending_entries_cap =
+		    w->pending_entries_cap == 0 ? 8 : w->pending_entries_cap * 2;
+		w->pending_entries = xrealloc(w->pending_entries,
+					      w->pending_entries_cap * sizeof(*w->pending_entries));
+	}
+	struct store_watch_entry *n = &w->pending_entries[w->npending_entries++];
+	n->mailbox_id = e->mailbox_id;
+	n->user_id = e->user_id != NULL ? xstrdup(e->user_id) : NULL;
+	n->name = xstrdup(e->name);
+}
+
+const struct store_watch_entry *
+store_watch_entries(const struct store_watch *w, size_t *n_r, bool *lost_r)
+{
+	*n_r = w->nentries;
+	*lost_r = w->lost;
+	return w->entries;
 }
 
 struct store_watch *
@@ -124,11 +184,25 @@ deliver_event(void *arg)
 	uint32_t mbox = w->pending_mbox;
 	uint64_t modseq = w->pending_modseq;
 	unsigned changed = w->pending_changed;
+	struct store_watch_entry *entries = w->pending_entries;
+	size_t nentries = w->npending_entries;
+	bool lost = w->pending_lost;
+	w->pending_entries = NULL;
+	w->npending_entries = w->pending_entries_cap = 0;
+	w->pending_lost = false;
 	w->pending = false;
 	struct store_watch *f = unref_locked(w);
 	pthread_mutex_unlock(&wlock);
-	if (!dead)
+	if (!dead) {
+		w->entries = entries;
+		w->nentries = nentries;
+		w->lost = lost;
 		w->fn(w->arg, mbox, modseq, changed);
+		w->entries = NULL;
+		w->nentries = 0;
+		w->lost = false;
+	}
+	entries_free(entries, nentries);
 	watch_free(f);
 }
 
@@ -152,12 +226,16 @@ store_watch_notify(const struct store_touched *t, size_t n)
 				if (t[i].highestmodseq > w->pending_modseq)
 					w->pending_modseq = t[i].highestmodseq;
 				w->pending_changed |= t[i].changed;
+				if (t[i].entry.name != NULL)
+					entry_add_locked(w, &t[i].entry);
 				continue;
 			}
 			w->pending = true;
 			w->pending_mbox = t[i].mbox;
 			w->pending_modseq = t[i].highestmodseq;
 			w->pending_changed = t[i].changed;
+			if (t[i].entry.name != NULL)
+				entry_add_locked(w, &t[i].entry);
 			w->refs++; /* the event's */
 			if (npost == cap) {
 				cap = cap == 0 ? 16 : cap * 2;

@@ -218,28 +218,37 @@ store_submit(struct store_req *req, store_apply_fn *apply, uint64_t bytes)
 
 /* ---- change notification, collected per batch ---- */
 
+static struct store_touched *
+touch_new(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq,
+	  unsigned changed)
+{
+	if (wc->ntouches == wc->touch_cap) {
+		wc->touch_cap = wc->touch_cap == 0 ? 64 : wc->touch_cap * 2;
+		wc->touches = xrealloc(wc->touches, wc->touch_cap * sizeof(*wc->touches));
+	}
+	struct store_touched *t = &wc->touches[wc->ntouches++];
+	memset(t, 0, sizeof(*t));
+	t->user_id = xstrdup(user_id);
+	t->mbox = mbox;
+	t->highestmodseq = highestmodseq;
+	t->changed = changed;
+	return t;
+}
+
 static void
 touch(struct store_wctx *wc, const char *user_id, uint32_t mbox, uint64_t highestmodseq,
       unsigned changed)
 {
 	for (size_t i = wc->op_touch_start; i < wc->ntouches; i++) {
 		struct store_touched *t = &wc->touches[i];
-		if (t->mbox == mbox && strcmp(t->user_id, user_id) == 0) {
+		if (t->mbox == mbox && strcmp(t->user_id, user_id) == 0 && t->entry.name == NULL) {
 			if (highestmodseq > t->highestmodseq)
 				t->highestmodseq = highestmodseq;
 			t->changed |= changed;
 			return;
 		}
 	}
-	if (wc->ntouches == wc->touch_cap) {
-		wc->touch_cap = wc->touch_cap == 0 ? 64 : wc->touch_cap * 2;
-		wc->touches = xrealloc(wc->touches, wc->touch_cap * sizeof(*wc->touches));
-	}
-	struct store_touched *t = &wc->touches[wc->ntouches++];
-	t->user_id = xstrdup(user_id);
-	t->mbox = mbox;
-	t->highestmodseq = highestmodseq;
-	t->changed = changed;
+	touch_new(wc, user_id, mbox, highestmodseq, changed);
 }
 
 void
@@ -256,12 +265,28 @@ store_touch_user(struct store_wctx *wc, const char *user_id, unsigned changed)
 	touch(wc, user_id, 0, 0, changed);
 }
 
+void
+store_touch_annot(struct store_wctx *wc, const char *owner_id, uint32_t mbox,
+		  const char *private_to, const char *name)
+{
+	/* One touch per entry, merged with no other: its watchers are told
+	 * each name. MODSEQ 0: a view finds no message change in it. */
+	struct store_touched *t = touch_new(wc, owner_id, mbox, 0, STORE_CHANGED_METADATA);
+
+	t->entry.mailbox_id = mbox;
+	t->entry.user_id = private_to != NULL ? xstrdup(private_to) : NULL;
+	t->entry.name = xstrdup(name);
+}
+
 /* Forgets the touches from index `from` on (an aborted operation). */
 static void
 touches_truncate(struct store_wctx *wc, size_t from)
 {
-	for (size_t i = from; i < wc->ntouches; i++)
+	for (size_t i = from; i < wc->ntouches; i++) {
 		free(wc->touches[i].user_id);
+		free(wc->touches[i].entry.user_id);
+		free(wc->touches[i].entry.name);
+	}
 	wc->ntouches = from;
 }
 

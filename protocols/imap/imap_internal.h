@@ -173,6 +173,11 @@ int imap_search_match(struct imap_session *s, const struct imap_arg *args, size_
 void imap_list_notify(struct imap_session *s, const char *name, const struct store_mailbox *box,
 		      bool subscribed, const char *oldname);
 void imap_status_notify(struct imap_session *s, const struct store_mailbox *box);
+/* ... and "* METADATA name entry ..." for entries that changed, names
+ * only (RFC 5465 5.5, 5.6; RFC 5464 4.4.2; name "" for the server's),
+ * formatted as GETMETADATA formats them (imap_metadata.c). */
+void imap_metadata_notify(struct imap_session *s, const char *name, const char *const *entries,
+			  size_t n);
 
 /* NOTIFY's MessageNew fetch attributes (imap_fetch.c): a FETCH item
  * list parsed into a (which must outlive the result), NULL if it is not

@@ -14,9 +14,11 @@
  * /private/specialuse is set by CREATE ... (USE (...)) only (NO
  * [CANNOT]). GETMETADATA answers a requested entry that has no value and
  * nothing below it with NIL. Values are nstring or literal8; one holding
- * a NUL is sent back as literal8. No unsolicited METADATA responses are
- * sent, so ENABLE METADATA enables nothing (RFC 5464 4.1 makes them
- * optional).
+ * a NUL is sent back as literal8. Unsolicited METADATA responses (entry
+ * names only, RFC 5464 4.4.2) go to clients that asked for them with
+ * NOTIFY's MailboxMetadataChange and ServerMetadataChange
+ * (imap_notify.c, through imap_metadata_notify); none are sent without
+ * NOTIFY, which RFC 5464 4.4 allows (they are a MAY).
  *
  * Failure: BAD for syntax and invalid entry names (RFC 5464 3.2); NO
  * [NONEXISTENT] for a mailbox that does not exist; NO [METADATA MAXSIZE
@@ -186,6 +188,27 @@ collect(struct imap_session *s, const char *owner_id, const struct store_mailbox
 	*out_r = out;
 	*n_r = n;
 	return STORE_OK;
+}
+
+void
+imap_metadata_notify(struct imap_session *s, const char *name, const char *const *entries, size_t n)
+{
+	struct buf b;
+
+	if (n == 0)
+		return;
+	/* metadata-resp = "METADATA" SP mailbox SP entry-list, entry-list =
+	 * entry *(SP entry): no parentheses, no values (RFC 5464 5). */
+	buf_init(&b, METADATA_OUT_MAX);
+	buf_append_str(&b, "* METADATA ");
+	imap_append_mailbox(s, &b, name);
+	for (size_t i = 0; i < n; i++) {
+		buf_putc(&b, ' ');
+		append_entry(&b, entries[i]);
+	}
+	buf_append_str(&b, "\r\n");
+	imap_write(s, b.data, b.len);
+	buf_free(&b);
 }
 
 /* GETMETADATA options (RFC 5464 4.2.1, 4.2.2); false after a BAD. */

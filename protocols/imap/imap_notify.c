@@ -6,7 +6,9 @@
  * for the selected mailbox EXISTS (and FETCH with the client's MessageNew
  * attributes), EXPUNGE or VANISHED and FETCH FLAGS, through the view
  * (imap_view.c); for the others STATUS, and LIST for mailbox names and
- * subscriptions (formatted by imap_mailbox.c).
+ * subscriptions (formatted by imap_mailbox.c); METADATA naming the
+ * entries that changed, for the mailboxes covered and for the user's
+ * server entries (formatted by imap_metadata.c).
  *
  * How it works: one store watch for all of the user's mailboxes; its
  * events only set bits (STORE_CHANGED_*) and the one mailbox touched, so
@@ -14,17 +16,21 @@
  * At the next point where no command is in progress the session compares
  * the store with its snapshot of the user's mailboxes (counters, names
  * by mailbox id, subscriptions) and reports the differences: coalesced,
- * in the order of the mailbox list.
+ * in the order of the mailbox list. Annotation changes come with their
+ * entry names (store_watch_entries), kept until that point; the user sees
+ * only /shared entries and their own /private ones.
  *
  * How it fails: a malformed NOTIFY gets BAD (RFC 5465 3.1: also
  * MessageNew without MessageExpunge, FlagChange without them, a second
  * selected filter, non-message events for the selected mailbox); an
- * event Tern does not implement (AnnotationChange, the METADATA ones, an
- * unknown one) NO [BADEVENT (the supported ones)]; too many mailbox names
- * NO [NOTIFICATIONOVERFLOW]. A client that stops reading while more than
- * NOTIFY_OUT_MAX bytes wait gets "* OK [NOTIFICATIONOVERFLOW]" and its
- * notifications are turned off (as NOTIFY NONE). A store that cannot be
- * read leaves the snapshot as it was: the next event retries.
+ * event Tern does not implement (AnnotationChange: there are no message
+ * annotations; an unknown one) NO [BADEVENT (the supported ones)]; too
+ * many mailbox names NO [NOTIFICATIONOVERFLOW]. A client that stops
+ * reading while more than NOTIFY_OUT_MAX bytes wait, or that more than
+ * STORE_WATCH_ENTRIES_MAX changed annotations wait for, gets
+ * "* OK [NOTIFICATIONOVERFLOW]" and its notifications are turned off (as
+ * NOTIFY NONE). A store that cannot be read leaves the snapshot as it
+ * was: the next event retries.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +50,8 @@
 #define EV_SERVER_META 0x80
 #define EV_UNKNOWN 0x100
 #define EV_MESSAGE (EV_NEW | EV_EXPUNGE | EV_FLAG | EV_ANNOTATION)
-#define EV_SUPPORTED (EV_NEW | EV_EXPUNGE | EV_FLAG | EV_NAME | EV_SUBSCRIPTION)
+#define EV_META (EV_MBOX_META | EV_SERVER_META)
+#define EV_SUPPORTED (EV_NEW | EV_EXPUNGE | EV_FLAG | EV_NAME | EV_SUBSCRIPTION | EV_META)
 
 #define NOTIFY_NAMES_MAX 1000	  /* mailbox names in one NOTIFY SET */
 #define NOTIFY_OUT_MAX (4u << 20) /* unread output before NOTIFICATIONOVERFLOW */
@@ -92,6 +99,13 @@ struct imap_notify {
 	size_t nsubs;
 	unsigned pending;      /* STORE_CHANGED_* not looked at yet */
 	uint32_t pending_mbox; /* the one mailbox they touched; 0: several */
+	bool meta_wanted;      /* a group names a METADATA event */
+	struct meta_change {
+		uint32_t mbox; /* 0: a server entry */
+		char *name;    /* owned */
+	} * meta;	       /* owned: changed entries not reported yet */
+	size_t nmeta;
+	bool meta_lost; /* more changed than were kept */
 };
 
 /* ---- the snapshot ---- */
@@ -289,13 +303,15 @@ static void
 refresh(struct imap_session *s)
 {
 	struct imap_notify *n = s->notify;
-	unsigned what = n->pending;
-	struct arena *a = arena_new(0);
+	unsigned what = n->pending & ~STORE_CHANGED_METADATA; /* n->meta has those */
 	struct store_mailbox *list, box;
 	const char **subs;
 	size_t nl, nsubs;
 
 	n->pending = 0;
+	if (what == 0)
+		return;
+	struct arena *a = arena_new(0);
 	if (what == STORE_CHANGED_MESSAGES && n->pending_mbox != 0) {
 		struct snap_box *sb = snap_find(n->boxes, n->nboxes, n->pending_mbox);
 		if (sb != NULL) {
@@ -330,6 +346,91 @@ refresh(struct imap_session *s)
 	arena_destroy(&a);
 }
 
+/* ---- annotations ---- */
+
+/* Does a group name ServerMetadataChange? Server entries belong to no
+ * mailbox, so any group's filter covers them. */
+static bool
+wants_server(const struct imap_notify *n)
+{
+	for (size_t i = 0; i < n->ngroups; i++)
+		if (n->groups[i].events & EV_SERVER_META)
+			return true;
+	return false;
+}
+
+/* Keeps the entries the event names that this user may see: /shared
+ * ones and their own /private ones (not another reader's). */
+static void
+meta_take(struct imap_session *s)
+{
+	struct imap_notify *n = s->notify;
+	size_t ne;
+	bool lost;
+	const struct store_watch_entry *e = store_watch_entries(n->watch, &ne, &lost);
+
+	n->meta_lost |= lost;
+	for (size_t i = 0; i < ne && !n->meta_lost; i++) {
+		if (e[i].user_id != NULL && strcmp(e[i].user_id, s->user_id) != 0)
+			continue;
+		size_t j;
+		for (j = 0; j < n->nmeta; j++)
+			if (n->meta[j].mbox == e[i].mailbox_id &&
+			    strcmp(n->meta[j].name, e[i].name) == 0)
+				break;
+		if (j < n->nmeta)
+			continue;
+		if (n->nmeta == STORE_WATCH_ENTRIES_MAX) {
+			n->meta_lost = true;
+			break;
+		}
+		n->meta = xrealloc(n->meta, (n->nmeta + 1) * sizeof(*n->meta));
+		n->meta[n->nmeta].mbox = e[i].mailbox_id;
+		n->meta[n->nmeta++].name = xstrdup(e[i].name);
+	}
+}
+
+/* The changed entries the client wants: one METADATA per mailbox (its
+ * entries in the order they changed), in the order of first change. A
+ * mailbox gone meanwhile is not reported (MailboxName says so). */
+static void
+meta_report(struct imap_session *s)
+{
+	struct imap_notify *n = s->notify;
+	struct meta_change *m = n->meta;
+	size_t nm = n->nmeta;
+	const char **names = xcalloc(nm, sizeof(*names));
+
+	n->meta = NULL;
+	n->nmeta = 0;
+	for (size_t i = 0; i < nm; i++) {
+		if (m[i].name == NULL)
+			continue; /* reported with an earlier one */
+		uint32_t id = m[i].mbox;
+		const char *box = "";
+		bool want = id == 0 && wants_server(n);
+		struct snap_box *sb = id != 0 ? snap_find(n->boxes, n->nboxes, id) : NULL;
+		if (sb != NULL) {
+			box = sb->name;
+			want = wants(n, box, subscribed(n->subs, n->nsubs, box), EV_MBOX_META);
+		}
+		size_t k = 0;
+		for (size_t j = i; j < nm; j++)
+			if (m[j].name != NULL && m[j].mbox == id)
+				names[k++] = m[j].name;
+		if (want)
+			imap_metadata_notify(s, box, names, k);
+		for (size_t j = i; j < nm; j++) {
+			if (m[j].name != NULL && m[j].mbox == id) {
+				free(m[j].name);
+				m[j].name = NULL;
+			}
+		}
+	}
+	free(names);
+	free(m);
+}
+
 /* ---- telling the client ---- */
 
 /* No command in progress (or IDLE, which waits for exactly this). */
@@ -351,6 +452,9 @@ imap_notify_free(struct imap_session *s)
 		return;
 	store_watch_remove(n->watch);
 	snap_free(n->boxes, n->nboxes, n->subs, n->nsubs);
+	for (size_t i = 0; i < n->nmeta; i++)
+		free(n->meta[i].name);
+	free(n->meta);
 	arena_destroy(&n->a);
 	free(n);
 	s->notify = NULL;
@@ -383,9 +487,10 @@ imap_notify_flush(struct imap_session *s)
 
 	if (n == NULL || !idle_point(s))
 		return;
-	if (conn_output_pending(&s->conn) > NOTIFY_OUT_MAX) {
-		/* RFC 5465 5.8: the client is not keeping up; it learns that
-		 * notifications are off and may NOTIFY SET STATUS again. */
+	if (conn_output_pending(&s->conn) > NOTIFY_OUT_MAX || n->meta_lost) {
+		/* RFC 5465 5.8: the client is not keeping up (or more changed
+		 * than the server keeps); it learns that notifications are off
+		 * and may NOTIFY SET STATUS again. */
 		log_info(s->conn.id, s->conn.service, "notify-overflow user=\"%s\"", s->login);
 		imap_notify_free(s);
 		imap_untagged(s, "OK [NOTIFICATIONOVERFLOW] Notifications stopped, too many");
@@ -393,6 +498,8 @@ imap_notify_flush(struct imap_session *s)
 	}
 	if (n->pending != 0)
 		refresh(s);
+	if (n->nmeta > 0)
+		meta_report(s);
 	if (s->view != NULL && s->view->changed && n->sel_events != 0)
 		push_selected(s);
 	if (s->idling)
@@ -420,6 +527,8 @@ watch_cb(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned change
 	else if (n->pending_mbox != mailbox_id)
 		n->pending_mbox = 0;
 	n->pending |= changed;
+	if ((changed & STORE_CHANGED_METADATA) && n->meta_wanted)
+		meta_take(s);
 	imap_notify_flush(s);
 }
 
@@ -650,7 +759,8 @@ cmd_notify(struct imap_session *s, const struct imap_cmd *cmd)
 		s->notify = old;
 		imap_tagged(s, "NO",
 			    "[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName "
-			    "SubscriptionChange)] Unsupported NOTIFY event");
+			    "SubscriptionChange MailboxMetadataChange ServerMetadataChange)] "
+			    "Unsupported NOTIFY event");
 		return;
 	}
 	if (r != 0) { /* -2: answered */
@@ -662,6 +772,7 @@ cmd_notify(struct imap_session *s, const struct imap_cmd *cmd)
 	s->notify = old;
 	imap_notify_free(s);
 	s->notify = n;
+	n->meta_wanted = (used & EV_META) != 0;
 	r = notify_start(s, status);
 	if (s->view != NULL)
 		imap_view_sync(s, true);

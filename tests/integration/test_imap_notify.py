@@ -3,9 +3,10 @@ and without IDLE or NOOP, of what a second session or a delivery changes:
 STATUS for the other personal mailboxes, EXISTS and FETCH with the
 MessageNew attributes, FETCH FLAGS and EXPUNGE (VANISHED with QRESYNC) for
 the selected one, LIST for CREATE/RENAME (OLDNAME)/DELETE and for
-SUBSCRIBE. NOTIFY NONE stops it, NOTIFY SET STATUS starts with a STATUS of
-each mailbox, SELECTED-DELAYED holds expunges for a command, and bad event
-groups get BAD, NO [BADEVENT (...)] or NO [NOTIFICATIONOVERFLOW]."""
+SUBSCRIBE, METADATA naming the entries a SETMETADATA changed (mailbox and
+server entries). NOTIFY NONE stops it, NOTIFY SET STATUS starts with a
+STATUS of each mailbox, SELECTED-DELAYED holds expunges for a command, and
+bad event groups get BAD, NO [BADEVENT (...)] or NO [NOTIFICATIONOVERFLOW]."""
 import socket
 
 import pytest
@@ -14,7 +15,8 @@ import harness
 
 from test_imap_msg import Imap, deliver
 
-SUPPORTED = "[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"
+SUPPORTED = ("[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "
+             "MailboxMetadataChange ServerMetadataChange)]")
 MAIN = ("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
         "(personal (MessageNew MessageExpunge MailboxName SubscriptionChange))")
 # Only a guard against a hang: what is expected arrives long before.
@@ -99,14 +101,20 @@ def test_capability_and_bad_groups(env):
         u, tagged = c.cmd(cmd)
         assert tagged.startswith("BAD "), (cmd, tagged)
         assert u == [], (cmd, u)
+    # Message annotations (RFC 5257) Tern has not: AnnotationChange is
+    # refused, also beside the supported metadata events.
     for cmd in ["NOTIFY SET (personal (MessageNew MessageExpunge AnnotationChange))",
                 "NOTIFY SET (selected (MessageNew MessageExpunge AnnotationChange))",
-                "NOTIFY SET (personal (MailboxMetadataChange))",
-                "NOTIFY SET (personal (ServerMetadataChange MailboxName))",
+                "NOTIFY SET (personal (MailboxMetadataChange)) "
+                "(inboxes (MessageNew MessageExpunge AnnotationChange))",
                 "NOTIFY SET (inboxes (XUnknownEvent))"]:
         assert c.cmd(cmd) == ([], "NO %s Unsupported NOTIFY event" % SUPPORTED), cmd
     c = Imap(t, "user21")  # a session closes after 20 BADs
     c.select()
+    # The metadata events are for mailbox filters, not the selected one.
+    for cmd in ["NOTIFY SET (selected (MailboxMetadataChange))",
+                "NOTIFY SET (selected-delayed (ServerMetadataChange))"]:
+        assert c.cmd(cmd) == ([], "BAD Invalid NOTIFY event group"), cmd
     names = " ".join("box%d" % i for i in range(1001))
     assert c.cmd("NOTIFY SET (mailboxes (%s) (MessageNew MessageExpunge))" % names) == (
         [], "NO [NOTIFICATIONOVERFLOW] Too many mailbox names")
@@ -115,6 +123,8 @@ def test_capability_and_bad_groups(env):
         "BAD Mailbox name is not valid modified UTF-7")
     # The good ones, as the RFC writes them (case-insensitive).
     assert c.cmd(MAIN) == ([], "OK NOTIFY completed")
+    assert c.cmd("NOTIFY SET (personal (MailboxMetadataChange)) "
+                 "(inboxes (ServerMetadataChange MailboxName))") == ([], "OK NOTIFY completed")
     assert c.cmd("notify set (Selected-Delayed (messagenew messageexpunge flagchange)) "
                  "(subtree (INBOX Archive) (MessageNew MessageExpunge)) "
                  "(mailboxes Sent NONE) (subscribed (MailboxName)) (inboxes NONE)") == (
@@ -274,3 +284,69 @@ def test_qresync_vanished_and_idle(env):
     assert line.endswith(" UNSEEN 1 HIGHESTMODSEQ %s)" % line.split("HIGHESTMODSEQ ")[1][:-1])
     c.send("DONE\r\n")
     assert c.readline() == b"i1 OK IDLE terminated"
+
+
+def test_metadata_events(env):
+    """RFC 5465 5.5, 5.6: METADATA with the names of the entries another
+    session changed, no values (RFC 5464 4.4.2), one response per mailbox,
+    for the mailboxes the filters cover and for the user's server entries;
+    /private entries of a reader of a shared mailbox are the reader's."""
+    t = env.ternd
+    owner, reader = "user26", "user27"
+    c = Imap(t, owner)
+    o = Imap(t, owner)
+    o.ok("CREATE Box")
+    o.ok("CREATE Other")
+    assert c.cmd("NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange))") == (
+        [], "OK NOTIFY completed")
+    o.ok("SETMETADATA Box (/shared/comment \"hello\")")
+    expect(c, ["METADATA \"Box\" /shared/comment"])
+    # Several entries of one command: one response; an entry set to the
+    # value it has is no change.
+    o.ok("SETMETADATA Box (/shared/comment \"hello\" /private/comment \"mine\" "
+         "/private/vendor/tern/x \"1\")")
+    expect(c, ["METADATA \"Box\" /private/comment /private/vendor/tern/x"])
+    # Removal is a change; removing what is absent is none.
+    o.ok("SETMETADATA Box (/private/comment NIL /private/none NIL)")
+    expect(c, ["METADATA \"Box\" /private/comment"])
+    # The user's server entries. Shared ones come from the config and
+    # cannot be set, so they never change under a session.
+    o.ok("SETMETADATA \"\" (/private/comment \"server\")")
+    expect(c, ["METADATA \"\" /private/comment"])
+    assert o.cmd("SETMETADATA \"\" (/shared/comment \"x\")") == (
+        [], "NO [NOPERM] Shared server annotations are read-only")
+    # A session's own change is told to it too (after its tagged reply).
+    assert c.cmd("SETMETADATA Other (/shared/comment \"own\")") == (
+        [], "OK SETMETADATA completed")
+    expect(c, ["METADATA \"Other\" /shared/comment"])
+    quiet(c)
+
+    # Only what the filters cover: Box, and no server entries.
+    assert c.cmd("NOTIFY SET (mailboxes Box (MailboxMetadataChange))") == (
+        [], "OK NOTIFY completed")
+    o.ok("SETMETADATA Other (/shared/comment \"not told\")")
+    o.ok("SETMETADATA \"\" (/private/comment \"not told\")")
+    o.ok("SETMETADATA Box (/shared/comment \"told\")")
+    expect(c, ["METADATA \"Box\" /shared/comment"])
+    # ServerMetadataChange alone: server entries only.
+    assert c.cmd("NOTIFY SET (subtree Nothing (ServerMetadataChange))") == (
+        [], "OK NOTIFY completed")
+    o.ok("SETMETADATA Box (/shared/comment \"not told\")")
+    o.ok("SETMETADATA \"\" (/private/vendor/tern/motd \"hi\")")
+    expect(c, ["METADATA \"\" /private/vendor/tern/motd"])
+    # Without the metadata events, nothing.
+    assert c.cmd("NOTIFY SET (personal (MailboxName))") == ([], "OK NOTIFY completed")
+    o.ok("SETMETADATA Box (/shared/comment \"quiet\")")
+    o.ok("SETMETADATA \"\" (/private/comment \"quiet\")")
+    quiet(c)
+
+    # A reader of the shared mailbox: their /private entries are theirs
+    # alone (the owner is not told); a /shared one is the mailbox's.
+    assert c.cmd("NOTIFY SET (personal (MailboxMetadataChange))") == (
+        [], "OK NOTIFY completed")
+    o.ok("SETACL Box %s lrw" % reader)
+    r = Imap(t, reader)
+    r.ok("SETMETADATA \"Shared/%s/Box\" (/private/comment \"reader's\")" % owner)
+    r.ok("SETMETADATA \"Shared/%s/Box\" (/shared/vendor/tern/r \"1\")" % owner)
+    expect(c, ["METADATA \"Box\" /shared/vendor/tern/r"])
+    quiet(c)

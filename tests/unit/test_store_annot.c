@@ -3,8 +3,9 @@
  * a real LMDB environment in a mkdtemp directory: entry-name validity
  * (table), set and get with DEPTH 0/1/infinity, removal, a whole batch
  * refused for one bad name, the per-scope count limit, a missing mailbox,
- * private entries per user, and shared server entries common to all
- * users (store_check over such a store: test_imap_metadata.py).
+ * private entries per user, shared server entries common to all users
+ * (store_check over such a store: test_imap_metadata.py), and the watch
+ * events that name the entries a set changed (NOTIFY's metadata events).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -281,6 +282,84 @@ test_limit_and_users(void **state)
 	arena_destroy(&a);
 }
 
+/* What the watch was told: "mbox:user:name;" per entry ("-" for a
+ * /shared one), and "+lost" when it said more were lost. */
+struct seen {
+	struct store_watch *w;
+	unsigned calls, changed;
+	char text[16384];
+};
+
+static void
+watch_fn(void *arg, uint32_t mailbox_id, uint64_t highestmodseq, unsigned changed)
+{
+	struct seen *w = arg;
+	size_t n, used = 0;
+	bool lost;
+
+	(void)mailbox_id;
+	(void)highestmodseq;
+	w->calls++;
+	w->changed = changed;
+	const struct store_watch_entry *e = store_watch_entries(w->w, &n, &lost);
+	w->text[0] = '\0';
+	for (size_t i = 0; i < n && used < sizeof(w->text) - 300; i++)
+		used +=
+		    (size_t)snprintf(w->text + used, sizeof(w->text) - used, "%u:%s:%s;",
+				     e[i].mailbox_id, e[i].user_id ? e[i].user_id : "-", e[i].name);
+	if (lost)
+		snprintf(w->text + used, sizeof(w->text) - used, "+lost");
+}
+
+static void
+test_watch_entries(void **state)
+{
+	static struct seen all, other;
+	const struct store_annot two[] = {{"/shared/comment", "x", 1}, {"/private/a", "1", 1}};
+	const struct store_annot same[] = {{"/private/a", "1", 1}, {"/private/zz", NULL, 0}};
+	const struct store_annot rm[] = {{"/private/a", NULL, 0}, {"/private/a", "2", 1}};
+	const struct store_annot priv[] = {{"/private/p", "e", 1}};
+
+	(void)state;
+	/* worker NULL: fn runs on the writer before the set is done. */
+	all.w = store_watch_add("uuid-d", 0, NULL, watch_fn, &all);
+	other.w = store_watch_add("uuid-d", 2, NULL, watch_fn, &other);
+	assert_int_equal(set("uuid-d", "uuid-d", 1, two, 2, 0), STORE_OK);
+	assert_int_equal(all.calls, 1);
+	assert_int_equal(all.changed, STORE_CHANGED_METADATA);
+	assert_string_equal(all.text, "1:-:/shared/comment;1:uuid-d:/private/a;");
+	assert_int_equal(other.calls, 0); /* another mailbox's watch */
+	/* Nothing changed (the same value, removing what is absent): no event. */
+	assert_int_equal(set("uuid-d", "uuid-d", 1, same, 2, 0), STORE_OK);
+	assert_int_equal(all.calls, 1);
+	/* One entry changed twice in a set: named once. */
+	assert_int_equal(set("uuid-d", "uuid-d", 1, rm, 2, 0), STORE_OK);
+	assert_string_equal(all.text, "1:uuid-d:/private/a;");
+	/* Another user's private entry on uuid-d's mailbox reaches uuid-d's
+	 * watches naming that user; server entries are mailbox 0. */
+	assert_int_equal(set("uuid-d", "uuid-e", 1, priv, 1, 0), STORE_OK);
+	assert_string_equal(all.text, "1:uuid-e:/private/p;");
+	assert_int_equal(set("uuid-d", "uuid-d", 0, priv, 1, 0), STORE_OK);
+	assert_string_equal(all.text, "0:uuid-d:/private/p;");
+	assert_int_equal(other.calls, 1); /* mailbox 0 reaches every watch */
+	/* Past STORE_WATCH_ENTRIES_MAX the event says names were lost. */
+	size_t n = STORE_WATCH_ENTRIES_MAX + 1;
+	struct store_annot *many = calloc(n, sizeof(*many));
+	char(*names)[32] = calloc(n, sizeof(*names));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "/private/n%03zu", i);
+		many[i] = (struct store_annot){names[i], "v", 1};
+	}
+	assert_int_equal(set("uuid-d", "uuid-d", 1, many, n, 0), STORE_OK);
+	assert_int_equal(all.calls, 5);
+	assert_non_null(strstr(all.text, "1:uuid-d:/private/n255;+lost"));
+	assert_null(strstr(all.text, "n256"));
+	free(many);
+	free(names);
+	store_watch_remove(other.w);
+	store_watch_remove(all.w);
+}
+
 int
 main(void)
 {
@@ -288,6 +367,7 @@ main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limit_and_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_entries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
