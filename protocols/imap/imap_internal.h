@@ -132,6 +132,8 @@ bool imap_notify_selected(struct imap_session *s);
 void imap_notify_free(struct imap_session *s);
 extern const struct imap_command imap_acl_cmds[];     /* imap_acl_cmd.c */
 extern const struct imap_command imap_replace_cmds[]; /* imap_replace.c */
+extern const struct imap_command imap_append_cmds[];  /* imap_append.c */
+extern const struct imap_command imap_list_cmds[];    /* imap_list.c */
 
 /* A QUOTA response's list for the user's root: "(STORAGE used limit
  * MESSAGE used limit)" with only the resources that have a limit (0 =
@@ -188,10 +190,24 @@ struct imap_fetch_atts *imap_fetch_atts_parse(struct arena *a, const struct imap
 void imap_fetch_atts_send(struct imap_session *s, const struct imap_fetch_atts *fa,
 			  const uint32_t *uids, size_t n);
 
+/* One LIST/STATUS/FLAGS line's longest form. */
+#define IMAP_LINE_MAX (256u * 1024u)
+
+/* Shared by the mailbox commands (imap_mailbox.c) and LIST/STATUS
+ * (imap_list.c): writes the line in b (without CRLF) to the client;
+ * whether owner_id's mailbox name is the selected one; whether the store
+ * has never seen the user (only a virtual INBOX); and creating that user
+ * (INBOX and the special-use folders) before running rerun again from
+ * the completion. */
+void imap_write_line(struct imap_session *s, struct buf *b);
+bool imap_is_selected(const struct imap_session *s, const char *owner_id, const char *name);
+bool imap_user_unknown(struct imap_session *s);
+void imap_materialize(struct imap_session *s, imap_cmd_fn *rerun);
+
 /* One message of APPEND (and REPLACE): [(flags)] [date-time] and the
  * literal (or UTF8 (~{n}...)) at args[*i]; *i moves past them. 0, or -1
  * after a BAD or NO naming what ("APPEND", "REPLACE"). The message body
- * is borrowed from args. (imap_mailbox.c) */
+ * is borrowed from args. (imap_append.c) */
 int imap_append_parse(struct imap_session *s, const struct imap_arg *args, size_t count, size_t *i,
 		      struct store_append_msg *m, const char *what);
 

@@ -711,9 +711,9 @@ static const struct imap_command session_cmds[] = {
 };
 
 static const struct imap_command *const tables[] = {
-    session_cmds,     imap_mailbox_cmds,  imap_fetch_cmds, imap_search_cmds,
-    imap_sort_cmds,   imap_msg_cmds,	  imap_quota_cmds, imap_compress_cmds,
-    imap_notify_cmds, imap_metadata_cmds, imap_acl_cmds,   imap_replace_cmds,
+    session_cmds,  imap_mailbox_cmds, imap_fetch_cmds,	  imap_search_cmds, imap_sort_cmds,
+    imap_msg_cmds, imap_quota_cmds,   imap_compress_cmds, imap_notify_cmds, imap_metadata_cmds,
+    imap_acl_cmds, imap_replace_cmds, imap_append_cmds,	  imap_list_cmds,
 };
 
 /* Runs a command whose state was checked (with the session's groups
