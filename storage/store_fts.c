@@ -362,9 +362,19 @@ static struct {
 	bool scanned;	 /* the start-up scan ran */
 } pend;
 
+static bool fts_off; /* [storage] search_indexer = no */
+
+void
+store_fts_background(bool on)
+{
+	fts_off = !on;
+}
+
 void
 store_fts_note(uint64_t user, uint32_t mbox)
 {
+	if (fts_off)
+		return;
 	/* A mailbox noted in a row (a burst) is one entry; a stray
 	 * duplicate further back costs one empty catch-up. */
 	for (size_t i = pend.n > 16 ? pend.n - 16 : 0; i < pend.n; i++)
@@ -382,6 +392,8 @@ store_fts_note(uint64_t user, uint32_t mbox)
 uint64_t
 store_fts_due(void)
 {
+	if (fts_off)
+		return 0;
 	if (!pend.scanned && pend.due_ns == 0)
 		pend.due_ns = store_fts_mono_ns() + FTS_INDEX_DELAY_MS * 1000000ull;
 	return pend.due_ns;
