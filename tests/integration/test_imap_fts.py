@@ -210,6 +210,16 @@ SEARCH_LINE = re.compile(rb"search messages=(\d+) texts_read=(\d+) indexed_throu
                          rb"hits=(\d+)")
 
 
+EVALUATED = re.compile(rb"search messages=\d+ .*? evaluated=(\d+)")
+
+
+def last_evaluated(t):
+    """How many messages the latest SEARCH read the records of."""
+    found = EVALUATED.findall(t.log())
+    assert found, t.log_tail()
+    return int(found[-1])
+
+
 def last_search_line(t):
     """(messages, texts_read, indexed_through, hits) of the latest SEARCH."""
     found = SEARCH_LINE.findall(t.log())
@@ -372,6 +382,14 @@ def test_index_equals_scan(env, corpus):
     c.close()
     assert (msgs, through, hits) == (N, N, len(rare))
     assert read < hits + N / 20, (read, hits, N)
+    # Only the candidates were evaluated (their records read), not all N;
+    # under OR the index narrows nothing up front, so all N are.
+    assert hits <= last_evaluated(t) < hits + N / 20, (last_evaluated(t), hits)
+    c = Imap(t)
+    c.cmd("SELECT INBOX")
+    c.search("OR BODY %s BODY %s" % (INNER_HDR, BODY_ONLY))
+    assert last_evaluated(t) == N
+    c.close()
     restart(t, index=False)
     try:
         scan, t_scan = run_all(t)
