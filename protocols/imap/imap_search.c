@@ -110,6 +110,8 @@ struct snode {
 	bool indexed;
 	const uint32_t *cand;
 	size_t ncand;
+	const uint32_t *hcand; /* SK_TEXT: the candidates whose header may match */
+	size_t nhcand;
 	uint32_t through; /* the index covers UIDs up to this; above: scan */
 };
 
@@ -511,7 +513,9 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 		/* Not a candidate: the index proves the text lacks the needle. */
 		if (n->indexed && m->uid <= n->through && !uid_in(n->cand, n->ncand, m->uid))
 			return false;
-		if (load_header_canon(se, m) == 0 &&
+		/* The index also tells a header that lacks it. */
+		if (!(n->indexed && m->uid <= n->through && !uid_in(n->hcand, n->nhcand, m->uid)) &&
+		    load_header_canon(se, m) == 0 &&
 		    mailtext_contains(buf_cstr(&m->hcanon), m->hcanon.len, n->needle, n->nlen))
 			return true;
 		/* fall through */
@@ -552,15 +556,17 @@ index_keys(struct search *se, struct snode *n)
 
 	for (; n != NULL; n = n->next) {
 		if (n->type == SK_BODY || n->type == SK_TEXT) {
-			uint32_t *c, through;
-			size_t nc;
-			int r = store_fts_candidates(s->user_id, s->view->name, n->type == SK_TEXT,
-						     n->needle, n->nlen, s->cmd_arena, &c, &nc,
-						     &through);
+			uint32_t *c, *hc = NULL, through;
+			size_t nc, nhc = 0;
+			int r = store_fts_candidates(
+			    s->user_id, s->view->name, n->needle, n->nlen, s->cmd_arena, &c, &nc,
+			    n->type == SK_TEXT ? &hc : NULL, &nhc, &through);
 			if (r == STORE_OK) {
 				n->indexed = true;
 				n->cand = c;
 				n->ncand = nc;
+				n->hcand = hc;
+				n->nhcand = nhc;
 				n->through = through;
 				if (se->through == 0 || through < se->through)
 					se->through = through;
