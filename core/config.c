@@ -166,6 +166,7 @@ static const struct key_def keys[] = {
     {"storage", "zstd_level", CT_UINT, CFG(zstd_level), "3", 0, 1, 19},
     {"storage", "orphan_retention", CT_SECONDS, CFG(orphan_retention), "30d", 0, 0, 0},
     {"storage", "search_index", CT_BOOL, CFG(search_index), "yes", 0, 0, 0},
+    {"storage", "search_indexer", CT_BOOL, CFG(search_indexer), "yes", 0, 0, 0},
 
     {"sasl", "mechanisms", CT_STRING, CFG(sasl_mechanisms), "", 0, 0, 0},
     {"sasl", "keytab", CT_READABLE, CFG(sasl_keytab), "", 0, 0, 0},

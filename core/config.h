@@ -210,6 +210,9 @@ struct config {
 	/* SEARCH BODY/TEXT take candidates from the full-text index (no:
 	 * every message is scanned; the index is still kept up to date). */
 	bool search_index;
+	/* The background indexer runs (no: nothing is added to the index;
+	 * SEARCH scans every message above its watermark). */
+	bool search_indexer;
 
 	/* [sasl] */
 	char *sasl_mechanisms;	    /* extra Cyrus SASL mechanisms ("" = none) */

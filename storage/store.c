@@ -282,6 +282,7 @@ store_open(const struct config *cfg, char **error_r)
 	pthread_condattr_destroy(&ca);
 
 	s->group_commit = cfg->group_commit;
+	store_fts_background(cfg->search_indexer);
 	s->batch_max_ops = cfg->batch_max_ops > 0 ? cfg->batch_max_ops : 64;
 	s->batch_max_bytes = cfg->batch_max_bytes > 0 ? cfg->batch_max_bytes : 8u << 20;
 	s->batch_max_ms = cfg->batch_max_ms;

@@ -468,16 +468,19 @@ void store_changed_elsewhere(const char *user_id);
 
 /* ---- full-text index (storage/store_fts.c) ---- */
 
-/* Candidates for a SEARCH BODY (header false) or TEXT (header true) needle
+/* Candidates for a SEARCH BODY (hdr_r NULL) or TEXT (hdr_r set) needle
  * given in canonical form (storage/mailtext.h): a sorted superset, in a,
  * of the UIDs up to *through_r of the mailbox whose text contains it (the
- * caller confirms each with the matcher). The index is filled in the
- * background: every UID above *through_r must be scanned. STORE_NOTFOUND
- * when the index cannot answer (a needle under 3 bytes, nothing indexed
- * yet): the caller scans; STORE_TEMPFAIL on a read error. */
-int store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
-			 size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r,
-			 uint32_t *through_r);
+ * caller confirms each with the matcher). For TEXT, *hdr_r (in a) is the
+ * part of them whose header may hold it: a UID outside it up to
+ * *through_r has the needle in its body or nowhere. The index is filled
+ * in the background: every UID above *through_r must be scanned.
+ * STORE_NOTFOUND when the index cannot answer (a needle under 3 bytes,
+ * nothing indexed yet): the caller scans; STORE_TEMPFAIL on a read
+ * error. */
+int store_fts_candidates(const char *user_id, const char *mailbox, const char *needle, size_t nlen,
+			 struct arena *a, uint32_t **uids_r, size_t *n_r, uint32_t **hdr_r,
+			 size_t *nhdr_r, uint32_t *through_r);
 /* Rebuilds the index of every mailbox, each in transactions of at most
  * 500 messages (ternd store check --rebuild-index);
  * a mailbox being rebuilt is scanned by SEARCH. Blocking; not on a

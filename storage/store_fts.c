@@ -362,9 +362,19 @@ static struct {
 	bool scanned;	 /* the start-up scan ran */
 } pend;
 
+static bool fts_off; /* [storage] search_indexer = no */
+
+void
+store_fts_background(bool on)
+{
+	fts_off = !on;
+}
+
 void
 store_fts_note(uint64_t user, uint32_t mbox)
 {
+	if (fts_off)
+		return;
 	/* A mailbox noted in a row (a burst) is one entry; a stray
 	 * duplicate further back costs one empty catch-up. */
 	for (size_t i = pend.n > 16 ? pend.n - 16 : 0; i < pend.n; i++)
@@ -382,6 +392,8 @@ store_fts_note(uint64_t user, uint32_t mbox)
 uint64_t
 store_fts_due(void)
 {
+	if (fts_off)
+		return 0;
 	if (!pend.scanned && pend.due_ns == 0)
 		pend.due_ns = store_fts_mono_ns() + FTS_INDEX_DELAY_MS * 1000000ull;
 	return pend.due_ns;
@@ -707,10 +719,27 @@ out:
 	return rc;
 }
 
+/* The union of sorted lists x and y, in a. */
+static uint32_t *
+merge(struct arena *a, const uint32_t *x, size_t nx, const uint32_t *y, size_t ny, size_t *n_r)
+{
+	uint32_t *r = arena_alloc(a, (nx + ny + 1) * sizeof(*r));
+	size_t n = 0, i = 0, j = 0;
+
+	while (i < nx || j < ny) {
+		uint32_t m = i < nx && (j >= ny || x[i] <= y[j]) ? x[i] : y[j];
+		r[n++] = m;
+		i += i < nx && x[i] == m;
+		j += j < ny && y[j] == m;
+	}
+	*n_r = n;
+	return r;
+}
+
 int
-store_fts_candidates(const char *user_id, const char *mailbox, bool header, const char *needle,
-		     size_t nlen, struct arena *a, uint32_t **uids_r, size_t *n_r,
-		     uint32_t *through_r)
+store_fts_candidates(const char *user_id, const char *mailbox, const char *needle, size_t nlen,
+		     struct arena *a, uint32_t **uids_r, size_t *n_r, uint32_t **hdr_r,
+		     size_t *nhdr_r, uint32_t *through_r)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
@@ -723,6 +752,10 @@ store_fts_candidates(const char *user_id, const char *mailbox, bool header, cons
 
 	*uids_r = NULL;
 	*n_r = 0;
+	if (hdr_r != NULL) {
+		*hdr_r = NULL;
+		*nhdr_r = 0;
+	}
 	*through_r = 0;
 	if (nlen < 3)
 		return STORE_NOTFOUND; /* no trigram: the caller scans */
@@ -747,29 +780,20 @@ store_fts_candidates(const char *user_id, const char *mailbox, bool header, cons
 	ng = store_fts_grams(needle, nlen, g);
 	if ((rc = kind_candidates(cur, user, mbox, 'B', g, ng, &b, &nb)) != 0)
 		goto out;
-	if (header && (rc = kind_candidates(cur, user, mbox, 'H', g, ng, &h, &nh)) != 0)
+	if (hdr_r != NULL && (rc = kind_candidates(cur, user, mbox, 'H', g, ng, &h, &nh)) != 0)
 		goto out;
 	fts_key(key, user, mbox, 'U', 0);
 	if ((rc = get_all(cur, key, FTS_PREFIX_LEN, &u, &nu, &ucap)) != 0)
 		goto out;
-	/* The union of the three sorted lists. */
-	uint32_t *r = arena_alloc(a, (nh + nb + nu + 1) * sizeof(*r));
-	size_t n = 0, i = 0, j = 0, l = 0;
-	while (i < nh || j < nb || l < nu) {
-		uint32_t m = UINT32_MAX;
-		if (i < nh && h[i] < m)
-			m = h[i];
-		if (j < nb && b[j] < m)
-			m = b[j];
-		if (l < nu && u[l] < m)
-			m = u[l];
-		r[n++] = m;
-		i += i < nh && h[i] == m;
-		j += j < nb && b[j] == m;
-		l += l < nu && u[l] == m;
+	/* Unreadable texts ('U') are candidates of the header and the body. */
+	size_t nhu, nbu;
+	uint32_t *hu = merge(a, h, nh, u, nu, &nhu);
+	uint32_t *bu = merge(a, b, nb, u, nu, &nbu);
+	*uids_r = merge(a, hu, nhu, bu, nbu, n_r);
+	if (hdr_r != NULL) {
+		*hdr_r = hu;
+		*nhdr_r = nhu;
 	}
-	*uids_r = r;
-	*n_r = n;
 out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);

@@ -262,6 +262,9 @@ int store_fts_catch_up(MDB_txn *txn, uint64_t user, uint32_t mbox, unsigned max_
  * batches even when deliveries keep the queue full (the bound). */
 #define FTS_STARVE_NS (2000ull * 1000000ull)
 void store_fts_note(uint64_t user, uint32_t mbox);
+/* [storage] search_indexer: off, nothing is noted and the indexer never
+ * runs (store_open, before the writer starts). */
+void store_fts_background(bool on);
 /* When the indexer should run next (CLOCK_MONOTONIC ns), 0 if it has
  * nothing to do. */
 uint64_t store_fts_due(void);

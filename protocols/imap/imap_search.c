@@ -33,7 +33,11 @@
  * BODY/TEXT keys first ask the full-text index (storage/store_fts.c) for
  * candidates: a message outside a key's candidate set cannot match it and
  * is not read; candidates are confirmed with the same matcher on the same
- * text (storage/mailtext_msg.c), so results are exactly a scan's.
+ * text (storage/mailtext_msg.c), so results are exactly a scan's. When
+ * such a key is ANDed at the top level, only its candidates (and the
+ * messages above the index's watermark) are evaluated at all, and only
+ * their records are read: a selective word costs its candidates, not the
+ * mailbox.
  * [storage] search_index = no scans every message.
  * XXX RFC 2231 "charset*=" parameters are not read (the part is then
  * decoded as "auto", which is right for UTF-8 and Latin-1).
@@ -52,6 +56,10 @@
 #include "storage/mime.h"
 
 #define SEARCH_MAX_DEPTH 100 /* NOT/OR/list nesting */
+/* A message up to this size is read whole at its first read and its
+ * header and text parts are cut from that copy: each would otherwise be a
+ * read transaction and a decompression of the same chunk of its own. */
+#define SEARCH_WHOLE_MAX (64u * 1024u)
 
 enum skey {
 	SK_ALL,
@@ -104,6 +112,8 @@ struct snode {
 	bool indexed;
 	const uint32_t *cand;
 	size_t ncand;
+	const uint32_t *hcand; /* SK_TEXT: the candidates whose header may match */
+	size_t nhcand;
 	uint32_t through; /* the index covers UIDs up to this; above: scan */
 };
 
@@ -113,6 +123,8 @@ struct smsg {
 	const struct store_msg_info *info;
 	bool recent;
 	int mime_state; /* 0 not read, 1 read, -1 unreadable */
+	int whole_state;
+	struct buf whole; /* the whole message (up to SEARCH_WHOLE_MAX) */
 	const void *mime;
 	size_t mime_len, trace_len;
 	int hdr_state;
@@ -275,7 +287,30 @@ static int
 read_range(struct search *se, struct smsg *m, uint64_t off, uint64_t len, struct buf *out)
 {
 	const struct imap_session *s = se->s;
-	int r = store_message_read_range(s->view->owner, s->view->name, m->uid, off, len, out);
+	int r;
+
+	if (m->whole_state == 0 && m->info->size <= SEARCH_WHOLE_MAX) {
+		m->whole_state = -1; /* unreadable: read by range below */
+		buf_init(&m->whole, (size_t)m->info->size);
+		if (store_message_read_range(s->view->owner, s->view->name, m->uid, 0,
+					     m->info->size, &m->whole) == STORE_OK)
+			m->whole_state = 1;
+		else
+			buf_free(&m->whole);
+	}
+	if (m->whole_state > 0) {
+		/* What the store's read of the range would give: all of it,
+		 * or nothing and TEMPFAIL when out cannot hold it. */
+		r = STORE_OK;
+		if (off < m->whole.len) {
+			size_t n =
+			    len < m->whole.len - off ? (size_t)len : m->whole.len - (size_t)off;
+			if (buf_append(out, m->whole.data + off, n) < 0)
+				r = STORE_TEMPFAIL;
+		}
+	} else {
+		r = store_message_read_range(s->view->owner, s->view->name, m->uid, off, len, out);
+	}
 	if (r == STORE_TEMPFAIL && out->len < out->max)
 		se->tempfail = true;
 	return r == STORE_OK ? 0 : -1;
@@ -491,7 +526,9 @@ eval(struct search *se, const struct snode *n, struct smsg *m)
 		/* Not a candidate: the index proves the text lacks the needle. */
 		if (n->indexed && m->uid <= n->through && !uid_in(n->cand, n->ncand, m->uid))
 			return false;
-		if (load_header_canon(se, m) == 0 &&
+		/* The index also tells a header that lacks it. */
+		if (!(n->indexed && m->uid <= n->through && !uid_in(n->hcand, n->nhcand, m->uid)) &&
+		    load_header_canon(se, m) == 0 &&
 		    mailtext_contains(buf_cstr(&m->hcanon), m->hcanon.len, n->needle, n->nlen))
 			return true;
 		/* fall through */
@@ -532,15 +569,17 @@ index_keys(struct search *se, struct snode *n)
 
 	for (; n != NULL; n = n->next) {
 		if (n->type == SK_BODY || n->type == SK_TEXT) {
-			uint32_t *c, through;
-			size_t nc;
-			int r = store_fts_candidates(s->view->owner, s->view->name, n->type == SK_TEXT,
-						     n->needle, n->nlen, s->cmd_arena, &c, &nc,
-						     &through);
+			uint32_t *c, *hc = NULL, through;
+			size_t nc, nhc = 0;
+			int r = store_fts_candidates(
+			    s->view->owner, s->view->name, n->needle, n->nlen, s->cmd_arena, &c,
+			    &nc, n->type == SK_TEXT ? &hc : NULL, &nhc, &through);
 			if (r == STORE_OK) {
 				n->indexed = true;
 				n->cand = c;
 				n->ncand = nc;
+				n->hcand = hc;
+				n->nhcand = nhc;
 				n->through = through;
 				if (se->through == 0 || through < se->through)
 					se->through = through;
@@ -549,6 +588,61 @@ index_keys(struct search *se, struct snode *n)
 		if (n->child != NULL)
 			index_keys(se, n->child);
 	}
+}
+
+/* The view positions (0-based, ascending) the program can match at all
+ * when one of its top-level AND keys is an indexed BODY/TEXT: that key's
+ * candidates and every UID above its watermark (any other message fails
+ * that key, so the whole program). The key with the fewest is taken. NULL
+ * when there is no such key: every message is evaluated. So a selective
+ * word reads the records of its candidates, not of the whole mailbox. */
+static size_t *
+restrict_positions(struct search *se, const struct snode *root, size_t *n_r)
+{
+	const struct imap_view *v = se->s->view;
+	const struct snode *best = NULL;
+	size_t best_n = 0, best_tail = 0;
+
+	for (const struct snode *c = root->child; c != NULL; c = c->next) {
+		if ((c->type != SK_BODY && c->type != SK_TEXT) || !c->indexed)
+			continue;
+		/* The first position above the watermark. */
+		size_t lo = 0, hi = v->count;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (v->uids[mid] <= c->through)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (best == NULL || c->ncand + (v->count - lo) < best_n) {
+			best = c;
+			best_tail = lo;
+			best_n = c->ncand + (v->count - lo);
+		}
+	}
+	if (best == NULL)
+		return NULL;
+	size_t *pos = arena_alloc(se->s->cmd_arena, (best_n + 1) * sizeof(*pos));
+	size_t n = 0, q = 0;
+	/* Both lists ascend: each candidate is searched for from the last. */
+	for (size_t i = 0; i < best->ncand && q < best_tail; i++) {
+		size_t lo = q, hi = best_tail;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (v->uids[mid] < best->cand[i])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		q = lo;
+		if (q < best_tail && v->uids[q] == best->cand[i])
+			pos[n++] = q++;
+	}
+	for (q = best_tail; q < v->count; q++)
+		pos[n++] = q;
+	*n_r = n;
+	return pos;
 }
 
 /* ---- compiling ---- */
@@ -983,27 +1077,45 @@ search_run(struct imap_session *s, struct search *se, const struct imap_arg *arg
 	if (se->modseq_used)
 		imap_condstore_enable(s); /* RFC 7162 3.1: a CONDSTORE-enabling command */
 
-	/* The message data, aligned with the view's numbers. */
 	struct imap_view *v = s->view;
-	struct store_mailbox_info minfo;
+	size_t *pos = NULL, npos = v->count;
+	if (s->cfg->search_index) {
+		index_keys(se, root->child);
+		pos = restrict_positions(se, root, &npos);
+	}
+
+	/* The message data of the positions to evaluate, in UID order (the
+	 * view's order): the whole mailbox, or only the index's candidates
+	 * (a candidate's text never changes, and a message added since the
+	 * index was read has a UID above its watermark, so reading the
+	 * records after the candidates misses nothing). */
 	struct store_msg_info *msgs;
 	size_t nmsgs;
-	int r = store_mailbox_list(s->view->owner, v->name, s->cmd_arena, &minfo, &msgs, &nmsgs);
+	int r;
+	if (pos == NULL) {
+		struct store_mailbox_info minfo;
+		r = store_mailbox_list(s->view->owner, v->name, s->cmd_arena, &minfo, &msgs,
+				       &nmsgs);
+	} else {
+		uint32_t *want = arena_alloc(s->cmd_arena, (npos + 1) * sizeof(*want));
+		for (size_t j = 0; j < npos; j++)
+			want[j] = v->uids[pos[j]];
+		r = store_message_infos(s->view->owner, v->name, want, npos, s->cmd_arena, &msgs,
+					&nmsgs);
+	}
 	if (r != STORE_OK && r != STORE_NOTFOUND)
 		return -1;
 	if (r == STORE_NOTFOUND)
 		nmsgs = 0; /* deleted under us: nothing matches */
 
-	if (s->cfg->search_index)
-		index_keys(se, root->child);
-
-	uint32_t *hits = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hits));
-	uint32_t *hit_uids = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_uids));
-	uint64_t *hit_modseq = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*hit_modseq));
+	uint32_t *hits = arena_alloc(s->cmd_arena, (npos + 1) * sizeof(*hits));
+	uint32_t *hit_uids = arena_alloc(s->cmd_arena, (npos + 1) * sizeof(*hit_uids));
+	uint64_t *hit_modseq = arena_alloc(s->cmd_arena, (npos + 1) * sizeof(*hit_modseq));
 	size_t nhits = 0;
 	se->ma = arena_new(0);
 	size_t k = 0;
-	for (size_t q = 0; q < v->count && !se->tempfail; q++) {
+	for (size_t j = 0; j < npos && !se->tempfail; j++) {
+		size_t q = pos != NULL ? pos[j] : j;
 		uint32_t uid = v->uids[q];
 		while (k < nmsgs && msgs[k].uid < uid)
 			k++;
@@ -1016,6 +1128,8 @@ search_run(struct imap_session *s, struct search *se, const struct imap_arg *arg
 		    .recent = imap_view_is_recent(v, uid),
 		};
 		bool hit = eval(se, root, &m);
+		if (m.whole_state > 0)
+			buf_free(&m.whole);
 		if (m.hcanon_state > 0)
 			buf_free(&m.hcanon);
 		if (m.body_state > 0)
@@ -1030,10 +1144,12 @@ search_run(struct imap_session *s, struct search *se, const struct imap_arg *arg
 	}
 	arena_destroy(&se->ma);
 	/* How much the index spared (tests read it: texts_read far below
-	 * messages shows it was used). */
+	 * messages shows it was used; evaluated, the messages whose records
+	 * were read, that only candidates were). */
 	log_debug(s->conn.id, s->conn.service,
-		  "search messages=%zu texts_read=%zu indexed_through=%" PRIu32 " hits=%zu",
-		  v->count, se->texts_read, se->through, nhits);
+		  "search messages=%zu texts_read=%zu indexed_through=%" PRIu32
+		  " hits=%zu evaluated=%zu",
+		  v->count, se->texts_read, se->through, nhits, npos);
 	if (se->tempfail)
 		return -1;
 	*hits_r = hits;

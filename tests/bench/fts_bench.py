@@ -12,7 +12,8 @@ restarts the server, logs in, SELECTs INBOX and times
   SEARCH TEXT "hazelnut espresso"    (phrase, ~0.5 %)
   SEARCH TEXT the                    (a word in every message)
 
-the first time and --repeat more times. Dovecot runs from Debian's
+the first time and --repeat more times (with --sort also SORT (DATE) and
+SORT (SUBJECT) of every message, in the same session). Dovecot runs from Debian's
 packages without an fts plugin (it scans, caching nothing of bodies).
 Tern indexes in the background (storage/store_fts.c): the run times
 the APPENDs (which write nothing to the index), then waits for the
@@ -22,8 +23,12 @@ less the pages of every other database's own tree and the main DB's
 (mdb_stat -a): the `fts` tree with its dup-sort sub-pages, which
 `mdb_stat -s fts` alone does not count.
 
+--no-indexer starts Tern with [storage] search_indexer = no (nothing is
+indexed; every SEARCH scans): the APPEND rate without the indexer's CPU,
+like for like.
+
 Usage: fts_bench.py --ternd build/ternd [--server tern,dovecot]
-                    [-n 10000,100000] [--repeat 3]
+                    [-n 10000,100000] [--repeat 3] [--sort] [--no-indexer]
 No timing is asserted; exit status 1 if a hit count differs from the
 generated messages.
 """
@@ -60,7 +65,11 @@ def message_set(count):
 def expected(msgs):
     word = sum(ic.RARE_BODY.encode() in m.lower() for m in msgs)
     phrase = sum(PHRASE.encode() in m.lower() for m in msgs)
-    return {"TEXT quokka": word, 'TEXT "%s"' % PHRASE: phrase, "TEXT the": len(msgs)}
+    return {"SEARCH TEXT quokka": word, 'SEARCH TEXT "%s"' % PHRASE: phrase,
+            "SEARCH TEXT the": len(msgs)}
+
+
+SORTS = ["SORT (DATE) UTF-8 ALL", "SORT (SUBJECT) UTF-8 ALL"]
 
 
 async def fill(target, msgs, parallel=4):
@@ -88,9 +97,9 @@ async def searches(target, keys, repeat):
         times, hits = [], None
         for _ in range(1 + repeat):
             t0 = time.perf_counter()
-            untagged = await c.ok("SEARCH " + key)
+            untagged = await c.ok(key)
             times.append(time.perf_counter() - t0)
-            found = [x for x in untagged if x.startswith(b"* SEARCH")]
+            found = [x for x in untagged if x.startswith((b"* SEARCH", b"* SORT"))]
             hits = len(found[0].split()) - 2 if found else 0
         out[key] = (times, hits)
     await c.logout()
@@ -136,34 +145,47 @@ def tern_sizes(target):
         os.path.getsize(os.path.join(path, "data.mdb"))
 
 
+def load():
+    with open("/proc/loadavg") as f:
+        return "load average " + " ".join(f.read().split()[:3])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ic.add_target_args(ap)
     ap.add_argument("-n", "--messages", default="10000,100000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sort", action="store_true", help="also time SORT (DATE), (SUBJECT)")
+    ap.add_argument("--no-indexer", action="store_true",
+                    help="tern: [storage] search_indexer = no")
     args = ap.parse_args()
     print("fts_bench: %s; %s" % (time.strftime("%Y-%m-%d %H:%M"), ic.machine()))
     rows, bad = [], False
     for n in [int(x) for x in args.messages.split(",")]:
         msgs = message_set(n)
         want = expected(msgs)
+        if args.sort:
+            want.update((k, n) for k in SORTS)
         mbytes = sum(len(m) for m in msgs)
         print("%d messages, %.1f MB; expected hits %s" % (n, mbytes / 1e6, want))
         for kind in args.server.split(","):
             if kind == "tern":
-                target = ic.TernTarget(args.ternd, users=1, log_level="debug")
+                target = ic.TernTarget(args.ternd, users=1, log_level="debug",
+                                       storage={"search_indexer": "no"} if args.no_indexer
+                                       else None)
             else:
                 target = ic.make_target(kind, args, users=1)
             try:
                 secs = asyncio.run(fill(target, msgs))
-                print("%s: APPENDed %d messages in %.1f s (%.0f APPEND/s)"
-                      % (target.name, n, secs, n / secs))
+                print("%s: APPENDed %d messages in %.1f s (%.0f APPEND/s); %s"
+                      % (target.name, n, secs, n / secs, load()))
                 sizes = None
-                if kind == "tern":
+                if kind == "tern" and not args.no_indexer:
                     print("tern: index caught up %.1f s after the last APPEND"
                           % wait_indexed(target, n))
                     sizes = tern_sizes(target)
                 restart(target)
+                print("%s: queries from %s; %s" % (target.name, time.strftime("%H:%M:%S"), load()))
                 r = asyncio.run(searches(target, list(want), args.repeat))
                 for key, (times, hits) in r.items():
                     bad |= hits != want[key]
@@ -177,12 +199,14 @@ def main():
             finally:
                 target.close()
     print()
-    print("| server | messages | query | first (ms) | repeated (ms) | hits |")
-    print("|---|---|---|---|---|---|")
+    print("| server | messages | query | first (ms) | repeated (ms) | median of repeats | hits |")
+    print("|---|---|---|---|---|---|---|")
     for name, n, key, times, hits in rows:
-        print("| %s | %d | `%s` | %.1f | %s | %d |"
+        rep = sorted(times[1:]) or times
+        print("| %s | %d | `%s` | %.1f | %s | %.1f | %d |"
               % (name, n, key, times[0] * 1000,
-                 " / ".join("%.1f" % (x * 1000) for x in times[1:]), hits))
+                 " / ".join("%.1f" % (x * 1000) for x in times[1:]),
+                 rep[len(rep) // 2] * 1000, hits))
     if bad:
         print("hit counts differ from the generated messages", file=sys.stderr)
     return 1 if bad else 0

@@ -210,6 +210,16 @@ SEARCH_LINE = re.compile(rb"search messages=(\d+) texts_read=(\d+) indexed_throu
                          rb"hits=(\d+)")
 
 
+EVALUATED = re.compile(rb"search messages=\d+ .*? evaluated=(\d+)")
+
+
+def last_evaluated(t):
+    """How many messages the latest SEARCH read the records of."""
+    found = EVALUATED.findall(t.log())
+    assert found, t.log_tail()
+    return int(found[-1])
+
+
 def last_search_line(t):
     """(messages, texts_read, indexed_through, hits) of the latest SEARCH."""
     found = SEARCH_LINE.findall(t.log())
@@ -290,11 +300,12 @@ class Imap:
         self.c.close()
 
 
-def restart(t, index):
+def restart(t, index, indexer=True):
     t.stop()
     for name, keys in t.sections:
         if name == "storage":
             keys["search_index"] = "yes" if index else "no"
+            keys["search_indexer"] = "yes" if indexer else "no"
     with open(t.conf_path, "w") as f:
         f.write(harness.render_config(t.sections))
     t.start()
@@ -371,6 +382,14 @@ def test_index_equals_scan(env, corpus):
     c.close()
     assert (msgs, through, hits) == (N, N, len(rare))
     assert read < hits + N / 20, (read, hits, N)
+    # Only the candidates were evaluated (their records read), not all N;
+    # under OR the index narrows nothing up front, so all N are.
+    assert hits <= last_evaluated(t) < hits + N / 20, (last_evaluated(t), hits)
+    c = Imap(t)
+    c.cmd("SELECT INBOX")
+    c.search("OR BODY %s BODY %s" % (INNER_HDR, BODY_ONLY))
+    assert last_evaluated(t) == N
+    c.close()
     restart(t, index=False)
     try:
         scan, t_scan = run_all(t)
@@ -451,3 +470,32 @@ def test_rebuild_index(env, corpus):
     assert b" messages" in r.stdout
     after, _ = run_all(t)
     assert before == after
+
+
+def test_indexer_off(env, corpus):
+    """[storage] search_indexer = no: nothing new is indexed (SEARCH scans
+    what the index does not cover, with the same result); back on, the
+    indexer catches up after the start."""
+    t = env.ternd
+    restart(t, index=True, indexer=False)
+    try:
+        mark = len(t.log())
+        c = Imap(t)
+        c.cmd("CREATE Unindexed")
+        c.append(corpus[:300], "Unindexed")
+        time.sleep(2)  # four times the indexer's delay: it would have run
+        c.cmd("SELECT Unindexed")
+        off = c.search("BODY " + BODY_ONLY)
+        c.close()
+        # Nothing of the mailbox is indexed: every message was decoded.
+        assert last_search_line(t)[:3] == (300, 300, 0)
+        assert b"fts-indexed" not in t.log()[mark:]
+    finally:
+        restart(t, index=True)
+    wait_indexed(t, "Unindexed", 300)
+    c = Imap(t)
+    c.cmd("SELECT Unindexed")
+    assert c.search("BODY " + BODY_ONLY) == off != []
+    c.close()
+    msgs, read, through, hits = last_search_line(t)
+    assert (msgs, through, hits) == (300, 300, len(off)) and read < 300

@@ -174,6 +174,7 @@ default_cfg(void)
 	cfg.batch_max_bytes = 8u << 20;
 	cfg.batch_max_ms = 5;
 	cfg.zstd_level = 3;
+	cfg.search_indexer = true;
 }
 
 static void

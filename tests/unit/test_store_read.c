@@ -109,6 +109,7 @@ setup(void **state)
 	cfg.batch_max_bytes = 8u << 20;
 	cfg.batch_max_ms = 5;
 	cfg.zstd_level = 3;
+	cfg.search_indexer = true;
 	if (store_open(&cfg, &err) != 0)
 		fail_msg("store_open: %s", err);
 	return 0;
