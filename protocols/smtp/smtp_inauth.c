@@ -279,6 +279,17 @@ smtp_tx_quarantine(struct smtp_session *s, const char *reason)
 		 reason);
 }
 
+/* A lower-case copy of a domain in the tx arena (rows that differ only
+ * in case are one row). */
+static const char *
+lower(struct smtp_session *s, const char *d)
+{
+	char *c = arena_strdup(s->tx, d);
+	for (char *p = c; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return c;
+}
+
 /* RFC 7489 7.2: the message's row in the policy domain's next aggregate
  * report ([dmarc] reports, a policy with a rua=). */
 static void
@@ -305,14 +316,16 @@ report_note(struct smtp_session *s, const struct dmarc_outcome *out, enum dmarc_
 		      : out->applied != out->policy ? "sampled_out"
 		      : applied != out->applied	    ? "local_policy"
 						    : "",
-	    .spf_domain = s->spf_done && s->spf_domain != NULL ? s->spf_domain
-			  : helo			       ? buf_cstr(&s->helo)
+	    .spf_domain = s->spf_done && s->spf_domain != NULL ? lower(s, s->spf_domain)
+			  : helo			       ? lower(s, buf_cstr(&s->helo))
 							       : env,
 	    .spf_scope = helo ? "helo" : "mfrom",
 	    .spf_result = s->spf_done ? spf_result_name(s->spf_result) : "none",
 	};
-	for (size_t i = 0; i < s->ndkim_res; i++)
-		row.dkim[row.ndkim++] = s->dkim_res[i];
+	for (size_t i = 0; i < s->ndkim_res; i++) {
+		row.dkim[row.ndkim] = s->dkim_res[i];
+		row.dkim[row.ndkim++].domain = lower(s, s->dkim_res[i].domain);
+	}
 	dmarc_report_note(s->dmarc_at_org ? dmarc_org_domain(from) : from, &s->dmarc_rec, &row);
 }
 
