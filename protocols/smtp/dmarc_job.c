@@ -190,13 +190,13 @@ static void
 meta_fill(const struct config *cfg, struct arena *a, int64_t begin, int64_t end,
 	  struct dmarc_report_meta *m)
 {
-	m->hostname = cfg->hostname;
 	m->org_name = cfg->dmarc_org_name[0] != '\0' ? cfg->dmarc_org_name : cfg->hostname;
 	m->email = cfg->dmarc_report_from[0] != '\0'
 		       ? cfg->dmarc_report_from
 		       : arena_printf(a, "dmarc-noreply@%s", cfg->hostname);
 	m->receiver = strrchr(m->email, '@') + 1;
-	m->report_id = arena_printf(a, "%" PRId64 ".%08x", end, arc4random());
+	/* a msg-id (RFC 5322 3.6.4), as the Subject's ABNF wants */
+	m->report_id = arena_printf(a, "%" PRId64 ".%08x@%s", end, arc4random(), m->receiver);
 	m->begin = begin;
 	m->end = end;
 }

@@ -390,12 +390,12 @@ message_head(const struct dmarc_report_meta *m, const char *domain, const char *
 	    hdr_text(out, m->receiver) < 0 || buf_append_str(out, "\r\n Report-ID: <") < 0 ||
 	    hdr_text(out, m->report_id) < 0 ||
 	    buf_printf(out,
-		       ">\r\nMessage-ID: <dmarc-%s@%s>\r\n"
+		       ">\r\nMessage-ID: <%s>\r\n"
 		       "MIME-Version: 1.0\r\n"
 		       "Auto-Submitted: auto-generated\r\n"
 		       "Content-Type: multipart/mixed;\r\n boundary=\"%s\"\r\n\r\n"
 		       "This is a multipart message in MIME format.\r\n",
-		       m->report_id, m->hostname, boundary) < 0)
+		       m->report_id, boundary) < 0)
 		return -1;
 	return 0;
 }
@@ -410,7 +410,9 @@ dmarc_report_message(const struct dmarc_report_meta *m, const char *domain, cons
 
 	if (nto == 0)
 		return -1;
-	snprintf(boundary, sizeof(boundary), "=_tern-dmarc-%.60s", m->report_id);
+	/* the id's left part: '@' is not a boundary character (RFC 2046) */
+	snprintf(boundary, sizeof(boundary), "=_tern-dmarc-%.*s", (int)strcspn(m->report_id, "@"),
+		 m->report_id);
 	buf_init(&gz, out->max > 0 ? out->max : 64u << 20);
 	buf_init(&b64, out->max > 0 ? out->max : 64u << 20);
 	buf_init(&fname, 4096);

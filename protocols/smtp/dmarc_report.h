@@ -78,8 +78,9 @@ struct dmarc_report_meta {
 	const char *org_name;  /* <org_name> */
 	const char *email;     /* <email>, From: (the report address) */
 	const char *receiver;  /* our domain: filename and Submitter */
-	const char *report_id; /* unique per report */
-	const char *hostname;  /* for Message-ID */
+	const char *report_id; /* unique per report, a msg-id without <>
+				  (7.2.1.1: Subject's Report-ID, and the
+				  report's Message-ID) */
 	int64_t begin, end;    /* <date_range>, UTC seconds */
 };
 

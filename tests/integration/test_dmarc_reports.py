@@ -208,8 +208,8 @@ def test_reports(world):
     assert hdr["Subject"] == ("Report Domain: rep.test Submitter: reporter.example.test "
                               "Report-ID: <%s>" % report_id)
     assert hdr["Auto-Submitted"] == "auto-generated"
-    assert hdr["Message-ID"] == "<dmarc-%s@%s>" % (report_id, harness.HOSTNAME)
-    assert re.fullmatch(r"\d+\.[0-9a-f]{8}", report_id)
+    assert hdr["Message-ID"] == "<%s>" % report_id
+    assert re.fullmatch(r"\d+\.[0-9a-f]{8}@reporter\.example\.test", report_id)
     assert parsed.get_content_type() == "multipart/mixed"
     parts = list(parsed.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "application/gzip"]

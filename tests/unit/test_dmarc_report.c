@@ -136,7 +136,7 @@ test_xml(void **state)
 				      .email = "dmarc@rep.test",
 				      .receiver = "rep.test",
 				      .report_id = "7.abc",
-				      .hostname = "mx.rep.test",
+
 				      .begin = 100,
 				      .end = 200};
 
