@@ -6,15 +6,17 @@ domain; the outbound runner delivers it to a loopback SmtpSink (the
 key and _report._dmarc records.
 
 Covered: counts merged per (policy domain, source, results) with aligned
-SPF and DKIM passes and a fail; the pending XML printed by `ternd
+SPF and DKIM passes and a fail, a refused message (disposition reject) and
+one sampled out by pct=0 (reason sampled_out); the pending XML printed by `ternd
 dmarc-report --dry-run`; the report message (envelope, headers, Subject
 and attachment name of 7.2.1.1, application/gzip); the XML's metadata,
 policy_published and records; external destination verification (7.1):
 a rua in another organizational domain is used only with
 <policy-domain>._report._dmarc.<rua-domain> TXT "v=DMARC1", refused (and
 the counts dropped) without it, and a rua in the policy's own
-organizational domain is used without a query; the counts are gone
-after the report; a bad [dmarc] report_from stops start-up."""
+organizational domain is used without a query, and a check that meets
+SERVFAIL defers the domain (its counts stay); the counts are gone after
+the report; a bad [dmarc] report_from stops start-up."""
 import email
 import email.policy
 import gzip
@@ -42,6 +44,11 @@ DMARC = [
     ("_dmarc.self.test", ["v=DMARC1; p=none; rua=mailto:Dmarc@Mail.Self.Test"]),
     # no rua: nothing counted
     ("_dmarc.quiet.test", ["v=DMARC1; p=none"]),
+    # refused messages count too; pct=0 samples the policy out
+    ("_dmarc.rej.test", ["v=DMARC1; p=reject; rua=mailto:d@rej.test"]),
+    ("_dmarc.pct0.test", ["v=DMARC1; p=quarantine; pct=0; rua=mailto:d@pct0.test"]),
+    # the destination's check fails on DNS (SERVFAIL): counts kept
+    ("_dmarc.tf.test", ["v=DMARC1; p=none; rua=mailto:r@servfail.example.net"]),
     # 7.1: reports.example.net accepts reports about rep.test
     ("rep.test._report._dmarc.reports.example.net", ["v=DMARC1"]),
 ]
@@ -64,8 +71,8 @@ def world():
         w.key, txt = keygen(kd)
         chunks = textwrap.wrap(txt, 250, break_on_hyphens=False)
         keys = [("sel._domainkey.rep.test", chunks)]
-        w.dns = DnsServer(e.tmp, txt=DMARC + SPF + keys,
-                          local=("test", "example.net")).start()
+        w.dns = DnsServer(e.tmp, txt=DMARC + SPF + keys, local=("test", "example.net"),
+                          servfail=["servfail.example.net"]).start()
         w.sink = SmtpSink("127.0.0.1").start()
         w.ternd = e.new_ternd(overrides={
             "dns": {"resolver": w.dns.resolver},
@@ -85,13 +92,13 @@ def world():
         e.close()
 
 
-def deliver(w, sender, from_hdr, sign_d=None):
+def deliver(w, sender, from_hdr, sign_d=None, code=250):
     token = unique_token("rep")
     msg = message(token, from_hdr)
     if sign_d is not None:
         msg = sign(w, msg, sign_d)
-    code, text = send(w.ternd, sender, msg)
-    assert code == 250, (code, text)
+    got, text = send(w.ternd, sender, msg)
+    assert got == code, (got, text)
 
 
 def dry_run(t):
@@ -161,10 +168,14 @@ def test_reports(world):
     deliver(w, "x@other.test", "E <e@ext.test>")  # p=quarantine: Junk
     deliver(w, "s@self.test", "F <f@self.test>")
     deliver(w, "q@quiet.test", "G <g@quiet.test>")
+    deliver(w, "x@other.test", "H <h@rej.test>", code=550)
+    deliver(w, "x@other.test", "I <i@pct0.test>")
+    deliver(w, "x@other.test", "J <j@tf.test>")
 
     # ---- what is pending, printed by the command line ----
     out, pending = dry_run(t)
-    assert sorted(pending) == ["ext.test", "rep.test", "self.test"], out
+    assert sorted(pending) == ["ext.test", "pct0.test", "rej.test", "rep.test", "self.test",
+                               "tf.test"], out
     fields, body = pending["rep.test"]
     assert fields["rua"] == "mailto:reports@reports.example.net!10m"
     assert re.fullmatch(r"reporter\.example\.test!rep\.test!\d+!\d+\.xml\.gz", fields["file"])
@@ -175,12 +186,23 @@ def test_reports(world):
         ("127.0.0.1", 1, "quarantine", "fail", "fail", None, "other.test", "ext.test", (),
          (("other.test", "mfrom", "none"),))]
     assert text(ext, "policy_published/p") == "quarantine"
+    assert records(ET.fromstring(pending["rej.test"][1])) == [
+        ("127.0.0.1", 1, "reject", "fail", "fail", None, "other.test", "rej.test", (),
+         (("other.test", "mfrom", "none"),))]
+    assert records(ET.fromstring(pending["pct0.test"][1])) == [
+        ("127.0.0.1", 1, "none", "fail", "fail", "sampled_out", "other.test", "pct0.test", (),
+         (("other.test", "mfrom", "none"),))]
 
     # ---- the report run ----
     ans = t.control({"cmd": "dmarc.report"})
     assert ans["ok"] is True, ans
     by = {d["domain"]: d for d in ans["domains"]}
-    assert sorted(by) == ["ext.test", "rep.test", "self.test"], ans
+    assert sorted(by) == ["ext.test", "pct0.test", "rej.test", "rep.test", "self.test",
+                          "tf.test"], ans
+    assert [by[d]["result"] for d in ("rej.test", "pct0.test")] == ["queued", "queued"]
+    # the check could not be made: nothing sent, nothing dropped
+    assert by["tf.test"]["result"] == "deferred"
+    assert by["tf.test"]["to"] == []
     assert by["rep.test"]["result"] == "queued"
     assert by["rep.test"]["to"] == ["reports@reports.example.net"]
     assert by["self.test"]["result"] == "queued"
@@ -193,8 +215,8 @@ def test_reports(world):
     assert "ext.test._report._dmarc.other.example.net" in q
     assert "_report._dmarc.mail.self.test" not in q
 
-    msgs = w.sink.wait_messages(2)
-    assert len(msgs) == 2
+    msgs = w.sink.wait_messages(4)
+    assert len(msgs) == 4
     rep = [m for m in msgs if m.rcpts[0][0] == "reports@reports.example.net"]
     assert len(rep) == 1, [m.rcpts for m in msgs]
     m = rep[0]
@@ -231,11 +253,13 @@ def test_reports(world):
         ("pct", "100")]
     assert records(root) == REP_ROWS
 
-    # ---- sent or dropped: nothing is left ----
+    # ---- sent or dropped: only the deferred domain is left ----
     out, pending = dry_run(t)
-    assert pending == {} and out == "no pending DMARC report data\n", out
+    assert sorted(pending) == ["tf.test"], out
+    assert records(ET.fromstring(pending["tf.test"][1]))[0][1] == 1
     ans = t.control({"cmd": "dmarc.report"})
-    assert ans == {"ok": True, "domains": []}
+    assert [(d["domain"], d["result"]) for d in ans["domains"]] == [("tf.test", "deferred")]
+    assert len(w.sink.messages) == 4
 
 
 def test_bad_report_from(world):
