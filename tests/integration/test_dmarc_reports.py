@@ -16,7 +16,8 @@ a rua in another organizational domain is used only with
 the counts dropped) without it, and a rua in the policy's own
 organizational domain is used without a query, and a check that meets
 SERVFAIL defers the domain (its counts stay); the counts are gone after
-the report; a bad [dmarc] report_from stops start-up."""
+the report; counts in memory are written at shutdown; a bad [dmarc]
+report_from stops start-up."""
 import email
 import email.policy
 import gzip
@@ -260,6 +261,22 @@ def test_reports(world):
     ans = t.control({"cmd": "dmarc.report"})
     assert [(d["domain"], d["result"]) for d in ans["domains"]] == [("tf.test", "deferred")]
     assert len(w.sink.messages) == 4
+
+
+def test_counts_written_at_shutdown(world):
+    """The counts kept in memory reach the store when ternd stops; the
+    dry run reads them with no ternd running."""
+    w = world
+    deliver(w, "bounce@rep.test", "A <a@rep.test>")
+    w.ternd.stop()
+    try:
+        out, pending = dry_run(w.ternd)
+    finally:
+        w.ternd.start()
+    assert "rep.test" in pending, out
+    assert records(ET.fromstring(pending["rep.test"][1])) == [
+        ("127.0.0.1", 1, "none", "fail", "pass", None, "rep.test", "rep.test", (),
+         (("rep.test", "mfrom", "pass"),))]
 
 
 def test_bad_report_from(world):
