@@ -255,13 +255,14 @@ struct config {
 	bool dkim_verify;	      /* [dkim] verify: DKIM of inbound [smtp] mail */
 	bool dmarc_check;	      /* [dmarc] check: DMARC on [smtp] */
 	bool dmarc_reject;	      /* [dmarc] reject: p=reject refused (else Junk) */
+	char *dnsbl_zones;	      /* [dnsbl] zones: comma-separated, "" = none */
+	bool dnsbl_reject;	      /* [dnsbl] reject: 554 at MAIL (else a header) */
+
 	/* [dmarc] aggregate reports (protocols/smtp/dmarc_job.h) */
 	bool dmarc_reports;		/* reports: count and send them */
 	unsigned dmarc_report_interval; /* seconds per reporting period */
 	char *dmarc_report_from;	/* "" = dmarc-noreply@<hostname> */
 	char *dmarc_org_name;		/* "" = hostname */
-	char *dnsbl_zones;	      /* [dnsbl] zones: comma-separated, "" = none */
-	bool dnsbl_reject;	      /* [dnsbl] reject: 554 at MAIL (else a header) */
 
 	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
 	unsigned outbound_retry_initial_s; /* retry_initial, seconds */
