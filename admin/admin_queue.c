@@ -119,6 +119,8 @@ origin_name(enum queue_origin o)
 		return "bounce";
 	case QUEUE_ORIGIN_LIST:
 		return "list";
+	case QUEUE_ORIGIN_REPORT:
+		return "report";
 	}
 	return "?";
 }

@@ -223,6 +223,10 @@ static const struct key_def keys[] = {
     {"dkim", "verify", CT_BOOL, CFG(dkim_verify), "yes", 0, 0, 0},
     {"dmarc", "check", CT_BOOL, CFG(dmarc_check), "yes", 0, 0, 0},
     {"dmarc", "reject", CT_BOOL, CFG(dmarc_reject), "yes", 0, 0, 0},
+    {"dmarc", "reports", CT_BOOL, CFG(dmarc_reports), "no", 0, 0, 0},
+    {"dmarc", "report_interval", CT_SECONDS, CFG(dmarc_report_interval), "24h", 0, 60, 0},
+    {"dmarc", "report_from", CT_STRING, CFG(dmarc_report_from), "", 0, 0, 0},
+    {"dmarc", "org_name", CT_STRING, CFG(dmarc_org_name), "", 0, 0, 0},
     {"dnsbl", "zones", CT_STRING, CFG(dnsbl_zones), "", 0, 0, 0},
     {"dnsbl", "reject", CT_BOOL, CFG(dnsbl_reject), "yes", 0, 0, 0},
 };
@@ -1304,6 +1308,28 @@ milter_key(struct loader *ld, int line, const char *section, const char *name, c
 	return 1;
 }
 
+/* [dmarc] report_from: one plain address (it goes into From: and the
+ * envelope of every report). */
+static int
+check_dmarc(struct loader *ld)
+{
+	const char *a = ld->cfg->dmarc_report_from, *at = strrchr(a, '@');
+	if (a[0] == '\0')
+		return 0;
+	for (const char *p = a; *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || strchr("<>,;\"()[]\\", *p) != NULL) {
+			at = NULL;
+			break;
+		}
+	}
+	if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '.') == NULL) {
+		set_error(ld, ld->main_line[key_index("dmarc", "report_from")],
+			  "[dmarc] report_from: not a plain address (local@domain)");
+		return -1;
+	}
+	return 0;
+}
+
 /* [milter] milters names every [milter.NAME] in chain order; each has a
  * socket. */
 static int
@@ -1688,6 +1714,8 @@ check_config(struct loader *ld)
 	if (check_outbound(ld) < 0)
 		return;
 	if (check_milter(ld) < 0)
+		return;
+	if (check_dmarc(ld) < 0)
 		return;
 
 	for (int s = 0; s < SVC_COUNT; s++) {

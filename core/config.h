@@ -261,6 +261,12 @@ struct config {
 	char *dnsbl_zones;	      /* [dnsbl] zones: comma-separated, "" = none */
 	bool dnsbl_reject;	      /* [dnsbl] reject: 554 at MAIL (else a header) */
 
+	/* [dmarc] aggregate reports (protocols/smtp/dmarc_job.h) */
+	bool dmarc_reports;		/* reports: count and send them */
+	unsigned dmarc_report_interval; /* seconds per reporting period */
+	char *dmarc_report_from;	/* "" = dmarc-noreply@<hostname> */
+	char *dmarc_org_name;		/* "" = hostname */
+
 	/* [outbound] and [routes] (outbound/), checked and parsed at load. */
 	unsigned outbound_retry_initial_s; /* retry_initial, seconds */
 	unsigned outbound_retry_max;	   /* seconds; the backoff's ceiling */

@@ -30,6 +30,7 @@
 #include "protocols/pop3/pop3_session.h"
 #include "protocols/sasl/mech.h"
 #include "protocols/smtp/dkim.h"
+#include "protocols/smtp/dmarc_job.h"
 #include "protocols/smtp/smtp_session.h"
 #include "storage/store.h"
 #include "storage/store_tool.h"
@@ -68,6 +69,7 @@ usage(FILE *f)
 		   "                         [--key-dir DIR] [-c FILE]\n"
 		   "       ternd dkim-sign --key FILE --domain D --selector S MSGFILE\n"
 		   "       ternd dkim-verify --key TXT MSGFILE\n"
+		   "       ternd dmarc-report -c FILE [--dry-run]\n"
 		   "  -c FILE  configuration file\n"
 		   "  -t       check the configuration and exit\n"
 		   "  -V       print the version\n"
@@ -122,6 +124,8 @@ main(int argc, char **argv)
 	 * "--check-directory" anywhere among -c FILE. */
 	if (argc >= 2 && strncmp(argv[1], "dkim-", 5) == 0)
 		return dkim_tool_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "dmarc-report") == 0)
+		return dmarc_report_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check-directory") == 0)
 		return dir_check_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
@@ -232,10 +236,14 @@ main(int argc, char **argv)
 	 * (bounces to local senders). */
 	if (outbound_start(cfg, &err) < 0)
 		fatal("%s", err);
+	/* DMARC aggregate reports: the store, DNS and the queue. */
+	if (dmarc_job_start(&err) < 0)
+		fatal("%s", err);
 	/* tern-admind's way in: after the services it acts on are up. */
 	control_register("directory.flush", ctl_directory_flush, NULL);
 	control_register("mailbox.changed", ctl_mailbox_changed, NULL);
 	outbound_control_register();
+	dmarc_control_register();
 	if (control_start(cfg, &err) < 0)
 		fatal("%s", err);
 
@@ -248,7 +256,9 @@ main(int argc, char **argv)
 	control_stop();
 	worker_pool_stop();
 	outbound_stop();
+	dmarc_job_stop();
 	dns_stop();
+	dmarc_job_free();
 	dir_stop();
 	store_close();
 	mech_cyrus_done();

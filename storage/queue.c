@@ -133,7 +133,7 @@ store_queue_put(MDB_txn *txn, struct queue_envelope *env, const uint8_t hash[STO
 	if (env->nrcpts == 0)
 		return 0;
 	if (env->rcpts == NULL || env->nrcpts > UINT32_MAX || env->ret > QUEUE_RET_HDRS ||
-	    env->origin < QUEUE_ORIGIN_SUBMISSION || env->origin > QUEUE_ORIGIN_LIST)
+	    env->origin < QUEUE_ORIGIN_SUBMISSION || env->origin > QUEUE_ORIGIN_REPORT)
 		return STORE_PERMFAIL;
 	if ((rc = str_len16(env->sender, &m.sender_len)) != 0 ||
 	    (rc = str_len16(env->envid, &m.envid_len)) != 0 ||

@@ -48,6 +48,7 @@ enum queue_origin {
 	QUEUE_ORIGIN_FORWARD,	     /* mailRoutingAddress of a local user */
 	QUEUE_ORIGIN_BOUNCE,	     /* a DSN Tern generated (null sender) */
 	QUEUE_ORIGIN_LIST,	     /* expansion of a list with remote members */
+	QUEUE_ORIGIN_REPORT,	     /* a DMARC aggregate report Tern generated */
 };
 
 /* One remote recipient, as accepted at RCPT. */

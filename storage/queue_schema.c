@@ -70,7 +70,7 @@ queue_msg_decode(const void *v, size_t len, struct queue_msg_rec *r)
 	r->auth_user_len = be_get16(p + 60);
 	r->client_len = be_get16(p + 62);
 	if (queue_msg_size(r) != len || r->ret > QUEUE_RET_HDRS || r->origin < 1 ||
-	    r->origin > QUEUE_ORIGIN_LIST || r->nrcpts == 0)
+	    r->origin > QUEUE_ORIGIN_REPORT || r->nrcpts == 0)
 		return -1;
 	const char *q = (const char *)p + QUEUE_MSG_FIXED;
 	r->sender = q;

@@ -136,6 +136,8 @@ open_dbs(struct store_state *s, char **error_r)
 	    /* ACLs (storage/store_acl.c): created empty, no format bump. */
 	    {"acl", offsetof(struct store_state, acl)},
 	    {"aclidx", offsetof(struct store_state, aclidx)},
+	    /* DMARC report counts (storage/store_dmarc.c): created empty. */
+	    {"dmarc", offsetof(struct store_state, dmarc)},
 	};
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

@@ -46,6 +46,7 @@ struct store_state {
 	MDB_dbi fts;	     /* full-text index (storage/store_fts.c) */
 	MDB_dbi annot;	     /* annotations, IMAP METADATA (storage/store_annot.c) */
 	MDB_dbi acl, aclidx; /* mailbox ACLs and their reverse index (store_acl.c) */
+	MDB_dbi dmarc;	     /* DMARC aggregate report counts (store_dmarc.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a

@@ -111,6 +111,13 @@
  *                                    an identifier is found without a
  *                                    scan. Both created empty: no format
  *                                    bump.
+ *   dmarc     policy domain | 0 u8 -> dmarc policy record (below)
+ *             policy domain | 1 u8 | sha256(row)[16]
+ *                                 -> dmarc row record (below): DMARC
+ *                                    aggregate report counts
+ *                                    (storage/store_dmarc.c); a report
+ *                                    drops what it counted. Created empty:
+ *                                    no format bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -158,6 +165,11 @@
  *   acl v1:     0 u8 version=1, then NUL-terminated strings: the owner's
  *               stable id, the owner's login, and for each entry its
  *               identifier and its rights (letters of STORE_ACL_RIGHTS).
+ *   dmarc policy v1: 0 u8 version=1, 1..7 0, 8 i64 when the reporting
+ *               period began, 16 the policy as published (NUL-separated
+ *               strings: protocols/smtp/dmarc_report.h).
+ *   dmarc row v1: 0 u8 version=1, 1..7 0, 8 u64 count, 16 the row
+ *               (NUL-separated strings: protocols/smtp/dmarc_report.h).
  *   sortkey v1: 0 u8 version=1, 1 u8 flags (1 the Date: parsed, 2 the
  *               base subject lost a reply/forward marker), 2..7 0, 8 i64
  *               sent date (UTC seconds, 0 without flag 1), 16 8 x u16

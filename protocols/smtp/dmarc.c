@@ -139,8 +139,11 @@ dmarc_record_parse(const char *txt, size_t len, struct dmarc_record *r)
 			r->aspf_strict = value_is(t, "s");
 		} else if (tag_is(t, "rua")) {
 			r->has_rua = has_valid_uri(t->value, t->value_len);
+			r->rua = r->has_rua ? t->value : NULL;
+			r->rua_len = r->has_rua ? t->value_len : 0;
 		}
-		/* ruf, fo, rf, ri: reports are not sent; unknown tags ignored */
+		/* ruf, fo, rf, ri: failure reports are not sent; unknown tags
+		 * ignored */
 	}
 	if (!p_ok || sp_bad) {
 		/* 6.6.3 step 6 */
@@ -288,17 +291,14 @@ dmarc_evaluate(const struct dmarc_input *in, struct dmarc_outcome *out)
 	memset(out, 0, sizeof(*out));
 	/* 6.6.3: sp= is for subdomains found through the org domain */
 	out->policy = in->at_org && rec->sp != DMARC_P_UNSET ? rec->sp : rec->p;
-	for (size_t i = 0; i < in->ndkim_pass; i++) {
-		if (dmarc_aligned(in->dkim_pass_d[i], in->from_domain, rec->adkim_strict)) {
-			out->pass = true;
-			out->reason = "aligned DKIM pass";
-			break;
-		}
-	}
-	if (!out->pass && in->spf_pass && in->spf_domain != NULL &&
-	    dmarc_aligned(in->spf_domain, in->from_domain, rec->aspf_strict)) {
+	for (size_t i = 0; i < in->ndkim_pass && !out->dkim_aligned; i++)
+		out->dkim_aligned =
+		    dmarc_aligned(in->dkim_pass_d[i], in->from_domain, rec->adkim_strict);
+	out->spf_aligned = in->spf_pass && in->spf_domain != NULL &&
+			   dmarc_aligned(in->spf_domain, in->from_domain, rec->aspf_strict);
+	if (out->dkim_aligned || out->spf_aligned) {
 		out->pass = true;
-		out->reason = "aligned SPF pass";
+		out->reason = out->dkim_aligned ? "aligned DKIM pass" : "aligned SPF pass";
 	}
 	if (out->pass) {
 		out->applied = DMARC_P_NONE;

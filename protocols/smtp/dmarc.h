@@ -6,7 +6,8 @@
  *
  * The caller (smtp_inauth.c) looks up _dmarc.<From domain>, then
  * _dmarc.<organizational domain> (RFC 7489 6.6.3) and hands the TXT
- * records to dmarc_select(). Reports (rua, ruf) are parsed, never sent.
+ * records to dmarc_select(). rua= is kept for aggregate reports
+ * (dmarc_report.h); failure reports (ruf) are never sent.
  *
  * Pure apart from the suffix list, loaded once and read-only afterwards
  * (any thread). How it fails: without a suffix list (libpsl cannot load
@@ -35,7 +36,10 @@ struct dmarc_record {
 	unsigned pct;	      /* 0..100, default 100 */
 	bool adkim_strict;    /* adkim=s */
 	bool aspf_strict;     /* aspf=s */
-	bool has_rua;	      /* rua= named at least one valid URI (not used) */
+	bool has_rua;	      /* rua= named at least one valid URI */
+	const char *rua;      /* rua='s value, borrowed from the parsed text
+				 (not NUL-terminated), or NULL */
+	size_t rua_len;
 };
 
 /* Parses one TXT record. 0 with *r; -1 when it is not a DMARC record
@@ -87,6 +91,8 @@ struct dmarc_input {
 
 struct dmarc_outcome {
 	bool pass;
+	bool dkim_aligned;	   /* an aligned DKIM pass (reports' <dkim>) */
+	bool spf_aligned;	   /* an aligned SPF pass (reports' <spf>) */
 	enum dmarc_policy policy;  /* the record's policy for the From domain */
 	enum dmarc_policy applied; /* on fail, after pct; DMARC_P_NONE on pass */
 	const char *reason;	   /* static, for the A-R comment */

@@ -15,6 +15,7 @@
  * own timeout. A session freed while lookups are out cancels them; the
  * answers free the checks when they come.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #include "core/dns.h"
 #include "core/log.h"
+#include "dmarc_job.h"
 #include "smtp_internal.h"
 
 struct inauth_key {
@@ -67,12 +69,19 @@ inauth_done(struct smtp_inauth *ia)
 		if (ia->nsigs == 0 && record)
 			authres_add(&s->authres, "dkim", "none", NULL, NULL, NULL);
 		s->dkim_pass_d = arena_alloc(s->tx, (ia->nsigs + 1) * sizeof(*s->dkim_pass_d));
+		s->dkim_res = arena_alloc(s->tx, (ia->nsigs + 1) * sizeof(*s->dkim_res));
 		for (size_t i = 0; i < ia->nsigs; i++) {
 			const struct dkim_sig *g = &ia->v->sigs[i];
 			const char *name = dkim_result_name(g->result);
-			const char *d = arena_strdup(s->tx, g->domain);
+			const char *d = arena_strdup(s->tx, g->domain != NULL ? g->domain : "");
 			if (g->result == DKIM_PASS)
 				s->dkim_pass_d[s->ndkim_pass++] = d;
+			if (s->ndkim_res < DMARC_ROW_DKIM_MAX && d[0] != '\0')
+				s->dkim_res[s->ndkim_res++] = (struct dmarc_row_dkim){
+				    .domain = d,
+				    .selector =
+					arena_strdup(s->tx, g->selector != NULL ? g->selector : ""),
+				    .result = name};
 			if (!record)
 				continue;
 			authres_add(&s->authres, "dkim", name,
@@ -160,6 +169,9 @@ dmarc_answered(void *arg, const struct dns_result *res)
 	case DMARC_SEL_FOUND:
 		ia->dstate = SMTP_DMARC_FOUND;
 		ia->at_org = ia->dmarc_org_asked;
+		/* rua= points into the answer, which goes after this call */
+		if (ia->rec.rua != NULL)
+			ia->rec.rua = arena_strndup(ia->s->tx, ia->rec.rua, ia->rec.rua_len);
 		break;
 	case DMARC_SEL_NOPOLICY:
 		ia->dstate = SMTP_DMARC_NONE;
@@ -267,6 +279,56 @@ smtp_tx_quarantine(struct smtp_session *s, const char *reason)
 		 reason);
 }
 
+/* A lower-case copy of a domain in the tx arena (rows that differ only
+ * in case are one row). */
+static const char *
+lower(struct smtp_session *s, const char *d)
+{
+	char *c = arena_strdup(s->tx, d);
+	for (char *p = c; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return c;
+}
+
+/* RFC 7489 7.2: the message's row in the policy domain's next aggregate
+ * report ([dmarc] reports, a policy with a rua=). */
+static void
+report_note(struct smtp_session *s, const struct dmarc_outcome *out, enum dmarc_policy applied)
+{
+	const char *from = s->dmarc_from;
+	bool helo = s->sender == NULL || s->sender[0] == '\0';
+	const char *at = helo ? NULL : strrchr(s->sender, '@');
+	char env[256];
+	size_t n = 0;
+
+	for (; at != NULL && at[1 + n] != '\0' && n < sizeof(env) - 1; n++)
+		env[n] = (char)tolower((unsigned char)at[1 + n]);
+	env[n] = '\0';
+	struct dmarc_row row = {
+	    .source_ip = s->conn.peer_ip,
+	    .header_from = from,
+	    .envelope_from = env,
+	    .disposition = dmarc_policy_name(applied),
+	    .dkim_pass = out->dkim_aligned,
+	    .spf_pass = out->spf_aligned,
+	    /* 7.2 PolicyOverrideType: pct (6.6.4), or [dmarc] reject = no */
+	    .reason = out->pass			    ? ""
+		      : out->applied != out->policy ? "sampled_out"
+		      : applied != out->applied	    ? "local_policy"
+						    : "",
+	    .spf_domain = s->spf_done && s->spf_domain != NULL ? lower(s, s->spf_domain)
+			  : helo			       ? lower(s, buf_cstr(&s->helo))
+							       : env,
+	    .spf_scope = helo ? "helo" : "mfrom",
+	    .spf_result = s->spf_done ? spf_result_name(s->spf_result) : "none",
+	};
+	for (size_t i = 0; i < s->ndkim_res; i++) {
+		row.dkim[row.ndkim] = s->dkim_res[i];
+		row.dkim[row.ndkim++].domain = lower(s, s->dkim_res[i].domain);
+	}
+	dmarc_report_note(s->dmarc_at_org ? dmarc_org_domain(from) : from, &s->dmarc_rec, &row);
+}
+
 /* RFC 7489 6.6.2-6.6.4 with the SPF and DKIM results in: the A-R entry,
  * then the policy. False when the message was refused. */
 bool
@@ -320,6 +382,8 @@ smtp_dmarc_apply(struct smtp_session *s)
 		 "dmarc id=%016" PRIx64 " result=%s from=%s policy=%s applied=%s reason=\"%s\"",
 		 s->msg_id, out.pass ? "pass" : "fail", from, dmarc_policy_name(out.policy),
 		 dmarc_policy_name(applied), reason);
+	if (s->cfg->dmarc_reports && s->dmarc_rec.rua != NULL)
+		report_note(s, &out, applied);
 	if (reject) {
 		/* RFC 7489 6.6.4, 10.3: reject during the SMTP transaction */
 		log_info(c->id, c->service, "rejected id=%016" PRIx64 " reason=dmarc from=%s",

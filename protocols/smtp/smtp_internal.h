@@ -23,6 +23,7 @@
 #include "milter.h"
 #include "dkim.h"
 #include "dmarc.h"
+#include "dmarc_report.h"
 #include "dnsbl.h"
 #include "smtp_data.h"
 #include "smtp_parser.h"
@@ -159,6 +160,9 @@ struct smtp_session {
 	struct smtp_inauth *inauth; /* lookups in flight, or NULL */
 	const char **dkim_pass_d;   /* d= of passing signatures, tx arena */
 	size_t ndkim_pass;
+	struct dmarc_row_dkim *dkim_res; /* every verified signature (DMARC
+					    reports), tx arena */
+	size_t ndkim_res;
 	enum smtp_dmarc_state dmarc_state;
 	const char *dmarc_from;	  /* the From domain, tx arena */
 	const char *dmarc_reason; /* tx arena or static */

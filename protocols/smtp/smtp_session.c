@@ -111,6 +111,8 @@ smtp_reset_transaction(struct smtp_session *s)
 	smtp_inauth_cancel(s);
 	s->dkim_pass_d = NULL;
 	s->ndkim_pass = 0;
+	s->dkim_res = NULL;
+	s->ndkim_res = 0;
 	s->dmarc_state = SMTP_DMARC_OFF;
 	s->dmarc_from = s->dmarc_reason = NULL;
 	memset(&s->dmarc_rec, 0, sizeof(s->dmarc_rec));

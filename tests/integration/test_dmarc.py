@@ -345,3 +345,13 @@ def test_dkim_verify_off_dmarc_still_uses_it(world):
         assert r["dmarc"][0].startswith("dmarc=pass (aligned DKIM pass"), r
     finally:
         t.stop()
+
+
+def test_no_report_counts_without_reports(world):
+    """[dmarc] reports is off by default: a policy with rua= is applied
+    but nothing is counted for aggregate reports (test_dmarc_reports.py)."""
+    r, _ = results(world, "x@a.test", "<x@a.test>")
+    assert r["dmarc"][0].startswith("dmarc=pass "), r
+    out = subprocess.run([harness.ternd_path(), "dmarc-report", "--dry-run", "-c",
+                          world.ternd.conf_path], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "no pending DMARC report data\n"), out.stderr
