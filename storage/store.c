@@ -300,7 +300,7 @@ store_open(const struct config *cfg, char **error_r)
 		*error_r = xstrfmt("store: %s: %s", s->path, mdb_strerror(rc));
 		goto fail;
 	}
-	mdb_env_set_maxdbs(s->env, 32); /* 18 named dbs in use: room for more */
+	mdb_env_set_maxdbs(s->env, 32); /* 21 named dbs in use: room for more */
 	mdb_env_set_maxreaders(s->env, 512);
 	if ((rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size)) != 0) {
 		*error_r = xstrfmt("store: %s: map size %llu: %s", s->path,
