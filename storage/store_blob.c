@@ -142,6 +142,9 @@ store_blob_unref(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN])
 	rc = mdb_del(txn, store_g->sortkey, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND) /* none for one stored by an older build */
 		return rc;
+	rc = mdb_del(txn, store_g->hdr, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) /* none for an old or big-headed body */
+		return rc;
 	return mdb_del(txn, store_g->blobref, &k, NULL);
 }
 
@@ -229,6 +232,20 @@ store_blob_read_range(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], uint64_t
 		return 0;
 	if (len > r.length - off)
 		len = r.length - off;
+	/* Inside the top header kept raw: no chunk to decompress (zstd
+	 * decodes a whole block, usually the whole message, for a prefix). */
+	if (off + len <= STORE_HDR_MAX) {
+		MDB_val hk = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash}, hv;
+		rc = mdb_get(txn, store_g->hdr, &hk, &hv);
+		if (rc == 0 && hv.mv_size >= 1 && ((const uint8_t *)hv.mv_data)[0] == 1 &&
+		    off + len <= hv.mv_size - 1)
+			return buf_append(out, (const char *)hv.mv_data + 1 + off, (size_t)len) < 0
+				   ? STORE_TEMPFAIL
+				   : 0;
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		rc = 0;
+	}
 	uint32_t first = (uint32_t)(off / r.chunk_size);
 	uint32_t last = (uint32_t)((off + len - 1) / r.chunk_size);
 	if ((dc = thread_dctx()) == NULL)
@@ -329,4 +346,20 @@ store_blob_counts(uint64_t *chunks_r, uint64_t *blobs_r)
 	}
 	store_read_end(txn);
 	return store_rc_status(rc);
+}
+
+int
+store_blob_hdr_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body,
+		   size_t hdr_len)
+{
+	if (hdr_len == 0 || hdr_len > STORE_HDR_MAX)
+		return 0; /* read from the chunks, as before */
+	MDB_val k = {.mv_size = STORE_HASH_LEN, .mv_data = (void *)hash};
+	MDB_val v = {.mv_size = hdr_len + 1, .mv_data = NULL};
+	int rc = mdb_put(txn, store_g->hdr, &k, &v, MDB_RESERVE);
+	if (rc == 0) {
+		((uint8_t *)v.mv_data)[0] = 1;
+		memcpy((uint8_t *)v.mv_data + 1, body, hdr_len);
+	}
+	return rc;
 }

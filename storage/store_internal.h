@@ -47,6 +47,7 @@ struct store_state {
 	MDB_dbi annot;	     /* annotations, IMAP METADATA (storage/store_annot.c) */
 	MDB_dbi acl, aclidx; /* mailbox ACLs and their reverse index (store_acl.c) */
 	MDB_dbi dmarc;	     /* DMARC aggregate report counts (store_dmarc.c) */
+	MDB_dbi hdr;	     /* raw top header of each body (store_blob.c) */
 
 	/* mdb_env_set_mapsize() may only run while no transaction of this
 	 * process is active: readers hold this shared for the length of a
@@ -462,6 +463,12 @@ void queue_key_due(uint8_t k[QUEUE_DUE_KEY_LEN], int64_t when, uint64_t qid, uin
 /* Tells the watchers of those mailboxes (store_watch.c); writer thread,
  * after a commit. */
 void store_watch_notify(const struct store_touched *t, size_t n);
+
+/* Keeps a body's top header raw in `hdr` (store_schema.h) when it is at
+ * most STORE_HDR_MAX bytes, so store_blob_read_range serves ranges
+ * inside it without decompressing. 0 or an rc. (store_blob.c) */
+int store_blob_hdr_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char *body,
+		       size_t hdr_len);
 
 /* ---- sort keys (store_sortkey.c) ---- */
 

@@ -118,6 +118,17 @@
  *                                    (storage/store_dmarc.c); a report
  *                                    drops what it counted. Created empty:
  *                                    no format bump.
+ *   hdr       sha256(body)[32]  -> 0 u8 version=1, then the body's top
+ *                                    header block as stored (fields and
+ *                                    the blank line, raw), when it is at
+ *                                    most STORE_HDR_MAX bytes: reads of
+ *                                    a range inside it (SEARCH on header
+ *                                    fields, FETCH HEADER...) need no
+ *                                    decompression. Written with the
+ *                                    body's mime record, dropped with
+ *                                    the body. Created empty: bodies
+ *                                    stored before it have none and are
+ *                                    read the old way; no format bump.
  *
  * Records (offsets in bytes):
  *   user v2:    0 u8 version=2, 1..3 0, 4 u32 next mailbox_id,
@@ -207,6 +218,7 @@
 
 #define STORE_FORMAT 2u
 #define STORE_CHUNK_SIZE (256u * 1024u)
+#define STORE_HDR_MAX (16u * 1024u) /* top headers kept raw in `hdr` */
 #define STORE_HASH_LEN 32
 #define STORE_INBOX_ID 1u
 /* LMDB keys are at most 511 bytes; leave room for the user_id prefix. */

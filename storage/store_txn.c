@@ -702,6 +702,8 @@ store_txn_mime_put(MDB_txn *txn, const uint8_t hash[STORE_HASH_LEN], const char 
 	}
 	if (rc == 0)
 		rc = store_sortkey_put(txn, hash, body != NULL ? body : "", (size_t)root->hdr_len);
+	if (rc == 0)
+		rc = store_blob_hdr_put(txn, hash, body != NULL ? body : "", (size_t)root->hdr_len);
 	buf_free(&out);
 	arena_destroy(&a);
 	return rc;

@@ -284,12 +284,16 @@ load_mime(struct search *se, struct smsg *m)
 }
 
 static int
-read_range(struct search *se, struct smsg *m, uint64_t off, uint64_t len, struct buf *out)
+read_range(struct search *se, struct smsg *m, uint64_t off, uint64_t len, struct buf *out,
+	   bool whole_ok)
 {
 	const struct imap_session *s = se->s;
 	int r;
 
-	if (m->whole_state == 0 && m->info->size <= SEARCH_WHOLE_MAX) {
+	/* The whole message only for its text (several parts are read):
+	 * a header alone is a prefix of the first chunk, which the store
+	 * decompresses only as far as needed. */
+	if (whole_ok && m->whole_state == 0 && m->info->size <= SEARCH_WHOLE_MAX) {
 		m->whole_state = -1; /* unreadable: read by range below */
 		buf_init(&m->whole, (size_t)m->info->size);
 		if (store_message_read_range(s->view->owner, s->view->name, m->uid, 0,
@@ -330,7 +334,7 @@ load_header(struct search *se, struct smsg *m)
 		uint64_t len = m->trace_len + root.hdr_len;
 		if (len > MAILTEXT_HEADER_MAX)
 			len = MAILTEXT_HEADER_MAX;
-		if (read_range(se, m, 0, len, &b) == 0) {
+		if (read_range(se, m, 0, len, &b, false) == 0) {
 			m->hdr = arena_memdup(se->ma, b.data != NULL ? b.data : "", b.len);
 			m->hdr_len = b.len;
 			m->hdr_state = 1;
@@ -350,7 +354,7 @@ static int
 msg_read(void *arg, uint64_t off, uint64_t len, struct buf *out)
 {
 	struct rd_arg *ra = arg;
-	return read_range(ra->se, ra->m, off, len, out);
+	return read_range(ra->se, ra->m, off, len, out, true);
 }
 
 static int
