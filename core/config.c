@@ -298,8 +298,9 @@ static const struct profile_field openldap_profile[] = {
     {DIRF(member_address_attr), "rfc822MailMember"},
     {DIRF(member_url_attr), "memberURL"},
     {DIRF(member_query_attr), ""},
-    {DIRF(group_filter), "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
-			 "(|(member=%d)(uniqueMember=%d)))"},
+    {DIRF(group_filter),
+     "(|(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+     "(|(member=%d)(uniqueMember=%d)))(&(objectClass=posixGroup)(memberUid=%u)))"},
     {DIRF(group_name_attr), "cn"},
     /* inetLocalMailRecipient carries mailLocalAddress (aliases, a list's
      * address); shadowAccount carries shadowExpire, which disabled_filter

@@ -114,7 +114,8 @@ struct dreq {
 	const char **own, **sendas;
 	size_t nown, capown, nsendas, capsendas;
 	/* RQ_FIND: the attribute searched (NULL: the login), whether the
-	 * verifier is wanted, and the one found (arena, wiped when done). */
+	 * verifier is wanted, and the one found (arena, wiped when done).
+	 * RQ_GROUPS: find_attr is the login, for group_filter's %u. */
 	const char *find_attr;
 	bool want_scram;
 	char *scram;
@@ -1242,7 +1243,8 @@ start_groups(struct dreq *r)
 	const char *filter = NULL;
 
 	buf_init(&b, FILTER_MAX);
-	if (dir_filter_expand(S.dc->group_filter, 'd', r->key, &b) == 0)
+	if (dir_filter_expand2(S.dc->group_filter, 'd', r->key, 'u',
+			       r->find_attr != NULL ? r->find_attr : "", &b) == 0)
 		filter = arena_strdup(r->arena, buf_cstr(&b));
 	buf_free(&b);
 	if (filter == NULL) {
@@ -1666,7 +1668,8 @@ dir_find_user(struct worker *w, const char *attr, const char *value, bool want_s
 }
 
 void
-dir_user_groups(struct worker *w, const char *user_dn, dir_groups_cb *cb, void *arg)
+dir_user_groups(struct worker *w, const char *user_dn, const char *login, dir_groups_cb *cb,
+		void *arg)
 {
 	struct dreq *r = req_new(RQ_GROUPS, w, arg);
 	struct dir_cache_value *v = NULL;
@@ -1684,6 +1687,8 @@ dir_user_groups(struct worker *w, const char *user_dn, dir_groups_cb *cb, void *
 	char *key = arena_strdup(r->arena, user_dn);
 	lower_ascii(key); /* DNs compare case-insensitively; the filter value does too */
 	r->key = key;
+	/* %u of group_filter (RQ_GROUPS has no attribute to find). */
+	r->find_attr = arena_strdup(r->arena, login != NULL ? login : "");
 	if (S.cache != NULL) {
 		r->generation = dir_cache_generation(S.cache);
 		bool hit = dir_cache_get(S.cache, arena_printf(r->arena, "g:%s", key), &v);

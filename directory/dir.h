@@ -140,12 +140,14 @@ struct dir_groups_result {
 };
 typedef void dir_groups_cb(void *arg, const struct dir_groups_result *res);
 
-/* Searches [directory] group_filter with %d = user_dn (escaped) and
- * returns the groups' group_name_attr values. Cached for cache_ttl like
+/* Searches [directory] group_filter with %d = user_dn and %u = login
+ * (each escaped; posixGroup's memberUid holds logins) and returns the
+ * groups' group_name_attr values. Cached for cache_ttl like
  * the other answers, so a member removed from a group in LDAP loses it
  * within that time. An empty group_filter answers DIR_OK with no
  * groups. cb runs later on w. */
-void dir_user_groups(struct worker *w, const char *user_dn, dir_groups_cb *cb, void *arg);
+void dir_user_groups(struct worker *w, const char *user_dn, const char *login, dir_groups_cb *cb,
+		     void *arg);
 
 /* Forget every cached answer (tests, admin changes). Any thread. */
 void dir_cache_flush(void);
@@ -156,6 +158,9 @@ int dir_escape_filter_value(const char *value, size_t len, struct buf *out);
 /* Expands a filter template: each "%<key>" becomes the escaped value,
  * "%%" a percent sign; any other "%x" is an error. 0 or -1. Pure. */
 int dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out);
+/* The same with two keys (e.g. group_filter's %d and %u). */
+int dir_filter_expand2(const char *tmpl, char key1, const char *value1, char key2,
+		       const char *value2, struct buf *out);
 /* Expands a template with every "%<key>" as a bare '*', so that each
  * assertion on the key becomes a presence (or substring) test: the filter
  * then matches every entry the template could match for some value (the

@@ -46,24 +46,27 @@ fail:
 	return -1;
 }
 
-/* The one template walker: value NULL puts a bare '*' for the key
- * (dir_filter_expand_any), anything else goes through the escaping. */
+/* The one template walker: keys[i] stands for values[i]; a NULL value
+ * puts a bare '*' (dir_filter_expand_any), anything else goes through
+ * the escaping. */
 static int
-expand(const char *tmpl, char key, const char *value, struct buf *out)
+expand_keys(const char *tmpl, const char *keys, const char *const *values, struct buf *out)
 {
 	size_t start = out->len;
-	size_t vlen = value != NULL ? strlen(value) : 0;
 
 	for (const char *p = tmpl; *p != '\0'; p++) {
 		int rc;
+		const char *k =
+		    p[0] == '%' && p[1] != '\0' && p[1] != '%' ? strchr(keys, p[1]) : NULL;
 
 		if (*p != '%') {
 			rc = buf_putc(out, *p);
 		} else if (p[1] == '%') {
 			rc = buf_putc(out, '%');
 			p++;
-		} else if (p[1] == key && key != '\0' && key != '%') {
-			rc = value != NULL ? dir_escape_filter_value(value, vlen, out)
+		} else if (k != NULL) {
+			const char *value = values[k - keys];
+			rc = value != NULL ? dir_escape_filter_value(value, strlen(value), out)
 					   : buf_putc(out, '*');
 			p++;
 		} else {
@@ -82,13 +85,25 @@ expand(const char *tmpl, char key, const char *value, struct buf *out)
 int
 dir_filter_expand(const char *tmpl, char key, const char *value, struct buf *out)
 {
-	return expand(tmpl, key, value, out);
+	char keys[2] = {key, '\0'};
+	return expand_keys(tmpl, keys, &value, out);
 }
 
 int
 dir_filter_expand_any(const char *tmpl, char key, struct buf *out)
 {
-	return expand(tmpl, key, NULL, out);
+	char keys[2] = {key, '\0'};
+	const char *none = NULL;
+	return expand_keys(tmpl, keys, &none, out);
+}
+
+int
+dir_filter_expand2(const char *tmpl, char key1, const char *value1, char key2, const char *value2,
+		   struct buf *out)
+{
+	char keys[3] = {key1, key2, '\0'};
+	const char *values[2] = {value1, value2};
+	return expand_keys(tmpl, keys, values, out);
 }
 
 char **

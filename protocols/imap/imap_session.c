@@ -794,7 +794,7 @@ dispatch(struct imap_session *s, const struct imap_cmd *cmd)
 		gw->c = c;
 		gw->cmd = cmd;
 		imap_async_begin(s);
-		dir_user_groups(s->conn.worker, s->dn, groups_done, gw);
+		dir_user_groups(s->conn.worker, s->dn, s->login, groups_done, gw);
 		return;
 	}
 	run_command(s, c, cmd);

@@ -511,3 +511,21 @@ def test_store_check_knows_the_acls(env):
     b = Imap(t, BOB)
     assert shared_lines(b.ok('LIST "" "*"')) == []
     b.close()
+
+
+def test_posix_group_grant(env):
+    """A posixGroup names its members by login (memberUid), not DN: the
+    default group_filter has %u for them. The fixture's "devs" lists
+    bob, user03, carol and ghost."""
+    o = Imap(env.ternd, OWNER)
+    o.ok("CREATE DevsBox")
+    o.ok("SETACL DevsBox $devs lr")
+    m = Imap(env.ternd, "user03")
+    assert 'LIST (\\HasNoChildren) "/" "Shared/user21/DevsBox"' in shared_lines(
+        m.ok('LIST "" "Shared/*"'))
+    assert m.cmd('MYRIGHTS "Shared/user21/DevsBox"')[0] == [
+        'MYRIGHTS "Shared/user21/DevsBox" lr']
+    x = Imap(env.ternd, "user04")
+    assert shared_lines(x.ok('LIST "" "Shared/user21/DevsBox"')) == []
+    for c in (o, m, x):
+        c.close()

@@ -141,6 +141,27 @@ test_expand_table(void **state)
 	}
 }
 
+/* Two keys (group_filter's %d and %u): each escaped, unknown ones and a
+ * lone '%' refused. */
+static void
+test_expand_two_keys(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 4096);
+	assert_int_equal(dir_filter_expand2("(|(member=%d)(memberUid=%u)(x=50%%))", 'd',
+					    "uid=a(1),dc=t", 'u', "a*", &b),
+			 0);
+	assert_string_equal(buf_cstr(&b),
+			    "(|(member=uid=a\\281\\29,dc=t)(memberUid=a\\2A)(x=50%))");
+	buf_reset(&b);
+	assert_int_equal(dir_filter_expand2("(member=%d)(cn=%x)", 'd', "x", 'u', "y", &b), -1);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(dir_filter_expand2("(member=%d)%", 'd', "x", 'u', "y", &b), -1);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+}
+
 static void
 test_expand_cap(void **state)
 {
@@ -159,6 +180,7 @@ main(void)
 	    cmocka_unit_test(test_escape_table),       cmocka_unit_test(test_escape_appends),
 	    cmocka_unit_test(test_escape_rejects_nul), cmocka_unit_test(test_escape_cap),
 	    cmocka_unit_test(test_expand_table),       cmocka_unit_test(test_expand_cap),
+	    cmocka_unit_test(test_expand_two_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
