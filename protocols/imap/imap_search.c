@@ -1170,6 +1170,22 @@ imap_search_match(struct imap_session *s, const struct imap_arg *args, size_t co
 	struct search se = {.s = s};
 	uint64_t *modseq;
 
+	if (count == 1 && imap_arg_is_atom_ci(&args[0], "ALL")) {
+		/* SORT and THREAD of the whole mailbox (what clients send):
+		 * every message of the view, without reading its records
+		 * (the sort keys are read next anyway). */
+		const struct imap_view *v = s->view;
+		uint32_t *seqs = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*seqs));
+		uint32_t *uids = arena_alloc(s->cmd_arena, (v->count + 1) * sizeof(*uids));
+		for (size_t i = 0; i < v->count; i++) {
+			seqs[i] = (uint32_t)i + 1;
+			uids[i] = v->uids[i];
+		}
+		*seqs_r = seqs;
+		*uids_r = uids;
+		*n_r = v->count;
+		return 0;
+	}
 	if (search_run(s, &se, args, count, 0, seqs_r, uids_r, &modseq, n_r) == 0)
 		return 0;
 	if (se.err != NULL)

@@ -72,17 +72,6 @@ struct entry {
 	const struct store_sortkey *k;
 };
 
-static const struct store_sortkey empty_key = {
-    .subject = "",
-    .from = "",
-    .from_disp = "",
-    .to = "",
-    .to_disp = "",
-    .cc = "",
-    .msgid = "",
-    .refs = "",
-};
-
 static int
 cmp3(int64_t a, int64_t b)
 {
@@ -170,17 +159,23 @@ matches(struct imap_session *s, const struct imap_arg *args, size_t count, struc
 		return -1;
 	}
 	struct entry *e = arena_alloc(s->cmd_arena, (nhits + 1) * sizeof(*e));
-	size_t k = 0;
+	size_t k = 0, n = 0;
 	for (size_t i = 0; i < nhits; i++) {
-		/* Both ascending by UID. */
+		/* Both ascending by UID. Every stored message has its keys
+		 * (store_sort_keys computes missing ones), so a message
+		 * without is one another session expunged since the view
+		 * was last told: left out, as SEARCH leaves it out. */
 		while (k < nkeys && keys[k].uid < uids[i])
 			k++;
-		e[i].seq = seqs[i];
-		e[i].uid = uids[i];
-		e[i].k = k < nkeys && keys[k].uid == uids[i] ? &keys[k] : &empty_key;
+		if (k >= nkeys || keys[k].uid != uids[i])
+			continue;
+		e[n].seq = seqs[i];
+		e[n].uid = uids[i];
+		e[n].k = &keys[k];
+		n++;
 	}
 	*e_r = e;
-	*n_r = nhits;
+	*n_r = n;
 	return 0;
 }
 
