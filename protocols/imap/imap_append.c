@@ -82,19 +82,6 @@ parse_date_time(const char *str, size_t len, time_t *t_r)
 	return 0;
 }
 
-static bool
-keyword_ok(const char *k, size_t len)
-{
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)k[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
-			return false;
-	}
-	return true;
-}
-
 /* An APPEND flag list. 0, -1 (BAD) or 1 (NO [LIMIT] sent). */
 static int
 parse_append_flags(struct imap_session *s, const struct imap_arg *l, struct store_append_msg *m)
@@ -127,7 +114,7 @@ parse_append_flags(struct imap_session *s, const struct imap_arg *l, struct stor
 				continue; /* not settable; ignored */
 			return -1;
 		}
-		if (!keyword_ok(a->str, a->len))
+		if (!imap_keyword_ok(a->str, a->len))
 			return -1;
 		if (a->len > STORE_KEYWORD_MAX) {
 			imap_tagged(s, "NO", "[LIMIT] Keyword too long");

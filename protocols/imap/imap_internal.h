@@ -204,6 +204,10 @@ bool imap_is_selected(const struct imap_session *s, const char *owner_id, const 
 bool imap_user_unknown(struct imap_session *s);
 void imap_materialize(struct imap_session *s, imap_cmd_fn *rerun);
 
+/* Whether k is a flag keyword: an atom without "%", "*" or "]" (RFC
+ * 9051 9), not empty (imap_msg.c; APPEND's flags use it too). */
+bool imap_keyword_ok(const char *k, size_t len);
+
 /* One message of APPEND (and REPLACE): [(flags)] [date-time] and the
  * literal (or UTF8 (~{n}...)) at args[*i]; *i moves past them. 0, or -1
  * after a BAD or NO naming what ("APPEND", "REPLACE"). The message body

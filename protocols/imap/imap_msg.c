@@ -91,8 +91,8 @@ static const struct {
 /* flag-keyword: an atom (RFC 9051 9: ATOM-CHAR is any CHAR but
  * atom-specials). The parser's atom-like tokens also allow "%", "*", "]"
  * and bracketed parts, which a keyword may not have. */
-static bool
-keyword_ok(const char *k, size_t len)
+bool
+imap_keyword_ok(const char *k, size_t len)
 {
 	if (len == 0)
 		return false;
@@ -128,7 +128,7 @@ add_flag(struct imap_session *s, const struct imap_arg *a, uint32_t *flags, cons
 			imap_bad(s, "Unknown system flag %.40s", a->str);
 		return -1;
 	}
-	if (!keyword_ok(a->str, a->len)) {
+	if (!imap_keyword_ok(a->str, a->len)) {
 		imap_bad(s, "Invalid keyword");
 		return -1;
 	}
