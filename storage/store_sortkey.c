@@ -186,39 +186,24 @@ parse_date_time(const char *s, size_t len, int64_t *t_r)
 
 /* ---- header fields ---- */
 
-/* The raw value of the first field named name in a header block. */
+/* The raw value of the first field named name in a header block, with
+ * its final line end (mailtext_first_field leaves that out; the keys
+ * stored by earlier builds were computed with it). */
 static bool
 find_field(const char *h, size_t len, const char *name, const char **v_r, size_t *vlen_r)
 {
-	const char *p = h, *end = h + len;
-	size_t nlen = strlen(name);
+	const char *v, *end = h + len;
+	size_t vlen;
 
-	while (p < end) {
-		const char *line = p, *fe = p;
-		for (;;) {
-			const char *nl = memchr(fe, '\n', (size_t)(end - fe));
-			if (nl == NULL) {
-				fe = end;
-				break;
-			}
-			fe = nl + 1;
-			if (fe >= end || (*fe != ' ' && *fe != '\t'))
-				break;
-		}
-		p = fe;
-		const char *colon = memchr(line, ':', (size_t)(fe - line));
-		if (colon == NULL || line[0] == ' ' || line[0] == '\t')
-			continue;
-		size_t klen = (size_t)(colon - line);
-		while (klen > 0 && (line[klen - 1] == ' ' || line[klen - 1] == '\t'))
-			klen--;
-		if (klen == nlen && strncasecmp(line, name, nlen) == 0) {
-			*v_r = colon + 1;
-			*vlen_r = (size_t)(fe - colon - 1);
-			return true;
-		}
-	}
-	return false;
+	if (!mailtext_first_field(h, len, name, &v, &vlen))
+		return false;
+	while (v + vlen < end && v[vlen] == '\r')
+		vlen++;
+	if (v + vlen < end && v[vlen] == '\n')
+		vlen++;
+	*v_r = v;
+	*vlen_r = vlen;
+	return true;
 }
 
 /* Calls fn for each msg-id ("<...>" with an '@' inside and no blanks)
